@@ -1,0 +1,23 @@
+"""Canonical JSON and stable hashes, so the same spec always hashes the same across runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """Short, stable content hash of a spec (sha256 of its canonical JSON, 16 hex chars)."""
+    return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()[:16]
+
+
+def subset(spec: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """The named top-level fields of a spec (missing ones left out)."""
+    return {k: spec[k] for k in sorted(fields) if k in spec}

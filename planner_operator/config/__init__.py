@@ -1,0 +1,1 @@
+"""Agent configuration: models, loading with positions, semantic checks, schema export."""

@@ -1,0 +1,173 @@
+"""Checks that the schema alone cannot make: schedules, timezones, templates, uniqueness.
+
+They run after a file matched the models, report at the position of the offending value, and
+never stop at the first problem: a user fixing a file wants every error in one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path as FsPath
+from typing import Protocol
+
+from planner_operator import scheduling, templates
+from planner_operator.config import models
+from planner_operator.config.loader import LoadedFile
+from planner_operator.config.positions import Path, dotted
+from planner_operator.errors import ConfigError, ScheduleError, TemplateError
+
+
+def check_files(files: Sequence[LoadedFile]) -> list[LoadedFile]:
+    """Per-file checks, then ids unique across files; returns the files with errors added."""
+    checked = [_with_errors(f, check_file(f)) for f in files]
+    first_by_id: dict[str, LoadedFile] = {}
+    out: list[LoadedFile] = []
+    for loaded in checked:
+        if loaded.agent is None:
+            out.append(loaded)
+            continue
+        other = first_by_id.setdefault(loaded.agent_id, loaded)
+        if other is not loaded:
+            line, col = loaded.positions.value(("id",)) if loaded.agent.id else (1, 1)
+            loaded = _with_errors(
+                loaded,
+                [
+                    ConfigError(
+                        f"agent id `{loaded.agent_id}` is already used by {other.file}",
+                        file=loaded.file,
+                        line=line,
+                        col=col,
+                        path="id",
+                        hint="agent ids must be unique across the repo; set a different `id:`",
+                    )
+                ],
+            )
+        out.append(loaded)
+    return out
+
+
+def _with_errors(loaded: LoadedFile, errors: Iterable[ConfigError]) -> LoadedFile:
+    extra = tuple(errors)
+    if not extra:
+        return loaded
+    merged = sorted(loaded.errors + extra, key=lambda e: (e.position.line, e.position.col))
+    return dataclasses.replace(loaded, errors=tuple(merged))
+
+
+def check_file(loaded: LoadedFile) -> list[ConfigError]:
+    """Every semantic error of one file that matched the models."""
+    agent = loaded.agent
+    if agent is None:
+        return []
+    errors: list[ConfigError] = []
+
+    def error(path: Path, message: str, hint: str | None = None) -> None:
+        line, col = loaded.positions.value(path)
+        errors.append(
+            ConfigError(message, file=loaded.file, line=line, col=col, path=dotted(path), hint=hint)
+        )
+
+    if agent.id is None and not re.fullmatch(models.SLUG, FsPath(loaded.file).stem):
+        error(
+            (),
+            f"file name `{FsPath(loaded.file).name}` is not a valid agent id",
+            "rename the file (lowercase letters, digits, dashes) or set `id:`",
+        )
+    _check_timezone(agent.timezone, ("timezone",), error)
+    _check_unique((j.name for j in agent.planner.jobs), ("planner", "jobs"), "job", loaded, error)
+    _check_unique(
+        (t.name for t in agent.planner.triggers), ("planner", "triggers"), "trigger", loaded, error
+    )
+    for index, job in enumerate(agent.planner.jobs):
+        base: Path = ("planner", "jobs", index)
+        if job.timezone is not None:
+            _check_timezone(job.timezone, (*base, "timezone"), error)
+        try:
+            scheduling.validate_schedule(job.schedule)
+        except ScheduleError as exc:
+            error((*base, "schedule"), str(exc))
+        known = templates.JOB_BUILTINS | set(agent.variables)
+        _check_action(job.action, (*base, "action"), known, error)
+    for index, trigger in enumerate(agent.planner.triggers):
+        _check_action(trigger.action, ("planner", "triggers", index, "action"), None, error)
+    return errors
+
+
+def _check_timezone(name: str, path: Path, error: _ErrorFn) -> None:
+    try:
+        scheduling.validate_timezone(name)
+    except ScheduleError as exc:
+        error(path, str(exc))
+
+
+def _check_unique(
+    names: Iterable[str], path: Path, what: str, loaded: LoadedFile, error: _ErrorFn
+) -> None:
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            line, _ = loaded.positions.value((*path, first[name], "name"))
+            error(
+                (*path, index, "name"),
+                f"duplicate {what} name `{name}` (first defined on line {line})",
+                f"{what} names must be unique within an agent",
+            )
+        else:
+            first[name] = index
+
+
+def _check_action(
+    action: models.Action, path: Path, known: set[str] | frozenset[str] | None, error: _ErrorFn
+) -> None:
+    """Parse every template; for jobs (``known`` given) every placeholder must have a value."""
+    if action.chat is not None:
+        names = set(known or ()) | set(action.chat.variables)
+        chat_path: Path = (*path, "chat", "template")
+        _check_template(
+            action.chat.template, chat_path, names if known is not None else None, error
+        )
+        return
+    assert action.workflow is not None
+    for sub, text in templates.strings_in(action.workflow.input):
+        parts: list[str | int] = (
+            [int(p) if p.isdigit() else p for p in sub.split(".")] if sub else []
+        )
+        _check_template(text, (*path, "workflow", "input", *parts), known, error)
+
+
+def _check_template(
+    text: str, path: Path, known: set[str] | frozenset[str] | None, error: _ErrorFn
+) -> None:
+    try:
+        parsed = templates.parse(text)
+    except TemplateError as exc:
+        error(path, f"template: {exc}")
+        return
+    if known is None:
+        return
+    for name in dict.fromkeys(parsed.placeholders):
+        root = name.split(".", 1)[0]
+        if root in known:
+            continue
+        close = difflib.get_close_matches(root, sorted(known), n=1, cutoff=0.6)
+        hint = (
+            f"did you mean `{{{close[0]}}}`?"
+            if close
+            else "add it to the action's `variables` or the agent's `variables`; built-ins are "
+            + ", ".join(sorted(templates.JOB_BUILTINS))
+        )
+        error(path, f"placeholder `{{{name}}}` has no value", hint)
+
+
+class _ErrorFn(Protocol):
+    """Call signature of the local ``error`` closure."""
+
+    def __call__(self, path: Path, message: str, hint: str | None = None) -> None: ...
+
+
+def iter_errors(files: Iterable[LoadedFile]) -> Iterator[ConfigError]:
+    for loaded in files:
+        yield from loaded.errors

@@ -1,0 +1,143 @@
+"""The operator's own error tree.
+
+Every failure a user can meet is one of these, so the CLI maps them to exit codes in one place
+and never shows a traceback. SDK and HTTP errors are translated at the backend boundary
+(``raise ... from exc``); whether an error is worth retrying is its *type*, never a parsed string.
+
+::
+
+    PlannerError
+    ├── ConfigError              one problem in one agent file (file:line:col, field path, hint)
+    ├── TemplateError            a bad or unresolvable ``{placeholder}``
+    ├── ScheduleError            a cron expression or timezone that cannot be scheduled
+    ├── SourceError              a git revision or directory that cannot be read
+    ├── StateError               the ledger / local state database is unusable
+    │   └── LockError            another applier holds the lock (names the holder)
+    ├── PlanRefused              a safety rule stopped the apply (mass delete, protected, ...)
+    └── BackendError             a remote system failed
+        ├── RetryableError       try again later (``retry_after`` seconds, if the remote said)
+        │   └── UnknownOutcome   a write timed out: re-read before retrying
+        └── PermanentError       retrying will not help
+            ├── NotFound         the remote object does not exist
+            ├── AuthError        credentials missing or rejected
+            └── Conflict         the remote refuses the change as it stands
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class PlannerError(Exception):
+    """Base of every error the operator raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where in a file something is: 1-based line and column, as editors count."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class ConfigError(PlannerError):
+    """One problem in one agent file, with enough context to fix it without reading code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        line: int = 1,
+        col: int = 1,
+        path: str = "",
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.position = Position(file, line, col)
+        self.path = path
+        self.hint = hint
+        super().__init__(self.render())
+
+    @property
+    def file(self) -> str:
+        return self.position.file
+
+    def render(self) -> str:
+        where = f"{self.position}"
+        field = f" {self.path}:" if self.path else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}:{field} {self.message}{hint}"
+
+
+class TemplateError(PlannerError):
+    """A template that does not parse, or a placeholder with no value."""
+
+
+class ScheduleError(PlannerError):
+    """A schedule or timezone that cannot be turned into fire times."""
+
+
+class SourceError(PlannerError):
+    """The desired state could not be read (missing directory, bad git revision...)."""
+
+
+class StateError(PlannerError):
+    """The operator's own state (ledger, local backend database) is unusable."""
+
+
+class LockError(StateError):
+    """Another applier holds the apply lock."""
+
+
+class PlanRefused(PlannerError):
+    """A safety rule refused (part of) the plan; the message says which flag overrides it."""
+
+
+class BackendError(PlannerError):
+    """A remote system (Inngest, Composio, the local backend) failed."""
+
+    def __init__(self, message: str, *, backend: str = "", status: int | None = None) -> None:
+        self.backend = backend
+        self.status = status
+        prefix = f"{backend}: " if backend else ""
+        super().__init__(f"{prefix}{message}")
+
+
+class RetryableError(BackendError):
+    """Transient: rate limited, unavailable, 5xx. ``retry_after`` is seconds, when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, backend=backend, status=status)
+
+
+class UnknownOutcome(RetryableError):
+    """A write whose result is unknown (timeout): the caller must re-read before retrying."""
+
+
+class PermanentError(BackendError):
+    """Retrying the same request will not help."""
+
+
+class NotFound(PermanentError):
+    """The remote object does not exist (any more)."""
+
+
+class AuthError(PermanentError):
+    """Credentials are missing or were rejected."""
+
+
+class Conflict(PermanentError):
+    """The remote refuses the change in its current state."""
