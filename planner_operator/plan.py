@@ -161,7 +161,7 @@ def plan(
         want, entry = desired.get(key), active.get(key)
         have = remote_by_id.get((entry.kind, entry.remote_id)) if entry else None
         if entry is not None:
-            drift.extend(_drift(entry, have))
+            drift.extend(drift_of(entry, have))
         if want is None and entry is not None and _frozen(entry, failed_files):
             changes.append(_frozen_change(entry, have, failed_files))
         else:
@@ -261,8 +261,22 @@ def _change(
     )
 
 
-def _compare(key: str, want: DesiredResource, entry: OwnedEntry, have: RemoteObject) -> Change:
+def observed(entry: OwnedEntry, have: RemoteObject) -> dict[str, Any]:
+    """The spec as it stands remotely: applied spec, overlaid with what the backend can see.
+
+    The remote *state* is the truth about ``enabled``: a job paused in a dashboard is paused,
+    whatever the spec stored beside it says.
+    """
     current = {**entry.spec, **have.spec}
+    if have.state in ("paused", "disabled"):
+        current["enabled"] = False
+    elif have.state == "active":
+        current["enabled"] = True
+    return current
+
+
+def _compare(key: str, want: DesiredResource, entry: OwnedEntry, have: RemoteObject) -> Change:
+    current = observed(entry, have)
     diff = field_diff(current, want.spec)
     base = {"desired": want, "owned": entry, "remote": have, "diff": diff}
     if not diff:
@@ -296,18 +310,18 @@ def _gone(have: RemoteObject | None, entry: OwnedEntry) -> tuple[str, ...]:
     return ()
 
 
-def _drift(entry: OwnedEntry, have: RemoteObject | None) -> list[Drift]:
+def drift_of(entry: OwnedEntry, have: RemoteObject | None) -> list[Drift]:
     if entry.retired:
         return []
     if have is None:
         return [Drift(entry.key, entry.remote_id, "missing remotely")]
     out = []
-    changed = [d.path for d in field_diff(entry.spec, {**entry.spec, **have.spec})]
+    changed = [d.path for d in field_diff(entry.spec, observed(entry, have))]
     if changed:
         out.append(Drift(entry.key, entry.remote_id, "changed remotely: " + ", ".join(changed)))
-    if have.state in ("disabled", "error") and entry.spec.get("enabled", True):
+    if have.state == "error":
         why = f" ({have.reason})" if have.reason else ""
-        out.append(Drift(entry.key, entry.remote_id, f"{have.state} remotely{why}"))
+        out.append(Drift(entry.key, entry.remote_id, f"in error remotely{why}"))
     return out
 
 

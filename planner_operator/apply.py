@@ -1,0 +1,173 @@
+"""Carry out a plan, one item at a time, recording each success in the ledger at once.
+
+Why item by item: a failure half way must leave an exact record of what was done (Terraform's
+partial state), so the next run re-plans from the truth and converges instead of resuming a
+stale plan. Backend writes are idempotent (see backends.base), so an item cut off between the
+remote write and the ledger write is simply done again on the next run, without a duplicate.
+
+A replace is create-new, swap the ledger (new owns the key, old is kept as "retired"), delete
+old, forget old: a crash at any point leaves every remote object owned by a ledger row.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from planner_operator.backends.base import Kind, RemoteBackend
+from planner_operator.errors import NotFound, PlannerError, RetryableError
+from planner_operator.ledger import Ledger
+from planner_operator.owned import OwnedEntry
+from planner_operator.plan import Change, Op, Plan
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries for transient backend errors; honours a server's Retry-After."""
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, error: RetryableError) -> float:
+        if error.retry_after is not None:
+            return min(max(error.retry_after, 0.0), self.max_delay)
+        backoff = min(self.base_delay * (2**attempt), self.max_delay)
+        return backoff * (0.5 + random.random() / 2)  # jitter: never in lockstep with others
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    change: Change
+    ok: bool
+    error: str | None = None
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    items: tuple[ItemResult, ...]
+
+    @property
+    def failed(self) -> tuple[ItemResult, ...]:
+        return tuple(i for i in self.items if not i.ok)
+
+    @property
+    def succeeded(self) -> tuple[ItemResult, ...]:
+        return tuple(i for i in self.items if i.ok)
+
+
+_T = TypeVar("_T")
+Progress = Callable[[int, int, ItemResult], None]
+
+
+class Applier:
+    def __init__(
+        self,
+        backends: Mapping[Kind, RemoteBackend],
+        ledger: Ledger,
+        *,
+        revision: str,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._backends = backends
+        self._ledger = ledger
+        self._revision = revision
+        self._retry = retry
+        self._sleep = sleep
+        self._clock = clock
+
+    def apply(self, plan: Plan, progress: Progress | None = None) -> ApplyResult:
+        todo = plan.actionable
+        results: list[ItemResult] = []
+        for index, change in enumerate(todo, start=1):
+            result = self._apply_one(change)
+            results.append(result)
+            if progress is not None:
+                progress(index, len(todo), result)
+        return ApplyResult(tuple(results))
+
+    def _apply_one(self, change: Change) -> ItemResult:
+        try:
+            remote_id = self._dispatch(change)
+        except PlannerError as exc:
+            return ItemResult(change, False, str(exc))
+        return ItemResult(change, True, None, remote_id)
+
+    def _dispatch(self, change: Change) -> str | None:
+        backend = self._backends[change.kind]
+        if change.op is Op.CREATE:
+            return self._create(change, backend)
+        if change.op is Op.UPDATE:
+            assert change.owned is not None and change.desired is not None
+            owned = change.owned
+            desired = change.desired
+            made = self._call(lambda: backend.update(owned.remote_id, change.key, desired.spec))
+            self._ledger.record(self._entry(change, backend, made.remote_id))
+            return made.remote_id
+        if change.op is Op.REPLACE:
+            return self._replace(change, backend)
+        if change.op is Op.DELETE:
+            assert change.owned is not None
+            self._delete(change.owned, backend)
+            return change.owned.remote_id
+        raise PlannerError(f"cannot apply a {change.op} change")  # pragma: no cover
+
+    def _create(self, change: Change, backend: RemoteBackend) -> str:
+        assert change.desired is not None
+        desired = change.desired
+        made = self._call(lambda: backend.create(change.key, desired.spec))
+        self._ledger.record(self._entry(change, backend, made.remote_id))
+        return made.remote_id
+
+    def _replace(self, change: Change, backend: RemoteBackend) -> str:
+        assert change.desired is not None and change.owned is not None
+        desired, old = change.desired, change.owned
+        made = self._call(lambda: backend.create(change.key, desired.spec))
+        if made.remote_id == old.remote_id:  # the backend could do it in place after all
+            self._ledger.record(self._entry(change, backend, made.remote_id))
+            return made.remote_id
+        self._ledger.swap(change.key, self._entry(change, backend, made.remote_id))
+        self._delete(old, backend)
+        return made.remote_id
+
+    def _delete(self, entry: OwnedEntry, backend: RemoteBackend) -> None:
+        try:
+            self._call(lambda: backend.delete(entry.remote_id))
+        except NotFound:
+            pass  # already gone: the goal is reached, only the ledger row remains
+        self._ledger.forget(backend=entry.backend, remote_id=entry.remote_id)
+
+    def _entry(self, change: Change, backend: RemoteBackend, remote_id: str) -> OwnedEntry:
+        assert change.desired is not None
+        desired = change.desired
+        return OwnedEntry(
+            key=change.key,
+            kind=change.kind,
+            backend=backend.info.name,
+            remote_id=remote_id,
+            spec_hash=desired.spec_hash,
+            spec=desired.spec,
+            revision=self._revision,
+            source=desired.source,
+            applied_at=self._clock(),
+            protect=desired.protect,
+        )
+
+    def _call(self, fn: Callable[[], _T]) -> _T:
+        """Run an idempotent backend call, retrying transient failures (incl. unknown outcome)."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except RetryableError as exc:
+                attempt += 1
+                if attempt >= self._retry.attempts:
+                    raise
+                self._sleep(self._retry.delay(attempt, exc))

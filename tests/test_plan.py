@@ -1,0 +1,200 @@
+"""The planner's decisions, one rule per test, on plain values (no I/O)."""
+
+from __future__ import annotations
+
+from planner_operator.backends.base import RemoteObject
+from planner_operator.errors import ConfigError
+from planner_operator.plan import Op, PlanOptions, deletion_budget, field_diff, plan
+from tests.support.builders import (
+    converged,
+    desired,
+    desired_map,
+    job_spec,
+    owned_for,
+    remote_for,
+    trigger_spec,
+)
+
+JOB = "agent-a/jobs/daily"
+TRIGGER = "agent-a/triggers/mail"
+
+
+def ops(result_plan: object) -> dict[str, Op]:
+    return {c.key: c.op for c in result_plan.changes}  # type: ignore[attr-defined]
+
+
+def test_new_resources_are_created_in_order_creates_first() -> None:
+    wanted = desired_map([desired(JOB, job_spec()), desired(TRIGGER, trigger_spec())])
+    result = plan(wanted, [], [])
+    assert [c.op for c in result.changes] == [Op.CREATE, Op.CREATE]
+    assert result.counts()[Op.CREATE] == 2
+    assert all(c.reason == "new in config" for c in result.changes)
+
+
+def test_schedule_change_is_an_update_with_field_diff() -> None:
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    edited = desired_map([desired(JOB, job_spec("0 10 * * 1"))])
+    [change] = plan(edited, actual, owned).changes
+    assert change.op is Op.UPDATE
+    assert [(d.path, d.before, d.after) for d in change.diff] == [
+        ("schedule", "0 9 * * 1", "0 10 * * 1")
+    ]
+    assert change.reason == "changed: schedule"
+
+
+def test_trigger_config_change_is_a_replace() -> None:
+    _, actual, owned = converged([desired(TRIGGER, trigger_spec())])
+    edited = desired_map([desired(TRIGGER, trigger_spec({"labelIds": "SPAM"}))])
+    [change] = plan(edited, actual, owned).changes
+    assert change.op is Op.REPLACE
+    assert "config cannot change in place" in change.reason
+    assert [d.path for d in change.diff] == ["config.labelIds"]
+
+
+def test_trigger_action_change_is_an_update_not_a_replace() -> None:
+    _, actual, owned = converged([desired(TRIGGER, trigger_spec())])
+    spec = trigger_spec(action={"workflow": {"id": "triage", "input": {}}})
+    [change] = plan(desired_map([desired(TRIGGER, spec)]), actual, owned).changes
+    assert change.op is Op.UPDATE
+
+
+def test_rename_is_delete_plus_create_and_says_so() -> None:
+    _, actual, owned = converged([desired(JOB, job_spec())])
+    renamed = desired_map([desired("agent-a/jobs/every-day", job_spec())])
+    result = plan(renamed, actual, owned)
+    by_key = {c.key: c for c in result.changes}
+    assert by_key["agent-a/jobs/every-day"].op is Op.CREATE
+    assert "renamed from daily" in by_key["agent-a/jobs/every-day"].notes
+    assert by_key[JOB].op is Op.DELETE
+    assert "renamed to every-day" in by_key[JOB].notes
+
+
+def test_disabling_a_job_is_an_update_marked_paused() -> None:
+    _, actual, owned = converged([desired(JOB, job_spec())])
+    [change] = plan(desired_map([desired(JOB, job_spec(enabled=False))]), actual, owned).changes
+    assert change.op is Op.UPDATE
+    assert change.notes == ("paused",)
+
+
+def test_paused_remotely_is_resumed_and_reported_as_drift() -> None:
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    paused = [RemoteObject(actual[0].remote_id, "job", actual[0].spec, key=JOB, state="paused")]
+    result = plan(wanted, paused, owned)
+    [change] = result.changes
+    assert change.op is Op.UPDATE
+    assert change.notes == ("resume",)
+    assert [d.what for d in result.drift] == ["changed remotely: enabled"]
+
+
+def test_owned_object_deleted_remotely_is_recreated() -> None:
+    wanted, _, owned = converged([desired(JOB, job_spec())])
+    result = plan(wanted, [], owned)
+    [change] = result.changes
+    assert change.op is Op.CREATE
+    assert "gone remotely" in change.reason
+    assert [d.what for d in result.drift] == ["missing remotely"]
+
+
+def test_unowned_remote_objects_are_reported_never_deleted() -> None:
+    stranger = RemoteObject("ti_foreign", "trigger", trigger_spec(), key=None)
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    result = plan(wanted, [*actual, stranger], owned)
+    assert result.unmanaged == (stranger,)
+    assert all(c.op is Op.NOOP for c in result.changes)
+
+
+def test_orphan_with_our_key_is_taken_over_by_create() -> None:
+    d = desired(JOB, job_spec())
+    orphan = remote_for(d, "job_left_behind")
+    result = plan(desired_map([d]), [orphan], [])
+    [change] = result.changes
+    assert change.op is Op.CREATE
+    assert change.remote == orphan
+    assert result.unmanaged == ()
+
+
+def test_load_error_freezes_that_files_resources_and_blocks_all_deletes() -> None:
+    a_job = desired("agent-a/jobs/daily", job_spec(), source="agents/agent-a.yaml")
+    b_job = desired("agent-b/jobs/daily", job_spec(), source="agents/agent-b.yaml")
+    c_job = desired("agent-c/jobs/daily", job_spec(), source="agents/agent-c.yaml")
+    _, actual, owned = converged([a_job, b_job, c_job])
+    error = ConfigError("invalid YAML", file="agents/agent-a.yaml", line=3, col=1)
+    # agent-a failed to load, agent-c was removed, agent-b edited
+    edited_b = desired("agent-b/jobs/daily", job_spec("0 10 * * *"), source="agents/agent-b.yaml")
+    result = plan(desired_map([edited_b]), actual, owned, [error])
+    by_key = {c.key: c for c in result.changes}
+    assert by_key["agent-a/jobs/daily"].op is Op.NOOP
+    assert "frozen" in by_key["agent-a/jobs/daily"].notes
+    assert by_key["agent-b/jobs/daily"].op is Op.UPDATE  # other files proceed
+    assert by_key["agent-c/jobs/daily"].op is Op.DELETE
+    assert by_key["agent-c/jobs/daily"].blocked is not None
+    assert "agents/agent-a.yaml" in by_key["agent-c/jobs/daily"].blocked
+    assert result.frozen_files == ("agents/agent-a.yaml",)
+    assert not result.ok
+
+
+def test_empty_desired_deletes_nothing_unless_allowed() -> None:
+    _, actual, owned = converged([desired(JOB, job_spec())])
+    result = plan({}, actual, owned)
+    assert [c.op for c in result.changes] == [Op.DELETE]
+    assert result.changes[0].blocked is not None and "empty" in result.changes[0].blocked
+    assert not result.has_changes
+    allowed = plan({}, actual, owned, options=PlanOptions(allow_empty=True))
+    assert allowed.has_changes
+
+
+def test_mass_delete_budget() -> None:
+    assert deletion_budget(10) == 3
+    assert deletion_budget(100) == 10
+    keep = [desired(f"agent-a/jobs/keep-{i}", job_spec()) for i in range(36)]
+    drop = [desired(f"agent-a/jobs/drop-{i}", job_spec()) for i in range(4)]
+    _, actual, owned = converged(keep + drop)  # 40 managed: budget max(3, 4) = 4
+    ok = plan(desired_map(keep), actual, owned)
+    assert ok.counts()[Op.DELETE] == 4
+    too_many = plan(desired_map(keep[:-1]), actual, owned)  # 5 deletes > 4
+    assert too_many.counts()[Op.DELETE] == 0
+    assert any("--allow-mass-delete" in r for r in too_many.refusals)
+    forced = plan(desired_map(keep[:-1]), actual, owned, options=PlanOptions(allow_mass_delete=True))
+    assert forced.counts()[Op.DELETE] == 5
+
+
+def test_protected_resource_survives_file_removal_until_flag() -> None:
+    keep = desired("agent-a/jobs/keep", job_spec())
+    guarded = desired("agent-a/jobs/guarded", job_spec(protect=True))
+    _, actual, owned = converged([keep, guarded])
+    result = plan(desired_map([keep]), actual, owned)
+    [delete] = [c for c in result.changes if c.op is Op.DELETE]
+    assert delete.blocked is not None and "--allow-protected-delete" in delete.blocked
+    opts = PlanOptions(allow_protected_delete=True)
+    assert plan(desired_map([keep]), actual, owned, options=opts).counts()[Op.DELETE] == 1
+
+
+def test_retired_object_from_interrupted_replace_is_deleted() -> None:
+    d = desired(TRIGGER, trigger_spec())
+    _, actual, owned = converged([d])
+    old = owned_for(d, "trg_old", retired=True)
+    old_remote = RemoteObject("trg_old", "trigger", trigger_spec({"labelIds": "X"}), key=TRIGGER)
+    result = plan(desired_map([d]), [*actual, old_remote], [*owned, old])
+    deletes = [c for c in result.changes if c.op is Op.DELETE]
+    assert [c.owned.remote_id for c in deletes if c.owned] == ["trg_old"]
+    assert deletes[0].actionable
+
+
+def test_stale_ledger_hash_with_matching_remote_is_recorded() -> None:
+    d = desired(JOB, job_spec("0 10 * * 1"))
+    _, _, owned = converged([desired(JOB, job_spec())])
+    remote = remote_for(d, owned[0].remote_id)
+    [change] = plan(desired_map([d]), [remote], owned).changes
+    assert change.op is Op.UPDATE  # remote is right, the ledger is brought up to date
+    assert change.reason == "remote already matches; record it"
+
+
+def test_field_diff_walks_mappings_and_marks_added_removed() -> None:
+    diff = field_diff({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 2}, "e": 3})
+    assert [(d.path, d.had_before, d.has_after) for d in diff] == [
+        ("a", True, False),
+        ("b.c", True, True),
+        ("b.d", True, False),
+        ("e", False, True),
+    ]
+    assert field_diff({"x": True}, {"x": 1})  # a type change is a change
