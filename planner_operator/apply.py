@@ -11,6 +11,7 @@ old, forget old: a crash at any point leaves every remote object owned by a ledg
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -35,8 +36,8 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: RetryableError) -> float:
         if error.retry_after is not None:
-            return min(max(error.retry_after, 0.0), self.max_delay)
-        backoff = min(self.base_delay * (2**attempt), self.max_delay)
+            return min(max(float(error.retry_after), 0.0), self.max_delay)
+        backoff = min(self.base_delay * 2.0**attempt, self.max_delay)
         return backoff * (0.5 + random.random() / 2)  # jitter: never in lockstep with others
 
 
@@ -138,10 +139,8 @@ class Applier:
         return made.remote_id
 
     def _delete(self, entry: OwnedEntry, backend: RemoteBackend) -> None:
-        try:
+        with contextlib.suppress(NotFound):  # already gone: only the ledger row remains
             self._call(lambda: backend.delete(entry.remote_id))
-        except NotFound:
-            pass  # already gone: the goal is reached, only the ledger row remains
         self._ledger.forget(backend=entry.backend, remote_id=entry.remote_id)
 
     def _entry(self, change: Change, backend: RemoteBackend, remote_id: str) -> OwnedEntry:

@@ -27,8 +27,8 @@ from planner_operator.ledger import Ledger
 from planner_operator.lock import ApplyLock
 from planner_operator.owned import OwnedEntry
 from planner_operator.plan import PlanOptions
-from planner_operator.reconcile import SourceSpec, open_backends, reconcile as run_reconcile
-from planner_operator.reconcile import read_actual, session
+from planner_operator.reconcile import SourceSpec, open_backends, read_actual, session
+from planner_operator.reconcile import reconcile as run_reconcile
 from planner_operator.settings import Settings
 
 __all__ = ["PlanOptions", "ReconcileArgs", "SourceSpec"]

@@ -148,7 +148,7 @@ def plan(
     active = {e.key: e for e in owned if not e.retired}
     remote_by_id = {(r.kind, r.remote_id): r for r in actual}
     owned_ids = {(e.kind, e.remote_id) for e in owned}
-    orphans = {
+    orphans: dict[tuple[Kind, str | None], RemoteObject] = {
         (r.kind, r.key): r
         for r in remote_by_id.values()
         if r.key and (r.kind, r.remote_id) not in owned_ids
@@ -231,7 +231,7 @@ def _change(
 ) -> Change:
     if want is not None and entry is None:
         orphan = orphans.get((want.kind, key))
-        notes = (_pause_note(want),) if not want.enabled else ()
+        notes: tuple[str, ...] = (_pause_note(want),) if not want.enabled else ()
         if orphan is not None:
             notes += (f"takes over {orphan.remote_id}, left by an interrupted apply",)
         return Change(
@@ -278,26 +278,27 @@ def observed(entry: OwnedEntry, have: RemoteObject) -> dict[str, Any]:
 def _compare(key: str, want: DesiredResource, entry: OwnedEntry, have: RemoteObject) -> Change:
     current = observed(entry, have)
     diff = field_diff(current, want.spec)
-    base = {"desired": want, "owned": entry, "remote": have, "diff": diff}
+
+    def change(op: Op, reason: str, notes: tuple[str, ...] = ()) -> Change:
+        return Change(op, key, want.kind, reason, diff, want, entry, have, notes=notes)
+
     if not diff:
         if want.spec_hash == entry.spec_hash:
             return Change(
                 Op.NOOP, key, want.kind, "up to date", desired=want, owned=entry, remote=have
             )
-        return Change(Op.UPDATE, key, want.kind, "remote already matches; record it", **base)
+        return change(Op.UPDATE, "remote already matches; record it")
     changed_top = {d.path.split(".", 1)[0] for d in diff}
     fixed = sorted(changed_top & REPLACE_FIELDS[want.kind])
     if fixed:
         reason = f"{', '.join(fixed)} cannot change in place: create new, then delete old"
-        return Change(Op.REPLACE, key, want.kind, reason, **base)
+        return change(Op.REPLACE, reason)
     notes: tuple[str, ...] = ()
     if "enabled" in changed_top:
         notes = (_pause_note(want),) if not want.enabled else ("resume",)
         if have.state in ("disabled", "error") and want.enabled and have.reason:
             notes += (f"disabled remotely: {have.reason}",)
-    return Change(
-        Op.UPDATE, key, want.kind, "changed: " + ", ".join(sorted(changed_top)), notes=notes, **base
-    )
+    return change(Op.UPDATE, "changed: " + ", ".join(sorted(changed_top)), notes)
 
 
 def _pause_note(want: DesiredResource) -> str:

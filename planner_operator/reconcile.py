@@ -135,7 +135,9 @@ def reconcile(
             return Outcome(make_plan(wanted, backends, ledger, options))
         with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout):
             plan = make_plan(wanted, backends, ledger, options)
-            applier = Applier(backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry)
+            applier = Applier(
+                backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
+            )
             result = applier.apply(plan, progress)
             record_outcome(ledger, plan, result)
             return Outcome(plan, result)

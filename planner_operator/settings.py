@@ -44,7 +44,9 @@ class Settings:
             try:
                 timeout = float(raw)
             except ValueError:
-                raise SourceError(f"{ENV_LOCK_TIMEOUT}={raw!r} is not a number of seconds") from None
+                raise SourceError(
+                    f"{ENV_LOCK_TIMEOUT}={raw!r} is not a number of seconds"
+                ) from None
         return cls(
             state_dir=directory,
             state_db=state_db or Path(env.get(ENV_STATE_DB) or directory / "state.db"),

@@ -88,7 +88,9 @@ def read_git(repo_path: Path, rev: str = "HEAD", subdir: str = "agents") -> Snap
 def load(files: Iterable[SourceFile]) -> list[loader.LoadedFile]:
     """Load and check every file; each one independently."""
     loaded = [
-        loader.oversized(f.display, f.size) if f.data is None else loader.load_bytes(f.data, f.display)
+        loader.oversized(f.display, f.size)
+        if f.data is None
+        else loader.load_bytes(f.data, f.display)
         for f in files
     ]
     return semantic.check_files(loaded)
@@ -112,7 +114,9 @@ def _worktree_git_state(directory: Path) -> tuple[str | None, bool]:
     import git
 
     try:
-        repo = git.Repo(directory if directory.exists() else Path.cwd(), search_parent_directories=True)
+        repo = git.Repo(
+            directory if directory.exists() else Path.cwd(), search_parent_directories=True
+        )
         sha = repo.head.commit.hexsha
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, ValueError):
         return None, False

@@ -68,14 +68,34 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         if entry.kind == "trigger" and not schedule:
             detail = detail or f"{spec.get('toolkit', 'webhook')} {spec.get('event', '')}".strip()
         rows.append(
-            Row(entry.key, entry.kind, entry.backend, entry.remote_id, state, detail, schedule,
-                timezone, upcoming, entry.revision)
+            Row(
+                entry.key,
+                entry.kind,
+                entry.backend,
+                entry.remote_id,
+                state,
+                detail,
+                schedule,
+                timezone,
+                upcoming,
+                entry.revision,
+            )
         )
     for obj in actual:
         if (obj.kind, obj.remote_id) not in owned:
             rows.append(
-                Row(obj.key or "-", obj.kind, "", obj.remote_id, "unmanaged",
-                    "not created by this operator: never touched", None, None, (), "")
+                Row(
+                    obj.key or "-",
+                    obj.kind,
+                    "",
+                    obj.remote_id,
+                    "unmanaged",
+                    "not created by this operator: never touched",
+                    None,
+                    None,
+                    (),
+                    "",
+                )
             )
     return Report(tuple(rows), json.loads(last) if last else None, revision)
 
@@ -90,7 +110,9 @@ def _next(expr: str, tz: str, dst: str, now: datetime, count: int) -> tuple[str,
 
 def render_text(report: Report) -> str:
     if not report.rows:
-        return "Nothing applied yet: run `planner-operator reconcile` to create the jobs and triggers."
+        return (
+            "Nothing applied yet: run `planner-operator reconcile` to create the jobs and triggers."
+        )
     lines = []
     for kind, title in (("job", "Scheduled jobs"), ("trigger", "Event triggers")):
         rows = [r for r in report.rows if r.kind == kind]

@@ -32,7 +32,7 @@ def test_new_resources_are_created_in_order_creates_first() -> None:
 
 
 def test_schedule_change_is_an_update_with_field_diff() -> None:
-    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    _, actual, owned = converged([desired(JOB, job_spec())])
     edited = desired_map([desired(JOB, job_spec("0 10 * * 1"))])
     [change] = plan(edited, actual, owned).changes
     assert change.op is Op.UPDATE
@@ -154,7 +154,9 @@ def test_mass_delete_budget() -> None:
     too_many = plan(desired_map(keep[:-1]), actual, owned)  # 5 deletes > 4
     assert too_many.counts()[Op.DELETE] == 0
     assert any("--allow-mass-delete" in r for r in too_many.refusals)
-    forced = plan(desired_map(keep[:-1]), actual, owned, options=PlanOptions(allow_mass_delete=True))
+    forced = plan(
+        desired_map(keep[:-1]), actual, owned, options=PlanOptions(allow_mass_delete=True)
+    )
     assert forced.counts()[Op.DELETE] == 5
 
 

@@ -19,7 +19,14 @@ from planner_operator.errors import ConfigError
 from planner_operator.ledger import Ledger
 from planner_operator.owned import OwnedEntry
 from planner_operator.plan import Op, PlanOptions, plan
-from tests.support.builders import desired, desired_map, job_spec, owned_for, trigger_spec
+from tests.support.builders import (
+    desired,
+    desired_map,
+    job_spec,
+    owned_for,
+    remote_for,
+    trigger_spec,
+)
 
 AGENTS = ("alpha", "beta", "gamma")
 NAMES = ("one", "two", "three", "four")
@@ -88,10 +95,7 @@ def test_deletes_only_owned_objects(
 def test_plan_of_converged_state_is_empty(items: list[DesiredResource]) -> None:
     wanted = desired_map(items)
     ids = {k: f"id{i}" for i, k in enumerate(wanted)}
-    actual = []
-    for key, d in wanted.items():
-        state = "active" if d.enabled else ("paused" if d.kind == "job" else "disabled")
-        actual.append(RemoteObject(ids[key], d.kind, dict(d.spec), key=key, state=state))
+    actual = [remote_for(d, ids[key]) for key, d in wanted.items()]
     owned = [owned_for(d, ids[k]) for k, d in wanted.items()]
     result = plan(wanted, actual, owned)
     assert not result.has_changes
@@ -106,7 +110,11 @@ def test_empty_desired_never_deletes(
 ) -> None:
     _, actual, owned = state
     result = plan({}, actual, owned, options=PlanOptions(allow_mass_delete=True))
-    assert not any(c.actionable and c.op is Op.DELETE and not c.owned.retired for c in result.changes if c.owned)  # noqa: E501
+    assert not any(
+        c.actionable and c.op is Op.DELETE and not c.owned.retired
+        for c in result.changes
+        if c.owned
+    )
 
 
 @settings(max_examples=200, deadline=None)

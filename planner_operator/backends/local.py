@@ -1,0 +1,360 @@
+"""The embedded backend: jobs and triggers kept in a local SQLite file, no cloud needed.
+
+It is the default when no Inngest or Composio is configured, and the reference implementation of
+the backend Protocols, so it mimics the remote semantics the planner must cope with rather than
+being maximally convenient: ids are random (a re-created object gets a new id), a trigger's
+``REPLACE_FIELDS`` are part of its identity (changing one means a new object, as in Composio), and
+deletes of missing objects fail with ``NotFound``.
+
+Two extras exist for tests and the status page: :class:`LocalFaults` injects the failures apply
+must survive (429, 5xx, a write that committed but timed out) without mocks, and ``set_state``
+simulates out-of-band changes (someone pausing a job in a dashboard) so drift can be exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from planner_operator import canonical, db
+from planner_operator.backends.base import (
+    REPLACE_FIELDS,
+    BackendInfo,
+    Kind,
+    Page,
+    RemoteObject,
+    RemoteState,
+    ScheduleBackend,
+    TriggerBackend,
+)
+from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
+
+NAME = "local"
+COMPONENT = "local_backend"
+
+# Both tables in one component: the two classes share a file and must agree on its schema.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE local_jobs (
+        remote_id TEXT PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        spec_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE local_triggers (
+        remote_id TEXT PRIMARY KEY,
+        key TEXT NOT NULL,
+        identity TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (key, identity)
+    );
+    """,
+)
+
+
+@dataclass
+class LocalFaults:
+    """Failures to inject into the next calls; all off by default.
+
+    * ``fail_next``: each write call (create/update/delete) pops the first error and raises it
+      *instead of* writing: a 429, a 500, a refused request.
+    * ``commit_then_fail``: the next write is performed and committed, then ``UnknownOutcome`` is
+      raised (the timeout whose write actually landed); resets itself after firing.
+    * ``fail_list``: each ``list`` call pops and raises the first error (remote unreachable).
+    * ``calls``: every write attempted, as ``(operation, key or remote id)``, so a test can count
+      retries without wrapping the backend.
+    """
+
+    fail_next: list[BackendError] = field(default_factory=list)
+    commit_then_fail: bool = False
+    fail_list: list[BackendError] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def before_write(self, operation: str, target: str) -> None:
+        self.calls.append((operation, target))
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+
+    def after_write(self, operation: str, target: str) -> None:
+        if self.commit_then_fail:
+            self.commit_then_fail = False
+            raise UnknownOutcome(f"{operation} {target}: timed out (injected)", backend=NAME)
+
+    def before_list(self) -> None:
+        if self.fail_list:
+            raise self.fail_list.pop(0)
+
+
+class _LocalBackend:
+    """What jobs and triggers share; subclasses say how an object is identified."""
+
+    kind: ClassVar[Kind]
+    table: ClassVar[str]
+    prefix: ClassVar[str]
+    off_state: ClassVar[RemoteState]
+
+    def __init__(self, path: Path | str, *, faults: LocalFaults | None = None) -> None:
+        self.path = Path(path)
+        self.faults = faults or LocalFaults()
+        self._conn = db.connect(self.path)
+        try:
+            db.migrate(self._conn, COMPONENT, MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def info(self) -> BackendInfo:
+        return BackendInfo(name=NAME, kind=self.kind, detail=str(self.path))
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- Protocol ----------------------------------------------------------------------------
+
+    def list(self, *, cursor: str | None = None, limit: int = 100) -> Page:
+        """Objects ordered by remote id; the cursor is the last id of the previous page."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.faults.before_list()
+        rows = self._conn.execute(
+            f"SELECT remote_id, key, spec_json, state, reason FROM {self.table} "
+            "WHERE remote_id > ? ORDER BY remote_id LIMIT ?",
+            (cursor or "", limit + 1),
+        ).fetchall()
+        more = len(rows) > limit
+        items = tuple(self._object(row) for row in rows[:limit])
+        return Page(items=items, next_cursor=items[-1].remote_id if more else None)
+
+    def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        """Upsert on the object's identity: a retry after a lost response finds the first one."""
+        self.faults.before_write("create", key)
+        spec_json = canonical.canonical_json(dict(spec))
+        now = db.utcnow_iso()
+        with db.transaction(self._conn):
+            remote_id = self._find(key, spec)
+            if remote_id is None:
+                remote_id = f"{self.prefix}_{secrets.token_hex(6)}"
+                self._insert(remote_id, key, spec, spec_json, now)
+            else:
+                self._conn.execute(
+                    f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = NULL, "
+                    "updated_at = ? WHERE remote_id = ?",
+                    (spec_json, self._state_of(spec), now, remote_id),
+                )
+        self.faults.after_write("create", key)
+        return self._get(remote_id)
+
+    def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        """Change an object in place; refuses (``Conflict``) what would need a replace."""
+        self.faults.before_write("update", remote_id)
+        with db.transaction(self._conn):
+            row = self._conn.execute(
+                f"SELECT key, spec_json FROM {self.table} WHERE remote_id = ?", (remote_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
+            self._check_update(remote_id, key, json.loads(row[1]), spec)
+            self._conn.execute(
+                f"UPDATE {self.table} SET key = ?, spec_json = ?, state = ?, reason = NULL, "
+                "updated_at = ? WHERE remote_id = ?",
+                (
+                    key,
+                    canonical.canonical_json(dict(spec)),
+                    self._state_of(spec),
+                    db.utcnow_iso(),
+                    remote_id,
+                ),
+            )
+        self.faults.after_write("update", remote_id)
+        return self._get(remote_id)
+
+    def delete(self, remote_id: str) -> None:
+        self.faults.before_write("delete", remote_id)
+        with db.transaction(self._conn):
+            gone = self._conn.execute(
+                f"DELETE FROM {self.table} WHERE remote_id = ?", (remote_id,)
+            ).rowcount
+        if not gone:
+            raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
+        self.faults.after_write("delete", remote_id)
+
+    # -- out-of-band changes -----------------------------------------------------------------
+
+    def set_state(self, remote_id: str, state: RemoteState, reason: str | None = None) -> None:
+        """Change an object behind the operator's back, as a dashboard user or an outage would.
+
+        Pausing/disabling or re-activating also flips ``spec["enabled"]`` so the object stays
+        self-consistent and the planner sees the drift on the field it compares; ``"error"``
+        leaves the spec alone and only reports ``reason``.
+        """
+        allowed = ("active", self.off_state, "error")
+        if state not in allowed:
+            raise ValueError(f"a {self.kind} state is one of {allowed}, not {state!r}")
+        with db.transaction(self._conn):
+            row = self._conn.execute(
+                f"SELECT spec_json FROM {self.table} WHERE remote_id = ?", (remote_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
+            spec = json.loads(row[0])
+            if state == self.off_state:
+                spec["enabled"] = False
+            elif state == "active" and spec.get("enabled", True) is False:
+                spec["enabled"] = True
+            self._conn.execute(
+                f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = ?, updated_at = ? "
+                "WHERE remote_id = ?",
+                (canonical.canonical_json(spec), state, reason, db.utcnow_iso(), remote_id),
+            )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _state_of(self, spec: Mapping[str, Any]) -> RemoteState:
+        return "active" if spec.get("enabled", True) else self.off_state
+
+    def _get(self, remote_id: str) -> RemoteObject:
+        row = self._conn.execute(
+            f"SELECT remote_id, key, spec_json, state, reason FROM {self.table} "
+            "WHERE remote_id = ?",
+            (remote_id,),
+        ).fetchone()
+        if row is None:  # deleted between our write and this read, by another process
+            raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
+        return self._object(row)
+
+    def _object(self, row: tuple[Any, ...]) -> RemoteObject:
+        remote_id, key, spec_json, state, reason = row
+        return RemoteObject(
+            remote_id=remote_id,
+            kind=self.kind,
+            spec=json.loads(spec_json),
+            key=key,
+            state=state,
+            reason=reason,
+        )
+
+    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def _insert(
+        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+    ) -> None:
+        raise NotImplementedError
+
+    def _check_update(
+        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        raise NotImplementedError
+
+
+class LocalScheduleBackend(_LocalBackend):
+    """Scheduled jobs, one per key; the embedded scheduler reads this table."""
+
+    kind = "job"
+    table = "local_jobs"
+    prefix = "job"
+    off_state = "paused"
+
+    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
+        row = self._conn.execute(
+            "SELECT remote_id FROM local_jobs WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _insert(
+        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO local_jobs (remote_id, key, spec_json, state, reason, created_at, "
+            "updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+            (remote_id, key, spec_json, self._state_of(spec), now, now),
+        )
+
+    def _check_update(
+        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        other = self._conn.execute(
+            "SELECT remote_id FROM local_jobs WHERE key = ? AND remote_id <> ?", (key, remote_id)
+        ).fetchone()
+        if other is not None:
+            raise Conflict(f"job {other[0]} already has key {key}", backend=NAME)
+
+
+class LocalTriggerBackend(_LocalBackend):
+    """Event triggers; identity is key + the fields Composio fixes at creation."""
+
+    kind = "trigger"
+    table = "local_triggers"
+    prefix = "trg"
+    off_state = "disabled"
+
+    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
+        row = self._conn.execute(
+            "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ?",
+            (key, _identity(spec)),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _insert(
+        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO local_triggers (remote_id, key, identity, spec_json, state, reason, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
+            (remote_id, key, _identity(spec), spec_json, self._state_of(spec), now, now),
+        )
+
+    def _check_update(
+        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+    ) -> None:
+        fixed = REPLACE_FIELDS["trigger"]
+        before, after = canonical.subset(old, fixed), canonical.subset(new, fixed)
+        changed = sorted(f for f in fixed if before.get(f) != after.get(f))
+        if changed:
+            raise Conflict(
+                f"trigger {remote_id}: {', '.join(changed)} cannot change in place; "
+                "create a new trigger and delete this one (a replace)",
+                backend=NAME,
+            )
+        other = self._conn.execute(
+            "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ? "
+            "AND remote_id <> ?",
+            (key, _identity(new), remote_id),
+        ).fetchone()
+        if other is not None:
+            raise Conflict(
+                f"trigger {other[0]} already has key {key} and this config", backend=NAME
+            )
+
+
+def _identity(spec: Mapping[str, Any]) -> str:
+    return canonical.spec_hash(canonical.subset(spec, REPLACE_FIELDS["trigger"]))
+
+
+# mypy checks both classes against the Protocols here, not only where a caller happens to use them.
+_schedule_conforms: type[ScheduleBackend] = LocalScheduleBackend
+_trigger_conforms: type[TriggerBackend] = LocalTriggerBackend
