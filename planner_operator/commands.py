@@ -6,9 +6,10 @@ called from tests and from ``watch`` without going through click.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from planner_operator import desired as desired_mod
 from planner_operator import plan as plan_mod
 from planner_operator import render, scheduling, source
-from planner_operator.apply import ItemResult
+from planner_operator.apply import ItemResult, Progress
 from planner_operator.backends.base import list_all
 from planner_operator.canonical import spec_hash
 from planner_operator.config import schema as schema_mod
@@ -185,13 +186,17 @@ class ReconcileArgs:
 def reconcile(args: ReconcileArgs) -> int:
     if args.check:
         return drift_check(args)
-    tty = sys.stdout.isatty()
-    progress = _progress_printer() if not args.dry_run else None
-    outcome = run_reconcile(
-        args.source, args.settings, options=args.options, dry_run=args.dry_run, progress=progress
-    )
+    with _progress(enabled=not args.dry_run) as progress:
+        outcome = run_reconcile(
+            args.source,
+            args.settings,
+            options=args.options,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
     plan = outcome.plan
-    out(render.render(plan, args.fmt, now=datetime.now(UTC), color=tty))  # type: ignore[arg-type]
+    fmt: Any = args.fmt
+    out(render.render(plan, fmt, now=datetime.now(UTC), color=sys.stdout.isatty()))
     if outcome.applied is not None:
         failed = outcome.applied.failed
         done = len(outcome.applied.succeeded)
@@ -208,15 +213,41 @@ def reconcile(args: ReconcileArgs) -> int:
     return 0
 
 
-def _progress_printer() -> Any:
-    tty = sys.stderr.isatty()
+@contextlib.contextmanager
+def _progress(*, enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; one plain line per item otherwise (CI logs)."""
+    if not enabled:
+        yield None
+        return
+    if not sys.stderr.isatty():
 
-    def report(index: int, total: int, item: ItemResult) -> None:
-        mark = "ok" if item.ok else f"FAILED: {item.error}"
-        end = "\r" if tty and item.ok and index < total else "\n"
-        sys.stderr.write(f"[{index}/{total}] {item.change.op} {item.change.key} {mark}{end}")
+        def line(index: int, total: int, item: ItemResult) -> None:
+            mark = "ok" if item.ok else f"FAILED: {item.error}"
+            sys.stderr.write(f"[{index}/{total}] {item.change.op} {item.change.key} {mark}\n")
 
-    return report
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        TextColumn("apply"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(index: int, total: int, item: ItemResult) -> None:
+            bar.update(task, total=total, completed=index, description=item.change.key)
+            if not item.ok:
+                bar.console.print(f"[red]FAILED[/red] {item.change.key}: {item.error}")
+
+        yield advance
 
 
 def drift_check(args: ReconcileArgs) -> int:

@@ -277,6 +277,8 @@ def observed(entry: OwnedEntry, have: RemoteObject) -> dict[str, Any]:
 
 def _compare(key: str, want: DesiredResource, entry: OwnedEntry, have: RemoteObject) -> Change:
     current = observed(entry, have)
+    if want.spec_hash == entry.spec_hash and current == want.spec:  # the common, no-op case
+        return Change(Op.NOOP, key, want.kind, "up to date", desired=want, owned=entry, remote=have)
     diff = field_diff(current, want.spec)
 
     def change(op: Op, reason: str, notes: tuple[str, ...] = ()) -> Change:
@@ -317,7 +319,8 @@ def drift_of(entry: OwnedEntry, have: RemoteObject | None) -> list[Drift]:
     if have is None:
         return [Drift(entry.key, entry.remote_id, "missing remotely")]
     out = []
-    changed = [d.path for d in field_diff(entry.spec, observed(entry, have))]
+    current = observed(entry, have)
+    changed = [] if current == entry.spec else [d.path for d in field_diff(entry.spec, current)]
     if changed:
         out.append(Drift(entry.key, entry.remote_id, "changed remotely: " + ", ".join(changed)))
     if have.state == "error":
