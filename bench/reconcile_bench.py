@@ -15,9 +15,10 @@ from typing import TypeVar
 
 from planner_operator import desired, plan, source
 from planner_operator.apply import Applier
+from planner_operator.backends.select import open_backends
 from planner_operator.ledger import Ledger
 from planner_operator.lock import ApplyLock
-from planner_operator.reconcile import open_backends, read_actual
+from planner_operator.reconcile import read_actual
 from planner_operator.settings import Settings
 
 FILES = 200

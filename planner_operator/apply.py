@@ -52,10 +52,15 @@ class ItemResult:
 @dataclass(frozen=True)
 class ApplyResult:
     items: tuple[ItemResult, ...]
+    problems: tuple[str, ...] = ()  # failures of the apply as a whole (e.g. a sync that failed)
 
     @property
     def failed(self) -> tuple[ItemResult, ...]:
         return tuple(i for i in self.items if not i.ok)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
 
     @property
     def succeeded(self) -> tuple[ItemResult, ...]:

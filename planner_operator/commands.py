@@ -20,6 +20,7 @@ from planner_operator import plan as plan_mod
 from planner_operator import render, scheduling, source
 from planner_operator.apply import ItemResult, Progress
 from planner_operator.backends.base import list_all
+from planner_operator.backends.select import open_backends
 from planner_operator.canonical import spec_hash
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
@@ -28,7 +29,7 @@ from planner_operator.ledger import Ledger
 from planner_operator.lock import ApplyLock
 from planner_operator.owned import OwnedEntry
 from planner_operator.plan import PlanOptions
-from planner_operator.reconcile import SourceSpec, open_backends, read_actual, session
+from planner_operator.reconcile import SourceSpec, read_actual, session
 from planner_operator.reconcile import reconcile as run_reconcile
 from planner_operator.settings import Settings
 

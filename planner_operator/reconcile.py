@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,8 +17,8 @@ from planner_operator import desired as desired_mod
 from planner_operator import plan as plan_mod
 from planner_operator import source
 from planner_operator.apply import Applier, ApplyResult, Progress, RetryPolicy
-from planner_operator.backends.base import Kind, RemoteBackend, RemoteObject, list_all
-from planner_operator.backends.local import LocalScheduleBackend, LocalTriggerBackend
+from planner_operator.backends.base import RemoteObject, list_all
+from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
 from planner_operator.config.loader import LoadedFile
 from planner_operator.errors import ConfigError
 from planner_operator.ledger import Ledger
@@ -52,18 +52,6 @@ class Desired:
         return tuple(e for f in self.files for e in f.errors)
 
 
-@dataclass
-class Backends:
-    """The backends of one run; closes what it opened."""
-
-    by_kind: dict[Kind, RemoteBackend]
-    _closers: list[contextlib.AbstractContextManager[object]] = field(default_factory=list)
-
-    def close(self) -> None:
-        for closer in reversed(self._closers):
-            closer.__exit__(None, None, None)
-
-
 @dataclass(frozen=True)
 class Outcome:
     plan: plan_mod.Plan
@@ -76,15 +64,18 @@ def read_desired(spec: SourceSpec) -> Desired:
     return Desired(snapshot, files, desired_mod.build(files))
 
 
-def open_backends(settings: Settings) -> Backends:
-    """The embedded local backend (Inngest and Composio plug in here when configured)."""
-    jobs = LocalScheduleBackend(settings.state_db)
-    triggers = LocalTriggerBackend(settings.state_db)
-    return Backends({"job": jobs, "trigger": triggers}, [jobs, triggers])
-
-
 def read_actual(backends: Backends) -> list[RemoteObject]:
     return [obj for backend in backends.by_kind.values() for obj in list_all(backend)]
+
+
+def preflight(wanted: Desired, backends: Backends) -> list[ConfigError]:
+    """Backend checks before any write (e.g. trigger config against Composio's schema)."""
+    errors: list[ConfigError] = []
+    for kind, backend in backends.by_kind.items():
+        if isinstance(backend, Preflight):
+            mine = [r for r in wanted.resources.values() if r.kind == kind]
+            errors.extend(backend.preflight(mine))
+    return errors
 
 
 def make_plan(
@@ -93,11 +84,15 @@ def make_plan(
     ledger: Ledger,
     options: plan_mod.PlanOptions = plan_mod.PlanOptions(),
 ) -> plan_mod.Plan:
+    """Plan; a file with preflight errors is treated exactly like one that failed to load."""
+    errors = [*wanted.errors, *preflight(wanted, backends)]
+    failed = {e.file for e in errors}
+    resources = {k: r for k, r in wanted.resources.items() if r.source not in failed}
     return plan_mod.plan(
-        wanted.resources,
+        resources,
         read_actual(backends),
         ledger.entries(),
-        wanted.errors,
+        errors,
         options=options,
         revision=wanted.snapshot.revision,
     )
@@ -139,8 +134,20 @@ def reconcile(
                 backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
             )
             result = applier.apply(plan, progress)
+            result = finish(backends, result)
             record_outcome(ledger, plan, result)
             return Outcome(plan, result)
+
+
+def finish(backends: Backends, result: ApplyResult) -> ApplyResult:
+    """Run each backend's once-per-apply step (e.g. sync and verify); problems fail the apply."""
+    problems = []
+    for backend in backends.by_kind.values():
+        if isinstance(backend, Finisher):
+            problems.extend(backend.finish())
+    if not problems:
+        return result
+    return ApplyResult(result.items, tuple(problems))
 
 
 def plan_revision_id(plan: plan_mod.Plan) -> str:

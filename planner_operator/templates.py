@@ -9,6 +9,7 @@ names the placeholder rather than a blank in a message a person reads.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -71,6 +72,11 @@ def _stray_brace_message(source: str, offset: int, brace: str) -> str:
     if brace == "{":
         close = source.find("}", offset)
         inner = source[offset + 1 : close] if close != -1 else ""
+        if close == offset + 1:
+            return (
+                f"empty placeholder `{{}}` at column {offset + 1}: put a name inside, or write "
+                "`{{}}` for literal braces"
+            )
         if close != -1 and inner:
             return (
                 f"`{{{inner}}}` at column {offset + 1} is not a placeholder: names are letters, "
@@ -102,6 +108,8 @@ def _to_text(value: Any) -> str:
         return ""
     if isinstance(value, list | tuple):
         return ", ".join(_to_text(v) for v in value)
+    if isinstance(value, Mapping):  # JSON, not Python's repr ({'a': True}) in a message
+        return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from planner_operator.apply import ItemResult
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
+from planner_operator.backends.select import Backends
 from planner_operator.plan import PlanOptions
-from planner_operator.reconcile import Backends, SourceSpec, reconcile
+from planner_operator.reconcile import SourceSpec, reconcile
 from planner_operator.settings import Settings
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 WORKFLOW_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -23,9 +24,31 @@ EVENT_SLUG = r"^[A-Z][A-Z0-9_]{2,127}$"
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 
+# pydantic renders a dict with a key pattern as `patternProperties` alone, which lets any other
+# key through in editors; the models reject such keys, so the schema must too.
+_NAMES_ONLY: dict[str, Any] = {"additionalProperties": False}
+
 Slug = Annotated[str, Field(pattern=SLUG, min_length=1, max_length=63)]
 Scalar = str | int | float | bool
 JsonValue = Any
+
+
+OPERATORS = ("equals", "contains", "in", "exists")
+_FIELD_OF = {"in": "in_"}
+COMPOSIO_FIELDS = ("toolkit", "event", "connected_account", "user_id")
+RULE_ERROR = "agent_rule"
+
+
+def rule_error(message: str, hint: str, *, field: str | None = None) -> PydanticCustomError:
+    """A cross-field rule broken: the loader shows ``hint`` and points at ``field`` if set.
+
+    Carried in the error's context (not the message text) so JSON output and the editor get the
+    hint as its own field and the position can be the offending key, not the whole block.
+    """
+    context: dict[str, str] = {"hint": hint}
+    if field is not None:
+        context["field"] = field
+    return PydanticCustomError(RULE_ERROR, message, context)
 
 
 class Strict(BaseModel):
@@ -50,6 +73,7 @@ class ChatAction(Strict):
         default_factory=dict,
         description="Values for the template's own placeholders.",
         examples=[{"userCriteria": "senior Python roles, remote"}],
+        json_schema_extra=_NAMES_ONLY,
     )
 
 
@@ -77,11 +101,16 @@ class Action(Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Action:
-        if (self.chat is None) == (self.workflow is None):
-            both = self.chat is not None
-            raise ValueError(
-                "an action needs exactly one of `chat` or `workflow`"
-                + (" (both are set)" if both else " (neither is set)")
+        if self.chat is not None and self.workflow is not None:
+            raise rule_error(
+                "an action needs exactly one of `chat` or `workflow`, not both",
+                "keep one and move the other into its own job or trigger",
+                field="workflow",
+            )
+        if self.chat is None and self.workflow is None:
+            raise rule_error(
+                "an action needs exactly one of `chat` or `workflow`, got neither",
+                "add `chat: {template: ...}` or `workflow: {id: ...}`",
             )
         return self
 
@@ -93,7 +122,10 @@ class Action(Strict):
 class Job(Strict):
     """A scheduled job: fires on a cron schedule in a timezone and runs one action."""
 
-    name: Slug = Field(description="Unique within the agent; part of the resource key.")
+    name: Slug = Field(
+        description="Unique within the agent; part of the resource key.",
+        examples=["morning-check"],
+    )
     description: str | None = Field(default=None, description="What the job is for.")
     schedule: str = Field(
         description=(
@@ -148,11 +180,18 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _one_operator(self) -> Condition:
-        chosen = sorted(self.model_fields_set & {"equals", "contains", "in_", "exists"})
-        if len(chosen) != 1:
-            raise ValueError(
-                "a condition needs exactly one of `equals`, `contains`, `in`, `exists`"
-                + (f" (got {len(chosen)})" if chosen else "")
+        chosen = [o for o in OPERATORS if _FIELD_OF.get(o, o) in self.model_fields_set]
+        if not chosen:
+            raise rule_error(
+                "a condition needs an operator",
+                "use one of " + ", ".join(f"`{o}`" for o in OPERATORS),
+            )
+        if len(chosen) > 1:
+            raise rule_error(
+                "a condition takes exactly one operator, got "
+                + " and ".join(f"`{o}`" for o in chosen),
+                "to test several things, list one condition per item under `all:`",
+                field=chosen[1],
             )
         return self
 
@@ -165,7 +204,7 @@ class Filter(Strict):
     """
 
     model_config = ConfigDict(extra="allow", strict=True, frozen=True)
-    __pydantic_extra__: dict[str, Condition] = Field(init=False)  # type: ignore[assignment]
+    __pydantic_extra__: dict[str, Condition] = Field(init=False)
 
     all: list[Filter] | None = Field(default=None, description="Every nested filter must match.")
     any: list[Filter] | None = Field(default=None, description="At least one must match.")
@@ -189,7 +228,10 @@ class Webhook(Strict):
 class Trigger(Strict):
     """An event trigger: a Composio trigger instance (or a signed webhook) running one action."""
 
-    name: Slug = Field(description="Unique within the agent; part of the resource key.")
+    name: Slug = Field(
+        description="Unique within the agent; part of the resource key.",
+        examples=["recruiter-email"],
+    )
     description: str | None = None
     toolkit: str | None = Field(
         default=None, pattern=TOOLKIT, description="Composio toolkit.", examples=["gmail"]
@@ -221,23 +263,35 @@ class Trigger(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> Trigger:
-        composio = [
-            f for f in ("toolkit", "event", "connected_account", "user_id") if getattr(self, f)
-        ]
+        composio = [f for f in COMPOSIO_FIELDS if getattr(self, f) is not None]
+        composio += ["config"] if self.config else []
         if self.webhook is not None:
-            if composio or self.config:
-                extra = ", ".join(composio + (["config"] if self.config else []))
-                raise ValueError(f"a webhook trigger takes no Composio fields (remove: {extra})")
+            if composio:
+                raise rule_error(
+                    "a webhook trigger takes no Composio fields",
+                    "remove " + ", ".join(f"`{f}`" for f in composio) + " or remove `webhook`",
+                    field=composio[0],
+                )
             return self
-        missing = [f for f in ("toolkit", "event") if not getattr(self, f)]
+        missing = [f for f in ("toolkit", "event") if getattr(self, f) is None]
         if missing:
-            raise ValueError(
-                "a trigger needs `toolkit` and `event` (a Composio trigger) or `webhook` "
-                f"(missing: {', '.join(missing)})"
+            raise rule_error(
+                "a trigger needs `toolkit` and `event` (a Composio trigger) or `webhook`, "
+                "missing " + " and ".join(f"`{f}`" for f in missing),
+                "add "
+                + " and ".join(f"`{f}:`" for f in missing)
+                + ", or use `webhook: {secret_env: ...}` for a generic webhook",
             )
-        if (self.connected_account is None) == (self.user_id is None):
-            raise ValueError(
-                "a Composio trigger needs exactly one of `connected_account` or `user_id`"
+        if self.connected_account is not None and self.user_id is not None:
+            raise rule_error(
+                "a Composio trigger takes one of `connected_account` or `user_id`, not both",
+                "remove one of them",
+                field="user_id",
+            )
+        if self.connected_account is None and self.user_id is None:
+            raise rule_error(
+                "a Composio trigger needs `connected_account` or `user_id`",
+                "add `connected_account: <id>` or `user_id: <id>`",
             )
         return self
 
@@ -267,6 +321,8 @@ class AgentFile(Strict):
         default="UTC", description="IANA timezone, the default for every job in this file."
     )
     variables: dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Scalar] = Field(
-        default_factory=dict, description="Variables every template of this agent can use."
+        default_factory=dict,
+        description="Variables every template of this agent can use.",
+        json_schema_extra=_NAMES_ONLY,
     )
     planner: Planner = Field(default_factory=Planner)

@@ -19,6 +19,8 @@ from planner_operator.config.loader import LoadedFile
 from planner_operator.config.positions import Path, dotted
 from planner_operator.errors import ConfigError, ScheduleError, TemplateError
 
+CRON_HINT = "cron fields are minute hour day-of-month month day-of-week, e.g. `0 9 * * 1`"
+
 
 def check_files(files: Sequence[LoadedFile]) -> list[LoadedFile]:
     """Per-file checks, then ids unique across files; returns the files with errors added."""
@@ -30,22 +32,19 @@ def check_files(files: Sequence[LoadedFile]) -> list[LoadedFile]:
             out.append(loaded)
             continue
         other = first_by_id.setdefault(loaded.agent_id, loaded)
-        if other is not loaded:
-            line, col = loaded.positions.value(("id",)) if loaded.agent.id else (1, 1)
-            loaded = _with_errors(
-                loaded,
-                [
-                    ConfigError(
-                        f"agent id `{loaded.agent_id}` is already used by {other.file}",
-                        file=loaded.file,
-                        line=line,
-                        col=col,
-                        path="id",
-                        hint="agent ids must be unique across the repo; set a different `id:`",
-                    )
-                ],
-            )
-        out.append(loaded)
+        if other is loaded:
+            out.append(loaded)
+            continue
+        line, col = loaded.positions.value(("id",)) if loaded.agent.id else (1, 1)
+        duplicate = ConfigError(
+            f"agent id `{loaded.agent_id}` is already used by {other.file}",
+            file=loaded.file,
+            line=line,
+            col=col,
+            path="id",
+            hint="agent ids must be unique across the repo; set a different `id:`",
+        )
+        out.append(_with_errors(loaded, [duplicate]))
     return out
 
 
@@ -88,7 +87,10 @@ def check_file(loaded: LoadedFile) -> list[ConfigError]:
         try:
             scheduling.validate_schedule(job.schedule)
         except ScheduleError as exc:
-            error((*base, "schedule"), str(exc))
+            message, hint = _split_hint(exc)
+            # A wrong field count already spells the fields out; anything else gets them.
+            hint = hint or (None if "expected 5" in message else CRON_HINT)
+            error((*base, "schedule"), message, hint)
         known = templates.JOB_BUILTINS | set(agent.variables)
         _check_action(job.action, (*base, "action"), known, error)
     for index, trigger in enumerate(agent.planner.triggers):
@@ -100,7 +102,19 @@ def _check_timezone(name: str, path: Path, error: _ErrorFn) -> None:
     try:
         scheduling.validate_timezone(name)
     except ScheduleError as exc:
-        error(path, str(exc))
+        error(path, *_split_hint(exc))
+
+
+def _split_hint(exc: ScheduleError) -> tuple[str, str | None]:
+    """``unknown timezone 'X'; did you mean 'Y'?`` -> message and hint, for the error's format.
+
+    Only at a `; ` outside quotes: the user's own text (`'0 9; * *'`) may contain one.
+    """
+    text = str(exc)
+    message, sep, hint = text.rpartition("; ")
+    if not sep or message.count("'") % 2:
+        return text, None
+    return message, hint
 
 
 def _check_unique(
@@ -131,11 +145,21 @@ def _check_action(
         )
         return
     assert action.workflow is not None
-    for sub, text in templates.strings_in(action.workflow.input):
-        parts: list[str | int] = (
-            [int(p) if p.isdigit() else p for p in sub.split(".")] if sub else []
-        )
-        _check_template(text, (*path, "workflow", "input", *parts), known, error)
+    for where, text in _strings(action.workflow.input, (*path, "workflow", "input")):
+        _check_template(text, where, known, error)
+
+
+def _strings(value: object, path: Path) -> Iterator[tuple[Path, str]]:
+    """Every string in a workflow input with its exact path (keys may contain dots or digits,
+    so ``templates.strings_in``'s dotted text cannot be split back into a path)."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*path, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, index))
 
 
 def _check_template(
@@ -152,7 +176,7 @@ def _check_template(
         root = name.split(".", 1)[0]
         if root in known:
             continue
-        close = difflib.get_close_matches(root, sorted(known), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(root, sorted(known), n=1, cutoff=0.75)
         hint = (
             f"did you mean `{{{close[0]}}}`?"
             if close
