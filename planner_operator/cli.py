@@ -211,6 +211,18 @@ def unlock(
     _run(lambda: commands.unlock(commands.settings(state_dir, None, ledger_db)))
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
+    state_dir: StateDir = None,
+    state_db: StateDb = None,
+    ledger_db: LedgerDb = None,
+) -> None:
+    """Serve the Inngest endpoint (/api/inngest), health and run history (FastAPI + uvicorn)."""
+    _run(lambda: commands.serve(commands.settings(state_dir, state_db, ledger_db), host, port))
+
+
 def main() -> None:
     try:
         app()

@@ -319,3 +319,16 @@ def unlock(settings: Settings) -> int:
         lock.close()
     out(f"Cleared the lock held by {held.describe()}." if held else "The lock was not held.")
     return 0
+
+
+def serve(settings: Settings, host: str, port: int) -> int:
+    import logging
+
+    import uvicorn
+
+    from planner_operator.server.app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0

@@ -92,6 +92,10 @@ def _schedule_backend(name: str, settings: Settings, env: Mapping[str, str]) -> 
         from planner_operator.backends.local import LocalScheduleBackend
 
         return LocalScheduleBackend(settings.state_db)
+    if name == "inngest":
+        from planner_operator.backends import inngest
+
+        return inngest.from_env(settings, env)
     raise SourceError(f"{ENV_SCHEDULE}={name!r}: use `local` or `inngest`")
 
 

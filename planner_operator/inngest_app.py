@@ -1,0 +1,284 @@
+"""Inngest through its official SDK: configuration, the function set, the job handler, sync.
+
+The function set is built from the applied jobs (the Inngest backend's table in the state
+database), never from the files directly, so what is served is exactly what was applied.
+The SDK copies the function list when ``serve()`` is called; ``build_app`` therefore makes a
+fresh sub-app for every change, and ``SwappableApp`` puts it behind a stable ASGI entry point.
+
+Sync is the SDK's own out-of-band registration: a ``PUT`` on the served endpoint makes the SDK
+POST ``/fn/register`` to Inngest. We send that PUT in-process (ASGI transport), so a reconcile
+can sync without a running server, and then read the response *body* (the SDK answers 200 even
+when Inngest refused the registration) and read back ``GET /v1/apps/{app}/functions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import inngest
+import inngest.fast_api
+from fastapi import FastAPI
+from inngest._internal import transforms as _transforms
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from planner_operator.errors import AuthError, BackendError, RetryableError, SourceError
+
+SENTINEL_ID = "planner-operator-sentinel"
+SENTINEL_EVENT = "planner-operator/sentinel"
+MAX_FN_ID = 64
+_DEV_DEFAULT = "http://127.0.0.1:8288"
+
+
+@dataclass(frozen=True)
+class InngestConfig:
+    """Everything the SDK needs, read from the SDK's own environment variables."""
+
+    app_id: str
+    production: bool
+    api_base_url: str
+    event_api_base_url: str
+    signing_key: str | None
+    event_key: str | None
+    env: str | None
+    serve_origin: str
+    serve_path: str
+    retries: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InngestConfig:
+        dev = env.get("INNGEST_DEV", "").strip()
+        production = dev in ("", "0", "false")
+        dev_url = dev if dev.startswith(("http://", "https://")) else _DEV_DEFAULT
+        base = env.get("INNGEST_BASE_URL") or (None if production else dev_url)
+        api = env.get("INNGEST_API_BASE_URL") or base or "https://api.inngest.com"
+        events = env.get("INNGEST_EVENT_API_BASE_URL") or base or "https://inn.gs"
+        signing_key = env.get("INNGEST_SIGNING_KEY") or None
+        if production and not signing_key:
+            raise AuthError(
+                "Inngest production mode needs INNGEST_SIGNING_KEY (from the Inngest dashboard); "
+                "set INNGEST_DEV=1 to use a dev server instead",
+                backend="inngest",
+            )
+        retries_text = env.get("PLANNER_INNGEST_RETRIES", "3")
+        if not retries_text.isdigit():
+            raise SourceError(f"PLANNER_INNGEST_RETRIES={retries_text!r} is not a whole number")
+        return cls(
+            app_id=env.get("PLANNER_INNGEST_APP_ID", "planner-operator"),
+            production=production,
+            api_base_url=api.rstrip("/"),
+            event_api_base_url=events.rstrip("/"),
+            signing_key=signing_key,
+            event_key=env.get("INNGEST_EVENT_KEY") or None,
+            env=env.get("INNGEST_ENV") or None,
+            serve_origin=(env.get("INNGEST_SERVE_ORIGIN") or "http://127.0.0.1:8000").rstrip("/"),
+            serve_path=env.get("INNGEST_SERVE_PATH") or "/api/inngest",
+            retries=int(retries_text),
+        )
+
+    def client(self) -> inngest.Inngest:
+        return inngest.Inngest(
+            app_id=self.app_id,
+            is_production=self.production,
+            api_base_url=self.api_base_url,
+            event_api_base_url=self.event_api_base_url,
+            signing_key=self.signing_key,
+            event_key=self.event_key or ("NO_EVENT_KEY_SET" if not self.production else None),
+            env=self.env,
+        )
+
+    def bearer(self) -> dict[str, str]:
+        """REST auth: sha256 of the hex-decoded signing key without its ``signkey-*-`` prefix."""
+        if not self.signing_key:
+            return {}
+        return {"authorization": f"Bearer {hash_signing_key(self.signing_key)}"}
+
+
+def hash_signing_key(key: str) -> str:
+    """The SDK's own derivation (a non-hex key is a configuration error, said plainly)."""
+    try:
+        return str(_transforms.hash_signing_key(key))
+    except ValueError:
+        raise AuthError(
+            "INNGEST_SIGNING_KEY is not a valid signing key (expected signkey-<env>-<hex>)",
+            backend="inngest",
+        ) from None
+
+
+def function_id(key: str) -> str:
+    """A stable, slug-safe Inngest function id for a resource key.
+
+    ``<agent>--<job>`` when that is unambiguous (agent ids and job names are slugs); a hash of
+    the key is appended when either part itself contains ``--`` or the id would be too long,
+    so two keys never share a function.
+    """
+    agent, _, name = key.partition("/jobs/")
+    slug = f"{agent}--{name}"
+    if len(slug) <= MAX_FN_ID and "--" not in agent and "--" not in name:
+        return slug
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return f"{slug[: MAX_FN_ID - 9].rstrip('-')}-{digest}"
+
+
+def cron_of(spec: Mapping[str, Any]) -> str:
+    return f"TZ={spec.get('timezone', 'UTC')} {spec['schedule']}"
+
+
+def parse_cron(cron: str) -> dict[str, str]:
+    """``TZ=Europe/Berlin 0 9 * * 1`` -> {"timezone": ..., "schedule": ...}."""
+    match = re.fullmatch(r"(?:(?:TZ|CRON_TZ)=(\S+)\s+)?(.+)", cron.strip())
+    if match is None:  # pragma: no cover - the pattern matches any non-empty text
+        return {"schedule": cron}
+    return {"timezone": match.group(1) or "UTC", "schedule": " ".join(match.group(2).split())}
+
+
+JobHandler = Callable[[str, Mapping[str, Any], inngest.Context], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ServedJob:
+    key: str
+    spec: Mapping[str, Any]
+
+
+def build_functions(
+    client: inngest.Inngest,
+    jobs: Sequence[ServedJob],
+    config: InngestConfig,
+    handler: JobHandler | None,
+) -> list[inngest.Function[Any]]:
+    """One cron function per enabled job; a sentinel when there are none (SDK can't sync 0)."""
+    functions: list[inngest.Function[Any]] = []
+    for job in jobs:
+        if not job.spec.get("enabled", True):
+            continue  # paused: not registered (Inngest has no pause API)
+        functions.append(_job_function(client, job, config, handler))
+    if not functions:
+        functions.append(_sentinel(client))
+    return functions
+
+
+def _job_function(
+    client: inngest.Inngest, job: ServedJob, config: InngestConfig, handler: JobHandler | None
+) -> inngest.Function[Any]:
+    overlap = job.spec.get("overlap", "skip")
+
+    async def run(ctx: inngest.Context) -> Any:
+        if handler is None:  # a sync-only function set (reconcile): never invoked
+            raise inngest.NonRetriableError("this process does not run jobs")
+        return await handler(job.key, job.spec, ctx)
+
+    return client.create_function(
+        fn_id=function_id(job.key),
+        name=job.key,
+        trigger=inngest.TriggerCron(cron=cron_of(job.spec)),
+        retries=config.retries,
+        singleton=inngest.Singleton(mode="skip") if overlap == "skip" else None,
+    )(run)
+
+
+def _sentinel(client: inngest.Inngest) -> inngest.Function[Any]:
+    async def noop(ctx: inngest.Context) -> None:
+        return None
+
+    return client.create_function(
+        fn_id=SENTINEL_ID,
+        name="planner-operator (no jobs)",
+        trigger=inngest.TriggerEvent(event=SENTINEL_EVENT),
+    )(noop)
+
+
+def build_app(
+    client: inngest.Inngest, functions: list[inngest.Function[Any]], config: InngestConfig
+) -> FastAPI:
+    app = FastAPI()
+    inngest.fast_api.serve(
+        app, client, functions, serve_origin=config.serve_origin, serve_path=config.serve_path
+    )
+    return app
+
+
+class SwappableApp:
+    """A stable ASGI app whose inner app can be replaced while serving."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    def swap(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.inner(scope, receive, send)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    ok: bool
+    modified: bool | None
+    error: str | None
+
+
+async def sync_async(app: ASGIApp, config: InngestConfig) -> SyncResult:
+    """PUT the served endpoint in-process so the SDK registers, then check the *body*."""
+    transport = httpx.ASGITransport(app=app)
+    origin = urlparse(config.serve_origin)
+    base = f"{origin.scheme}://{origin.netloc}"
+    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=60) as http:
+        response = await http.put(config.serve_path)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return SyncResult(False, None, f"sync answered {response.status_code} without JSON")
+    error = body.get("error") or body.get("message")
+    if response.status_code >= 400 or error or body.get("ok") is False:
+        return SyncResult(False, None, str(error or f"status {response.status_code}"))
+    modified = body.get("modified")
+    return SyncResult(True, bool(modified) if modified is not None else None, None)
+
+
+def sync(app: ASGIApp, config: InngestConfig) -> SyncResult:
+    return asyncio.run(sync_async(app, config))
+
+
+def read_functions(config: InngestConfig, *, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """``GET /v1/apps/{app}/functions``: what Inngest actually has for our app."""
+    url = f"{config.api_base_url}/v1/apps/{config.app_id}/functions"
+    try:
+        response = httpx.get(url, headers=config.bearer(), timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise RetryableError(f"reading functions failed: {exc}", backend="inngest") from exc
+    if response.status_code == 404:
+        return []  # the app was never synced
+    if response.status_code in (401, 403):
+        raise AuthError("Inngest rejected the signing key", backend="inngest", status=401)
+    if response.status_code == 429 or response.status_code >= 500:
+        raise RetryableError(
+            f"reading functions answered {response.status_code}",
+            backend="inngest",
+            status=response.status_code,
+        )
+    if response.status_code >= 400:
+        raise BackendError(f"reading functions answered {response.status_code}", backend="inngest")
+    body = response.json()
+    items = body.get("data", body.get("functions", [])) if isinstance(body, dict) else body
+    return [f for f in items if isinstance(f, dict)] if isinstance(items, list) else []
+
+
+def crons_of(function: Mapping[str, Any]) -> list[str]:
+    triggers = function.get("triggers") or []
+    return [str(t["cron"]) for t in triggers if isinstance(t, Mapping) and t.get("cron")]
+
+
+def short_id(config: InngestConfig, function: Mapping[str, Any]) -> str:
+    """Our fn id from a listed function (server ids are ``{app}-{fn_id}``)."""
+    full = str(function.get("slug") or function.get("id") or "")
+    prefix = f"{config.app_id}-"
+    return full[len(prefix) :] if full.startswith(prefix) else full

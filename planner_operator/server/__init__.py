@@ -1,0 +1,1 @@
+"""The long-running side: the FastAPI app behind `planner-operator serve`."""

@@ -1,0 +1,86 @@
+"""`planner-operator serve`: one FastAPI app for the Inngest endpoint and the status API.
+
+Everything a request needs hangs off ``Runtime`` (stores, executors, the Inngest mount), built
+once at startup from settings and environment, so tests build the same app with their own
+settings and a fake Inngest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from planner_operator.backends import select
+from planner_operator.backends.inngest import JobTable
+from planner_operator.executors import select as executor_select
+from planner_operator.executors.base import Executors
+from planner_operator.inngest_app import InngestConfig
+from planner_operator.jobrun import InngestJobHandler, JobRunner
+from planner_operator.runs import RunStore
+from planner_operator.server.inngest_mount import InngestMount
+from planner_operator.settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    runs: RunStore
+    executors: Executors
+    inngest: InngestMount | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_runtime(settings: Settings, env: Mapping[str, str]) -> Runtime:
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    runs = RunStore(settings.state_dir / "runs.db")
+    executors = executor_select.from_env(settings, env)
+    runtime = Runtime(settings, runs, executors)
+    if select.schedule_backend_name(env) == "inngest":
+        config = InngestConfig.from_env(env)  # refuses production mode without a signing key
+        handler = InngestJobHandler(JobRunner(runs, executors))
+        runtime.inngest = InngestMount(config, JobTable(settings.state_db), handler)
+    return runtime
+
+
+def create_app(
+    settings: Settings, env: Mapping[str, str] | None = None, *, reload_interval: float = 2.0
+) -> FastAPI:
+    env = os.environ if env is None else env
+    runtime = build_runtime(settings, env)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime.inngest is not None:
+            await runtime.inngest.refresh(force=True)
+            runtime.tasks.append(asyncio.create_task(runtime.inngest.watch(reload_interval)))
+        yield
+        for task in runtime.tasks:
+            task.cancel()
+
+    app = FastAPI(title="planner-operator", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    if runtime.inngest is not None:
+        path = runtime.inngest.config.serve_path
+        app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """Liveness plus the Inngest sync state, for load balancers and humans."""
+        return {
+            "ok": True,
+            "inngest": dict(runtime.inngest.status()) if runtime.inngest else None,
+        }
+
+    @app.get("/api/runs")
+    def list_runs(key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent runs, newest first."""
+        return [r.__dict__ for r in runtime.runs.list(key=key, limit=min(limit, 500))]
+
+    return app
