@@ -96,7 +96,10 @@ def _action(agent: models.AgentFile, action: models.Action) -> dict[str, Any]:
         variables = {**agent.variables, **action.chat.variables}
         return {"chat": {"template": action.chat.template, "variables": variables}}
     assert action.workflow is not None
-    return {"workflow": {"id": action.workflow.id, "input": action.workflow.input}}
+    workflow: dict[str, Any] = {"id": action.workflow.id, "input": action.workflow.input}
+    if agent.variables:  # inputs may use the agent's variables: keep the spec self-contained
+        workflow["variables"] = dict(agent.variables)
+    return {"workflow": workflow}
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -82,9 +82,16 @@ class InngestConfig:
             retries=int(retries_text),
         )
 
-    def client(self) -> inngest.Inngest:
+    def client(self, *, applied_version: int | None = None) -> inngest.Inngest:
+        """The SDK client; ``applied_version`` becomes the app version sent at sync.
+
+        Inngest skips a sync whose checksum it has seen (``modified: false``) and then does not
+        re-initialise crons, which left crons unscheduled after a server restart. Sending the
+        applied-state version makes every applied change a new checksum, so a repair sticks.
+        """
         return inngest.Inngest(
             app_id=self.app_id,
+            app_version=None if applied_version is None else f"applied-{applied_version}",
             is_production=self.production,
             api_base_url=self.api_base_url,
             event_api_base_url=self.event_api_base_url,
@@ -273,12 +280,17 @@ def read_functions(config: InngestConfig, *, timeout: float = 30.0) -> list[dict
 
 
 def crons_of(function: Mapping[str, Any]) -> list[str]:
-    triggers = function.get("triggers") or []
+    """Cron strings of a listed function (the server nests them in ``config.triggers``)."""
+    config = function.get("config")
+    nested = config.get("triggers") if isinstance(config, Mapping) else None
+    triggers = function.get("triggers") or nested or []
     return [str(t["cron"]) for t in triggers if isinstance(t, Mapping) and t.get("cron")]
 
 
 def short_id(config: InngestConfig, function: Mapping[str, Any]) -> str:
-    """Our fn id from a listed function (server ids are ``{app}-{fn_id}``)."""
-    full = str(function.get("slug") or function.get("id") or "")
+    """Our fn id from a listed function (server ids and slugs are ``{app}-{fn_id}``)."""
+    fn_config = function.get("config")
+    slug = fn_config.get("slug") if isinstance(fn_config, Mapping) else None
+    full = str(function.get("id") or slug or "")
     prefix = f"{config.app_id}-"
     return full[len(prefix) :] if full.startswith(prefix) else full

@@ -168,7 +168,7 @@ class InngestScheduleBackend:
         return problems
 
     def sync(self) -> inngest_app.SyncResult:
-        client = self.config.client()
+        client = self.config.client(applied_version=self.table.versions()[0])
         functions = inngest_app.build_functions(client, self.table.jobs(), self.config, None)
         return inngest_app.sync(inngest_app.build_app(client, functions, self.config), self.config)
 

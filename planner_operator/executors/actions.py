@@ -65,7 +65,7 @@ def _prepare(
     configured = workflow.get("input") or {}
     if payload is not None and not configured:
         return Prepared("workflow", agent, workflow=workflow["id"], input=dict(payload))
-    values = {**(payload or {}), **builtins}
+    values = {**workflow.get("variables", {}), **(payload or {}), **builtins}
     rendered = templates.render_value(configured, values)
     return Prepared("workflow", agent, workflow=workflow["id"], input=rendered)
 

@@ -27,16 +27,18 @@ class InngestMount:
         self.config = config
         self.table = table
         self.handler = handler
-        self.client = config.client()  # raises in production mode without a signing key
+        config.client()  # fail fast: refuses production mode without a signing key
         self.app = SwappableApp(self._build())
         self.served_version = -1
         self.last_sync: inngest_app.SyncResult | None = None
 
     def _build(self) -> ASGIApp:
+        """A fresh SDK app for the applied jobs (same app version as the reconcile's sync)."""
+        client = self.config.client(applied_version=self.table.versions()[0])
         functions = inngest_app.build_functions(
-            self.client, self.table.jobs(), self.config, self.handler
+            client, self.table.jobs(), self.config, self.handler
         )
-        return inngest_app.build_app(self.client, functions, self.config)
+        return inngest_app.build_app(client, functions, self.config)
 
     async def refresh(self, *, force: bool = False) -> inngest_app.SyncResult | None:
         """Rebuild and re-sync when the applied jobs changed (or when forced)."""
