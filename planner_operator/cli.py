@@ -223,6 +223,30 @@ def serve(
     _run(lambda: commands.serve(commands.settings(state_dir, state_db, ledger_db), host, port))
 
 
+@app.command("run-now")
+def run_now(
+    key: Annotated[str, typer.Argument(help="Applied job key, e.g. my-agent/jobs/daily.")],
+    state_dir: StateDir = None,
+    state_db: StateDb = None,
+    ledger_db: LedgerDb = None,
+) -> None:
+    """Run an applied job once, now, through the normal executor path (recorded in run history)."""
+    _run(lambda: commands.run_now(commands.settings(state_dir, state_db, ledger_db), key))
+
+
+@app.command()
+def runs(
+    key: Annotated[str | None, typer.Option("--key", help="Only this job or trigger.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    state_dir: StateDir = None,
+) -> None:
+    """Run history: newest first, with the rendered message or workflow input of each run."""
+    if fmt is PlanFormat.markdown:
+        _fail("runs supports --format text or json")
+    _run(lambda: commands.runs(commands.settings(state_dir, None, None), key, limit, fmt.value))
+
+
 def main() -> None:
     try:
         app()

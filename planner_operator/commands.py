@@ -332,3 +332,50 @@ def serve(settings: Settings, host: str, port: int) -> int:
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info")
     return 0
+
+
+def run_now(settings: Settings, key: str) -> int:
+    """Run an applied job once, now, through the normal executor path and run history."""
+    import uuid
+
+    from planner_operator.executors import select as executor_select
+    from planner_operator.jobrun import Fire, JobRunner
+    from planner_operator.runs import RunStore
+
+    with Ledger(settings.ledger_db) as ledger:
+        entry = ledger.get(key)
+    if entry is None or entry.kind != "job":
+        raise PlannerError(f"no applied job `{key}` (run `planner-operator status` to list them)")
+    executors = executor_select.from_env(settings)
+    with RunStore(settings.state_dir / "runs.db") as runs:
+        runner = JobRunner(runs, executors)
+        run_id = f"manual-{uuid.uuid4().hex[:12]}"
+        fire = Fire.of(entry.spec, datetime.now(UTC))
+        result = runner.run(key, entry.spec, fire, run_id=run_id, origin="manual", claim_slot=False)
+        [record] = runs.list(key=key, limit=1)
+    out(f"{key}: {record.status} ({record.action}) run {run_id}")
+    out(f"  {record.rendered}")
+    out(f"  result: {json.dumps(result, sort_keys=True, default=str)}")
+    return 0
+
+
+def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
+    from planner_operator.runs import RunStore
+
+    path = settings.state_dir / "runs.db"
+    if not path.exists():
+        out("No runs yet.")
+        return 0
+    with RunStore(path) as store:
+        records = store.list(key=key, limit=limit)
+    if fmt == "json":
+        out(json.dumps([r.__dict__ for r in records], indent=2, sort_keys=True, default=str))
+        return 0
+    if not records:
+        out("No runs yet.")
+    for r in records:
+        why = f"  ({r.error or r.reason})" if (r.error or r.reason) else ""
+        out(f"{r.started_at}  {r.status:<9} {r.origin:<9} {r.key}{why}")
+        if r.rendered:
+            out(f"    {r.action}: {r.rendered}")
+    return 0

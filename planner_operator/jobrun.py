@@ -68,12 +68,20 @@ class JobRunner:
         return reason
 
     def run(
-        self, key: str, spec: Mapping[str, Any], fire: Fire, *, run_id: str, origin: str
+        self,
+        key: str,
+        spec: Mapping[str, Any],
+        fire: Fire,
+        *,
+        run_id: str,
+        origin: str,
+        claim_slot: bool = True,
     ) -> Any:
-        """Claim, render, execute and record (used by the embedded scheduler and run-now)."""
-        skipped = self.claim(key, fire, run_id)
-        if skipped is not None:
-            return {"skipped": skipped}
+        """Claim, render, execute and record (the embedded scheduler; run-now skips the claim)."""
+        if claim_slot:
+            skipped = self.claim(key, fire, run_id)
+            if skipped is not None:
+                return {"skipped": skipped}
         prepared = actions.prepare_job(key, spec, slot=fire.at, run_id=run_id)
         row = self.runs.start(
             key=key,
@@ -84,8 +92,11 @@ class JobRunner:
             action=prepared.kind,
             rendered=prepared.rendered,
         )
+        context = _context(key, fire, run_id)
+        if not claim_slot:  # a manual run is its own event, never the slot's scheduled fire
+            context["run_key"] = f"{key}@manual:{run_id}"
         try:
-            result = actions.execute(prepared, self.executors, context=_context(key, fire, run_id))
+            result = actions.execute(prepared, self.executors, context=context)
         except Exception as exc:
             self.runs.finish(row, status="failed", error=str(exc))
             raise

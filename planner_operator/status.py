@@ -30,6 +30,9 @@ class Row:
     timezone: str | None
     next_runs: tuple[str, ...]
     revision: str
+    last_run: str | None = None  # "succeeded at 2026-11-23T08:00:01Z (slot 2026-11-23T09:00)"
+    missed: int = 0
+    overlap_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         entries = ledger.entries(include_retired=False)
         last = ledger.get_meta("last_reconcile")
         revision = ledger.get_meta("last_applied_revision")
+    history = _history(settings, [e.key for e in entries])
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
     rows: list[Row] = []
@@ -67,6 +71,7 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
             upcoming = _next(schedule, timezone, str(spec.get("dst", "vixie")), now, runs)
         if entry.kind == "trigger" and not schedule:
             detail = detail or f"{spec.get('toolkit', 'webhook')} {spec.get('event', '')}".strip()
+        last_run, missed, skipped = history.get(entry.key, (None, 0, 0))
         rows.append(
             Row(
                 entry.key,
@@ -79,6 +84,9 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
                 timezone,
                 upcoming,
                 entry.revision,
+                last_run,
+                missed,
+                skipped,
             )
         )
     for obj in actual:
@@ -98,6 +106,30 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
                 )
             )
     return Report(tuple(rows), json.loads(last) if last else None, revision)
+
+
+def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
+    """Last run and scheduler counters per key (empty when nothing has run yet)."""
+    path = settings.state_dir / "runs.db"
+    if not path.exists():
+        return {}
+    from planner_operator.runs import RunStore
+    from planner_operator.scheduler import read_counters
+
+    counters = read_counters(path)
+    out: dict[str, tuple[str | None, int, int]] = {}
+    with RunStore(path) as store:
+        for key in keys:
+            run = store.last(key)
+            text = None
+            if run is not None:
+                at = run.finished_at or run.started_at
+                slot = f" (slot {run.slot})" if run.slot else ""
+                why = f": {run.error or run.reason}" if (run.error or run.reason) else ""
+                text = f"{run.status} at {at}{slot}{why}"
+            c = counters.get(key)
+            out[key] = (text, c.missed if c else 0, c.overlap_skipped if c else 0)
+    return out
 
 
 def _next(expr: str, tz: str, dst: str, now: datetime, count: int) -> tuple[str, ...]:
@@ -128,6 +160,10 @@ def render_text(report: Report) -> str:
                     extra += f"  next: {r.next_runs[0]}"
             if r.detail:
                 extra = f"{extra}  {r.detail}".strip()
+            if r.last_run:
+                extra = f"{extra}  last: {r.last_run}".strip()
+            if r.missed or r.overlap_skipped:
+                extra += f"  missed {r.missed}, overlap-skipped {r.overlap_skipped}"
             lines.append(f"  {r.key:<{width}}  {r.state:<9}  {r.remote_id:<18}  {extra}".rstrip())
         lines.append("")
     if report.last_reconcile:

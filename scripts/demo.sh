@@ -28,6 +28,11 @@ $PO reconcile --path agents
 step "5. status"
 $PO status
 
-step "6. reconcile again: nothing left to do"
+step "6. run two jobs now through the executor path (embedded outbox: no platform configured)"
+$PO run-now job-application-agent/jobs/morning-job-check
+$PO run-now job-application-agent/jobs/daily-application-check
+$PO runs
+
+step "7. reconcile again: nothing left to do"
 $PO reconcile --path agents --dry-run --detailed-exitcode
 echo "(exit code 0: no changes)"

@@ -225,3 +225,17 @@ def test_example_agents_reconcile_cleanly(tmp_path: Path, state: list[str]) -> N
         "reconcile", "--path", str(agents), "--dry-run", "--format", "markdown", *state
     )
     assert code == 0 and "planner-operator plan" in out
+
+
+def test_run_now_records_a_run_with_the_rendered_message(tmp_path: Path, state: list[str]) -> None:
+    agents = tmp_path / "agents"
+    write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
+    invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("run-now", "a/jobs/daily", *state)
+    assert code == 0 and "a/jobs/daily: succeeded (chat)" in out and "Hello 20" in out
+    code, out, _ = invoke("runs", "--format", "json", *state)
+    [run] = json.loads(out)
+    assert run["origin"] == "manual" and run["rendered"].startswith("Hello 20")
+    assert run["result"]["thread_id"].startswith("thr_")
+    code, _, err = invoke("run-now", "a/jobs/nope", *state)
+    assert code == 1 and "no applied job `a/jobs/nope`" in err
