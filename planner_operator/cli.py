@@ -247,6 +247,53 @@ def runs(
     _run(lambda: commands.runs(commands.settings(state_dir, None, None), key, limit, fmt.value))
 
 
+def _seconds(text: str) -> float:
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        _fail(f"--interval {text!r} is not a duration (e.g. 30s, 2m, 1h)")
+
+
+@app.command()
+def watch(
+    path: Annotated[
+        Path | None, typer.Option("--path", help="Watch this directory of agent files.")
+    ] = None,
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="Poll this git remote (URL or path).")
+    ] = None,
+    branch: Annotated[str, typer.Option("--branch", help="Branch to follow.")] = "main",
+    interval: Annotated[str, typer.Option("--interval", help="Poll interval.")] = "30s",
+    agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
+    allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,
+    allow_protected_delete: Annotated[bool, typer.Option("--allow-protected-delete")] = False,
+    state_dir: StateDir = None,
+    state_db: StateDb = None,
+    ledger_db: LedgerDb = None,
+) -> None:
+    """Reconcile on every file change (--path) or every new commit (--repo)."""
+    if (path is None) == (repo is None):
+        _fail("watch needs exactly one of --path DIR or --repo URL|PATH")
+    options = commands.PlanOptions(
+        allow_mass_delete=allow_mass_delete, allow_protected_delete=allow_protected_delete
+    )
+    settings = commands.settings(state_dir, state_db, ledger_db)
+    _run(
+        lambda: commands.watch(
+            settings,
+            options,
+            path=path,
+            repo=repo,
+            branch=branch,
+            interval=_seconds(interval),
+            subdir=agents_dir,
+        )
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -379,3 +379,31 @@ def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
         if r.rendered:
             out(f"    {r.action}: {r.rendered}")
     return 0
+
+
+def watch(
+    settings: Settings,
+    options: PlanOptions,
+    *,
+    path: Path | None,
+    repo: str | None,
+    branch: str,
+    interval: float,
+    subdir: str,
+) -> int:
+    import logging
+
+    from planner_operator import watch as watch_mod
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if path is not None:
+        watch_mod.watch_files(path, settings, options)
+        return 0
+    assert repo is not None
+    watcher = watch_mod.GitWatcher(
+        repo, branch, settings, options, interval=interval, subdir=subdir
+    )
+    for cycle in watcher.cycles():
+        with Ledger(settings.ledger_db) as ledger:
+            ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
+    return 0
