@@ -89,10 +89,20 @@ class Applier:
         self._sleep = sleep
         self._clock = clock
 
-    def apply(self, plan: Plan, progress: Progress | None = None) -> ApplyResult:
+    def apply(
+        self,
+        plan: Plan,
+        progress: Progress | None = None,
+        *,
+        stop: Callable[[], bool] | None = None,
+    ) -> ApplyResult:
+        """Apply every actionable change; ``stop`` is checked between items (graceful shutdown:
+        the current item always finishes, the rest is left for the next run to re-plan)."""
         todo = plan.actionable
         results: list[ItemResult] = []
         for index, change in enumerate(todo, start=1):
+            if stop is not None and stop():
+                return ApplyResult(tuple(results), ("stopped before all changes were applied",))
             result = self._apply_one(change)
             results.append(result)
             if progress is not None:

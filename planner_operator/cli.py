@@ -294,6 +294,41 @@ def watch(
     )
 
 
+@app.command("run")
+def run_operator(
+    path: Annotated[Path | None, typer.Option("--path", help="Watch this directory.")] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="Poll this git remote.")] = None,
+    branch: Annotated[str, typer.Option("--branch")] = "main",
+    interval: Annotated[str, typer.Option("--interval", help="Git poll interval.")] = "30s",
+    agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    grace: Annotated[float, typer.Option("--grace", help="Shutdown grace seconds.")] = 30.0,
+    allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,
+    allow_protected_delete: Annotated[bool, typer.Option("--allow-protected-delete")] = False,
+    state_dir: StateDir = None,
+    state_db: StateDb = None,
+    ledger_db: LedgerDb = None,
+) -> None:
+    """The one long-running process: watch + serve + worker + embedded scheduler."""
+    if (path is None) == (repo is None):
+        _fail("run needs exactly one of --path DIR or --repo URL|PATH")
+    from planner_operator.server.operator import WatchSpec
+
+    spec = WatchSpec(
+        path=path,
+        repo=repo,
+        branch=branch,
+        interval=_seconds(interval),
+        subdir=agents_dir,
+        options=commands.PlanOptions(
+            allow_mass_delete=allow_mass_delete, allow_protected_delete=allow_protected_delete
+        ),
+    )
+    settings = commands.settings(state_dir, state_db, ledger_db)
+    _run(lambda: commands.serve(settings, host, port, watch=spec, grace=grace))
+
+
 def main() -> None:
     try:
         app()

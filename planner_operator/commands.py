@@ -321,16 +321,28 @@ def unlock(settings: Settings) -> int:
     return 0
 
 
-def serve(settings: Settings, host: str, port: int) -> int:
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    watch: Any = None,
+    grace: float = 30.0,
+) -> int:
+    """Serve (and, for ``run``, watch); SIGTERM/SIGINT shut down gracefully via the lifespan."""
     import logging
+    import signal
 
     import uvicorn
 
-    from planner_operator.server.app import create_app
+    from planner_operator.server import operator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    app = operator.build(settings, watch=watch, grace=grace)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
+    # was installed before it: make that a clean exit, as supervisors expect after a stop.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(grace))
     return 0
 
 

@@ -122,6 +122,7 @@ def reconcile(
     progress: Progress | None = None,
     retry: RetryPolicy = RetryPolicy(),
     backends_factory: BackendFactory | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Outcome:
     """Plan, and apply unless ``dry_run``; the apply holds the lock from read to last write."""
     wanted = read_desired(spec)
@@ -133,7 +134,7 @@ def reconcile(
             applier = Applier(
                 backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
             )
-            result = applier.apply(plan, progress)
+            result = applier.apply(plan, progress, stop=stop)
             result = finish(backends, result)
             record_outcome(ledger, plan, result)
             return Outcome(plan, result)

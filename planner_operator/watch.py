@@ -59,11 +59,17 @@ def summarize(outcome: Outcome) -> tuple[str, bool]:
 
 
 def run_cycle(
-    spec: SourceSpec, settings: Settings, options: plan_mod.PlanOptions, trigger: str
+    spec: SourceSpec,
+    settings: Settings,
+    options: plan_mod.PlanOptions,
+    trigger: str,
+    stop: threading.Event | None = None,
 ) -> Cycle:
     """Reconcile once; never raises for our errors (the watcher must keep going)."""
     try:
-        outcome = reconcile(spec, settings, options=options)
+        outcome = reconcile(
+            spec, settings, options=options, stop=stop.is_set if stop is not None else None
+        )
     except PlannerError as exc:
         log.error("watch %s: reconcile failed: %s", trigger, exc)
         return Cycle(trigger, spec.rev if spec.repo else str(spec.path), "", False, str(exc))
@@ -89,7 +95,7 @@ def watch_files(
         raise SourceError(f"{directory} is not a directory of agent files")
     spec = SourceSpec(path=directory)
     report = on_cycle or (lambda cycle: None)
-    report(run_cycle(spec, settings, options, "start"))
+    report(run_cycle(spec, settings, options, "start", stop))
     for _changes in watchfiles.watch(
         directory,
         debounce=debounce_ms,
@@ -99,7 +105,7 @@ def watch_files(
         rust_timeout=1000,
         yield_on_timeout=False,
     ):
-        report(run_cycle(spec, settings, options, "files"))
+        report(run_cycle(spec, settings, options, "files", stop))
 
 
 def _agent_files(change: watchfiles.Change, path: str) -> bool:
@@ -164,7 +170,7 @@ class GitWatcher:
         if sha == self.last_sha:
             return None
         spec = SourceSpec(repo=self.clone_dir, rev=sha, subdir=self.subdir)
-        cycle = run_cycle(spec, self.settings, self.options, trigger)
+        cycle = run_cycle(spec, self.settings, self.options, trigger, self.stop)
         self.last_sha = sha  # one reconcile per sha, like Argo CD and Flux
         return cycle
 
