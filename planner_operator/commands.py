@@ -409,13 +409,14 @@ def watch(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if path is not None:
-        watch_mod.watch_files(path, settings, options)
+        watch_mod.watch_files(
+            path, settings, options, on_cycle=lambda cycle: watch_mod.record(settings, cycle)
+        )
         return 0
     assert repo is not None
     watcher = watch_mod.GitWatcher(
         repo, branch, settings, options, interval=interval, subdir=subdir
     )
     for cycle in watcher.cycles():
-        with Ledger(settings.ledger_db) as ledger:
-            ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
+        watch_mod.record(settings, cycle)
     return 0

@@ -40,6 +40,8 @@ class Report:
     rows: tuple[Row, ...]
     last_reconcile: dict[str, Any] | None
     last_applied_revision: str | None
+    watch_last_cycle: dict[str, Any] | None = None
+    watch_last_error: dict[str, Any] | None = None
 
 
 def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
@@ -48,6 +50,8 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         entries = ledger.entries(include_retired=False)
         last = ledger.get_meta("last_reconcile")
         revision = ledger.get_meta("last_applied_revision")
+        watch_cycle = ledger.get_meta("watch_last_cycle")
+        watch_error = ledger.get_meta("watch_last_error")
     history = _history(settings, [e.key for e in entries])
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
@@ -105,7 +109,13 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
                     "",
                 )
             )
-    return Report(tuple(rows), json.loads(last) if last else None, revision)
+    return Report(
+        tuple(rows),
+        json.loads(last) if last else None,
+        revision,
+        json.loads(watch_cycle) if watch_cycle else None,
+        json.loads(watch_error) if watch_error else None,
+    )
 
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
@@ -174,6 +184,17 @@ def render_text(report: Report) -> str:
             lines.append(f"  failed: {failure}")
         for error in last.get("load_errors", []):
             lines.append(f"  load error: {error}")
+    if report.last_applied_revision:
+        lines.append(f"Last applied revision: {report.last_applied_revision}")
+    if report.watch_last_cycle:
+        cycle = report.watch_last_cycle
+        lines.append(
+            f"Watch: last cycle ({cycle['trigger']}) at {cycle['revision']}: "
+            f"{cycle['summary'] or cycle.get('error')}"
+        )
+    if report.watch_last_error:
+        error = report.watch_last_error
+        lines.append(f"Watch: last error: {error.get('error') or error.get('summary')}")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ on the first good fetch. A push webhook can wake the poller for an immediate fet
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -157,14 +158,16 @@ class GitWatcher:
             raise SourceError(f"branch `{self.branch}` not found in {_safe(self.url)}") from exc
 
     def poll_once(self, trigger: str = "commit") -> Cycle | None:
-        """One fetch; a reconcile when the sha is new. Returns the cycle, if one ran."""
+        """One fetch; a reconcile when the sha is new. Returns the cycle (or the failed fetch),
+        None when there was nothing new."""
         try:
             sha = self.fetch()
         except SourceError as exc:
             self.failures += 1
             self.last_error = str(exc)
             log.warning("watch: %s; keeping last good revision %s", exc, self.last_sha)
-            return None
+            kept = self.last_sha[:12] if self.last_sha else "none"
+            return Cycle("fetch", kept, f"fetch failed; keeping revision {kept}", False, str(exc))
         self.failures = 0
         self.last_error = None
         if sha == self.last_sha:
@@ -196,6 +199,16 @@ class GitWatcher:
         assert self.sleep is not None
         self.sleep(self.delay())
         return self.wake.is_set()
+
+
+def record(settings: Settings, cycle: Cycle) -> None:
+    """Keep the last cycle and the last failure where ``status`` (another process) reads them."""
+    from planner_operator.ledger import Ledger
+
+    with Ledger(settings.ledger_db) as ledger:
+        ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
+        if not cycle.ok:
+            ledger.set_meta("watch_last_error", json.dumps(cycle.__dict__, sort_keys=True))
 
 
 def _safe(url: str) -> str:

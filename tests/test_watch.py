@@ -6,6 +6,7 @@ import json
 import queue
 import shutil
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -13,7 +14,8 @@ import pytest
 
 from planner_operator.ledger import Ledger
 from planner_operator.settings import Settings
-from planner_operator.watch import Cycle, GitWatcher, watch_files
+from planner_operator.status import collect, render_text
+from planner_operator.watch import Cycle, GitWatcher, record, watch_files
 
 JOB = (
     'name: A{n}\nplanner:\n  jobs:\n    - name: daily\n      schedule: "{cron}"\n'
@@ -119,9 +121,15 @@ def test_git_watch_one_reconcile_per_commit_force_push_and_outage(
     hidden = tmp_path / "hidden.git"
     shutil.move(str(bare), hidden)
     base_delay = watcher.delay()
-    assert watcher.poll_once() is None and watcher.failures == 1
+    failed = watcher.poll_once()
+    assert failed is not None and not failed.ok and failed.trigger == "fetch"
+    assert rewritten[:12] in failed.summary and watcher.failures == 1
     assert watcher.last_error is not None and "fetch" in watcher.last_error
-    assert watcher.poll_once() is None and watcher.failures == 2
+    record(settings, failed)
+    report = collect(settings, now=datetime.now(UTC))
+    assert report.watch_last_error is not None and "fetch" in report.watch_last_error["error"]
+    assert "Watch: last error:" in render_text(report)
+    assert watcher.poll_once() is not None and watcher.failures == 2
     assert watcher.delay() > base_delay * 2
     assert applied(settings) == {"a1/jobs/daily": "0 7 * * *"}
     for _ in range(12):

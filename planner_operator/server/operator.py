@@ -32,6 +32,7 @@ from planner_operator.server.app import Runtime, create_app
 from planner_operator.server.signatures import SignatureError, verify_github
 from planner_operator.settings import Settings
 from planner_operator.watch import Cycle, GitWatcher, watch_files
+from planner_operator.watch import record as watch_record
 
 log = logging.getLogger("planner_operator.operator")
 
@@ -161,7 +162,7 @@ def _start_watcher(
         return None
 
     def record(cycle: Cycle) -> None:
-        log.info("watch cycle: %s", cycle)
+        watch_record(settings, cycle)
 
     if git_watcher is not None:
 
