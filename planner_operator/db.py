@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from types import TracebackType
+from typing import Literal, Self
 
 from planner_operator.errors import StateError
 
@@ -212,3 +213,45 @@ def _refuse_newer(conn: sqlite3.Connection, component: str, current: int, known:
             f"{name} was written by a newer planner-operator ({component} schema "
             f"v{current} > v{known}); upgrade planner-operator to use it"
         )
+
+
+class Store:
+    """Base of every SQLite-backed store: one connection, its component's migrations, closing.
+
+    Subclasses set ``COMPONENT`` and ``MIGRATIONS`` and use ``self._conn``; opening migrates (and
+    closes the connection again if migrating fails), and a store is a context manager.
+    """
+
+    COMPONENT: str = ""
+    MIGRATIONS: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        check_same_thread: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self._conn = connect(
+            self.path, synchronous=synchronous, check_same_thread=check_same_thread
+        )
+        try:
+            migrate(self._conn, self.COMPONENT, self.MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from planner_operator import canonical, db
 from planner_operator.backends.base import Kind
@@ -67,7 +65,7 @@ _UPSERT = f"""
 """
 
 
-class Ledger:
+class Ledger(db.Store):
     """The ownership ledger in a SQLite file (usually shared with the apply lock).
 
     Every write method is one transaction; reads see only committed state. The caller chooses
@@ -75,30 +73,8 @@ class Ledger:
     share a ledger by accident.
     """
 
-    def __init__(self, path: Path | str, *, synchronous: db.Synchronous = "NORMAL") -> None:
-        self.path = Path(path)
-        self._conn = db.connect(self.path, synchronous=synchronous)
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
 
     # -- reads -------------------------------------------------------------------------------
 

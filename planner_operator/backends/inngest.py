@@ -45,19 +45,14 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class JobTable:
+class JobTable(db.Store):
     """The applied jobs (what ``serve`` registers), with a version bumped on every change."""
 
-    def __init__(self, path: Path | str) -> None:
-        self._conn = db.connect(path, check_same_thread=False)
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
 
-    def close(self) -> None:
-        self._conn.close()
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, check_same_thread=False)  # read by the server's threads too
 
     def jobs(self) -> list[ServedJob]:
         rows = self._conn.execute("SELECT key, spec_json FROM inngest_jobs ORDER BY key")

@@ -18,8 +18,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 from planner_operator import canonical, db
 from planner_operator.backends.base import (
@@ -97,7 +96,7 @@ class LocalFaults:
             raise self.fail_list.pop(0)
 
 
-class _LocalBackend:
+class _LocalBackend(db.Store):
     """What jobs and triggers share; subclasses say how an object is identified."""
 
     kind: ClassVar[Kind]
@@ -105,33 +104,16 @@ class _LocalBackend:
     prefix: ClassVar[str]
     off_state: ClassVar[RemoteState]
 
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: Path | str, *, faults: LocalFaults | None = None) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         self.faults = faults or LocalFaults()
-        self._conn = db.connect(self.path)
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
 
     @property
     def info(self) -> BackendInfo:
         return BackendInfo(name=NAME, kind=self.kind, detail=str(self.path))
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- Protocol ----------------------------------------------------------------------------
 
