@@ -154,6 +154,11 @@ class Applier:
         return made.remote_id
 
     def _delete(self, entry: OwnedEntry, backend: RemoteBackend) -> None:
+        owner = self._ledger.owner_of(backend=entry.backend, remote_id=entry.remote_id)
+        if owner is not None and owner != entry.key:
+            # Taken over earlier in this apply by another key (a rename onto the same remote
+            # object: Composio keeps one instance per type, account and config). Nothing to do.
+            return
         with contextlib.suppress(NotFound):  # already gone: only the ledger row remains
             self._call(lambda: backend.delete(entry.remote_id))
         self._ledger.forget(backend=entry.backend, remote_id=entry.remote_id)

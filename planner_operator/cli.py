@@ -329,6 +329,15 @@ def run_operator(
     _run(lambda: commands.serve(settings, host, port, watch=spec, grace=grace))
 
 
+def _mount_subcommands() -> None:
+    from planner_operator import composio_cli
+
+    app.add_typer(composio_cli.app, name="composio", help="Composio webhook subscription.")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     try:
         app()

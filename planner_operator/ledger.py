@@ -127,6 +127,14 @@ class Ledger(db.Store):
             )
             self._upsert(new)
 
+    def owner_of(self, *, backend: str, remote_id: str) -> str | None:
+        """The key whose active row holds this remote object, if any."""
+        row = self._conn.execute(
+            "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND retired = 0",
+            (backend, remote_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def forget(self, *, backend: str, remote_id: str) -> None:
         """Drop one row, active or retired, after its remote object was deleted (idempotent)."""
         with db.transaction(self._conn):

@@ -104,4 +104,8 @@ def _trigger_backend(name: str, settings: Settings, env: Mapping[str, str]) -> R
         from planner_operator.backends.local import LocalTriggerBackend
 
         return LocalTriggerBackend(settings.state_db)
+    if name == "composio":
+        from planner_operator.backends import composio
+
+        return composio.from_env(settings, env)
     raise SourceError(f"{ENV_TRIGGER}={name!r}: use `local` or `composio`")

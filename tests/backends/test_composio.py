@@ -1,0 +1,338 @@
+"""The Composio backend beyond the contract: preflight, scope, lost answers, errors, telemetry.
+
+Everything runs the real ``composio`` SDK against the fake API (tests/fakes/composio_server.py);
+the contract itself is in test_contract.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from planner_operator import canonical
+from planner_operator.backends import composio, composio_sdk
+from planner_operator.backends.base import list_all
+from planner_operator.desired import DesiredResource
+from planner_operator.errors import (
+    AuthError,
+    Conflict,
+    NotFound,
+    PermanentError,
+    SourceError,
+    UnknownOutcome,
+)
+from planner_operator.settings import Settings
+from tests.fakes.composio_server import FakeComposio, Fault
+
+FAST = {"PLANNER_COMPOSIO_BUDGET_PER_MIN": "1000000", "PLANNER_COMPOSIO_TIMEOUT": "0.5"}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeComposio]:
+    with FakeComposio(budget_per_minute=1_000_000) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.resolve(state_dir=tmp_path / "state", env={})
+
+
+@pytest.fixture
+def backend(fake: FakeComposio, settings: Settings) -> Iterator[composio.ComposioTriggerBackend]:
+    with composio.from_env(settings, fake.env(**FAST)) as made:
+        yield made
+
+
+def gmail(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "toolkit": "gmail",
+        "event": "GMAIL_NEW_GMAIL_MESSAGE",
+        "connected_account": "ca_gmail_jobsearch",
+        "config": {"labelIds": "INBOX", "interval": 5},
+        "enabled": True,
+        "action": {"chat": {"template": "Mail from {sender}: {subject}", "variables": {}}},
+    }
+    spec.update(changes)
+    return spec
+
+
+def resource(spec: Mapping[str, Any], name: str = "mail", line: int = 7) -> DesiredResource:
+    return DesiredResource(
+        key=f"agent/triggers/{name}",
+        kind="trigger",
+        agent="agent",
+        name=name,
+        source="agents/agent.yaml",
+        line=line,
+        spec=spec,
+        spec_hash=canonical.spec_hash(spec),
+    )
+
+
+# -- preflight -------------------------------------------------------------------------------
+
+
+def test_preflight_accepts_valid_triggers(backend: composio.ComposioTriggerBackend) -> None:
+    workflow = {"workflow": {"id": "w", "input": {"h": "{payload.headers}", "a": "{to}"}}}
+    chat = {"chat": {"template": "{who}: {subject}", "variables": {"who": "me"}}}
+    triggers = [
+        resource(gmail()),
+        resource(gmail(action=workflow, config={"query": "is:unread"}), "raw"),
+        resource(gmail(action=chat, config={}), "vars"),
+        resource({"webhook": {"secret_env": "S"}, "action": workflow}, "hook"),  # not Composio's
+    ]
+    assert backend.preflight(triggers) == []
+
+
+def test_preflight_reports_each_problem_with_file_and_line(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    bad = [
+        resource(gmail(event="GMAIL_NOPE"), "slug", 3),
+        resource(gmail(toolkit="slack", config={}), "kit", 10),
+        resource(gmail(connected_account="ca_missing"), "acct", 20),
+        resource(gmail(config={"labelIds": 5, "labelId": "X"}), "cfg", 30),
+        resource(
+            gmail(action={"chat": {"template": "{subjekt} {user}"}}, config={"query": "q"}),
+            "tpl",
+            40,
+        ),
+        resource(
+            {
+                **gmail(event="HUBSPOT_CONTACT_CREATED_TRIGGER", toolkit="hubspot", config={}),
+                "connected_account": "ca_hubspot_sales",
+                "action": {"workflow": {"id": "qualify", "input": {"id": "{objectId}"}}},
+            },
+            "req",
+            50,
+        ),
+    ]
+    errors = [str(e) for e in backend.preflight(bad)]
+    expected = [
+        "agents/agent.yaml:3:1: event: unknown Composio trigger type `GMAIL_NOPE`",
+        "agents/agent.yaml:10:1: toolkit: `GMAIL_NEW_GMAIL_MESSAGE` belongs to toolkit `gmail`",
+        "agents/agent.yaml:20:1: connected_account: connected account `ca_missing` does not exist",
+        "agents/agent.yaml:30:1: config.labelIds: invalid config: 5 is not of type 'string'",
+        "agents/agent.yaml:30:1: config.labelId: `labelId` is not a config option",
+        "agents/agent.yaml:40:1: action.chat.template: placeholder `{subjekt}` is not a field",
+        "agents/agent.yaml:40:1: action.chat.template: placeholder `{user}` is not a field",
+        "agents/agent.yaml:50:1: config: invalid config: 'app_id' is a required property",
+    ]
+    assert len(errors) == len(expected), errors
+    for error, start in zip(errors, expected, strict=True):
+        assert error.startswith(start), error
+    assert "did you mean `labelIds`?" in errors[4]
+    assert "did you mean `subject`?" in errors[5]
+    assert fake.count("POST") == 0  # nothing written
+
+
+def test_preflight_reads_each_type_and_account_once_per_run(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    many = [resource(gmail(config={"labelIds": f"L{n}"}), f"m{n}") for n in range(20)]
+    assert backend.preflight(many) == []
+    assert backend.preflight(many) == []
+    assert fake.count("GET", "triggers_types") == 1
+    assert fake.count("GET", "connected_accounts") == 1
+
+
+def test_preflight_refuses_two_triggers_on_one_instance(
+    backend: composio.ComposioTriggerBackend,
+) -> None:
+    [error] = backend.preflight([resource(gmail(), "a", 5), resource(gmail(), "b", 9)])
+    assert str(error).startswith("agents/agent.yaml:9:1: config: same Composio trigger instance")
+    assert "`agent/triggers/a` (agents/agent.yaml:5)" in str(error)
+
+
+def test_placeholders_follow_the_payload_schema() -> None:
+    from planner_operator.backends.composio_checks import payload_has
+    from tests.fakes.composio_server import load_types
+
+    types, _ = load_types()
+    calendar = types["GOOGLECALENDAR_GOOGLE_CALENDAR_EVENT_SYNC_TRIGGER"]["payload"]
+    gmail_payload = types["GMAIL_NEW_GMAIL_MESSAGE"]["payload"]
+    assert payload_has(calendar, ["attendees", "0", "email"])  # items: {type: object}, open
+    assert payload_has(gmail_payload, ["payload", "headers", "0", "name"])  # an open object
+    assert payload_has(gmail_payload, ["attachment_list", "2"])
+    assert not payload_has(gmail_payload, ["subject", "length"])  # a string has no fields
+    assert not payload_has(calendar, ["summary", "x"])
+
+
+# -- listing ---------------------------------------------------------------------------------
+
+
+def test_lists_only_the_accounts_in_scope_and_reports_composio_disabling(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    fake.add_instance("SLACK_RECEIVE_MESSAGE", "ca_slack_eng", {})  # someone else's account
+    assert list(list_all(backend)) == []  # nothing in scope yet: not even listed
+    mine = backend.create("agent/triggers/mail", gmail())
+    theirs = fake.add_instance("GMAIL_NEW_GMAIL_MESSAGE", "ca_gmail_jobsearch", {"query": "x"})
+    fake.disable_by_composio(mine.remote_id, "connected account expired")
+    listed = {o.remote_id: o for o in list_all(backend)}
+    assert set(listed) == {mine.remote_id, theirs}
+    gone = listed[mine.remote_id]
+    assert (gone.state, gone.reason, gone.key) == ("error", "connected account expired", None)
+    assert dict(gone.spec) == {**composio_sdk.observed(gmail(), True), "enabled": False}
+
+    again = backend.update(mine.remote_id, "agent/triggers/mail", gmail())  # reconcile re-enables
+    assert (again.state, again.reason) == ("active", None)
+    assert fake.instances()[0]["disabled_at"] is None
+
+
+def test_scope_remembers_accounts_that_left_the_config(
+    fake: FakeComposio, settings: Settings
+) -> None:
+    with composio.from_env(settings, fake.env(**FAST)) as first:
+        made = first.create("agent/triggers/mail", gmail())
+    with composio.from_env(settings, fake.env(**FAST)) as later:
+        later.preflight([resource(gmail(connected_account="ca_123"), "other")])
+        assert made.remote_id in {o.remote_id for o in list_all(later)}
+
+
+def test_user_scoped_instances_are_listed_once(backend: composio.ComposioTriggerBackend) -> None:
+    spec = gmail(connected_account=None, user_id="user-1")
+    del spec["connected_account"]
+    by_user = backend.create("agent/triggers/by-user", spec)
+    by_account = backend.create("agent/triggers/by-account", gmail(config={}))
+    listed = [o.remote_id for o in list_all(backend, page_size=1)]
+    assert sorted(listed) == sorted({by_user.remote_id, by_account.remote_id})
+
+
+def test_webhook_triggers_live_in_the_local_table(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    hook = {"webhook": {"secret_env": "X_SECRET", "scheme": "github"}, "enabled": True}
+    made = backend.create("agent/triggers/hook", {**hook, "action": {"workflow": {"id": "w"}}})
+    assert made.remote_id.startswith("trg_") and made.key == "agent/triggers/hook"
+    assert [o.remote_id for o in list_all(backend)] == [made.remote_id]
+    backend.update(made.remote_id, made.key or "", {**made.spec, "enabled": False})
+    backend.delete(made.remote_id)
+    assert list(list_all(backend)) == [] and fake.count("POST") == 0
+
+
+# -- lost answers, retries, renames ------------------------------------------------------------
+
+
+def test_a_create_that_timed_out_is_looked_up_before_it_is_retried(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    fake.inject(Fault("slow", "/upsert$", delay=1.5))
+    with pytest.raises(UnknownOutcome):
+        backend.create("agent/triggers/mail", gmail())
+    upserts = fake.count("POST", "/upsert$")
+    again = backend.create("agent/triggers/mail", gmail())  # the applier's retry
+    assert fake.count("POST", "/upsert$") == upserts  # found, not written again
+    assert [i["id"] for i in fake.instances()] == [again.remote_id]
+
+
+def test_a_delete_that_timed_out_is_looked_up_before_it_is_retried(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    made = backend.create("agent/triggers/mail", gmail())
+    fake.inject(Fault("slow", "/manage/", method="DELETE", delay=1.5))
+    with pytest.raises(UnknownOutcome):
+        backend.delete(made.remote_id)
+    with pytest.raises(NotFound, match="already gone"):
+        backend.delete(made.remote_id)
+    assert fake.count("DELETE") == 1
+
+
+def test_sdk_retries_are_spent_from_the_budget(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    fake.inject(Fault("commit_then_500", "/upsert$", times=2))
+    made = backend.create("agent/triggers/mail", gmail())
+    assert fake.count("POST", "/upsert$") == 3  # two lost answers, then the SDK's last retry
+    assert [i["id"] for i in fake.instances()] == [made.remote_id]  # upsert: no duplicate
+    assert backend.limiter is not None and backend.limiter.admitted == len(fake.requests)
+
+
+def test_a_rename_keeps_the_instance_the_new_key_resolved_to(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    old = backend.create("agent/triggers/mail", gmail())
+    assert backend.preflight([resource(gmail(), "renamed")]) == []
+    new = backend.create("agent/triggers/renamed", gmail())
+    assert new.remote_id == old.remote_id
+    with pytest.raises(Conflict, match=r"`agent/triggers/renamed` .*a rename"):
+        backend.delete(old.remote_id)  # the planner deleting the old key
+    assert [i["id"] for i in fake.instances()] == [new.remote_id]
+    assert backend.preflight([]) == []  # once nothing wants it, it goes
+    backend.delete(old.remote_id)
+    assert fake.instances() == []
+
+
+# -- configuration and errors ------------------------------------------------------------------
+
+
+def test_missing_key_and_bad_url_are_explained(settings: Settings) -> None:
+    with pytest.raises(AuthError, match="COMPOSIO_API_KEY is not set"):
+        composio.from_env(settings, {})
+    with pytest.raises(SourceError, match="https"):
+        composio.from_env(settings, {"COMPOSIO_API_KEY": "k", "COMPOSIO_BASE_URL": "http://x.io"})
+
+
+def test_a_rejected_key_is_an_auth_error_that_never_shows_the_key(
+    fake: FakeComposio, settings: Settings
+) -> None:
+    wrong = "ak_live_WRONG_KEY_1234567890"
+    env = fake.env(COMPOSIO_API_KEY=wrong, **FAST)
+    with (
+        composio.from_env(settings, env) as backend,
+        pytest.raises(AuthError, match="rejected COMPOSIO_API_KEY") as err,
+    ):
+        backend.create("agent/triggers/mail", gmail())
+    assert wrong not in str(err.value) and "401" in str(err.value)
+
+
+def test_an_unknown_account_at_create_names_the_field(
+    backend: composio.ComposioTriggerBackend,
+) -> None:
+    with pytest.raises(PermanentError, match=r"ca_nope not found; check `connected_account`"):
+        backend.create("agent/triggers/mail", gmail(connected_account="ca_nope"))
+
+
+def test_nothing_is_sent_anywhere_but_the_configured_api(
+    backend: composio.ComposioTriggerBackend,
+    fake: FakeComposio,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Telemetry is off in every thread, and the only host contacted is the fake."""
+    from composio.core.models import _telemetry
+
+    hosts: list[str] = []
+    real = httpx.HTTPTransport.handle_request
+
+    def spy(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return real(self, request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", spy)
+    backend.preflight([resource(gmail())])
+    made = backend.create("agent/triggers/mail", gmail())
+    # A traced SDK call from a thread that never saw ``allow_tracking=False`` (a ContextVar).
+    worker = threading.Thread(target=lambda: backend._type("SLACK_RECEIVE_MESSAGE"))
+    worker.start()
+    worker.join()
+    backend.preflight([])  # the trigger left the config
+    backend.delete(made.remote_id)
+    assert hosts and set(hosts) == {"127.0.0.1"}
+    assert len(hosts) == len(fake.requests)
+    assert _telemetry._thread is None  # the telemetry sender never started
+    with (
+        pytest.raises(PermanentError, match="talks only to the configured API"),
+        backend._sdk("probe"),
+    ):
+        backend._client.client._client.get("https://telemetry.composio.dev/v1/metrics")
+
+
+def test_info_shows_the_budget(backend: composio.ComposioTriggerBackend) -> None:
+    assert backend.info.extra["budget"] == "500000/min (50% of 1000000/min)"
+    assert composio_sdk.ComposioConfig.from_env({"COMPOSIO_API_KEY": "k"}).budget.limit == 1000
