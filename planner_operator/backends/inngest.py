@@ -138,6 +138,10 @@ class InngestScheduleBackend:
         return self._as_applied(key, spec)
 
     def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        if self.table.get(key) is None:
+            self._listed = None
+            if remote_id not in self._remote():
+                raise NotFound(f"no function {remote_id} to update", backend=NAME)
         self.table.put(key, spec)
         return self._as_applied(key, spec)
 
@@ -203,7 +207,8 @@ class InngestScheduleBackend:
             if fn_id == inngest_app.SENTINEL_ID:
                 continue
             crons = inngest_app.crons_of(function)
-            spec = inngest_app.parse_cron(crons[0]) if crons else {"schedule": ""}
+            spec: dict[str, Any] = inngest_app.parse_cron(crons[0]) if crons else {"schedule": ""}
+            spec["enabled"] = True  # registered: paused jobs are not registered
             reason = None if crons else "registered without a cron trigger (not scheduled)"
             out.append(
                 RemoteObject(
@@ -224,7 +229,11 @@ class InngestScheduleBackend:
 
     def _as_applied(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         enabled = bool(spec.get("enabled", True))
-        observed = {"schedule": spec.get("schedule", ""), "timezone": spec.get("timezone", "UTC")}
+        observed = {
+            "schedule": spec.get("schedule", ""),
+            "timezone": spec.get("timezone", "UTC"),
+            "enabled": enabled,
+        }
         return RemoteObject(
             self.remote_id(key), "job", observed, key=key, state="active" if enabled else "paused"
         )

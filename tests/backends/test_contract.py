@@ -70,7 +70,67 @@ def composio_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
             yield backend
 
 
+class Settled:
+    """A backend whose writes take effect at ``finish()`` (Inngest: one sync per apply).
+
+    The contract for such a backend is that after ``finish()`` returns no problems, ``list``
+    shows every write; this wrapper finishes before the next read or write after a write, so
+    the same suite applies (one sync per batch of writes, as in an apply).
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.dirty = False
+
+    @property
+    def info(self) -> Any:
+        return self.inner.info
+
+    def list(self, *, cursor: str | None = None, limit: int = 100) -> Any:
+        self._settle()
+        return self.inner.list(cursor=cursor, limit=limit)
+
+    def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        made: RemoteObject = self.inner.create(key, spec)
+        self.dirty = True
+        return made
+
+    def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        self._settle()
+        made: RemoteObject = self.inner.update(remote_id, key, spec)
+        self.dirty = True
+        return made
+
+    def delete(self, remote_id: str) -> None:
+        self._settle()
+        self.inner.delete(remote_id)
+        self.dirty = True
+
+    def _settle(self) -> None:
+        if self.dirty:
+            assert self.inner.finish() == []
+            self.dirty = False
+
+
+@contextmanager
+def inngest_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
+    """The Inngest backend syncing through the real SDK to the fake Inngest server."""
+    from planner_operator.backends.inngest import InngestScheduleBackend
+    from planner_operator.inngest_app import InngestConfig
+    from tests.fakes.inngest_server import FakeInngest
+
+    with FakeInngest() as fake:
+        config = InngestConfig.from_env({"INNGEST_DEV": fake.base_url})
+        with InngestScheduleBackend(config, tmp / "state.db") as backend:
+            yield Settled(backend)
+
+
 IMPLEMENTATIONS: dict[str, Impl] = {
+    "inngest-over-fake": Impl(
+        "job",
+        inngest_over_fake,
+        observed=frozenset({"schedule", "timezone", "enabled"}),
+    ),
     "local-jobs": Impl("job", lambda tmp: LocalScheduleBackend(tmp / "state.db")),
     "local-triggers": Impl("trigger", lambda tmp: LocalTriggerBackend(tmp / "state.db")),
     "composio-over-fake": Impl(
