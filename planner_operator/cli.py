@@ -330,9 +330,13 @@ def run_operator(
 
 
 def _mount_subcommands() -> None:
-    from planner_operator import composio_cli
+    from planner_operator import composio_cli, inbox_cli
 
     app.add_typer(composio_cli.app, name="composio", help="Composio webhook subscription.")
+    app.add_typer(inbox_cli.app, name="inbox", help="Stored webhook deliveries.")
+    app.command("worker", help="Process inbox deliveries (also runs inside serve).")(
+        inbox_cli.worker_command
+    )
 
 
 _mount_subcommands()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -339,10 +340,21 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = operator.build(settings, watch=watch, grace=grace)
+    if os.environ.get("PLANNER_GC_TUNE") == "1":  # process-wide, so opt-in (see docs/webhooks.md)
+        from planner_operator.server import webhooks
+
+        webhooks.tune_gc()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
     # was installed before it: make that a clean exit, as supervisors expect after a stop.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=int(grace))
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,  # deliveries and runs are logged by the operator itself
+        timeout_graceful_shutdown=int(grace),
+    )
     return 0
 
 
@@ -367,7 +379,8 @@ def run_now(settings: Settings, key: str) -> int:
         [record] = runs.list(key=key, limit=1)
     out(f"{key}: {record.status} ({record.action}) run {run_id}")
     out(f"  {record.rendered}")
-    out(f"  result: {json.dumps(result, sort_keys=True, default=str)}")
+    shown = json.dumps(result, sort_keys=True, default=str)
+    out(f"  result: {shown if len(shown) <= 300 else shown[:297] + '...'}")
     return 0
 
 

@@ -50,6 +50,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (key, slot)
     );
     """,
+    # v2: trigger runs keep the seed's TriggerEvent and TriggerResult (JSON) beside the run.
+    """
+    ALTER TABLE runs ADD COLUMN event TEXT;
+    ALTER TABLE runs ADD COLUMN trigger_result TEXT;
+    CREATE INDEX runs_by_run_id ON runs (run_id);
+    """,
 )
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
@@ -72,11 +78,13 @@ class Run:
     error: str | None
     started_at: str
     finished_at: str | None
+    event: Any = None  # TriggerEvent as JSON (trigger runs only)
+    trigger_result: Any = None  # TriggerResult as JSON (trigger runs only)
 
 
 _COLUMNS = (
     "id, key, kind, run_id, attempt, origin, slot, status, reason, action, rendered, result, "
-    "error, started_at, finished_at"
+    "error, started_at, finished_at, event, trigger_result"
 )
 
 
@@ -213,6 +221,37 @@ class RunStore:
         runs = self.list(key=key, limit=1)
         return runs[0] if runs else None
 
+    # -- trigger runs (webhook worker) ---------------------------------------------------------
+
+    def attach(self, row_id: int, *, event: Any = None, trigger_result: Any = None) -> None:
+        """Store a trigger run's TriggerEvent and/or TriggerResult (JSON-able dicts)."""
+        with self._lock, db.transaction(self._conn):
+            self._conn.execute(
+                "UPDATE runs SET event = COALESCE(?, event), "
+                "trigger_result = COALESCE(?, trigger_result) WHERE id = ?",
+                (_dumps(event), _dumps(trigger_result), row_id),
+            )
+
+    def succeeded(self, key: str, run_id: str) -> Run | None:
+        """The succeeded attempt of a run, if any: a re-delivered event must not run twice."""
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM runs WHERE key = ? AND run_id = ? "
+                "AND status = 'succeeded' ORDER BY id LIMIT 1",
+                (key, run_id),
+            ).fetchone()
+        return None if row is None else _run(row)
+
+    def abandon(self, key: str, run_id: str, *, before_attempt: int, reason: str) -> int:
+        """Close earlier attempts left ``running`` by a worker that died mid-run."""
+        with self._lock, db.transaction(self._conn):
+            cur = self._conn.execute(
+                "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
+                "WHERE key = ? AND run_id = ? AND attempt < ? AND status = 'running'",
+                (reason, _now(), key, run_id, before_attempt),
+            )
+        return int(cur.rowcount)
+
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -222,7 +261,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
 def _run(row: tuple[Any, ...]) -> Run:
     values = list(row)
-    values[11] = json.loads(values[11]) if values[11] is not None else None
+    for index in (11, 15, 16):  # result, event, trigger_result
+        values[index] = json.loads(values[index]) if values[index] is not None else None
     return Run(*values)

@@ -53,13 +53,17 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         watch_cycle = ledger.get_meta("watch_last_cycle")
         watch_error = ledger.get_meta("watch_last_error")
     history = _history(settings, [e.key for e in entries])
+    lifecycle = _lifecycle(settings)
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
     rows: list[Row] = []
     for entry in entries:
         have = by_id.get((entry.kind, entry.remote_id))
         drift = plan_mod.drift_of(entry, have)
-        if drift:
+        if entry.key in lifecycle:  # Composio said so (trigger disabled, account expired)
+            event, why = lifecycle[entry.key]
+            state, detail = "error", f"{event}: {why}" if why else event
+        elif drift:
             state, detail = "drifted", "; ".join(d.what for d in drift)
         elif have is not None and have.state == "error":
             state, detail = "error", have.reason or ""
@@ -140,6 +144,15 @@ def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None,
             c = counters.get(key)
             out[key] = (text, c.missed if c else 0, c.overlap_skipped if c else 0)
     return out
+
+
+def _lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Lifecycle events received by the webhook receiver, per trigger key."""
+    if not (settings.state_dir / "inbox.db").exists():
+        return {}
+    from planner_operator import inbox
+
+    return inbox.trigger_statuses(settings)
 
 
 def _next(expr: str, tz: str, dst: str, now: datetime, count: int) -> tuple[str, ...]:

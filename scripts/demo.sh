@@ -33,6 +33,12 @@ $PO run-now job-application-agent/jobs/morning-job-check
 $PO run-now job-application-agent/jobs/daily-application-check
 $PO runs
 
-step "7. reconcile again: nothing left to do"
+step "7. an event arrives for the recruiter-email trigger: inbox, worker, chat"
+$PO inbox inject job-application-agent/triggers/recruiter-email \
+  -d '{"subject": "Interview: Senior Python Engineer", "sender": "recruiter@acme.example"}'
+$PO worker --once
+$PO runs --limit 3
+
+step "8. reconcile again: nothing left to do"
 $PO reconcile --path agents --dry-run --detailed-exitcode
 echo "(exit code 0: no changes)"

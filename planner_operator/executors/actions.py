@@ -76,7 +76,8 @@ def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, A
         thread = executors.chat.start_thread(
             agent=prepared.agent, message=prepared.message or "", context=context
         )
-        return {"thread_id": thread}
+        sink = getattr(executors.chat, "sink", None)  # "local" when no platform is configured
+        return {"thread_id": thread, "sink": sink} if sink else {"thread_id": thread}
     return executors.workflow.run(
         workflow=prepared.workflow or "", input=prepared.input or {}, context=context
     )

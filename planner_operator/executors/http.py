@@ -1,81 +1,158 @@
 """Executors that call the agent platform over HTTP (configured by environment).
 
-``PLANNER_CHAT_URL`` receives ``POST {agent, message, context}`` and answers ``{thread_id}``;
-``PLANNER_WORKFLOW_URL`` receives ``POST {workflow, input, context}``. Each request carries the
-run key as ``Idempotency-Key`` so a retried fire never starts a second thread. Errors become our
-types: 429/5xx retryable (with Retry-After), a timeout an unknown outcome, other 4xx permanent.
+Chat: ``POST {PLANNER_PLATFORM_URL}/api/workforce/{agentId}/chat`` (path shape overridable with
+``PLANNER_CHAT_PATH``; ``PLANNER_CHAT_URL`` overrides the whole URL and may contain
+``{agentId}``) with ``{agent, agentId, message, newThread, context}``; the answer names the new
+thread (``thread_id``, ``threadId`` or ``id``). Workflows: ``PLANNER_WORKFLOW_URL`` receives
+``POST {workflow, input, context}``.
+
+Every request carries the run key as ``Idempotency-Key`` (for a webhook, the delivery id), so a
+retried fire never starts a second thread. Errors become our types at this boundary: 408/409/
+425/429/5xx and connection failures are retryable (with Retry-After), a timeout is an unknown
+outcome (retried with the same key), 401/403 an auth error, 404 not found, other 4xx permanent.
+URLs in messages lose their query string (it may carry tokens).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from planner_operator.errors import PermanentError, RetryableError, UnknownOutcome
+from planner_operator.errors import (
+    AuthError,
+    NotFound,
+    PermanentError,
+    RetryableError,
+    UnknownOutcome,
+)
+
+CHAT_PATH = "/api/workforce/{agentId}/chat"
+_RETRYABLE = frozenset({408, 409, 425, 429})
 
 
 class HttpExecutor:
+    """Both executor Protocols over HTTP; either URL may be unset (that call then fails)."""
+
+    sink = "platform"
+
     def __init__(
         self,
         *,
-        chat_url: str | None,
-        workflow_url: str | None,
+        chat_url: str | None = None,
+        workflow_url: str | None = None,
         token: str | None = None,
         timeout: float = 30.0,
         client: httpx.Client | None = None,
+        platform_url: str | None = None,
+        chat_path: str = CHAT_PATH,
     ) -> None:
+        if not chat_url and platform_url:
+            chat_url = platform_url.rstrip("/") + "/" + chat_path.lstrip("/")
         self.chat_url = chat_url
         self.workflow_url = workflow_url
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._client = client or httpx.Client(timeout=timeout, headers=headers)
+        self._client = client or httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), headers=headers
+        )
 
     def close(self) -> None:
         self._client.close()
 
-    def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
+    def chat_url_for(self, agent: str) -> str | None:
         if not self.chat_url:
-            raise PermanentError("PLANNER_CHAT_URL is not set", backend="chat")
-        body = self._post(self.chat_url, {"agent": agent, "message": message, "context": context})
-        thread = body.get("thread_id") if isinstance(body, dict) else None
-        if not isinstance(thread, str):
-            raise PermanentError("chat endpoint answered without a `thread_id`", backend="chat")
+            return None
+        return self.chat_url.replace("{agentId}", quote(agent, safe=""))
+
+    def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
+        url = self.chat_url_for(agent)
+        if not url:
+            raise PermanentError(
+                "no chat endpoint: set PLANNER_PLATFORM_URL or PLANNER_CHAT_URL", backend="chat"
+            )
+        body = self.post(
+            url,
+            {
+                "agent": agent,
+                "agentId": agent,
+                "message": message,
+                "newThread": True,
+                "context": dict(context),
+            },
+            key=_run_key(context),
+        )
+        thread = _thread_id(body)
+        if thread is None:
+            raise PermanentError(f"POST {_where(url)} answered without a thread id", backend="chat")
         return thread
 
     def run(self, *, workflow: str, input: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
         if not self.workflow_url:
             raise PermanentError("PLANNER_WORKFLOW_URL is not set", backend="workflow")
-        return self._post(
-            self.workflow_url, {"workflow": workflow, "input": input, "context": context}
+        return self.post(
+            self.workflow_url,
+            {"workflow": workflow, "input": dict(input), "context": dict(context)},
+            key=_run_key(context),
         )
 
-    def _post(self, url: str, payload: Mapping[str, Any]) -> Any:
-        context = payload.get("context") or {}
-        key = str(context.get("run_key", "")) if isinstance(context, Mapping) else ""
+    def post(self, url: str, payload: Any, *, key: str, shown: str | None = None) -> Any:
+        """POST JSON with an idempotency key; returns the JSON answer (or ``{"status": n}``).
+
+        ``shown`` replaces the URL in error messages when its path carries a secret.
+        """
+        headers = {"idempotency-key": key} if key else {}
+        where = shown or _where(url)
         try:
-            response = self._client.post(url, json=payload, headers={"idempotency-key": key})
+            response = self._client.post(url, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
-            raise UnknownOutcome(f"POST {_where(url)} timed out", backend="executor") from exc
+            raise UnknownOutcome(f"POST {where} timed out", backend="executor") from exc
         except httpx.HTTPError as exc:
-            raise RetryableError(f"POST {_where(url)} failed: {exc}", backend="executor") from exc
-        if response.status_code == 429 or response.status_code >= 500:
             raise RetryableError(
-                f"POST {_where(url)} answered {response.status_code}",
-                backend="executor",
-                status=response.status_code,
-                retry_after=_retry_after(response),
-            )
-        if response.status_code >= 400:
-            raise PermanentError(
-                f"POST {_where(url)} answered {response.status_code}",
-                backend="executor",
-                status=response.status_code,
-            )
+                f"POST {where} failed: {type(exc).__name__}", backend="executor"
+            ) from exc
+        raise_for_status(response, where)
         try:
             return response.json()
         except ValueError:
             return {"status": response.status_code}
+
+
+def raise_for_status(response: httpx.Response, where: str) -> None:
+    """Translate an HTTP error status into our error tree (``where``: the redacted URL)."""
+    status = response.status_code
+    if status < 400:
+        return
+    what = f"POST {where} answered {status}"
+    if status in _RETRYABLE or status >= 500:
+        raise RetryableError(
+            what, backend="executor", status=status, retry_after=retry_after(response)
+        )
+    if status in (401, 403):
+        raise AuthError(what, backend="executor", status=status)
+    if status == 404:
+        raise NotFound(what, backend="executor", status=status)
+    raise PermanentError(what, backend="executor", status=status)
+
+
+def _run_key(context: Mapping[str, Any]) -> str:
+    return str(context.get("run_key") or "")
+
+
+def _thread_id(body: Any) -> str | None:
+    if not isinstance(body, Mapping):
+        return None
+    for name in ("thread_id", "threadId", "id"):
+        value = body.get(name)
+        if isinstance(value, str) and value:
+            return value
+    thread = body.get("thread")
+    if isinstance(thread, Mapping) and isinstance(thread.get("id"), str):
+        return str(thread["id"])
+    return None
 
 
 def _where(url: str) -> str:
@@ -84,6 +161,17 @@ def _where(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}{parsed.path}"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.replace(".", "", 1).isdigit() else None
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.replace(".", "", 1).isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -2,7 +2,13 @@
 
 With no agent platform configured, "start a chat thread" means recording the thread, its
 opening message and context where ``status`` and the dashboard can show it, so a new user sees
-exactly what each job and trigger would send. Calls are idempotent by the run key.
+exactly what each job and trigger would send. Calls are idempotent by the run key. Results say
+``"sink": "local"`` (see :attr:`LocalOutbox.sink`), so run history never passes a local thread
+off as one the agent platform started.
+
+The same file is the journal of locally run workflows (``executors.workflows``): a workflow's
+result is stored under its run key, so a retried or re-delivered run returns the first result
+instead of running the workflow again.
 """
 
 from __future__ import annotations
@@ -38,11 +44,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     );
     """,
+    # v2: results of workflows run in-process (the journal that makes them idempotent)
+    """
+    ALTER TABLE outbox_workflows ADD COLUMN result TEXT;
+    """,
 )
 
 
 class LocalOutbox:
     """Both executor Protocols over one SQLite file."""
+
+    sink = "local"  # labels results: no agent platform saw these threads
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -95,10 +107,52 @@ class LocalOutbox:
                     return {"workflow_run_id": str(row[0]), "status": "queued"}
             run_id = f"wfr_{secrets.token_hex(8)}"
             self._conn.execute(
-                "INSERT INTO outbox_workflows VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox_workflows (id, run_key, workflow, input, context, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, run_key, workflow, _json(input), _json(context), _now()),
             )
         return {"workflow_run_id": run_id, "status": "queued"}
+
+    def workflow_result(self, run_key: str) -> tuple[bool, Any]:
+        """``(True, result)`` when a local workflow already ran under ``run_key``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT result FROM outbox_workflows WHERE run_key = ? AND result IS NOT NULL",
+                (run_key,),
+            ).fetchone()
+        return (False, None) if row is None else (True, json.loads(row[0]))
+
+    def record_workflow(
+        self,
+        *,
+        workflow: str,
+        input: Mapping[str, Any],
+        context: Mapping[str, Any],
+        result: Any,
+    ) -> Any:
+        """Journal a finished local workflow run; returns the result stored first for its key."""
+        run_key = context.get("run_key")
+        with self._lock, db.transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO outbox_workflows "
+                "(id, run_key, workflow, input, context, created_at, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    f"wfr_{secrets.token_hex(8)}",
+                    run_key,
+                    workflow,
+                    _json(input),
+                    _json(context),
+                    _now(),
+                    json.dumps(result, sort_keys=True, default=str),
+                ),
+            )
+            if run_key is None:
+                return result
+            row = self._conn.execute(
+                "SELECT result FROM outbox_workflows WHERE run_key = ?", (run_key,)
+            ).fetchone()
+        return result if row is None or row[0] is None else json.loads(row[0])
 
     def threads(self, *, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         sql = "SELECT thread_id, agent, message, context, created_at FROM outbox_threads"

@@ -24,6 +24,7 @@ from planner_operator.executors.base import Executors
 from planner_operator.inngest_app import InngestConfig
 from planner_operator.jobrun import InngestJobHandler, JobRunner
 from planner_operator.runs import RunStore
+from planner_operator.server import webhooks
 from planner_operator.server.inngest_mount import InngestMount
 from planner_operator.settings import Settings
 
@@ -35,12 +36,15 @@ class Runtime:
     executors: Executors
     inngest: InngestMount | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    webhooks: webhooks.Webhooks | None = None  # ingress, durable inbox and worker
 
 
-def build_runtime(settings: Settings, env: Mapping[str, str]) -> Runtime:
+def build_runtime(
+    settings: Settings, env: Mapping[str, str], *, executors: Executors | None = None
+) -> Runtime:
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     runs = RunStore(settings.state_dir / "runs.db")
-    executors = executor_select.from_env(settings, env)
+    executors = executors or executor_select.from_env(settings, env)
     runtime = Runtime(settings, runs, executors)
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
@@ -50,17 +54,33 @@ def build_runtime(settings: Settings, env: Mapping[str, str]) -> Runtime:
 
 
 def create_app(
-    settings: Settings, env: Mapping[str, str] | None = None, *, reload_interval: float = 2.0
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    *,
+    reload_interval: float = 2.0,
+    executors: Executors | None = None,
+    worker: bool | None = None,
 ) -> FastAPI:
+    """The serve app. ``executors`` replaces the environment's (tests, benchmarks); ``worker``
+    False leaves the inbox to ``planner-operator worker`` processes (default: env
+    ``PLANNER_WORKER``, on). Raises ``AuthError`` when an applied trigger's webhook secret is
+    missing or empty."""
     env = os.environ if env is None else env
-    runtime = build_runtime(settings, env)
+    runtime = build_runtime(settings, env, executors=executors)
+    runtime.webhooks = webhooks.Webhooks(
+        settings=settings, env=env, runs=runtime.runs, executors=runtime.executors, worker=worker
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime.inngest is not None:
             await runtime.inngest.refresh(force=True)
             runtime.tasks.append(asyncio.create_task(runtime.inngest.watch(reload_interval)))
+        if runtime.webhooks is not None:
+            await runtime.webhooks.start()
         yield
+        if runtime.webhooks is not None:
+            await runtime.webhooks.stop()
         for task in runtime.tasks:
             task.cancel()
 
@@ -69,6 +89,7 @@ def create_app(
     if runtime.inngest is not None:
         path = runtime.inngest.config.serve_path
         app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
+    app.include_router(webhooks.router(runtime))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -1,0 +1,289 @@
+"""Webhook signature checks: Composio, Standard Webhooks and GitHub, on the raw body bytes.
+
+Why a module of our own rather than a library: Composio signs like Standard Webhooks on the wire
+(``webhook-id``/``-timestamp``/``-signature``, ``v1,<base64>``) but uses the secret *string*
+(``whsec_`` prefix kept, not base64-decoded) as the HMAC key, so Standard Webhooks libraries
+reject every real Composio delivery (ComposioHQ/composio#995). And generic verifiers raise
+``ValueError``/``UnicodeDecodeError`` on garbage, which a careless caller turns into a 500 that
+the sender retries forever. Here every malformed input raises :class:`MalformedHeaders` (HTTP
+400) and every failed check :class:`BadSignature` (HTTP 401): nothing else escapes, whatever the
+input.
+
+Rules (docs reference/reliability.md): verify the bytes as received, before any parsing; integer
+timestamps only, within ±300 s either way; several space-separated signatures may be present
+(key rotation) and any ``v1`` match passes, unknown versions are skipped; compare in constant
+time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from planner_operator.errors import AuthError
+
+if TYPE_CHECKING:
+    from planner_operator import events
+    from planner_operator.settings import Settings
+
+TOLERANCE = 300
+MAX_ID_LENGTH = 255
+
+_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")  # visible ASCII: ids go in logs, keys
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # [0-9], not \d: \d also matches other scripts' digits
+_GITHUB = re.compile(r"sha256=([0-9a-fA-F]{64})")
+_ENTRY = re.compile(r"([A-Za-z0-9]{1,16}),([A-Za-z0-9+/=_-]{1,512})")
+STANDARD_PREFIX = "whsec_"
+
+
+class SignatureError(Exception):
+    """A delivery that failed verification; ``status`` is the HTTP answer it deserves."""
+
+    status = 401
+
+
+class MalformedHeaders(SignatureError):
+    """A header is missing or not in the expected form (400: the sender has a bug)."""
+
+    status = 400
+
+
+class BadSignature(SignatureError):
+    """Well-formed, but no signature matches, or the timestamp is outside the window (401)."""
+
+    status = 401
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+def composio_key(secret: str) -> bytes:
+    """Composio's key: the secret string's UTF-8 bytes, ``whsec_`` prefix included."""
+    return secret.encode("utf-8")
+
+
+def standard_key(secret: str) -> bytes:
+    """Standard Webhooks' key: base64 after the optional ``whsec_`` prefix.
+
+    Raises ``ValueError`` for a secret that does not decode: checked once at startup so a
+    misconfigured secret stops the server instead of failing every delivery.
+    """
+    encoded = secret.removeprefix(STANDARD_PREFIX).strip()
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not a Standard Webhooks secret (whsec_ followed by base64)") from exc
+    if len(key) < 16:
+        raise ValueError("a Standard Webhooks secret must decode to at least 16 bytes")
+    return key
+
+
+# -- secrets (configuration) -------------------------------------------------------------------
+
+ENV_COMPOSIO_SECRET = "COMPOSIO_WEBHOOK_SECRET"  # = composio_webhooks.ENV_SECRET
+SECRET_FILE = "composio-webhook-secret"  # = composio_webhooks.SECRET_FILE, in the state dir
+
+
+def composio_secret(settings: Settings, env: Mapping[str, str]) -> str | None:
+    """``COMPOSIO_WEBHOOK_SECRET``, else ``<state_dir>/composio-webhook-secret``; None if empty.
+
+    The file convention (mode 0600, refused when others can read it) belongs to
+    ``composio_webhooks``, which writes the file when it sets up the subscription.
+    """
+    from planner_operator import composio_webhooks
+
+    value = (env.get(ENV_COMPOSIO_SECRET) or "").strip()
+    secret = composio_webhooks.load_secret(settings, {ENV_COMPOSIO_SECRET: value} if value else {})
+    return (secret or "").strip() or None
+
+
+def check_secrets(
+    routes: Iterable[events.Route], settings: Settings, env: Mapping[str, str]
+) -> None:
+    """Refuse to start when an applied trigger's secret is missing, empty or unusable."""
+    problems: list[str] = []
+    owned = list(routes)
+    if any(r.backend == "composio" and r.webhook is None for r in owned) and not composio_secret(
+        settings, env
+    ):
+        problems.append(
+            f"Composio triggers are applied but their webhook secret is missing: set "
+            f"{ENV_COMPOSIO_SECRET} or write it to {settings.state_dir / SECRET_FILE}"
+        )
+    for route in owned:
+        if route.webhook is None:
+            continue
+        name = str(route.webhook.get("secret_env", ""))
+        value = (env.get(name) or "").strip()
+        if not value:
+            problems.append(f"{route.key}: its webhook secret ${name} is empty or not set")
+        elif route.webhook.get("scheme", "standard") == "standard":
+            try:
+                standard_key(value)
+            except ValueError as exc:
+                problems.append(f"{route.key}: ${name} is {exc}")
+    if problems:
+        raise AuthError("refusing to serve webhooks: " + "; ".join(problems), backend="webhooks")
+
+
+# -- signing (tests, the bench, the demo sender) ----------------------------------------------
+
+
+def sign_v1(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:
+    """One ``v1,<base64>`` signature over ``{id}.{timestamp}.{body}``."""
+    digest = hmac.new(key, _signed_content(msg_id, str(timestamp), body), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def sign_composio(secret: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
+    return sign_v1(composio_key(secret), msg_id, timestamp, body)
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
+    return sign_v1(standard_key(secret), msg_id, timestamp, body)
+
+
+def sign_github(secret: str, body: bytes) -> str:
+    """``X-Hub-Signature-256`` value: ``sha256=<hex HMAC of the body>``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+# -- verification -----------------------------------------------------------------------------
+
+
+def check_id(msg_id: str | None, header: str = "webhook-id") -> str:
+    """The delivery id, which becomes the inbox key and the executor's idempotency key."""
+    if not msg_id:
+        raise MalformedHeaders(f"missing {header} header")
+    if not _ID.fullmatch(msg_id):
+        raise MalformedHeaders(f"{header} must be 1-{MAX_ID_LENGTH} visible ASCII characters")
+    return msg_id
+
+
+def check_id_ok(value: str) -> bool:
+    """Whether a header value is a well-formed id (safe to show in a log line)."""
+    return _ID.fullmatch(value) is not None
+
+
+def check_timestamp(value: str | None, *, now: float | None, tolerance: int = TOLERANCE) -> str:
+    if not value:
+        raise MalformedHeaders("missing webhook-timestamp header")
+    if not _TIMESTAMP.fullmatch(value):
+        raise MalformedHeaders("webhook-timestamp must be integer seconds")
+    current = time.time() if now is None else now
+    if abs(current - int(value)) > tolerance:
+        raise BadSignature(f"webhook-timestamp is more than {tolerance} s away from now")
+    return value
+
+
+def verify_v1(
+    key: bytes,
+    *,
+    msg_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: float | None = None,
+    tolerance: int = TOLERANCE,
+) -> str:
+    """Check a ``webhook-signature`` list against ``key``; returns the delivery id.
+
+    ``key`` is already derived (:func:`composio_key` or :func:`standard_key`), which is the only
+    difference between the two schemes.
+    """
+    msg_id = check_id(msg_id)
+    ts = check_timestamp(timestamp, now=now, tolerance=tolerance)
+    candidates = _v1_signatures(signature)
+    expected = sign_v1(key, msg_id, ts, body)[3:]
+    matched = False
+    for candidate in candidates:  # no early exit: timing does not reveal which entry matched
+        matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise BadSignature("no signature matches")
+    return msg_id
+
+
+def verify_composio(
+    secret: str,
+    *,
+    msg_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: float | None = None,
+    tolerance: int = TOLERANCE,
+) -> str:
+    return verify_v1(
+        composio_key(secret),
+        msg_id=msg_id,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        now=now,
+        tolerance=tolerance,
+    )
+
+
+def verify_standard(
+    secret: str,
+    *,
+    msg_id: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    body: bytes,
+    now: float | None = None,
+    tolerance: int = TOLERANCE,
+) -> str:
+    try:
+        key = standard_key(secret)
+    except ValueError as exc:  # startup refuses such secrets; fail closed all the same
+        raise BadSignature("the configured secret is unusable") from exc
+    return verify_v1(
+        key,
+        msg_id=msg_id,
+        timestamp=timestamp,
+        signature=signature,
+        body=body,
+        now=now,
+        tolerance=tolerance,
+    )
+
+
+def verify_github(secret: str, *, signature: str | None, body: bytes) -> None:
+    """GitHub-style ``X-Hub-Signature-256``; GitHub signs no timestamp, so none is checked."""
+    if not signature:
+        raise MalformedHeaders("missing X-Hub-Signature-256 header")
+    match = _GITHUB.fullmatch(signature.strip())
+    if match is None:
+        raise MalformedHeaders("X-Hub-Signature-256 must be sha256=<64 hex digits>")
+    expected = sign_github(secret, body)[len("sha256=") :]
+    if not hmac.compare_digest(expected, match.group(1).lower()):
+        raise BadSignature("signature does not match")
+
+
+def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
+    # Bytes throughout: the body is never decoded, so no body can raise UnicodeDecodeError.
+    return msg_id.encode("ascii") + b"." + timestamp.encode("ascii") + b"." + body
+
+
+def _v1_signatures(header: str | None) -> list[str]:
+    """The base64 values of every ``v1,`` entry; other versions are skipped (rotation)."""
+    if not header or not header.strip():
+        raise MalformedHeaders("missing webhook-signature header")
+    entries = header.split()
+    if len(entries) > 16:
+        raise MalformedHeaders("too many entries in webhook-signature")
+    values: list[str] = []
+    for entry in entries:
+        match = _ENTRY.fullmatch(entry)
+        if match is None:
+            raise MalformedHeaders("webhook-signature entries must look like v1,<base64>")
+        if match.group(1) == "v1":
+            values.append(match.group(2))
+    return values
