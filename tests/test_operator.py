@@ -170,3 +170,13 @@ def test_embedded_scheduler_fires_on_the_real_clock(tmp_path: Path) -> None:
                 return any(r.origin == "scheduler" for r in runs.list(key="a/jobs/daily"))
 
         wait_for(fired, timeout=75)
+
+
+def test_scheduler_jitter_setting() -> None:
+    from planner_operator.errors import SourceError
+    from planner_operator.server.operator import _jitter
+
+    assert _jitter({}) == 0.0
+    assert _jitter({"PLANNER_SCHEDULER_JITTER": "2.5"}) == 2.5
+    with pytest.raises(SourceError, match="PLANNER_SCHEDULER_JITTER"):
+        _jitter({"PLANNER_SCHEDULER_JITTER": "soon"})

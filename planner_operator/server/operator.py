@@ -26,6 +26,7 @@ from planner_operator import plan as plan_mod
 from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalScheduleBackend
+from planner_operator.errors import SourceError
 from planner_operator.jobrun import JobRunner
 from planner_operator.scheduler import Job, Scheduler
 from planner_operator.server.app import Runtime, create_app
@@ -37,6 +38,7 @@ from planner_operator.watch import record as watch_record
 log = logging.getLogger("planner_operator.operator")
 
 ENV_GIT_SECRET = "PLANNER_GIT_WEBHOOK_SECRET"
+ENV_JITTER = "PLANNER_SCHEDULER_JITTER"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def build(
                 settings.state_db.parent.mkdir(parents=True, exist_ok=True)
                 LocalScheduleBackend(settings.state_db).close()  # create the schema if new
                 scheduler = Scheduler(
-                    JobRunner(runtime.runs, runtime.executors), local_jobs(settings.state_db)
+                    JobRunner(runtime.runs, runtime.executors),
+                    local_jobs(settings.state_db),
+                    jitter=_jitter(env),
                 )
                 changed = data_version(settings.state_db)
                 tasks.append(asyncio.create_task(scheduler.run_forever(changed=changed)))
@@ -123,6 +127,15 @@ def build(
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def _jitter(env: Mapping[str, str]) -> float:
+    """``PLANNER_SCHEDULER_JITTER``: up to this many seconds of random delay per fire."""
+    raw = env.get(ENV_JITTER, "0") or "0"
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        raise SourceError(f"{ENV_JITTER}={raw!r} is not a number of seconds") from None
 
 
 async def _drain(scheduler: Scheduler | None, grace: float) -> None:
