@@ -125,10 +125,6 @@ because the run starts with a full bucket).
     return Section(text, ok)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def watch_section(r: dict[str, dict[str, float]]) -> Section:
     """Watch latency (bench/watch_bench.py)."""
     files, commits = r["file_save_to_applied"], r["commit_to_applied"]
@@ -169,3 +165,7 @@ scheduled instant. Building the heap for all jobs took {r["load_s"]:.2f} s.
 Result: **{"meets" if ok else "MISSES"}**.
 """
     return Section(text, ok)
+
+
+if __name__ == "__main__":
+    main()
