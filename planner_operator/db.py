@@ -14,6 +14,7 @@ can replace SQLite later.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -219,7 +220,9 @@ class Store:
     """Base of every SQLite-backed store: one connection, its component's migrations, closing.
 
     Subclasses set ``COMPONENT`` and ``MIGRATIONS`` and use ``self._conn``; opening migrates (and
-    closes the connection again if migrating fails), and a store is a context manager.
+    closes the connection again if migrating fails), and a store is a context manager. Stores
+    shared between server threads open with ``check_same_thread=False`` and hold ``self._lock``
+    around each use of the connection.
     """
 
     COMPONENT: str = ""
@@ -233,6 +236,7 @@ class Store:
         check_same_thread: bool = True,
     ) -> None:
         self.path = Path(path)
+        self._lock = threading.Lock()
         self._conn = connect(
             self.path, synchronous=synchronous, check_same_thread=check_same_thread
         )

@@ -24,13 +24,11 @@ connected account that expired), for ``status``.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from planner_operator import db
 from planner_operator.errors import StateError
@@ -123,23 +121,19 @@ class Delivery:
         return self.id if self.replays == 0 else f"{self.id}~replay{self.replays}"
 
 
-class Inbox:
+class Inbox(db.Store):
     """The inbox database; one connection, safe to share between threads (a lock serialises)."""
 
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: Path | str, *, synchronous: db.Synchronous = "NORMAL") -> None:
-        self.path = Path(path)
         self.synchronous = synchronous
-        self._conn = db.connect(self.path, synchronous=synchronous, check_same_thread=False)
-        self._lock = threading.Lock()
         self._checkpointer: Any = None  # a second connection, only for checkpoints
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
+        super().__init__(path, synchronous=synchronous, check_same_thread=False)
 
     def close(self) -> None:
-        self._conn.close()
+        super().close()
         if self._checkpointer is not None:
             self._checkpointer.close()
 
@@ -154,17 +148,6 @@ class Inbox:
         if self._checkpointer is None:
             self._checkpointer = db.connect(self.path, check_same_thread=False)
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- ingest --------------------------------------------------------------------------------
 

@@ -10,13 +10,11 @@ not by run id.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from planner_operator import db
 
@@ -88,30 +86,12 @@ _COLUMNS = (
 )
 
 
-class RunStore:
+class RunStore(db.Store):
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._conn = db.connect(self.path, check_same_thread=False)
-        self._lock = threading.Lock()  # one connection, used from server threads
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(path, check_same_thread=False)  # one connection, used from threads
 
     def claim_slot(self, key: str, slot: str, run_id: str) -> str | None:
         """Claim a wall-clock slot for a run; returns the run id that already had it, if any.

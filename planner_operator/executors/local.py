@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from planner_operator import db
 
@@ -51,34 +49,16 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class LocalOutbox:
+class LocalOutbox(db.Store):
     """Both executor Protocols over one SQLite file."""
 
     sink = "local"  # labels results: no agent platform saw these threads
 
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._conn = db.connect(self.path, check_same_thread=False)
-        self._lock = threading.Lock()  # one connection, used from server threads
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+        super().__init__(path, check_same_thread=False)  # one connection, used from threads
 
     def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
         run_key = context.get("run_key")
