@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Literal, Self
+from typing import Literal
 
+from planner_operator.closing import Closing
 from planner_operator.errors import StateError
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -216,7 +216,7 @@ def _refuse_newer(conn: sqlite3.Connection, component: str, current: int, known:
         )
 
 
-class Store:
+class Store(Closing):
     """Base of every SQLite-backed store: one connection, its component's migrations, closing.
 
     Subclasses set ``COMPONENT`` and ``MIGRATIONS`` and use ``self._conn``; opening migrates (and
@@ -248,14 +248,3 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -95,6 +95,17 @@ def inngest_env(fake: FakeInngest, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     return dict(env)
 
 
+def one_hourly_job(tmp_path: Path) -> Path:
+    """An agents directory with one agent `a` and one hourly workflow job `only`."""
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "a.yaml").write_text(
+        "name: A\nplanner:\n  jobs:\n    - name: only\n      schedule: '@hourly'\n"
+        "      action: {workflow: {id: wf}}\n"
+    )
+    return agents
+
+
 def crons(fake: FakeInngest) -> dict[str, list[str]]:
     out = {}
     for fn in fake.functions(APP):
@@ -200,12 +211,7 @@ def test_dst_second_fire_of_repeated_slot_is_recorded_skipped(
 def test_unmanaged_app_untouched_and_removing_last_job_syncs_sentinel(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    (agents / "a.yaml").write_text(
-        "name: A\nplanner:\n  jobs:\n    - name: only\n      schedule: '@hourly'\n"
-        "      action: {workflow: {id: wf}}\n"
-    )
+    agents = one_hourly_job(tmp_path)
     with FakeInngest() as fake:
         env = inngest_env(fake, monkeypatch)
         other = {
@@ -253,12 +259,7 @@ def test_unmanaged_app_untouched_and_removing_last_job_syncs_sentinel(
 def test_sync_refused_by_server_fails_the_apply(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    (agents / "a.yaml").write_text(
-        "name: A\nplanner:\n  jobs:\n    - name: only\n      schedule: '@hourly'\n"
-        "      action: {workflow: {id: wf}}\n"
-    )
+    agents = one_hourly_job(tmp_path)
     with FakeInngest() as fake:
         inngest_env(fake, monkeypatch)
         fake.faults.register_400 = 1  # the SDK still answers the PUT with 200
@@ -274,12 +275,7 @@ def test_sync_refused_by_server_fails_the_apply(
 def test_forgotten_crons_show_as_drift_and_reconcile_repairs(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    (agents / "a.yaml").write_text(
-        "name: A\nplanner:\n  jobs:\n    - name: only\n      schedule: '@hourly'\n"
-        "      action: {workflow: {id: wf}}\n"
-    )
+    agents = one_hourly_job(tmp_path)
     with FakeInngest() as fake:
         inngest_env(fake, monkeypatch)
         assert reconcile(SourceSpec(path=agents), settings).applied is not None

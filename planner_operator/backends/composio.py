@@ -30,8 +30,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from planner_operator import canonical, composio_webhooks, db, ratelimit
 from planner_operator.backends import composio_checks, composio_sdk
@@ -50,6 +49,7 @@ from planner_operator.backends.composio_sdk import (
     to_remote,
 )
 from planner_operator.backends.local import LocalTriggerBackend
+from planner_operator.closing import Closing
 from planner_operator.desired import DesiredResource
 from planner_operator.errors import (
     ConfigError,
@@ -89,7 +89,7 @@ class TriggerType:
     payload: Mapping[str, Any]
 
 
-class ComposioTriggerBackend:
+class ComposioTriggerBackend(Closing):
     """Trigger instances in Composio (plus ``webhook:`` triggers in the local table)."""
 
     def __init__(
@@ -131,17 +131,6 @@ class ComposioTriggerBackend:
         self._local.close()
         with contextlib.suppress(AttributeError):
             self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _sdk(self, what: str) -> contextlib.AbstractContextManager[None]:
         return composio_sdk.sdk_errors(what, api_key=self._config.api_key)

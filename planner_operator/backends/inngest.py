@@ -16,11 +16,11 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from planner_operator import db, inngest_app
 from planner_operator.backends.base import BackendInfo, Page, RemoteObject, ScheduleBackend
+from planner_operator.closing import Closing
 from planner_operator.errors import NotFound
 from planner_operator.inngest_app import InngestConfig, ServedJob
 from planner_operator.settings import Settings
@@ -95,7 +95,7 @@ class JobTable(db.Store):
             self._conn.execute("UPDATE inngest_state SET synced_version = ?", (version,))
 
 
-class InngestScheduleBackend:
+class InngestScheduleBackend(Closing):
     def __init__(self, config: InngestConfig, state_db: Path | str) -> None:
         self.config = config
         self.table = JobTable(state_db)
@@ -108,17 +108,6 @@ class InngestScheduleBackend:
 
     def close(self) -> None:
         self.table.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def remote_id(self, key: str) -> str:
         return f"{self.config.app_id}-{inngest_app.function_id(key)}"
