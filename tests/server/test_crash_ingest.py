@@ -177,7 +177,9 @@ def settle(state: Path, ids: list[str], timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-def crash_rounds(tmp_path: Path, *, rounds: int, per_round: int, seed: int) -> None:
+def crash_rounds(
+    tmp_path: Path, *, rounds: int, per_round: int, seed: int, require_reclaimed: bool
+) -> None:
     rng = random.Random(seed)
     state = tmp_path / "state"
     apply_triggers(
@@ -212,16 +214,23 @@ def crash_rounds(tmp_path: Path, *, rounds: int, per_round: int, seed: int) -> N
     finally:
         server.stop()
         server.kill()
-    check_exactly_once(state, every)
+    check_exactly_once(state, every, require_reclaimed=require_reclaimed)
 
 
-def check_exactly_once(state: Path, ids: list[str]) -> None:
+def check_exactly_once(state: Path, ids: list[str], *, require_reclaimed: bool) -> None:
+    """Every acknowledged delivery stored and done exactly once.
+
+    ``require_reclaimed`` also demands that a kill landed while the worker held claims. Whether
+    it does depends on where the random kill falls, so only the large run requires it; the lease
+    path itself is tested deterministically in test_inbox.py and test_worker.py.
+    """
     with sqlite3.connect(state / "inbox.db") as inbox:
         stored = dict(inbox.execute("SELECT id, status FROM deliveries").fetchall())
         reclaimed = inbox.execute("SELECT COUNT(*) FROM deliveries WHERE attempts > 1").fetchone()
     assert set(stored) == set(ids), "every acknowledged delivery is stored, once"
     assert set(stored.values()) == {"done"}
-    assert reclaimed[0] > 0, "some claims of a killed worker came back after their lease"
+    if require_reclaimed:
+        assert reclaimed[0] > 0, "some claims of a killed worker came back after their lease"
     with sqlite3.connect(state / "outbox.db") as outbox:
         threads = dict(
             outbox.execute("SELECT run_key, COUNT(*) FROM outbox_threads GROUP BY run_key")
@@ -239,9 +248,9 @@ def check_exactly_once(state: Path, ids: list[str]) -> None:
 
 
 def test_sigkill_mid_burst_small(tmp_path: Path) -> None:
-    crash_rounds(tmp_path, rounds=2, per_round=250, seed=1)
+    crash_rounds(tmp_path, rounds=2, per_round=250, seed=1, require_reclaimed=False)
 
 
 @pytest.mark.slow
 def test_sigkill_mid_burst_thousands(tmp_path: Path) -> None:
-    crash_rounds(tmp_path, rounds=3, per_round=1200, seed=2)
+    crash_rounds(tmp_path, rounds=3, per_round=1200, seed=2, require_reclaimed=True)
