@@ -14,6 +14,8 @@ and never shows a traceback. SDK and HTTP errors are translated at the backend b
     ├── StateError               the ledger / local state database is unusable
     │   └── LockError            another applier holds the lock (names the holder)
     ├── PlanRefused              a safety rule stopped the apply (mass delete, protected, ...)
+    ├── NotFoundError            the API was asked for a job, trigger or run that does not exist
+    ├── InvalidRequest           the API was asked something that cannot be answered as asked
     └── BackendError             a remote system failed
         ├── RetryableError       try again later (``retry_after`` seconds, if the remote said)
         │   └── UnknownOutcome   a write timed out: re-read before retrying
@@ -96,6 +98,22 @@ class LockError(StateError):
 
 class PlanRefused(PlannerError):
     """A safety rule refused (part of) the plan; the message says which flag overrides it."""
+
+
+class NotFoundError(PlannerError):
+    """No such applied job or trigger, run, or workflow (the API answers 404).
+
+    Not ``NotFound``: that one is a remote object gone missing, worth re-planning; this is a
+    caller asking for a name that was never applied. The message says how to list what exists.
+    """
+
+
+class InvalidRequest(PlannerError):
+    """A request that cannot be answered as asked (the API answers 422, naming the field)."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        self.field = field
+        super().__init__(message)
 
 
 class BackendError(PlannerError):

@@ -50,6 +50,15 @@ def duplicate_reason(fire: Fire, holder: str) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Started:
+    """A run recorded as ``running``, with the executor call it still has to make."""
+
+    row: int  # run history row id
+    prepared: actions.Prepared
+    context: dict[str, Any]
+
+
 class JobRunner:
     """Synchronous core shared by every scheduler."""
 
@@ -78,10 +87,31 @@ class JobRunner:
         claim_slot: bool = True,
     ) -> Any:
         """Claim, render, execute and record (the embedded scheduler; run-now skips the claim)."""
+        started = self.start(key, spec, fire, run_id=run_id, origin=origin, claim_slot=claim_slot)
+        if isinstance(started, str):
+            return {"skipped": started}
+        return self.execute(started)
+
+    def start(
+        self,
+        key: str,
+        spec: Mapping[str, Any],
+        fire: Fire,
+        *,
+        run_id: str,
+        origin: str,
+        claim_slot: bool = True,
+    ) -> Started | str:
+        """Claim and render, and record the run as started; the skip reason if the slot was taken.
+
+        Split from :meth:`execute` so ``POST /api/jobs/.../run`` can answer with the started run
+        while the executor call goes on in the background. A template that cannot render raises
+        ``TemplateError`` here, before any run is recorded.
+        """
         if claim_slot:
             skipped = self.claim(key, fire, run_id)
             if skipped is not None:
-                return {"skipped": skipped}
+                return skipped
         prepared = actions.prepare_job(key, spec, slot=fire.at, run_id=run_id)
         row = self.runs.start(
             key=key,
@@ -95,12 +125,16 @@ class JobRunner:
         context = _context(key, fire, run_id)
         if not claim_slot:  # a manual run is its own event, never the slot's scheduled fire
             context["run_key"] = f"{key}@manual:{run_id}"
+        return Started(row, prepared, context)
+
+    def execute(self, started: Started) -> Any:
+        """Make the executor call of a started run and record how it ended (re-raises)."""
         try:
-            result = actions.execute(prepared, self.executors, context=context)
+            result = actions.execute(started.prepared, self.executors, context=started.context)
         except Exception as exc:
-            self.runs.finish(row, status="failed", error=str(exc))
+            self.runs.finish(started.row, status="failed", error=str(exc))
             raise
-        self.runs.finish(row, status="succeeded", result=result)
+        self.runs.finish(started.row, status="succeeded", result=result)
         return result
 
 
