@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from planner_operator import canonical, db
 from planner_operator.backends.base import Kind
@@ -49,11 +51,67 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # v2: one row per applied change to a key, written in the same transaction as the resources
+    # row, so `explain` can tell which schedule (and paused state) applied at any past moment.
+    # Seeded with every active row as a 'baseline': the spec in effect since its applied_at.
+    """
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        op TEXT NOT NULL
+            CHECK (op IN ('baseline', 'create', 'update', 'delete', 'adopt', 'forget')),
+        backend TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        enabled INTEGER,
+        schedule TEXT,
+        timezone TEXT,
+        revision TEXT NOT NULL DEFAULT '',
+        spec_json TEXT NOT NULL
+    );
+    CREATE INDEX history_by_key ON history (key, id);
+    INSERT INTO history (at, key, kind, op, backend, remote_id, spec_hash, revision, spec_json)
+        SELECT applied_at, key, kind, 'baseline', backend, remote_id, spec_hash, revision,
+            spec_json
+        FROM resources WHERE retired = 0 ORDER BY applied_at, key;
+    """,
 )
+
+HistoryOp = Literal["baseline", "create", "update", "delete", "adopt", "forget"]
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One applied change to a key. ``delete`` ends the key's life (its object was deleted);
+    ``forget`` drops a retired object after a replace and changes nothing the key does;
+    ``baseline`` is the spec that was already in effect when history began (a migrated ledger).
+    """
+
+    id: int
+    at: datetime
+    key: str
+    kind: str
+    op: HistoryOp
+    backend: str
+    remote_id: str
+    spec_hash: str
+    enabled: bool
+    schedule: str | None
+    timezone: str | None
+    revision: str
+    spec: Mapping[str, Any]
+
 
 _COLUMNS = (
     "backend, remote_id, key, kind, spec_hash, spec_json, revision, source, applied_at, "
     "protect, retired"
+)
+
+_HISTORY_COLUMNS = (
+    "id, at, key, kind, op, backend, remote_id, spec_hash, enabled, schedule, timezone, "
+    "revision, spec_json"
 )
 
 _UPSERT = f"""
@@ -97,6 +155,13 @@ class Ledger(db.Store):
         rows = self._query("SELECT value FROM meta WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else None
 
+    def history(self, key: str) -> list[HistoryRow]:
+        """Every recorded change to ``key``, oldest first (``explain`` replays them)."""
+        rows = self._query(
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE key = ? ORDER BY id", (key,)
+        )
+        return [_history_row(row) for row in rows]
+
     # -- writes ------------------------------------------------------------------------------
 
     def record(self, entry: OwnedEntry) -> None:
@@ -107,8 +172,11 @@ class Ledger(db.Store):
         """
         _require_active(entry)
         with db.transaction(self._conn):
+            before = self._active(entry.key)
             self._drop_other_active(entry)
             self._upsert(entry)
+            if before != (entry.backend, entry.remote_id, entry.spec_hash):  # else: no change
+                self._log(entry, "create" if before is None else "update")
 
     def swap(self, key: str, new: OwnedEntry) -> None:
         """Make ``new`` the active owner of ``key`` and retire the previous active row.
@@ -126,6 +194,7 @@ class Ledger(db.Store):
                 (key, new.backend, new.remote_id),
             )
             self._upsert(new)
+            self._log(new, "update")
 
     def owner_of(self, *, backend: str, remote_id: str) -> str | None:
         """The key whose active row holds this remote object, if any."""
@@ -138,9 +207,16 @@ class Ledger(db.Store):
     def forget(self, *, backend: str, remote_id: str) -> None:
         """Drop one row, active or retired, after its remote object was deleted (idempotent)."""
         with db.transaction(self._conn):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM resources WHERE backend = ? AND remote_id = ?",
+                (backend, remote_id),
+            ).fetchall()
             self._conn.execute(
                 "DELETE FROM resources WHERE backend = ? AND remote_id = ?", (backend, remote_id)
             )
+            for row in rows:
+                gone = _entry(row)
+                self._log(gone, "forget" if gone.retired else "delete", at=db.utcnow_iso())
 
     def adopt(self, entry: OwnedEntry) -> None:
         """Take ownership of an existing remote object, refusing to steal one already owned.
@@ -169,7 +245,10 @@ class Ledger(db.Store):
                     f"cannot adopt {entry.remote_id} ({entry.backend}) for {entry.key}: it is "
                     f"already owned as {other[0]}"
                 )
+            before = self._active(entry.key)
             self._upsert(entry)
+            if before != (entry.backend, entry.remote_id, entry.spec_hash):
+                self._log(entry, "adopt")
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a small operator fact (last applied revision, last summary, last error)."""
@@ -188,6 +267,36 @@ class Ledger(db.Store):
             return list(self._conn.execute(sql, params).fetchall())
         except sqlite3.Error as exc:
             raise StateError(f"ledger {self.path}: {exc}") from exc
+
+    def _active(self, key: str) -> tuple[str, str, str] | None:
+        row = self._conn.execute(
+            "SELECT backend, remote_id, spec_hash FROM resources WHERE key = ? AND retired = 0",
+            (key,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def _log(self, entry: OwnedEntry, op: HistoryOp, *, at: str | None = None) -> None:
+        """Append a history row; callers are inside the transaction that changed ``resources``."""
+        spec = dict(entry.spec)
+        schedule = spec.get("schedule")
+        self._conn.execute(
+            f"INSERT INTO history ({_HISTORY_COLUMNS.removeprefix('id, ')}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                at or _iso(entry.applied_at),
+                entry.key,
+                entry.kind,
+                op,
+                entry.backend,
+                entry.remote_id,
+                entry.spec_hash,
+                int(bool(spec.get("enabled", True))),
+                None if schedule is None else str(schedule),
+                str(spec.get("timezone", "UTC")) if schedule is not None else None,
+                entry.revision,
+                canonical.canonical_json(spec),
+            ),
+        )
 
     def _drop_other_active(self, entry: OwnedEntry) -> None:
         self._conn.execute(
@@ -257,4 +366,27 @@ def _entry(row: tuple[Any, ...]) -> OwnedEntry:
         applied_at=datetime.fromisoformat(applied),
         protect=bool(protect),
         retired=bool(retired),
+    )
+
+
+def _history_row(row: tuple[Any, ...]) -> HistoryRow:
+    """Baseline rows (seeded by the migration in SQL) leave the derived columns to the spec."""
+    id_, at, key, kind, op, backend, remote_id, hash_, enabled, schedule, tz, revision, spec = row
+    data = json.loads(spec)
+    if schedule is None and "schedule" in data:
+        schedule, tz = str(data["schedule"]), str(data.get("timezone", "UTC"))
+    return HistoryRow(
+        id=int(id_),
+        at=datetime.fromisoformat(at),
+        key=key,
+        kind=kind,
+        op=op,
+        backend=backend,
+        remote_id=remote_id,
+        spec_hash=hash_,
+        enabled=bool(data.get("enabled", True)) if enabled is None else bool(enabled),
+        schedule=schedule,
+        timezone=tz,
+        revision=revision,
+        spec=data,
     )

@@ -221,7 +221,10 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         (COMPONENT,),
     )
     conn.close()
-    with pytest.raises(StateError, match=r"newer planner-operator \(ledger schema v5 > v1\)"):
+    newest = len(MIGRATIONS)
+    with pytest.raises(
+        StateError, match=rf"newer planner-operator \(ledger schema v5 > v{newest}\)"
+    ):
         Ledger(path)
 
 
@@ -287,3 +290,68 @@ def test_ledger_matches_a_simple_model(ops: list[tuple[str, str, str]]) -> None:
             for k in KEYS:
                 found = led.get(k)
                 assert (found.remote_id if found else None) == active.get(k)
+                assert replayed_owner(led, k) == active.get(k)  # history never disagrees
+
+
+def replayed_owner(led: Ledger, key: str) -> str | None:
+    """The key's active remote id according to its history alone (what `explain` replays)."""
+    owner: str | None = None
+    for row in led.history(key):
+        if row.op == "delete" and row.remote_id == owner:
+            owner = None
+        elif row.op in ("baseline", "create", "update", "adopt"):
+            owner = row.remote_id
+    return owner
+
+
+def test_history_records_each_change_in_order(ledger: Ledger) -> None:
+    key = "agent/jobs/a"
+    paused = {**SPEC, "enabled": False, "timezone": "Europe/Berlin"}
+    ledger.record(entry())
+    ledger.record(entry())  # the same object and spec again: not a change
+    ledger.record(entry(spec=paused, spec_hash=spec_hash(paused), revision="def456"))
+    ledger.swap(key, entry(remote_id="job_2"))
+    ledger.forget(backend="local", remote_id="job_1")  # the retired object of the replace
+    ledger.forget(backend="local", remote_id="job_2")  # the key's own object: deleted
+    ledger.adopt(entry(remote_id="job_3"))
+    rows = ledger.history(key)
+    assert [(r.op, r.remote_id) for r in rows] == [
+        ("create", "job_1"),
+        ("update", "job_1"),
+        ("update", "job_2"),
+        ("forget", "job_1"),
+        ("delete", "job_2"),
+        ("adopt", "job_3"),
+    ]
+    update = rows[1]
+    assert (update.enabled, update.schedule, update.timezone) == (
+        False,
+        "0 9 * * 1",
+        "Europe/Berlin",
+    )
+    assert update.revision == "def456" and update.spec == paused
+    assert rows[0].at == datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def test_history_migration_seeds_a_baseline_per_active_row(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    conn = db.connect(path)
+    db.migrate(conn, COMPONENT, MIGRATIONS[:1])  # a ledger written before history existed
+    conn.execute(
+        "INSERT INTO resources (backend, remote_id, key, kind, spec_hash, spec_json, revision, "
+        "applied_at) VALUES ('local', 'job_1', 'agent/jobs/a', 'job', 'h', ?, 'abc', ?)",
+        (
+            '{"enabled": false, "schedule": "0 9 * * *", "timezone": "Asia/Tokyo"}',
+            "2026-01-01T00:00:00+00:00",
+        ),
+    )
+    conn.close()
+    with Ledger(path) as led:
+        [row] = led.history("agent/jobs/a")
+    assert (row.op, row.enabled, row.schedule, row.timezone) == (
+        "baseline",
+        False,
+        "0 9 * * *",
+        "Asia/Tokyo",
+    )
+    assert row.at == datetime(2026, 1, 1, tzinfo=UTC)
