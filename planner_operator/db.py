@@ -13,8 +13,10 @@ can replace SQLite later.
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -81,7 +83,7 @@ def connect(
         raise StateError(f"cannot open state database {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        _enable_wal(conn, deadline=time.monotonic() + busy_timeout)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         # Reading the schema forces SQLite to look at the file header: a non-database fails here.
@@ -100,6 +102,25 @@ def connect(
         # Busy, read-only, I/O...: the file may be fine, so don't suggest throwing it away.
         raise StateError(f"cannot open state database {path}: {exc}") from exc
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
+    """Switch to WAL, retrying while another connection holds the lock the switch needs.
+
+    Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
+    instead of calling the busy handler, so two processes opening a *new* file at the same
+    instant (two appliers started together) failed with "database is locked". Once any of them
+    has switched, the mode is stored in the file and the others' pragma succeeds.
+    """
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.02))  # jitter: the racers must not retry in step
 
 
 def db_path(conn: sqlite3.Connection) -> str:
