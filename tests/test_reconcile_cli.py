@@ -13,6 +13,8 @@ import git
 import pytest
 from typer.testing import CliRunner
 
+from planner_operator.backends.base import list_all
+from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.cli import app
 from planner_operator.lock import ApplyLock
 from planner_operator.reconcile import SourceSpec, read_desired
@@ -178,6 +180,58 @@ def test_two_appliers_together_exactly_one_applies(tmp_path: Path, state: list[s
     assert applied == [0, 1]  # one applied everything; the other waited and found nothing
     _, out, _ = invoke("status", "--format", "json", *state)
     assert len(json.loads(out)["rows"]) == 20
+
+
+RACE_FILES = 100  # long enough an apply that the second applier usually finds the lock held
+
+
+def race_two_appliers(base: Path) -> str:
+    """Start two no-wait appliers on a fresh state dir together; how did the loser end?
+
+    Exactly one applies everything. The other either found the lock held and named the
+    winner's pid ("locked"), or started after the winner released it and found nothing to do
+    ("after"); anything else (both applying, a crash, "database is locked") fails.
+    """
+    agents = base / "agents"
+    for n in range(RACE_FILES):
+        write(agents, f"a{n}.yaml", JOB.format(n=n, schedule="0 9 * * *"))
+    state = ["--state-dir", str(base / "state")]
+    command = [sys.executable, "-m", "planner_operator", "reconcile", "--path", str(agents)]
+    procs = [
+        subprocess.Popen(
+            [*command, "--lock-timeout", "0", *state],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = {p.pid: (*p.communicate(timeout=120), p.returncode) for p in procs}
+    for _, err, _ in results.values():
+        assert "Traceback" not in err and "database is locked" not in err, err
+    done = f"Apply: {RACE_FILES} change(s) applied, 0 failed."
+    [winner] = [pid for pid, (out, _, code) in results.items() if code == 0 and done in out]
+    [(out, err, code)] = [r for pid, r in results.items() if pid != winner]
+    with LocalScheduleBackend(base / "state" / "state.db") as jobs:
+        keys = [o.key for o in list_all(jobs)]
+    assert len(keys) == len(set(keys)) == RACE_FILES  # no duplicates, nothing missing
+    if code == 1:
+        assert "another apply holds the lock 'apply'" in err, err
+        assert f"(pid {winner} on " in err  # names the holder: the process that applied
+        return "locked"
+    assert code == 0 and "No changes." in out and "Apply: 0 change(s) applied" in out, out
+    return "after"
+
+
+def test_two_no_wait_appliers_exactly_one_applies(tmp_path: Path) -> None:
+    endings = [race_two_appliers(tmp_path / f"trial-{n}") for n in range(3)]
+    assert set(endings) <= {"locked", "after"}  # each trial asserted its own outcome
+
+
+@pytest.mark.slow
+def test_two_no_wait_appliers_ten_trials_exactly_one_applies(tmp_path: Path) -> None:
+    endings = [race_two_appliers(tmp_path / f"trial-{n}") for n in range(10)]
+    assert set(endings) <= {"locked", "after"}
 
 
 def test_check_reports_drift_with_exit_2(tmp_path: Path, state: list[str]) -> None:
