@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from planner_operator import desired as desired_mod
+from planner_operator import metrics, source
 from planner_operator import plan as plan_mod
-from planner_operator import source
 from planner_operator.apply import Applier, ApplyResult, Progress, RetryPolicy
 from planner_operator.backends.base import RemoteObject, list_all
 from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
@@ -113,6 +113,7 @@ def session(
         backends.close()
 
 
+@metrics.counted_reconcile
 def reconcile(
     spec: SourceSpec,
     settings: Settings,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from planner_operator import templates
+from planner_operator import metrics, templates
 from planner_operator.desired import split_key
 from planner_operator.executors.base import Executors
 
@@ -71,13 +71,14 @@ def _prepare(
 
 
 def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, Any]) -> Any:
-    """Make the call; ``context["run_key"]`` is the idempotency key."""
-    if prepared.kind == "chat":
-        thread = executors.chat.start_thread(
-            agent=prepared.agent, message=prepared.message or "", context=context
+    """Make the call; ``context["run_key"]`` is the idempotency key. Timed for /metrics."""
+    with metrics.executor_call(prepared.kind):
+        if prepared.kind == "chat":
+            thread = executors.chat.start_thread(
+                agent=prepared.agent, message=prepared.message or "", context=context
+            )
+            sink = getattr(executors.chat, "sink", None)  # "local" when no platform is configured
+            return {"thread_id": thread, "sink": sink} if sink else {"thread_id": thread}
+        return executors.workflow.run(
+            workflow=prepared.workflow or "", input=prepared.input or {}, context=context
         )
-        sink = getattr(executors.chat, "sink", None)  # "local" when no platform is configured
-        return {"thread_id": thread, "sink": sink} if sink else {"thread_id": thread}
-    return executors.workflow.run(
-        workflow=prepared.workflow or "", input=prepared.input or {}, context=context
-    )

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from planner_operator import metrics
 from planner_operator.backends import select
 from planner_operator.backends.inngest import JobTable
 from planner_operator.executors import select as executor_select
@@ -90,6 +91,7 @@ def create_app(
         path = runtime.inngest.config.serve_path
         app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
     app.include_router(webhooks.router(runtime))
+    app.include_router(metrics.router(settings))  # GET /metrics
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

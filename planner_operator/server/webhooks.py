@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
-from planner_operator import events
+from planner_operator import events, metrics
 from planner_operator.errors import SourceError, StateError
 from planner_operator.executors.base import Executors
 from planner_operator.inbox import FILE_NAME, Inbox, NewDelivery
@@ -392,9 +392,11 @@ class Webhooks:
         except Exception as exc:  # our trouble, not the sender's: 503 makes it retry
             log.error("delivery %s trigger=%s outcome=not-stored (%s)", delivery.id, trigger, exc)
             self.stats["unavailable"] += 1
+            metrics.webhook_rejected(delivery.source, "overloaded")
             return _answer(503, {"error": "the inbox is unavailable; retry"}, retry_after=True)
         outcome = "accepted" if new else "duplicate"
         self.stats[outcome] += 1
+        metrics.webhook_stored(delivery.source, new)
         log.info("delivery %s trigger=%s outcome=%s", delivery.id, trigger or "-", outcome)
         return _answer(202 if new else 200, {"id": delivery.id, "status": outcome})
 
@@ -403,6 +405,8 @@ class Webhooks:
         message = exc.message if isinstance(exc, Rejected) else str(exc)
         shown = hint if hint and signatures.check_id_ok(hint) else "-"
         self.stats[f"rejected_{status}"] += 1
+        source = "composio" if trigger == "composio" else "webhook"  # else a trigger key
+        metrics.webhook_rejected(source, metrics.rejection_reason(status, message))
         level = logging.WARNING if status in (401, 503) else logging.INFO
         log.log(
             level, "delivery %s trigger=%s outcome=rejected %d: %s", shown, trigger, status, message

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from planner_operator import events
+from planner_operator import events, metrics
 from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
 from planner_operator.executors import actions
 from planner_operator.executors.base import Executors
@@ -191,6 +191,7 @@ class Worker:
         except Exception as exc:  # a bug must not kill the worker; the lease brings it back
             log.exception("delivery %s: unexpected error", d.id)
             outcome = self._retry(d, f"{type(exc).__name__}: {exc}", None, "error")
+        metrics.inbox_processed(outcome.status)
         retry_at = time.time() + outcome.retry_in if outcome.retry_in is not None else None
         try:
             kept = self.inbox.settle(
