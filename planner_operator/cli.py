@@ -247,6 +247,57 @@ def runs(
     _run(lambda: commands.runs(commands.settings(state_dir, None, None), key, limit, fmt.value))
 
 
+@app.command()
+def explain(
+    key: Annotated[
+        str | None, typer.Argument(help="Job key: AGENT/JOB or AGENT/jobs/JOB.", show_default=False)
+    ] = None,
+    delivery: Annotated[
+        str | None,
+        typer.Option("--delivery", help="Explain one webhook delivery (its id) instead of a job."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="ISO-8601 window start [default: 7 days before --to]."),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="ISO-8601 window end [default: now].")
+    ] = None,
+    utc: Annotated[
+        bool, typer.Option("--utc", help="Times in UTC, not the job's timezone.")
+    ] = False,
+    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    state_dir: StateDir = None,
+    ledger_db: LedgerDb = None,
+) -> None:
+    """Why a job's slots did or did not run (a timeline), or what became of one delivery."""
+    if fmt is PlanFormat.markdown:
+        _fail("explain supports --format text or json")
+    if (key is None) == (delivery is None):
+        _fail("explain needs a job key (AGENT/JOB) or --delivery ID, not both")
+    window = (_parse_time(start, "--from"), _parse_time(end, "--to"))
+    _run(
+        lambda: commands.explain(
+            commands.settings(state_dir, None, ledger_db),
+            key=key,
+            delivery=delivery,
+            window=window,
+            utc=utc,
+            fmt=fmt.value,
+        )
+    )
+
+
+def _parse_time(text: str | None, flag: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{flag} {text!r} is not an ISO-8601 time (e.g. 2026-03-08T00:00:00+00:00)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def _seconds(text: str) -> float:
     units = {"s": 1.0, "m": 60.0, "h": 3600.0}
     try:

@@ -406,6 +406,37 @@ def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
     return 0
 
 
+def explain(
+    settings: Settings,
+    *,
+    key: str | None,
+    delivery: str | None,
+    window: tuple[datetime | None, datetime | None],
+    utc: bool,
+    fmt: str,
+) -> int:
+    """A job's timeline (``explain KEY``) or one delivery's path (``explain --delivery ID``)."""
+    from planner_operator import explain_load, explain_render
+
+    if delivery is not None:
+        report = explain_load.delivery(settings, delivery)
+        json_fmt = fmt == "json"
+        out(
+            explain_render.delivery_json(report)
+            if json_fmt
+            else explain_render.delivery_text(report)
+        )
+        return 0
+    assert key is not None
+    start, end = window
+    timeline = explain_load.job(settings, key, start=start, end=end, now=datetime.now(UTC))
+    if fmt == "json":
+        out(explain_render.timeline_json(timeline))
+    else:
+        out(explain_render.timeline_text(timeline, utc=utc))
+    return 0
+
+
 def watch(
     settings: Settings,
     options: PlanOptions,

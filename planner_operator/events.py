@@ -337,6 +337,56 @@ def matches(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Check:
+    """One part of a filter evaluated against a payload (``explain --delivery`` prints these).
+
+    ``condition`` is the single operator (``{"contains": "invoice"}``) of a field test, or
+    ``None`` for an ``all``/``any`` group and its members, whose verdicts are in ``children``.
+    """
+
+    path: str
+    passed: bool
+    condition: Mapping[str, Any] | None = None
+    found: bool = True
+    value: Any = None
+    children: tuple[Check, ...] = ()
+
+
+def explain_filter(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> list[Check]:
+    """Every top-level part of ``spec`` with its verdict; the filter passes iff all of them do
+    (exactly :func:`matches`, which stops at the first failure and so cannot say which one)."""
+    checks: list[Check] = []
+    for name, condition in (spec or {}).items():
+        if name in ("all", "any"):
+            subs = list(condition or [])
+            members = tuple(
+                Check(
+                    f"{name}[{i}]",
+                    matches(sub, payload),
+                    children=tuple(explain_filter(sub, payload)),
+                )
+                for i, sub in enumerate(subs)
+            )
+            if name == "all":
+                passed = all(m.passed for m in members)
+            else:
+                passed = condition is None or any(m.passed for m in members)
+            checks.append(Check(name, passed, children=members))
+            continue
+        found, value = templates.lookup(payload, name)
+        checks.append(
+            Check(
+                name,
+                _condition(condition, found, value),
+                dict(condition),
+                found,
+                value if found else None,
+            )
+        )
+    return checks
+
+
 def _condition(condition: Mapping[str, Any], found: bool, value: Any) -> bool:
     if "exists" in condition:
         return found is bool(condition["exists"])

@@ -7,6 +7,12 @@ resumes from each job's last recorded run, so nothing is fired twice and missed 
 handled by the job's ``catchup`` policy (``latest``: run the most recent missed slot once).
 Overlap ``skip``: a fire while the previous run of the same job is still running is skipped and
 counted. Every fire goes through ``JobRunner`` — the same path and run history as Inngest runs.
+
+Skips are run history rows too (status ``skipped``, with the reason), so ``explain`` can say why
+a slot did not run: an overlap skip names the run still going, and a restart writes one row per
+missed slot (at most :data:`MISSED_ROWS` per job, older ones folded into one summary row so a
+long outage of a minutely job cannot flood the table); its catch-up fire has origin
+``catchup``. The counters stay as they were (``status`` and metrics read them).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +33,8 @@ from planner_operator import canonical, db, scheduling
 from planner_operator.jobrun import Fire, JobRunner
 
 log = logging.getLogger("planner_operator.scheduler")
+
+MISSED_ROWS = 100  # missed-slot rows written per job per restart; older ones become one summary
 
 COMPONENT = "scheduler"
 MIGRATIONS: tuple[str, ...] = (
@@ -96,6 +104,9 @@ class Scheduler:
         self.jobs: dict[str, Job] = {}
         self.heap: list[_Entry] = []
         self.running: set[str] = set()
+        self._running_ids: dict[str, str] = {}  # key -> run id of the run in flight
+        self._catchups: set[tuple[str, datetime]] = set()  # (key, fire instant) of catch-ups
+        self._started = False  # after the first reload, a job that reappears was paused
         self._running_lock = threading.Lock()
         self._counter_lock = threading.Lock()
         self.counters: dict[str, Counters] = {}
@@ -122,6 +133,7 @@ class Scheduler:
         self.jobs = fresh
         self.heap = [e for e in self.heap if e.key in fresh and e.digest == fresh[e.key].digest]
         heapq.heapify(self.heap)
+        self._started = True
 
     def _schedule(self, job: Job, now: datetime, *, resumed: bool) -> None:
         """Start the job's fire iterator, resuming after its last run (catch-up on a restart)."""
@@ -144,13 +156,33 @@ class Scheduler:
             upcoming = next(fires, None)
         if missed:
             run_latest = job.spec.get("catchup", "latest") == "latest"
-            skipped = len(missed) - (1 if run_latest else 0)
-            self._count(job.key, missed=skipped)
+            skipped = missed[:-1] if run_latest else missed
+            latest = missed[-1] if run_latest else None
+            self._count(job.key, missed=len(skipped), rows=self._missed_rows(job, skipped, latest))
             if run_latest:
+                self._catchups.add((job.key, missed[-1].utc))
                 self._push(job, missed[-1], at=now, advances=False)
         if upcoming is not None:
             self._iters[job.key] = fires
             self._push(job, upcoming)
+
+    def _missed_rows(
+        self, job: Job, dropped: list[scheduling.FireTime], latest: scheduling.FireTime | None
+    ) -> list[tuple[str, str]]:
+        """(slot, reason) of each missed slot the catch-up policy drops, oldest first."""
+        why = "the operator was down" if not self._started else "the job was paused or removed"
+        policy = "none" if latest is None else f"latest ran {_wall(job, latest)}"
+        reason = f"missed while {why}; catchup: {policy}"
+        rows = [(_wall(job, f), reason) for f in dropped[-MISSED_ROWS:]]
+        folded = dropped[:-MISSED_ROWS]
+        if folded:  # parsed back by explain.py: keep "<n> slots from <first> to <last>"
+            first, last = _wall(job, folded[0]), _wall(job, folded[-1])
+            summary = (
+                f"missed while {why}: {len(folded)} slots from {first} to {last} "
+                f"(not listed one by one); catchup: {policy}"
+            )
+            rows.insert(0, (last, summary))
+        return rows
 
     def _push(
         self,
@@ -188,18 +220,28 @@ class Scheduler:
 
     def fire(self, job: Job, fire: scheduling.FireTime) -> Any:
         """Run one fire synchronously (overlap policy applied by the caller's ``running``)."""
+        run_id = f"sched-{uuid.uuid4().hex[:12]}"
         with self._running_lock:
             busy = job.key in self.running
-            if busy and job.spec.get("overlap", "skip") == "skip":
-                self._count(job.key, overlap_skipped=1)
-                log.info("%s: fire for %s skipped, previous run still running", job.key, fire.slot)
-                return None
-            self.running.add(job.key)
+            previous = self._running_ids.get(job.key, "?")
+            if not busy or job.spec.get("overlap", "skip") != "skip":
+                self.running.add(job.key)
+                self._running_ids[job.key] = run_id
+        if busy and job.spec.get("overlap", "skip") == "skip":
+            reason = f"overlap: previous run {previous} still running"
+            self._count(job.key, overlap_skipped=1, rows=[(_wall(job, fire), reason)])
+            log.info("%s: fire for %s skipped, previous run still running", job.key, fire.slot)
+            return None
+        catchup = (job.key, fire.utc) in self._catchups
+        self._catchups.discard((job.key, fire.utc))
         try:
             self._count(job.key, fires=1, slot=fire.slot.isoformat(timespec="minutes"))
-            run_id = f"sched-{uuid.uuid4().hex[:12]}"
             return self.runner.run(
-                job.key, job.spec, Fire.of(job.spec, fire.utc), run_id=run_id, origin="scheduler"
+                job.key,
+                job.spec,
+                Fire.of(job.spec, fire.utc),
+                run_id=run_id,
+                origin="catchup" if catchup else "scheduler",
             )
         except Exception:
             log.exception("%s: run failed", job.key)
@@ -207,6 +249,8 @@ class Scheduler:
         finally:
             with self._running_lock:
                 self.running.discard(job.key)
+                if self._running_ids.get(job.key) == run_id:
+                    del self._running_ids[job.key]
 
     def _count(
         self,
@@ -216,8 +260,21 @@ class Scheduler:
         missed: int = 0,
         overlap_skipped: int = 0,
         slot: str | None = None,
+        rows: Sequence[tuple[str, str]] = (),
     ) -> None:
+        """Update the counters, and write skipped-slot run rows in the same transaction.
+
+        The rows go straight into ``runs`` (the file this connection shares with ``RunStore``)
+        so a restart writes a job's missed slots in one transaction, not two per row.
+        """
+        at = self.clock.now().astimezone(UTC).isoformat(timespec="milliseconds")
         with self._counter_lock, db.transaction(self._conn):
+            self._conn.executemany(
+                "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, reason, "
+                "started_at, finished_at) VALUES (?, 'job', ?, 0, 'scheduler', ?, 'skipped', ?, "
+                "?, ?)",
+                [(key, f"skip-{uuid.uuid4().hex[:12]}", s, why, at, at) for s, why in rows],
+            )
             counters = self.counters.setdefault(key, Counters())
             counters.fires += fires
             counters.missed += missed
@@ -248,6 +305,11 @@ class Scheduler:
             next_at = self.next_at()
             wait = poll if next_at is None else min(poll, (next_at - now).total_seconds())
             await asyncio.sleep(max(wait, 0.0))
+
+
+def _wall(job: Job, fire: scheduling.FireTime) -> str:
+    """The slot as run history stores it (``Fire.wall``: wall-clock minutes in the job's zone)."""
+    return Fire.of(job.spec, fire.utc).wall
 
 
 def read_counters(path: Any) -> dict[str, Counters]:
