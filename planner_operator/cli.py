@@ -66,6 +66,12 @@ LedgerDb = Annotated[
 ]
 
 
+HOST_HELP = (
+    "Bind address. Off loopback every API and dashboard request needs the token "
+    "(PLANNER_API_TOKEN or <state-dir>/api-token), not only writes."
+)
+
+
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
@@ -213,7 +219,7 @@ def unlock(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Bind address.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help=HOST_HELP)] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     state_dir: StateDir = None,
     state_db: StateDb = None,
@@ -258,10 +264,13 @@ def explain(
     ] = None,
     start: Annotated[
         str | None,
-        typer.Option("--from", help="ISO-8601 window start [default: 7 days before --to]."),
+        typer.Option(
+            "--from",
+            help="ISO-8601 window start (default: 7 days before --to, at most 500 slots).",
+        ),
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--to", help="ISO-8601 window end [default: now].")
+        str | None, typer.Option("--to", help="ISO-8601 window end (default: now).")
     ] = None,
     utc: Annotated[
         bool, typer.Option("--utc", help="Times in UTC, not the job's timezone.")
@@ -352,7 +361,7 @@ def run_operator(
     branch: Annotated[str, typer.Option("--branch")] = "main",
     interval: Annotated[str, typer.Option("--interval", help="Git poll interval.")] = "30s",
     agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help=HOST_HELP)] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     grace: Annotated[float, typer.Option("--grace", help="Shutdown grace seconds.")] = 30.0,
     allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,

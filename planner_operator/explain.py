@@ -240,8 +240,8 @@ def _slot(
         what = "before the job was created" if period.end else "after the job was deleted"
         return replace(base, status="not applied", text=f"not applied: {what}")
     if not period.spec.get("enabled", True):
-        since = f" since {_utc(period.since.at):%Y-%m-%d %H:%M} UTC" if period.since else ""
-        text = f"paused (enabled: false{since})"
+        rev = period.since.revision if period.since else ""
+        text = "paused: enabled: false then" + (f" (revision {_short(rev)})" if rev else "")
         if group is not None:
             text += f"; recorded: {_describe_run(group.last)}"
         return replace(base, status="paused", text=text, **_run_fields(group, fire))

@@ -152,6 +152,7 @@ def test_spring_forward_gap_per_dst_policy(policy: str) -> None:
         assert line.note == "DST gap: 02:30 does not exist, fired at 03:00 (vixie)"
         assert line.latency_s == 1.0
         assert "[DST gap: 02:30 does not exist" in timeline_text(t)
+        assert "\n  2026-03-08 07:00 UTC  ran " in timeline_text(t, utc=True)
     else:
         assert status == "skipped"
         assert text == f"DST gap: 02:30 does not exist that day; dst policy {policy} never fires it"
@@ -215,7 +216,7 @@ def test_paused_period_from_history() -> None:
         ("paused", "paused (enabled: false) at revision r2"),
         ("resumed", "resumed (enabled: true) at revision r3"),
     ]
-    assert slots(t)[2][2] == "paused (enabled: false since 2026-03-03 12:00 UTC)"
+    assert slots(t)[2][2] == "paused: enabled: false then (revision r2)"
 
 
 def test_schedule_change_mid_window_uses_each_schedule_in_its_time() -> None:
@@ -553,6 +554,8 @@ def test_cli_explain_job_and_deliveries(tmp_path: Path) -> None:
     assert code == 1 and "error: no delivery nope in the inbox" in err
     code, _, err = invoke("explain", "a/missing", *flags)
     assert code == 1 and "error: no applied job `a/jobs/missing`" in err
+    code, _, err = invoke("explain", "a/triggers/mail", *flags)
+    assert code == 1 and "is a trigger: explain one of its deliveries" in err
 
 
 def test_unknown_key_is_not_found(tmp_path: Path) -> None:
