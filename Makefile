@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PO     := $(BIN)/planner-operator
 DEMO_STATE := .planner/demo
 
-.PHONY: demo test test-all check schema bench venv clean fmt
+.PHONY: demo test test-all check schema bench venv clean fmt fuzz fuzz-smoke
 
 venv: $(STAMP)
 
@@ -42,6 +42,35 @@ schema: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Coverage-guided fuzzing of the config loader (Atheris: the `fuzz` extra). The corpus it grows
+# and any crash input stay outside the repository, in FUZZ_DIR; a crash goes into
+# tests/fuzz_regressions/, where the test suite replays it.
+FUZZ_SECONDS ?= 600
+FUZZ_DIR     ?= $(or $(TMPDIR),/tmp)/planner-operator-fuzz
+FUZZ_STAMP   := $(VENV)/.fuzz-installed
+FUZZ_RUN     := $(BIN)/python -m fuzz.fuzz_config_loader -timeout=10 -dict=fuzz/agent.dict
+
+$(FUZZ_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,fuzz]'
+	@touch $(FUZZ_STAMP)
+
+fuzz: $(FUZZ_STAMP)
+	@mkdir -p $(FUZZ_DIR)/corpus
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/ \
+	  $(FUZZ_DIR)/corpus fuzz/corpus
+
+# 60 s in CI; quiet unless it finds something, and it leaves no files behind when it doesn't.
+fuzz-smoke: $(FUZZ_STAMP)
+	@dir=$$(mktemp -d); \
+	if $(FUZZ_RUN) -max_total_time=60 -artifact_prefix=$$dir/ $$dir fuzz/corpus \
+	    > $$dir/fuzz.log 2>&1; then \
+	  grep -E '^Done [0-9]+ runs' $$dir/fuzz.log; rm -rf $$dir; \
+	else \
+	  tail -n 60 $$dir/fuzz.log; \
+	  echo "fuzz-smoke: crash; input and log kept in $$dir (copy the crash-* file to tests/fuzz_regressions/)"; \
+	  exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) .planner .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ the cost, and walking the nodes ourselves is where hostile input is contained an
 from __future__ import annotations
 
 import datetime as dt
+import math
 import warnings
 from typing import Any
 
@@ -110,7 +111,18 @@ class _Walker:
                 out.append(self.convert(item, (*path, index)))
             return out
         if isinstance(node, ScalarNode):
-            return _scalar(node, path, self.constructor)
+            value = _scalar(node, path, self.constructor)
+            if isinstance(value, float) and not math.isfinite(value):
+                # JSON has no NaN or infinity: the stored spec would never equal the desired
+                # one again (NaN != NaN: an update on every run), and strict JSON encoders
+                # refuse it on the way to Inngest or Composio.
+                raise ConversionError(
+                    f"`{node.value}` is not a finite number",
+                    path,
+                    hint="use a finite number, or quote the value to keep it as text",
+                    position=_mark(node),
+                )
+            return value
         raise ConversionError("unsupported YAML structure", path)  # pragma: no cover
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Fuzz targets (Atheris); see fuzz_config_loader.py and the Makefile's fuzz targets."""
