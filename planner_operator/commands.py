@@ -339,7 +339,7 @@ def serve(
     from planner_operator.server import operator
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = operator.build(settings, watch=watch, grace=grace)
+    app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
     if os.environ.get("PLANNER_GC_TUNE") == "1":  # process-wide, so opt-in (see docs/webhooks.md)
         from planner_operator.server import webhooks
 

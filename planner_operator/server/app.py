@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from planner_operator import metrics
+from planner_operator.api import auth
 from planner_operator.backends import select
 from planner_operator.backends.inngest import JobTable
 from planner_operator.executors import select as executor_select
@@ -61,12 +62,16 @@ def create_app(
     reload_interval: float = 2.0,
     executors: Executors | None = None,
     worker: bool | None = None,
+    bind_host: str = "127.0.0.1",
 ) -> FastAPI:
     """The serve app. ``executors`` replaces the environment's (tests, benchmarks); ``worker``
     False leaves the inbox to ``planner-operator worker`` processes (default: env
-    ``PLANNER_WORKER``, on). Raises ``AuthError`` when an applied trigger's webhook secret is
-    missing or empty."""
+    ``PLANNER_WORKER``, on). ``bind_host`` is where the server listens: off loopback, reads
+    need the API token too (``api/auth.py``). Raises ``AuthError`` when an applied trigger's
+    webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty."""
     env = os.environ if env is None else env
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    token = auth.load_token(settings, env)  # refuse to start before anything else runs
     runtime = build_runtime(settings, env, executors=executors)
     runtime.webhooks = webhooks.Webhooks(
         settings=settings, env=env, runs=runtime.runs, executors=runtime.executors, worker=worker
@@ -87,19 +92,23 @@ def create_app(
 
     app = FastAPI(title="planner-operator", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    exempt: list[str] = []
     if runtime.inngest is not None:
         path = runtime.inngest.config.serve_path
         app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
+        exempt.append(path)  # the Inngest SDK checks its own signing key
+    auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt))
     app.include_router(webhooks.router(runtime))
     app.include_router(metrics.router(settings))  # GET /metrics
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
-        """Liveness plus the Inngest sync state, for load balancers and humans."""
-        return {
-            "ok": True,
-            "inngest": dict(runtime.inngest.status()) if runtime.inngest else None,
-        }
+        """Liveness plus the Inngest sync state, for load balancers and humans. Open to anyone
+        (no token), so no error text: sync errors are in the log."""
+        inngest = dict(runtime.inngest.status()) if runtime.inngest else None
+        if inngest is not None:
+            inngest.pop("last_sync_error", None)
+        return {"ok": True, "inngest": inngest}
 
     @app.get("/api/runs")
     def list_runs(key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

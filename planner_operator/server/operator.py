@@ -85,9 +85,10 @@ def build(
     *,
     watch: WatchSpec | None = None,
     grace: float = 30.0,
+    bind_host: str = "127.0.0.1",
 ) -> FastAPI:
     env = os.environ if env is None else env
-    app = create_app(settings, env)
+    app = create_app(settings, env, bind_host=bind_host)
     runtime: Runtime = app.state.runtime
     stop = threading.Event()
     git_watcher = _git_watcher(settings, watch, stop)
