@@ -138,6 +138,7 @@ def reconcile(
             result = applier.apply(plan, progress, stop=stop)
             result = finish(backends, result)
             record_outcome(ledger, plan, result)
+            record_agents(ledger, wanted)
             return Outcome(plan, result)
 
 
@@ -171,3 +172,26 @@ def record_outcome(ledger: Ledger, plan: plan_mod.Plan, result: ApplyResult | No
     ledger.set_meta("last_reconcile", json.dumps(summary, sort_keys=True))
     if not failures and not plan.load_errors and plan.revision is not None:
         ledger.set_meta("last_applied_revision", str(plan.revision))
+
+
+def record_agents(ledger: Ledger, wanted: Desired) -> None:
+    """Remember each agent's name, description, timezone and file (ledger meta ``agents``).
+
+    Specs do not carry them (renaming an agent changes none of its jobs), yet the status API and
+    dashboard show them. A file that failed to load keeps what the last good load recorded.
+    """
+    try:
+        previous = json.loads(ledger.get_meta("agents") or "{}")
+    except ValueError:
+        previous = {}
+    failed = {f.file for f in wanted.files if not f.ok}
+    agents = {k: v for k, v in previous.items() if isinstance(v, dict) and v.get("file") in failed}
+    for f in wanted.files:
+        if f.ok and f.agent is not None:
+            agents[f.agent_id] = {
+                "name": f.agent.name,
+                "description": f.agent.description,
+                "timezone": f.agent.timezone,
+                "file": f.file,
+            }
+    ledger.set_meta("agents", json.dumps(agents, sort_keys=True))

@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from planner_operator import metrics
 from planner_operator.api import auth
+from planner_operator.api import operations as api_operations
+from planner_operator.api import status as api_status
 from planner_operator.backends import select
 from planner_operator.backends.inngest import JobTable
 from planner_operator.executors import select as executor_select
@@ -29,6 +31,7 @@ from planner_operator.runs import RunStore
 from planner_operator.server import webhooks
 from planner_operator.server.inngest_mount import InngestMount
 from planner_operator.settings import Settings
+from planner_operator.views import Reader
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Runtime:
     inngest: InngestMount | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     webhooks: webhooks.Webhooks | None = None  # ingress, durable inbox and worker
+    env: Mapping[str, str] = field(default_factory=dict)
+    reader: Reader = field(init=False)  # the status API's and dashboard's read model
+    operations: api_operations.Operations = field(init=False)  # run now, trigger tests
 
 
 def build_runtime(
@@ -47,7 +53,9 @@ def build_runtime(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     runs = RunStore(settings.state_dir / "runs.db")
     executors = executors or executor_select.from_env(settings, env)
-    runtime = Runtime(settings, runs, executors)
+    runtime = Runtime(settings, runs, executors, env=env)
+    runtime.reader = Reader(settings, env=env)
+    runtime.operations = api_operations.Operations(runtime)
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
         handler = InngestJobHandler(JobRunner(runs, executors))
@@ -87,6 +95,7 @@ def create_app(
         yield
         if runtime.webhooks is not None:
             await runtime.webhooks.stop()
+        await runtime.operations.drain(10.0)  # run-now and trigger tests still executing
         for task in runtime.tasks:
             task.cancel()
 
@@ -99,6 +108,7 @@ def create_app(
         exempt.append(path)  # the Inngest SDK checks its own signing key
     auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt))
     app.include_router(webhooks.router(runtime))
+    app.include_router(api_status.router(runtime))
     app.include_router(metrics.router(settings))  # GET /metrics
 
     @app.get("/healthz")
@@ -109,10 +119,5 @@ def create_app(
         if inngest is not None:
             inngest.pop("last_sync_error", None)
         return {"ok": True, "inngest": inngest}
-
-    @app.get("/api/runs")
-    def list_runs(key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Recent runs, newest first."""
-        return [r.__dict__ for r in runtime.runs.list(key=key, limit=min(limit, 500))]
 
     return app
