@@ -68,17 +68,14 @@ class RemoteStates:
     def of(self, entries: list[OwnedEntry]) -> dict[str, Status]:
         """Status per key of ``entries``: lifecycle events first, then the backend read."""
         wanted = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
-        with Ledger(self.settings.ledger_db) as ledger:
-            stamp = ledger.get_meta("last_reconcile")
         with self._lock:
             snap = self._snapshot
-            if (
-                snap is None
-                or self._clock() - snap.at >= self.ttl
-                or snap.stamp != stamp
-                or not wanted <= snap.seen
-            ):
-                snap = self._snapshot = self._read(entries, wanted, stamp)
+            with Ledger(self.settings.ledger_db) as ledger:
+                stamp = ledger.get_meta("last_reconcile")
+                fresh = snap is not None and snap.stamp == stamp and wanted <= snap.seen
+                if not fresh or snap is None or self._clock() - snap.at >= self.ttl:
+                    owned = ledger.entries(include_retired=False)  # one read serves every page
+                    snap = self._snapshot = self._read(owned, stamp)
         lifecycle = inbox.trigger_statuses(self.settings)
         out: dict[str, Status] = {}
         for e in entries:
@@ -91,9 +88,8 @@ class RemoteStates:
                 out[e.key] = snap.states.get(e.key) or Status("drifted", "missing remotely")
         return out
 
-    def _read(
-        self, entries: list[OwnedEntry], seen: frozenset[tuple[str, str, str]], stamp: str | None
-    ) -> _Snapshot:
+    def _read(self, entries: list[OwnedEntry], stamp: str | None) -> _Snapshot:
+        seen = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
         try:
             backends = open_backends(self.settings, self.env)
             try:
