@@ -23,6 +23,7 @@ from planner_operator.api import operations as api_operations
 from planner_operator.api import status as api_status
 from planner_operator.backends import select
 from planner_operator.backends.inngest import JobTable
+from planner_operator.dashboard import router as dashboard_router
 from planner_operator.executors import select as executor_select
 from planner_operator.executors.base import Executors
 from planner_operator.inngest_app import InngestConfig
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(webhooks.router(runtime))
     app.include_router(api_status.router(runtime))
     app.include_router(metrics.router(settings))  # GET /metrics
+    app.include_router(dashboard_router())  # /planner/: the dashboard (last: its 404 page)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
