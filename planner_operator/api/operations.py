@@ -36,7 +36,7 @@ from planner_operator.backends import select
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
 from planner_operator.executors import actions
 from planner_operator.executors.workflows import Registry
-from planner_operator.jobrun import Fire, JobRunner
+from planner_operator.jobrun import Fire, JobRunner, Started
 from planner_operator.runs import Run
 from planner_operator.runviews import TEST_PREFIX, RunSummary, summary
 
@@ -70,7 +70,7 @@ class Operations:
         run_id = f"manual-{uuid.uuid4().hex[:12]}"
         fire = Fire.of(entry.spec, datetime.now(UTC))
 
-        def start() -> Any:
+        def start() -> Started | str:
             return self.runner.start(
                 entry.key, entry.spec, fire, run_id=run_id, origin="manual", claim_slot=False
             )
