@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from planner_operator import metrics
-from planner_operator.api import auth
+from planner_operator.api import auth, compat
 from planner_operator.api import operations as api_operations
 from planner_operator.api import status as api_status
 from planner_operator.backends import select
@@ -110,6 +110,7 @@ def create_app(
     auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt))
     app.include_router(webhooks.router(runtime))
     app.include_router(api_status.router(runtime))
+    app.include_router(compat.router(runtime, env))  # /triggers, /workflows (Triggers module)
     app.include_router(metrics.router(settings))  # GET /metrics
     app.include_router(dashboard_router())  # /planner/: the dashboard (last: its 404 page)
 
