@@ -49,8 +49,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from tests.support import canaries
+
 TYPES_FILE = Path(__file__).with_name("composio_trigger_types.json")
-API_KEY = "ak_test_fake_composio"
+API_KEY = canaries.COMPOSIO_API_KEY  # a leak of it into any test output fails the test
 EVENT_TYPES = (
     "composio.trigger.message",
     "composio.trigger.disabled",

@@ -95,8 +95,11 @@ import httpx
 import jcs  # type: ignore[import-untyped]  # the SDK's own canonicaliser (transforms.py)
 from croniter import croniter
 
-#: A well-formed signing key for production-mode tests (hex after the ``signkey-<env>-`` prefix).
-TEST_SIGNING_KEY = "signkey-test-" + "0123456789abcdef" * 4
+from tests.support import canaries
+
+#: A well-formed signing key for production-mode tests (hex after the ``signkey-<env>-`` prefix);
+#: the canary value, so a leak of it into any test output fails the test.
+TEST_SIGNING_KEY = canaries.INNGEST_SIGNING_KEY
 CRON_EVENT = "inngest/scheduled.timer"
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 DEFAULT_RETRIES = 3  # Inngest's default when a function config carries no retries

@@ -22,10 +22,11 @@ from planner_operator.owned import OwnedEntry
 from planner_operator.server import signatures
 from planner_operator.server.app import create_app
 from planner_operator.settings import Settings
+from tests.support import canaries
 from tests.support.builders import trigger_spec
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Composio worked example's secret
-STANDARD_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtZGVwbG95LWhvb2stMTIz"  # base64 of 27 bytes
+STANDARD_SECRET = canaries.DEPLOY_WEBHOOK_SECRET  # a leak of it into test output fails the test
 GITHUB_SECRET = "It's a Secret to Everybody"
 MAIL_KEY = "job-application-agent/triggers/recruiter-email"
 MAIL_ID = "ti_Hx1kP0aB"
