@@ -29,7 +29,7 @@ from planner_operator.executors.base import Executors
 from planner_operator.inngest_app import InngestConfig
 from planner_operator.jobrun import InngestJobHandler, JobRunner
 from planner_operator.runs import RunStore
-from planner_operator.server import webhooks
+from planner_operator.server import webhooks, webhooks_openapi
 from planner_operator.server.inngest_mount import InngestMount
 from planner_operator.settings import Settings
 from planner_operator.views import Reader
@@ -108,6 +108,7 @@ def create_app(
         app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
         exempt.append(path)  # the Inngest SDK checks its own signing key
     auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt))
+    webhooks_openapi.install(app)  # the Starlette ingress routes, described for senders
     app.include_router(webhooks.router(runtime))
     app.include_router(api_status.router(runtime))
     app.include_router(compat.router(runtime, env))  # /triggers, /workflows (Triggers module)

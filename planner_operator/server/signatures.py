@@ -267,6 +267,44 @@ def verify_github(secret: str, *, signature: str | None, body: bytes) -> None:
         raise BadSignature("signature does not match")
 
 
+class Verifier:
+    """The checks the receiver applies, as one object so a test can swap it.
+
+    Production always uses this class. The OpenAPI property suite (schemathesis) swaps in one
+    that trusts the headers, because generated requests cannot carry valid signatures and must
+    still reach the parsing, routing and inbox code behind the check.
+    """
+
+    def composio(
+        self,
+        secret: str,
+        *,
+        msg_id: str | None,
+        timestamp: str | None,
+        signature: str | None,
+        body: bytes,
+    ) -> str:
+        return verify_composio(
+            secret, msg_id=msg_id, timestamp=timestamp, signature=signature, body=body
+        )
+
+    def standard(
+        self,
+        secret: str,
+        *,
+        msg_id: str | None,
+        timestamp: str | None,
+        signature: str | None,
+        body: bytes,
+    ) -> str:
+        return verify_standard(
+            secret, msg_id=msg_id, timestamp=timestamp, signature=signature, body=body
+        )
+
+    def github(self, secret: str, *, signature: str | None, body: bytes) -> None:
+        verify_github(secret, signature=signature, body=body)
+
+
 def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
     # Bytes throughout: the body is never decoded, so no body can raise UnicodeDecodeError.
     return msg_id.encode("ascii") + b"." + timestamp.encode("ascii") + b"." + body

@@ -226,6 +226,7 @@ class Webhooks:
         self.routes.reload()
         signatures.check_secrets(self.routes.all(), settings, self.env)
         self.composio_secret = signatures.composio_secret(settings, self.env)
+        self.verifier = signatures.Verifier()
         self.max_body = _max_body(self.env)
         sync = (self.env.get(ENV_INBOX_SYNC) or "NORMAL").upper()
         if sync not in ("NORMAL", "FULL"):
@@ -292,7 +293,7 @@ class Webhooks:
                     raise Rejected(503, "the Composio webhook secret is not configured")
                 raise Rejected(404, "Composio webhooks are not configured here")
             body = await self._body(request, headers)
-            msg_id = signatures.verify_composio(
+            msg_id = self.verifier.composio(
                 secret,
                 msg_id=headers.get("webhook-id"),
                 timestamp=headers.get("webhook-timestamp"),
@@ -328,12 +329,12 @@ class Webhooks:
                 raise Rejected(503, "this trigger's webhook secret is not configured")
             body = await self._body(request, headers)
             if route.webhook.get("scheme") == "github":
-                signatures.verify_github(
+                self.verifier.github(
                     secret, signature=headers.get("x-hub-signature-256"), body=body
                 )
                 sent_id = signatures.check_id(headers.get("x-github-delivery"), "X-GitHub-Delivery")
             else:
-                sent_id = signatures.verify_standard(
+                sent_id = self.verifier.standard(
                     secret,
                     msg_id=headers.get("webhook-id"),
                     timestamp=headers.get("webhook-timestamp"),

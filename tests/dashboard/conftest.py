@@ -4,15 +4,11 @@ the embedded backend, served by the real app (auth, reader, operations, local ex
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -20,6 +16,7 @@ from planner_operator.backends.select import open_backends
 from planner_operator.reconcile import SourceSpec, reconcile
 from planner_operator.server.app import create_app
 from planner_operator.settings import Settings
+from tests.fakes.serving import run_app
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents"
 TOKEN = "dashboard-test-token-0123456789abcdef"
@@ -60,29 +57,10 @@ def empty_client(tmp_path: Path) -> Iterator[TestClient]:
         yield test_client
 
 
-@contextmanager
-def serve(app: FastAPI, *, startup_timeout: float = 10.0) -> Iterator[str]:
+def serve(app: FastAPI) -> AbstractContextManager[str]:
     """A real uvicorn on 127.0.0.1 with the lifespan on (the app starts its worker there), as
     ``planner-operator serve`` runs it; yields the base URL once uvicorn is serving."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + startup_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return run_app(app, lifespan="on")
 
 
 def rows(html: str, kind: str) -> dict[str, str]:

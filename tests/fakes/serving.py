@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import httpx
 import uvicorn
@@ -21,13 +22,21 @@ SERVE_PATH = "/api/inngest"  # the SDK's default (inngest/_internal/const.py DEF
 
 
 @contextmanager
-def run_app(app: ASGIApp, *, startup_timeout: float = 10.0) -> Iterator[str]:
-    """Run ``app`` until the block exits; yields its base URL, e.g. ``http://127.0.0.1:54321``."""
+def run_app(
+    app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Literal["on", "off"] = "off"
+) -> Iterator[str]:
+    """Run ``app`` until the block exits; yields its base URL, e.g. ``http://127.0.0.1:54321``.
+
+    ``lifespan="on"`` runs the app's startup and shutdown as ``planner-operator serve`` does
+    (the inbox worker, the Inngest mount); the SDK-side tests leave it off.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, ws="none")
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", access_log=False, ws="none"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
