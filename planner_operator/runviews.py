@@ -85,8 +85,6 @@ def _summary_fields(run: Run) -> dict[str, Any]:
     if len(text) > SUMMARY_CHARS:
         text = text[: SUMMARY_CHARS - 1] + "…"
     origin = run.origin
-    if origin == "webhook" and run.run_id.startswith(TEST_PREFIX):
-        origin = "test"
     return {
         "id": run.id,
         "key": run.key,

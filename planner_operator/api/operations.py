@@ -39,6 +39,7 @@ from planner_operator.executors.workflows import Registry
 from planner_operator.jobrun import Fire, JobRunner, Started
 from planner_operator.runs import Run
 from planner_operator.runviews import TEST_PREFIX, RunSummary, summary
+from planner_operator.server import worker as worker_mod
 
 if TYPE_CHECKING:
     from planner_operator.server.app import Runtime
@@ -112,7 +113,7 @@ class Operations:
             source="local",
             body=json.dumps(payload, default=str).encode(),
             trigger_key=entry.key,
-            event_type="test",
+            event_type=worker_mod.TEST_EVENT,  # run history's origin "test"
         )
         claimed = await asyncio.to_thread(self._store, delivery)
         outcome: list[Outcome] = []

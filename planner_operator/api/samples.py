@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -146,33 +146,39 @@ def _meet(name: str, condition: Mapping[str, Any], payload: dict[str, Any]) -> N
 
 
 def failures(flt: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> list[str]:
-    """Each condition of ``flt`` that ``payload`` fails, in words (empty when it matches)."""
+    """Each condition of ``flt`` that ``payload`` fails, in words (empty when it matches).
+
+    Built on ``events.explain_filter`` (the verdicts ``explain --delivery`` prints), so the
+    reason a test event was skipped is the same evaluation the worker applies.
+    """
+    return _failed(events.explain_filter(flt, payload))
+
+
+def _failed(checks: Sequence[events.Check]) -> list[str]:
     out: list[str] = []
-    for name, condition in (flt or {}).items():
-        if name == "all":
-            for sub in condition or []:
-                out += failures(sub, payload)
-        elif name == "any":
-            subs = condition or []
-            if subs and not any(events.matches(sub, payload) for sub in subs):
-                held = " or ".join(describe(sub) for sub in subs)
-                out.append(f"none of: {held}")
-        elif not events.matches({name: condition}, payload):
-            found, value = templates.lookup(payload, name)
-            got = _short(value) if found else "missing"
-            out.append(f"{describe({name: condition})} (got {got})")
+    for check in checks:
+        if check.passed:
+            continue
+        if check.path == "all":
+            for member in check.children:
+                out += _failed(member.children)
+        elif check.path == "any":
+            out.append("none of: " + " or ".join(_words(m.children) for m in check.children))
+        else:
+            got = _short(check.value) if check.found else "missing"
+            out.append(f"{_words([check])} (got {got})")
     return out
 
 
-def describe(flt: Mapping[str, Any]) -> str:
+def _words(checks: Sequence[events.Check]) -> str:
     parts = []
-    for name, condition in flt.items():
-        if name in ("all", "any"):
-            joiner = " and " if name == "all" else " or "
-            parts.append("(" + joiner.join(describe(sub) for sub in condition or []) + ")")
+    for check in checks:
+        if check.condition is None:  # an all/any group: its members' conditions
+            joiner = " and " if check.path == "all" else " or "
+            parts.append("(" + joiner.join(_words(m.children) for m in check.children) + ")")
             continue
-        [(op, arg)] = list(condition.items())[:1] or [("?", None)]
-        parts.append(f"{name} {op} {_short(arg)}")
+        [(op, arg)] = list(check.condition.items())[:1] or [("?", None)]
+        parts.append(f"{check.path} {op} {_short(arg)}")
     return " and ".join(parts)
 
 

@@ -46,6 +46,9 @@ ABANDONED = "abandoned: the worker stopped mid-run (lease expired); retried"
 # -- routing ----------------------------------------------------------------------------------
 
 
+TEST_EVENT = "test"  # event_type of deliveries stored by POST /api/triggers/{agent}/{trigger}/test
+
+
 class Routes:
     """The applied triggers (ledger rows of kind ``trigger``), reloaded when stale.
 
@@ -157,6 +160,11 @@ class Outcome:
     error: str | None = None
     retry_in: float | None = None
     key: str | None = None
+
+
+def origin_of(d: Delivery) -> str:
+    """Run history's origin: ``test`` for the API's trigger tests, ``webhook`` for the rest."""
+    return "test" if d.event_type == TEST_EVENT else "webhook"
 
 
 # -- the worker -------------------------------------------------------------------------------
@@ -274,7 +282,7 @@ class Worker:
             kind="trigger",
             run_id=run_id,
             attempt=d.attempts,
-            origin="webhook",
+            origin=origin_of(d),
             action=prepared.kind,
             rendered=prepared.rendered,
         )
@@ -328,7 +336,7 @@ class Worker:
     ) -> None:
         """A run row for an event that ran nothing (skipped, or a template that can't render)."""
         row = self.runs.start(
-            key=key, kind="trigger", run_id=d.run_key, attempt=d.attempts, origin="webhook"
+            key=key, kind="trigger", run_id=d.run_key, attempt=d.attempts, origin=origin_of(d)
         )
         self.runs.finish(row, status=status, reason=reason, error=result.error)
         self.runs.attach(row, event=event, trigger_result=result.model_dump(mode="json"))
