@@ -161,6 +161,7 @@ def record_outcome(ledger: Ledger, plan: plan_mod.Plan, result: ApplyResult | No
     """Remember the last reconcile for ``status`` (revision, counts, errors)."""
     counts = {op.value: n for op, n in plan.counts().items()}
     failures = [f"{i.change.key}: {i.error}" for i in result.failed] if result else []
+    failures += list(result.problems) if result else []  # e.g. an Inngest sync that failed
     summary = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "revision": str(plan.revision) if plan.revision else None,

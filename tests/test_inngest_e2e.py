@@ -6,6 +6,7 @@ the fake Inngest server (tests/fakes/inngest_server.py) on loopback, git commits
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ from planner_operator.backends.base import list_all
 from planner_operator.backends.inngest import InngestScheduleBackend
 from planner_operator.executors.local import LocalOutbox
 from planner_operator.inngest_app import InngestConfig, function_id
+from planner_operator.ledger import Ledger
 from planner_operator.plan import Op, PlanOptions
 from planner_operator.reconcile import SourceSpec, reconcile
 from planner_operator.runs import RunStore
@@ -266,6 +268,10 @@ def test_sync_refused_by_server_fails_the_apply(
         outcome = reconcile(SourceSpec(path=agents), settings)
         assert outcome.applied is not None and not outcome.applied.ok
         assert "sync failed" in outcome.applied.problems[0]
+        with Ledger(settings.ledger_db) as ledger:  # status and metrics see the failed sync
+            last = json.loads(ledger.get_meta("last_reconcile") or "{}")
+            assert any("sync failed" in f for f in last["failures"])
+            assert ledger.get_meta("last_applied_revision") is None
         # the next run retries the sync and converges
         outcome = reconcile(SourceSpec(path=agents), settings)
         assert outcome.applied is not None and outcome.applied.ok
