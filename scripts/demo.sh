@@ -42,3 +42,39 @@ $PO runs --limit 3
 step "8. reconcile again: nothing left to do"
 $PO reconcile --path agents --dry-run --detailed-exitcode
 echo "(exit code 0: no changes)"
+
+step "9. explain: why each slot of a job did or did not run (the last 7 days and the next fire)"
+$PO explain job-application-agent/daily-application-check
+
+step "10. serve: the status API, the Planner dashboard and /metrics over the same state"
+# the engineering agent's signed deploy hook needs its secret before serve starts (demo value)
+export DEPLOY_WEBHOOK_SECRET="whsec_$(.venv/bin/python -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
+PORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+$PO serve --port "$PORT" > "$PLANNER_STATE_DIR/serve.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$PORT/healthz" > /dev/null || { cat "$PLANNER_STATE_DIR/serve.log"; exit 1; }
+echo "GET /api/jobs:"
+curl -fs "http://127.0.0.1:$PORT/api/jobs" | .venv/bin/python -c '
+import json, sys
+for job in json.load(sys.stdin):
+    nxt = job["next_runs"][0]["at"] if job["next_runs"] else "-"
+    key, state, words = job["key"], job["state"], job["schedule_text"]
+    print(f"  {key:<48} {state:<7} {words:<34} next {nxt}")'
+echo "POST /api/jobs/sales-agent/weekly-pipeline-review/run (token from $PLANNER_STATE_DIR/api-token):"
+curl -fs -X POST -H "Authorization: Bearer $(cat "$PLANNER_STATE_DIR/api-token")" \
+  "http://127.0.0.1:$PORT/api/jobs/sales-agent/weekly-pipeline-review/run" | .venv/bin/python -c '
+import json, sys
+run = json.load(sys.stdin)
+ident, status, origin = run["id"], run["status"], run["origin"]
+print(f"  run {ident}: {status} ({origin})")'
+echo "GET /metrics (excerpt):"
+curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^planner_(job_runs_total|inbox_depth|last_reconcile_success)' | head -6
+kill $SERVER; wait $SERVER 2>/dev/null || true
+trap - EXIT
+echo
+echo "To keep it running: PLANNER_STATE_DIR=$PLANNER_STATE_DIR DEPLOY_WEBHOOK_SECRET=<whsec_...> \\"
+echo "  .venv/bin/planner-operator run --path agents"
+echo "then open http://127.0.0.1:8000/planner/ (log in with the token in $PLANNER_STATE_DIR/api-token)."
+
