@@ -191,6 +191,8 @@ class GitWatcher:
             cycle = self.poll_once(trigger)
             if cycle is not None:
                 yield cycle
+            if self.stop.is_set():  # stopped by the consumer of that cycle: do not sleep first
+                return
             woke = self.wake.wait(self.delay()) if self.sleep is None else self._sleep()
             trigger = "push" if woke else "commit"
             self.wake.clear()

@@ -186,6 +186,7 @@ def test_push_wakes_the_poller(remote: tuple[git.Repo, Path], settings: Settings
     push(work, {"a1.yaml": agent(1, "0 5 * * *")}, "two")
     watcher.wake.set()  # what POST /hooks/git does
     thread.join(timeout=30)
+    assert not thread.is_alive()  # stop ends the generator without another interval's sleep
     assert [c.trigger for c in seen] == ["start", "push"]
     with Ledger(settings.ledger_db) as ledger:
         assert json.loads(ledger.get_meta("last_reconcile") or "{}")["counts"]["update"] == 1
