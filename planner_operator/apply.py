@@ -7,6 +7,14 @@ remote write and the ledger write is simply done again on the next run, without 
 
 A replace is create-new, swap the ledger (new owns the key, old is kept as "retired"), delete
 old, forget old: a crash at any point leaves every remote object owned by a ledger row.
+
+Every create (and the create half of a replace) is announced first as a write-ahead intent in
+the ledger, committed before the remote write and cleared in the transaction that records the
+result; a definite failure (``PermanentError``) clears it too, an unknown outcome keeps it. So an
+object whose create was cut off is still known to be ours after its key leaves the config, and
+the planner deletes it then. An intent the plan already saw (an earlier run was cut off) is
+cleared at the end, once every change tied to it is done: the adopting create took over the
+object it expected, every leftover was deleted; one no change is tied to goes when all succeed.
 """
 
 from __future__ import annotations
@@ -20,9 +28,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from planner_operator.backends.base import Kind, RemoteBackend
-from planner_operator.errors import NotFound, PlannerError, RetryableError
+from planner_operator.errors import NotFound, PermanentError, PlannerError, RetryableError
 from planner_operator.ledger import Ledger
-from planner_operator.owned import OwnedEntry
+from planner_operator.owned import Intent, OwnedEntry
 from planner_operator.plan import Change, Op, Plan
 
 
@@ -107,6 +115,7 @@ class Applier:
             results.append(result)
             if progress is not None:
                 progress(index, len(todo), result)
+        self._settle(plan, results)
         return ApplyResult(tuple(results))
 
     def _apply_one(self, change: Change) -> ItemResult:
@@ -130,28 +139,71 @@ class Applier:
         if change.op is Op.REPLACE:
             return self._replace(change, backend)
         if change.op is Op.DELETE:
-            assert change.owned is not None
+            if change.owned is None:  # left by an interrupted create: no ledger row
+                return self._delete_leftover(change, backend)
             self._delete(change.owned, backend)
             return change.owned.remote_id
         raise PlannerError(f"cannot apply a {change.op} change")  # pragma: no cover
 
     def _create(self, change: Change, backend: RemoteBackend) -> str:
-        assert change.desired is not None
-        desired = change.desired
-        made = self._call(lambda: backend.create(change.key, desired.spec))
-        self._ledger.record(self._entry(change, backend, made.remote_id))
-        return made.remote_id
+        made, intent = self._announced_create(change, backend)
+        self._ledger.record(self._entry(change, backend, made), intent=intent)
+        return made
 
     def _replace(self, change: Change, backend: RemoteBackend) -> str:
-        assert change.desired is not None and change.owned is not None
-        desired, old = change.desired, change.owned
-        made = self._call(lambda: backend.create(change.key, desired.spec))
-        if made.remote_id == old.remote_id:  # the backend could do it in place after all
-            self._ledger.record(self._entry(change, backend, made.remote_id))
-            return made.remote_id
-        self._ledger.swap(change.key, self._entry(change, backend, made.remote_id))
+        assert change.owned is not None
+        old = change.owned
+        made, intent = self._announced_create(change, backend)
+        if made == old.remote_id:  # the backend could do it in place after all
+            self._ledger.record(self._entry(change, backend, made), intent=intent)
+            return made
+        self._ledger.swap(change.key, self._entry(change, backend, made), intent=intent)
         self._delete(old, backend)
-        return made.remote_id
+        return made
+
+    def _announced_create(
+        self, change: Change, backend: RemoteBackend
+    ) -> tuple[str, Intent | None]:
+        """Write the intent, then create; returns the remote id and the intent the ledger row
+        that follows must clear (None when it predates this create: see :meth:`_settle`)."""
+        assert change.desired is not None
+        desired = change.desired
+        announced = Intent(
+            key=change.key,
+            kind=change.kind,
+            backend=backend.info.name,
+            spec_hash=desired.spec_hash,
+            spec=desired.spec,
+            revision=self._revision,
+            created_at=self._clock(),
+        )
+        intent, fresh = self._ledger.write_intent(announced)
+        try:
+            made = self._call(lambda: backend.create(change.key, desired.spec))
+        except PermanentError:  # definitely not created (retryable ones may have landed)
+            if fresh:
+                self._ledger.clear_intent(intent)
+            raise
+        return made.remote_id, intent if fresh else None
+
+    def _delete_leftover(self, change: Change, backend: RemoteBackend) -> str:
+        """Delete an object an interrupted create left (no ledger row: nothing to forget)."""
+        if change.remote is None or change.intent is None:  # pragma: no cover - plan's law
+            raise PlannerError(f"{change.key}: refusing to delete an object nothing claims")
+        remote_id = change.remote.remote_id
+        if self._ledger.owner_of(backend=backend.info.name, remote_id=remote_id) is None:
+            with contextlib.suppress(NotFound):  # taken over earlier in this apply, or gone
+                self._call(lambda: backend.delete(remote_id))
+        return remote_id
+
+    def _settle(self, plan: Plan, results: list[ItemResult]) -> None:
+        """Clear the intents the plan saw whose every tied change is done (module docstring)."""
+        done = {id(r.change): r for r in results}
+        clean = all(r.ok for r in results)
+        for intent in plan.intents:
+            tied = [c for c in plan.changes if c.intent == intent]
+            if (tied or clean) and all(_settled(c, done.get(id(c))) for c in tied):
+                self._ledger.clear_intent(intent)
 
     def _delete(self, entry: OwnedEntry, backend: RemoteBackend) -> None:
         owner = self._ledger.owner_of(backend=entry.backend, remote_id=entry.remote_id)
@@ -190,3 +242,10 @@ class Applier:
                 if attempt >= self._retry.attempts:
                     raise
                 self._sleep(self._retry.delay(attempt, exc))
+
+
+def _settled(change: Change, result: ItemResult | None) -> bool:
+    """Applied, and (for a take-over) the create returned the object the plan expected."""
+    if result is None or not result.ok:
+        return False
+    return change.takes_over is None or result.remote_id == change.takes_over

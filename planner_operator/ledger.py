@@ -9,6 +9,10 @@ A key has at most one *active* row (a partial unique index enforces it). A repla
 whose config changed) goes create-new → :meth:`Ledger.swap` → delete-old → :meth:`Ledger.forget`;
 between the two steps the old object stays as a *retired* row, so a crash there leaves it owned
 and the next plan deletes it instead of leaking it.
+
+A create is announced first (:meth:`Ledger.write_intent`, its own transaction) and the intent is
+cleared with the row that records its result, so an object whose create was cut off before the
+ledger heard of it is still known to be ours (see :class:`~planner_operator.owned.Intent`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from planner_operator import canonical, db
 from planner_operator.backends.base import Kind
 from planner_operator.errors import StateError
-from planner_operator.owned import OwnedEntry
+from planner_operator.ledger_intents import IntentStore
+from planner_operator.ledger_intents import utc_iso as _iso
+from planner_operator.owned import Intent, OwnedEntry
 
 COMPONENT = "ledger"
 
@@ -77,6 +83,20 @@ MIGRATIONS: tuple[str, ...] = (
             spec_json
         FROM resources WHERE retired = 0 ORDER BY applied_at, key;
     """,
+    # v3: write-ahead intents, one per backend and key: a create about to be made (module doc).
+    """
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        backend TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        revision TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (backend, key)
+    );
+    """,
 )
 
 HistoryOp = Literal["baseline", "create", "update", "delete", "adopt", "forget"]
@@ -123,7 +143,7 @@ _UPSERT = f"""
 """
 
 
-class Ledger(db.Store):
+class Ledger(IntentStore):
     """The ownership ledger in a SQLite file (usually shared with the apply lock).
 
     Every write method is one transaction; reads see only committed state. The caller chooses
@@ -164,30 +184,34 @@ class Ledger(db.Store):
 
     # -- writes ------------------------------------------------------------------------------
 
-    def record(self, entry: OwnedEntry) -> None:
+    def record(self, entry: OwnedEntry, *, intent: Intent | None = None) -> None:
         """Make ``entry`` the active owner of its key, after a create or update succeeded.
 
         A different active row for the same key is *replaced* (deleted), not retired: use
         :meth:`swap` when the old remote object still exists and must be deleted later.
+        ``intent``, the one announced for this create, is cleared in the same transaction.
         """
         _require_active(entry)
         with db.transaction(self._conn):
+            self._clear(intent)
             before = self._active(entry.key)
             self._drop_other_active(entry)
             self._upsert(entry)
             if before != (entry.backend, entry.remote_id, entry.spec_hash):  # else: no change
                 self._log(entry, "create" if before is None else "update")
 
-    def swap(self, key: str, new: OwnedEntry) -> None:
+    def swap(self, key: str, new: OwnedEntry, *, intent: Intent | None = None) -> None:
         """Make ``new`` the active owner of ``key`` and retire the previous active row.
 
         Used by a replace right after the new object was created: the old object remains owned
-        (retired) until its delete succeeds and :meth:`forget` removes it.
+        (retired) until its delete succeeds and :meth:`forget` removes it. ``intent`` as in
+        :meth:`record`.
         """
         if new.key != key:
             raise ValueError(f"swap({key!r}) got an entry for {new.key!r}")
         _require_active(new)
         with db.transaction(self._conn):
+            self._clear(intent)
             self._conn.execute(
                 "UPDATE resources SET retired = 1 WHERE key = ? AND retired = 0 "
                 "AND NOT (backend = ? AND remote_id = ?)",
@@ -328,15 +352,6 @@ def _require_active(entry: OwnedEntry) -> None:
         raise ValueError(
             f"{entry.key}: only active entries are written directly; swap() retires old ones"
         )
-
-
-def _iso(value: datetime | None) -> str:
-    """UTC ISO-8601; a naive datetime is taken to be UTC already (the operator only uses UTC)."""
-    if value is None:
-        return db.utcnow_iso()
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
 
 
 def _entry(row: tuple[Any, ...]) -> OwnedEntry:

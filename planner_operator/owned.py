@@ -1,4 +1,7 @@
-"""What the ledger says the operator owns, as the planner sees it (no database code here)."""
+"""What the ledger says the operator owns (and is about to create), as the planner sees it.
+
+No database code here: the planner takes these as plain values.
+"""
 
 from __future__ import annotations
 
@@ -30,3 +33,24 @@ class OwnedEntry:
     applied_at: datetime | None = None
     protect: bool = False
     retired: bool = False
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A create the applier announced in the ledger before making it (write-ahead).
+
+    The ledger row for a create can only be written after the remote write; a crash or a lost
+    response in between leaves an object nobody owns. The intent, committed first, says such an
+    object (same backend, same key, not owned by any row) is ours: the planner adopts it while
+    its key is desired and deletes it once it is not, instead of reporting it as unmanaged.
+    ``id`` is the ledger's row id, so clearing one never clears a newer intent for the same key.
+    """
+
+    key: str
+    kind: Kind
+    backend: str
+    spec_hash: str
+    spec: Mapping[str, Any] = field(default_factory=dict)
+    revision: str = ""
+    created_at: datetime | None = None
+    id: int = 0

@@ -7,7 +7,9 @@ network (see tests/test_plan_laws.py):
 * a run with load errors, or an empty desired state, deletes nothing;
 * more than max(3, 10% of managed) deletions are refused without ``allow_mass_delete``;
 * a resource whose ledger entry says ``protect`` is not deleted without ``allow_protected_delete``;
-* only what the ledger owns is ever deleted; everything else remote is reported as unmanaged.
+* only what the ledger owns is ever deleted, plus objects an interrupted create left behind
+  (same key as a pending write-ahead intent, owned by no row); everything else remote is
+  reported as unmanaged.
 
 Refused changes stay in the plan with ``blocked`` set, so the output shows what *would* happen
 and which flag allows it; the applier skips them.
@@ -25,7 +27,7 @@ from typing import Any
 from planner_operator.backends.base import REPLACE_FIELDS, Kind, RemoteObject
 from planner_operator.desired import DesiredResource, split_key
 from planner_operator.errors import ConfigError
-from planner_operator.owned import OwnedEntry
+from planner_operator.owned import Intent, OwnedEntry
 from planner_operator.revision import Revision
 
 
@@ -63,6 +65,10 @@ class Change:
     remote: RemoteObject | None = None
     blocked: str | None = None
     notes: tuple[str, ...] = ()
+    # The pending intent this change settles (see owned.Intent), and the unowned object a create
+    # is expected to take over: apply clears the intent only once such changes are done.
+    intent: Intent | None = None
+    takes_over: str | None = None
 
     @property
     def agent(self) -> str:
@@ -103,6 +109,7 @@ class Plan:
     refusals: tuple[str, ...] = ()
     revision: Revision | None = None
     managed: int = 0
+    intents: tuple[Intent, ...] = ()  # the pending intents this plan was made with
 
     def counts(self) -> dict[Op, int]:
         """Actionable changes per op (blocked and no-op not counted)."""
@@ -143,16 +150,18 @@ def plan(
     *,
     options: PlanOptions = PlanOptions(),
     revision: Revision | None = None,
+    intents: Iterable[Intent] = (),
 ) -> Plan:
+    """``intents`` are the pending ones recorded for the backends ``actual`` was read from."""
     owned = list(owned)
     active = {e.key: e for e in owned if not e.retired}
     remote_by_id = {(r.kind, r.remote_id): r for r in actual}
     owned_ids = {(e.kind, e.remote_id) for e in owned}
-    orphans: dict[tuple[Kind, str | None], RemoteObject] = {
-        (r.kind, r.key): r
-        for r in remote_by_id.values()
-        if r.key and (r.kind, r.remote_id) not in owned_ids
-    }
+    intended = {(i.kind, i.key): i for i in intents}
+    strays: dict[tuple[Kind, str], list[RemoteObject]] = {}  # unowned objects that name a key
+    for r in sorted(remote_by_id.values(), key=lambda r: r.remote_id):
+        if r.key and (r.kind, r.remote_id) not in owned_ids:
+            strays.setdefault((r.kind, r.key), []).append(r)
     failed_files = tuple(sorted({e.file for e in load_errors}))
 
     changes: list[Change] = []
@@ -165,7 +174,7 @@ def plan(
         if want is None and entry is not None and _frozen(entry, failed_files):
             changes.append(_frozen_change(entry, have, failed_files))
         else:
-            changes.append(_change(key, want, entry, have, orphans))
+            changes.append(_change(key, want, entry, have))
     for entry in (e for e in owned if e.retired):
         have = remote_by_id.get((entry.kind, entry.remote_id))
         changes.append(
@@ -179,9 +188,12 @@ def plan(
                 notes=_gone(have, entry),
             )
         )
-    adopted = {(c.kind, c.remote.remote_id) for c in changes if c.op is Op.CREATE and c.remote}
+    changes = _interrupted(changes, strays, intended)
+    claimed = {(c.kind, c.takes_over) for c in changes if c.takes_over} | {
+        (c.kind, c.remote.remote_id) for c in changes if c.intent and c.remote and not c.owned
+    }
     unmanaged = tuple(
-        r for r in remote_by_id.values() if (r.kind, r.remote_id) not in owned_ids | adopted
+        r for r in remote_by_id.values() if (r.kind, r.remote_id) not in owned_ids | claimed
     )
     changes, refusals = _guard(changes, desired, load_errors, len(active), options)
     changes = _mark_renames(changes)
@@ -195,7 +207,68 @@ def plan(
         refusals=tuple(refusals),
         revision=revision,
         managed=len(active),
+        intents=tuple(intended.values()),
     )
+
+
+def _interrupted(
+    changes: list[Change],
+    strays: Mapping[tuple[Kind, str], Sequence[RemoteObject]],
+    intended: Mapping[tuple[Kind, str], Intent],
+) -> list[Change]:
+    """Deal with what interrupted creates left: unowned objects that carry a declared key.
+
+    A create (or the create half of a replace) of that key takes over the one with the same
+    identity, as the backend's idempotent create will. Those that match a pending intent and are
+    not taken over are deleted: an interrupted create made them, and their key is gone or owned
+    by another object. Unowned objects that match no intent are never touched.
+    """
+    out = [
+        _claim(c, strays.get((c.kind, c.key), ()), intended.get((c.kind, c.key))) for c in changes
+    ]
+    taken = {(c.kind, c.takes_over) for c in out if c.takes_over}
+    for (kind, key), intent in sorted(intended.items()):
+        for stray in strays.get((kind, key), ()):
+            if (kind, stray.remote_id) not in taken:
+                reason = _left_by(intent)
+                out.append(Change(Op.DELETE, key, kind, reason, remote=stray, intent=intent))
+    return out
+
+
+def _claim(change: Change, found: Sequence[RemoteObject], intent: Intent | None) -> Change:
+    """Tie a create or replace to its key's intent and to the object it will take over."""
+    if change.op not in (Op.CREATE, Op.REPLACE) or change.desired is None:
+        return change
+    orphan = _takeover(found, change.desired, intent, change.op)
+    if orphan is None:
+        return replace(change, intent=intent)
+    left = _left_by(intent) if intent else "left by an interrupted apply"
+    return replace(
+        change,
+        remote=orphan if change.op is Op.CREATE else change.remote,
+        takes_over=orphan.remote_id,
+        notes=(*change.notes, f"takes over {orphan.remote_id}, {left}"),
+        intent=intent,
+    )
+
+
+def _takeover(
+    found: Sequence[RemoteObject], want: DesiredResource, intent: Intent | None, op: Op
+) -> RemoteObject | None:
+    """The object a create of ``want`` will return: same key and identity (``REPLACE_FIELDS``).
+
+    Without an intent a create still names the first object with its key (the older rule),
+    since the backend's create by key finds it whether or not anything was announced.
+    """
+    for obj in found:
+        if all(obj.spec.get(f) == want.spec.get(f) for f in REPLACE_FIELDS[want.kind]):
+            return obj
+    return found[0] if found and intent is None and op is Op.CREATE else None
+
+
+def _left_by(intent: Intent) -> str:
+    when = intent.created_at.isoformat(timespec="seconds") if intent.created_at else "?"
+    return f"left by an interrupted create at {when}"
 
 
 def _frozen(entry: OwnedEntry, failed_files: Collection[str]) -> bool:
@@ -227,16 +300,10 @@ def _change(
     want: DesiredResource | None,
     entry: OwnedEntry | None,
     have: RemoteObject | None,
-    orphans: Mapping[tuple[Kind, str | None], RemoteObject],
 ) -> Change:
     if want is not None and entry is None:
-        orphan = orphans.get((want.kind, key))
         notes: tuple[str, ...] = (_pause_note(want),) if not want.enabled else ()
-        if orphan is not None:
-            notes += (f"takes over {orphan.remote_id}, left by an interrupted apply",)
-        return Change(
-            Op.CREATE, key, want.kind, "new in config", desired=want, remote=orphan, notes=notes
-        )
+        return Change(Op.CREATE, key, want.kind, "new in config", desired=want, notes=notes)
     if want is not None and entry is not None and have is None:
         return Change(
             Op.CREATE,
@@ -357,7 +424,7 @@ def _guard(
         block_deletes(reason, deletes)
         refusals.append(reason)
     if not options.allow_protected_delete:
-        protected = [i for i in deletes if changes[i].owned and changes[i].owned.protect]  # type: ignore[union-attr]
+        protected = [i for i in deletes if _protected(changes[i])]
         block_deletes("protected: pass --allow-protected-delete to delete it", protected)
     live = [i for i in deletes if changes[i].blocked is None and not _is_cleanup(changes[i])]
     budget = deletion_budget(managed)
@@ -369,6 +436,12 @@ def _guard(
         block_deletes(reason, live)
         refusals.append(reason)
     return changes, refusals
+
+
+def _protected(change: Change) -> bool:
+    if change.owned is not None:
+        return change.owned.protect
+    return change.intent is not None and bool(change.intent.spec.get("protect", False))
 
 
 def _is_cleanup(change: Change) -> bool:

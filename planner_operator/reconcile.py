@@ -88,6 +88,7 @@ def make_plan(
     errors = [*wanted.errors, *preflight(wanted, backends)]
     failed = {e.file for e in errors}
     resources = {k: r for k, r in wanted.resources.items() if r.source not in failed}
+    names = {kind: backend.info.name for kind, backend in backends.by_kind.items()}
     return plan_mod.plan(
         resources,
         read_actual(backends),
@@ -95,6 +96,8 @@ def make_plan(
         errors,
         options=options,
         revision=wanted.snapshot.revision,
+        # only intents recorded on the backends read here: the planner matches them by key
+        intents=[i for i in ledger.intents() if names.get(i.kind) == i.backend],
     )
 
 

@@ -28,7 +28,9 @@ class World:
 
     def plan(self, items: list[DesiredResource]) -> Plan:
         actual = [*list_all(self.jobs), *list_all(self.triggers)]
-        return plan(desired_map(items), actual, self.ledger.entries())
+        return plan(
+            desired_map(items), actual, self.ledger.entries(), intents=self.ledger.intents()
+        )
 
     def applier(self, attempts: int = 4) -> Applier:
         return Applier(
@@ -184,3 +186,92 @@ def test_update_pauses_job_in_backend(world: World) -> None:
 
 def test_unknown_outcome_is_retryable_type() -> None:
     assert issubclass(UnknownOutcome, RetryableError)
+
+
+# -- write-ahead intents -------------------------------------------------------------------------
+
+
+class SimulatedCrash(Exception):
+    """Stands in for SIGKILL: not a PlannerError, so nothing in apply catches it."""
+
+
+class CrashBeforeCreate(LocalFaults):
+    """Dies after the intent was committed and before the remote create."""
+
+    def before_write(self, operation: str, target: str) -> None:
+        if operation == "create":
+            raise SimulatedCrash(target)
+        super().before_write(operation, target)
+
+
+def test_create_announces_and_clears_its_intent(world: World) -> None:
+    seen: list[list[str]] = []
+
+    class Watching(LocalFaults):
+        def before_write(self, operation: str, target: str) -> None:
+            seen.append([i.key for i in world.ledger.intents()])
+
+    world.jobs.faults = Watching()
+    assert not world.applier().apply(world.plan(JOBS[:2])).failed
+    assert seen == [[JOBS[0].key], [JOBS[1].key]]  # committed before each remote write
+    assert world.ledger.intents() == []
+
+
+def test_permanent_failure_clears_the_intent_it_wrote(world: World) -> None:
+    world.job_faults.fail_next = [PermanentError("refused", status=400)]
+    assert world.applier().apply(world.plan(JOBS[:1])).failed
+    assert world.ledger.intents() == [] and list(list_all(world.jobs)) == []
+
+
+def test_unknown_outcome_keeps_the_intent_and_the_leftover_is_deleted_later(world: World) -> None:
+    world.job_faults.commit_then_fail = True
+    assert world.applier(attempts=1).apply(world.plan(JOBS[:1])).failed
+    [leftover] = list(list_all(world.jobs))
+    assert [i.key for i in world.ledger.intents()] == [JOBS[0].key]
+    assert world.ledger.entries() == []
+    cleanup = world.plan(JOBS[1:2])  # the key left the config before the next run
+    assert sorted((c.op, c.key) for c in cleanup.actionable) == [
+        (Op.CREATE, JOBS[1].key),
+        (Op.DELETE, JOBS[0].key),
+    ]
+    assert not world.applier().apply(cleanup).failed
+    assert [o.key for o in list_all(world.jobs)] == [JOBS[1].key]
+    assert leftover.remote_id not in {o.remote_id for o in list_all(world.jobs)}
+    assert world.ledger.intents() == []
+    assert not world.plan(JOBS[1:2]).has_changes
+
+
+def test_permanent_failure_keeps_an_intent_an_earlier_create_left(world: World) -> None:
+    world.job_faults.commit_then_fail = True
+    world.applier(attempts=1).apply(world.plan(JOBS[:1]))
+    [pending] = world.ledger.intents()
+    world.job_faults.fail_next = [PermanentError("refused", status=400)]
+    assert world.applier().apply(world.plan(JOBS[:1])).failed
+    assert world.ledger.intents() == [pending]  # still covers the object the first one made
+
+
+def test_crash_between_intent_and_create_leaves_a_stale_intent_that_goes(world: World) -> None:
+    world.jobs.faults = CrashBeforeCreate()
+    with pytest.raises(SimulatedCrash):
+        world.applier().apply(world.plan(JOBS[:1]))
+    assert [i.key for i in world.ledger.intents()] == [JOBS[0].key]
+    world.jobs.faults = LocalFaults()
+    later = world.plan(JOBS[1:2])  # nothing remote matches the intent: nothing to delete
+    assert [(c.op, c.key) for c in later.actionable] == [(Op.CREATE, JOBS[1].key)]
+    assert not world.applier().apply(later).failed
+    assert world.ledger.intents() == []
+
+
+def test_intent_stays_when_the_create_did_not_take_over_the_expected_object(world: World) -> None:
+    world.job_faults.commit_then_fail = True
+    world.applier(attempts=1).apply(world.plan(JOBS[:1]))
+    [leftover] = list(list_all(world.jobs))
+    adopt = world.plan(JOBS[:1])
+    assert adopt.changes[0].takes_over == leftover.remote_id
+    world.jobs.delete(leftover.remote_id)  # gone between plan and apply: a new one is made
+    [made] = world.applier().apply(adopt).items
+    assert made.ok and made.remote_id != leftover.remote_id
+    assert len(world.ledger.intents()) == 1  # not settled as planned: the next run decides
+    assert not world.plan(JOBS[:1]).has_changes
+    world.applier().apply(world.plan(JOBS[:1]))  # a clean apply drops the stale intent
+    assert world.ledger.intents() == []

@@ -17,7 +17,7 @@ from planner_operator import db
 from planner_operator.canonical import spec_hash
 from planner_operator.errors import StateError
 from planner_operator.ledger import COMPONENT, MIGRATIONS, Ledger
-from planner_operator.owned import OwnedEntry
+from planner_operator.owned import Intent, OwnedEntry
 
 SPEC = {"schedule": "0 9 * * 1", "enabled": True, "action": {"chat": {"template": "hi {name}"}}}
 
@@ -355,3 +355,92 @@ def test_history_migration_seeds_a_baseline_per_active_row(tmp_path: Path) -> No
         "Asia/Tokyo",
     )
     assert row.at == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# -- write-ahead intents -------------------------------------------------------------------------
+
+
+def intent(key: str = "agent/jobs/a", backend: str = "local", **changes: object) -> Intent:
+    base = Intent(
+        key=key,
+        kind="job" if "/jobs/" in key else "trigger",
+        backend=backend,
+        spec_hash=spec_hash(SPEC),
+        spec=SPEC,
+        revision="abc123",
+        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_intent_is_written_once_per_backend_and_key(ledger: Ledger) -> None:
+    first, fresh = ledger.write_intent(intent())
+    assert fresh and first.id > 0
+    assert (first.key, first.backend, first.spec, first.revision) == (
+        "agent/jobs/a",
+        "local",
+        SPEC,
+        "abc123",
+    )
+    assert first.created_at == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    # a pending one is kept as it is: it may cover an object an earlier create left
+    again, fresh_again = ledger.write_intent(intent(revision="def456"))
+    assert (again, fresh_again) == (first, False)
+    other, other_fresh = ledger.write_intent(intent(backend="inngest"))
+    assert other_fresh and other.id != first.id
+    assert ledger.intents() == [other, first]  # ordered by key, then backend
+
+
+def test_clear_intent_is_by_row_so_a_newer_intent_survives(ledger: Ledger) -> None:
+    old, _ = ledger.write_intent(intent())
+    ledger.clear_intent(old)
+    ledger.clear_intent(old)  # idempotent
+    assert ledger.intents() == []
+    newer, _ = ledger.write_intent(intent())
+    ledger.clear_intent(old)  # a stale handle on the same key clears nothing
+    assert ledger.intents() == [newer]
+
+
+def test_record_clears_its_intent_in_the_same_transaction(ledger: Ledger) -> None:
+    mine, _ = ledger.write_intent(intent())
+    other, _ = ledger.write_intent(intent("agent/jobs/b"))
+    ledger.record(entry(), intent=mine)
+    assert ledger.intents() == [other]
+    assert [e.key for e in ledger.entries()] == ["agent/jobs/a"]
+
+
+def test_record_without_an_intent_leaves_intents_alone(ledger: Ledger) -> None:
+    pending, _ = ledger.write_intent(intent())
+    ledger.record(entry())  # an update: nothing was announced
+    assert ledger.intents() == [pending]
+
+
+def test_swap_clears_its_intent(ledger: Ledger) -> None:
+    key = "agent/triggers/t"
+    ledger.record(entry(key, "trg_old"))
+    mine, _ = ledger.write_intent(intent(key))
+    ledger.swap(key, entry(key, "trg_new"), intent=mine)
+    assert ledger.intents() == []
+    assert sorted((e.remote_id, e.retired) for e in ledger.entries()) == [
+        ("trg_new", False),
+        ("trg_old", True),
+    ]
+
+
+def test_record_that_fails_keeps_the_intent(ledger: Ledger) -> None:
+    mine, _ = ledger.write_intent(intent())
+    with pytest.raises(ValueError, match="only active entries"):
+        ledger.record(entry(retired=True), intent=mine)
+    assert ledger.intents() == [mine]
+
+
+def test_intents_survive_reopen_and_upgrade_from_a_v2_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    conn = db.connect(path)
+    db.migrate(conn, COMPONENT, MIGRATIONS[:2])  # a ledger written before intents existed
+    conn.close()
+    with Ledger(path) as led:
+        assert led.intents() == []
+        written, _ = led.write_intent(intent())
+    with Ledger(path) as led:
+        assert led.intents() == [written]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from planner_operator.backends.base import RemoteObject
 from planner_operator.errors import ConfigError
+from planner_operator.owned import Intent
 from planner_operator.plan import Op, PlanOptions, deletion_budget, field_diff, plan
 from tests.support.builders import (
     converged,
@@ -200,3 +204,117 @@ def test_field_diff_walks_mappings_and_marks_added_removed() -> None:
         ("e", False, True),
     ]
     assert field_diff({"x": True}, {"x": 1})  # a type change is a change
+
+
+# -- objects left by an interrupted create (write-ahead intents) ---------------------------------
+
+WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def intent_for(key: str, spec: dict[str, Any], **extra: Any) -> Intent:
+    d = desired(key, spec)
+    values: dict[str, Any] = {
+        "key": key,
+        "kind": d.kind,
+        "backend": "local",
+        "spec_hash": d.spec_hash,
+        "spec": d.spec,
+        "created_at": WHEN,
+        "id": 7,
+    }
+    values.update(extra)
+    return Intent(**values)
+
+
+def stray(key: str, spec: dict[str, Any], remote_id: str = "stray-1") -> RemoteObject:
+    return remote_for(desired(key, spec), remote_id)
+
+
+def test_leftover_of_an_interrupted_create_is_deleted_once_its_key_is_gone() -> None:
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    gone = "agent-a/jobs/renamed-away"
+    leftover = stray(gone, job_spec())
+    result = plan(wanted, [*actual, leftover], owned, intents=[intent_for(gone, job_spec())])
+    [change] = result.actionable
+    assert (change.op, change.key, change.owned) == (Op.DELETE, gone, None)
+    assert change.reason == "left by an interrupted create at 2026-03-01T12:30:00+00:00"
+    assert change.remote == leftover and change.intent is not None
+    assert result.unmanaged == ()
+    assert result.intents == (intent_for(gone, job_spec()),)
+
+
+def test_unowned_object_with_a_key_but_no_intent_is_only_reported() -> None:
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    theirs = stray("agent-a/jobs/other", job_spec())
+    result = plan(wanted, [*actual, theirs], owned, intents=[intent_for(TRIGGER, trigger_spec())])
+    assert not result.has_changes
+    assert result.unmanaged == (theirs,)
+
+
+def test_create_takes_over_the_leftover_of_its_own_interrupted_create() -> None:
+    wanted = desired_map([desired(JOB, job_spec())])
+    leftover = stray(JOB, job_spec())
+    result = plan(wanted, [leftover], [], intents=[intent_for(JOB, job_spec())])
+    [change] = result.changes
+    assert change.op is Op.CREATE and change.takes_over == leftover.remote_id
+    assert change.remote == leftover and change.intent == intent_for(JOB, job_spec())
+    assert change.notes == (
+        "takes over stray-1, left by an interrupted create at 2026-03-01T12:30:00+00:00",
+    )
+    assert result.unmanaged == ()
+
+
+def test_create_without_leftovers_is_still_tied_to_its_pending_intent() -> None:
+    wanted = desired_map([desired(JOB, job_spec())])
+    [change] = plan(wanted, [], [], intents=[intent_for(JOB, job_spec())]).changes
+    assert change.op is Op.CREATE and change.takes_over is None
+    assert change.intent == intent_for(JOB, job_spec())
+
+
+def test_leftover_of_another_identity_is_deleted_not_taken_over() -> None:
+    # a replace to SPAM was cut off after its create; the config went back to INBOX
+    wanted, actual, owned = converged([desired(TRIGGER, trigger_spec())])
+    spam = trigger_spec({"labelIds": "SPAM"})
+    leftover = stray(TRIGGER, spam)
+    result = plan(wanted, [*actual, leftover], owned, intents=[intent_for(TRIGGER, spam)])
+    assert [(c.op, c.remote) for c in result.actionable] == [(Op.DELETE, leftover)]
+
+
+def test_replace_takes_over_the_new_object_its_interrupted_create_made() -> None:
+    _, actual, owned = converged([desired(TRIGGER, trigger_spec())])
+    spam = trigger_spec({"labelIds": "SPAM"})
+    leftover = stray(TRIGGER, spam)
+    wanted = desired_map([desired(TRIGGER, spam)])
+    result = plan(wanted, [*actual, leftover], owned, intents=[intent_for(TRIGGER, spam)])
+    [change] = result.changes
+    assert change.op is Op.REPLACE and change.takes_over == leftover.remote_id
+    assert change.owned == owned[0]  # the old object is still the one deleted afterwards
+    assert "takes over stray-1" in change.notes[0]
+    assert result.unmanaged == ()
+
+
+def test_leftover_deletes_obey_the_safety_rules() -> None:
+    gone = [f"agent-b/jobs/j{i}" for i in range(4)]
+    leftovers = [stray(k, job_spec(), f"s{i}") for i, k in enumerate(gone)]
+    intents = [intent_for(k, job_spec(), id=i) for i, k in enumerate(gone)]
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    over_budget = plan(wanted, [*actual, *leftovers], owned, intents=intents)
+    assert len(over_budget.blocked) == 4 and "refusing to delete 4" in over_budget.refusals[0]
+    empty = plan({}, leftovers, [], intents=intents, options=PlanOptions(allow_mass_delete=True))
+    assert not empty.has_changes and "desired state is empty" in empty.refusals[0]
+    error = ConfigError("invalid YAML", file="agents/agent-b.yaml")
+    broken = plan(wanted, [*actual, *leftovers], owned, [error], intents=intents)
+    assert not broken.has_changes and len(broken.blocked) == 4
+
+
+def test_leftover_of_a_protected_resource_needs_the_protected_flag() -> None:
+    gone = "agent-b/jobs/guarded"
+    spec = job_spec(protect=True)
+    wanted, actual, owned = converged([desired(JOB, job_spec())])
+    args = (wanted, [*actual, stray(gone, spec)], owned)
+    [blocked] = plan(*args, intents=[intent_for(gone, spec)]).blocked
+    assert blocked.blocked is not None and "protected" in blocked.blocked
+    allowed = plan(
+        *args, intents=[intent_for(gone, spec)], options=PlanOptions(allow_protected_delete=True)
+    )
+    assert [c.op for c in allowed.actionable] == [Op.DELETE]
