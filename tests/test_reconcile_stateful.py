@@ -283,6 +283,7 @@ class ReconcilerMachine(RuleBasedStateMachine):
         assert {r.key for r in wanted.resources.values()} == set().union(*self.keys.values())
         remote = [o for o in self.remote() if self.ours(o)]
         by_key = {str(o.key): o for o in remote}
+        by_id = {o.remote_id: o for o in remote}  # a cut-off replace leaves two objects per key
         active = {e.key: e for e in self.ledger_entries() if not e.retired}
         for key, resource in wanted.resources.items():
             assert key in by_key and by_key[key].spec == dict(resource.spec), key
@@ -290,8 +291,9 @@ class ReconcilerMachine(RuleBasedStateMachine):
         for old in before.values():
             key = str(old.key)
             if key.split("/")[0] in broken:  # frozen: exactly as it was
-                assert by_key.get(key) == old, f"{key} changed while its file is broken"
+                assert by_id.get(old.remote_id) == old, f"{key} changed while its file is broken"
             if broken or not wanted.resources:  # nothing deleted: a load error or empty desired
+                # by key: a replace (new object, old one deleted) is an update, not a prune
                 assert key in by_key, f"{key} deleted during a run that must not prune"
         if broken or not wanted.resources:
             return
