@@ -125,7 +125,11 @@ def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
 
 def db_path(conn: sqlite3.Connection) -> str:
     """The file behind a connection, for error messages (":memory:" for an in-memory db)."""
-    for _, name, file in conn.execute("PRAGMA database_list"):
+    try:
+        rows = conn.execute("PRAGMA database_list").fetchall()
+    except sqlite3.ProgrammingError:  # closed: say so rather than hide the first error
+        return "(connection closed)"
+    for _, name, file in rows:
         if name == "main":
             return str(file) or ":memory:"
     return "?"  # pragma: no cover - every connection has a main database

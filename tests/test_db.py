@@ -55,6 +55,14 @@ def test_connect_in_memory(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_a_transaction_on_a_closed_connection_is_a_state_error(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "state.db")
+    conn.close()
+    closed = r"\(connection closed\): cannot start a transaction"
+    with pytest.raises(StateError, match=closed), db.transaction(conn):
+        pass
+
+
 def test_garbage_file_is_a_state_error_naming_the_path(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
