@@ -286,7 +286,10 @@ class AuthMiddleware:
         self.guard = guard
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        # Exempt traffic (webhooks) is decided from the scope alone: no Request, no URL parse.
+        if scope["type"] == "http" and self.guard.need(scope["method"], scope["path"]) is not (
+            Need.NOTHING
+        ):
             denial = self.guard.denial(Request(scope))
             if denial is not None:
                 await denial(scope, receive, send)
