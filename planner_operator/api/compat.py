@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, HTTPException, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
+from planner_operator.api import status
 from planner_operator.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
 from planner_operator.ledger import Ledger
 from planner_operator.owned import OwnedEntry
@@ -44,8 +43,6 @@ _WHERE_WORKFLOWS = (
     f"{ENV_WORKFLOWS}=<id>=<module:function | URL | inngest:event>, or the platform at "
     f"{ENV_WORKFLOW_URL}"
 )
-
-T = TypeVar("T")
 
 
 class _Model(BaseModel):
@@ -125,11 +122,11 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
     @api.get("/triggers", response_model=list[TriggerView])
     def list_triggers(agent: str | None = None) -> list[TriggerView]:
         """Applied triggers, as in `GET /api/triggers`."""
-        return _call(lambda: reader.triggers(agent=agent))
+        return status.answer(lambda: reader.triggers(agent=agent))
 
     @api.get("/triggers/{agent}/{trigger}", response_model=TriggerView, responses=_NOT_FOUND)
     def get_trigger(agent: str, trigger: str) -> TriggerView:
-        return _call(lambda: reader.trigger(agent, trigger))
+        return status.answer(lambda: reader.trigger(agent, trigger))
 
     @api.post(
         "/triggers/{agent}/{trigger}/test",
@@ -148,7 +145,7 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
     ) -> RunSummary:
         """`POST /api/triggers/{agent}/{trigger}/test` under its Triggers-module name: the event
         goes through the filter and the action; 200 when nothing ran (filter, disabled)."""
-        return await _act(lambda: operations.test_trigger(agent, trigger, body), response)
+        return await status.act(lambda: operations.test_trigger(agent, trigger, body), response)
 
     @api.post("/triggers", status_code=409, responses=_CONFLICT, openapi_extra=_ANY_JSON)
     async def create_trigger(request: Request) -> JSONResponse:
@@ -213,7 +210,7 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
             raise HTTPException(
                 404, f"workflow `{workflow_id}` is not registered: {_WHERE_WORKFLOWS}"
             )
-        return await _act(lambda: operations.run_workflow(workflow_id, body or {}), response)
+        return await status.act(lambda: operations.run_workflow(workflow_id, body or {}), response)
 
     @api.post("/workflows", status_code=409, responses=_CONFLICT, openapi_extra=_ANY_JSON)
     async def create_workflow(request: Request) -> JSONResponse:
@@ -405,32 +402,3 @@ def _field(body: Any, *names: str) -> str | None:
         if isinstance(value, str) and _SLUG.match(value):
             return value
     return None
-
-
-def _call(fn: Callable[[], T]) -> T:
-    """Our errors as answers, the way ``api/status.py`` gives them."""
-    try:
-        return fn()
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except PlannerError as exc:
-        raise HTTPException(409, str(exc)) from None
-
-
-async def _act(fn: Callable[[], Awaitable[RunSummary]], response: Response) -> RunSummary:
-    """As ``api/status.py`` answers actions: 202 + Location, 200 when nothing ran."""
-    try:
-        run = await fn()
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except (InvalidRequest, TemplateError) as exc:
-        field = exc.field if isinstance(exc, InvalidRequest) else ""
-        loc = ("body",) if field in ("", "body") else ("query", field)
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": loc, "msg": str(exc)}]
-        ) from None
-    except PlannerError as exc:
-        raise HTTPException(409, str(exc)) from None
-    response.status_code = 200 if run.status == "skipped" else 202
-    response.headers["Location"] = f"/api/runs/{run.id}"
-    return run

@@ -56,7 +56,8 @@ def _invalid(exc: PlannerError) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": str(exc)}])
 
 
-def _answer(fn: Callable[[], T]) -> T:
+def answer(fn: Callable[[], T]) -> T:
+    """Our errors as answers: 404 not found, 422 naming the field, 409 for the rest."""
     try:
         return fn()
     except NotFoundError as exc:
@@ -67,7 +68,8 @@ def _answer(fn: Callable[[], T]) -> T:
         raise HTTPException(409, str(exc)) from None
 
 
-async def _act(fn: Callable[[], Awaitable[RunSummary]], response: Response) -> RunSummary:
+async def act(fn: Callable[[], Awaitable[RunSummary]], response: Response) -> RunSummary:
+    """An action's answer: 202 + Location for a started run, 200 when nothing ran."""
     try:
         run = await fn()
     except NotFoundError as exc:
@@ -91,26 +93,26 @@ def router(runtime: Runtime) -> APIRouter:
     def agents() -> list[AgentView]:
         """Every agent with applied jobs or triggers: name, file, and how many are in each
         state."""
-        return _answer(reader.agents)
+        return answer(reader.agents)
 
     @api.get("/jobs", response_model=list[JobView], summary="Scheduled jobs")
     def jobs(agent: Agent = None) -> list[JobView]:
         """Applied jobs: schedule in words, timezone, state, next 5 fire times (DST noted),
         last run, and the scheduler's fire, missed and overlap-skipped counts."""
-        return _answer(lambda: reader.jobs(agent=agent))
+        return answer(lambda: reader.jobs(agent=agent))
 
     @api.get(
         "/jobs/{agent}/{job}", response_model=JobView, summary="One job", responses={404: _404}
     )
     def job(agent: str, job: str) -> JobView:
         """One applied job, as in the list."""
-        return _answer(lambda: reader.job(agent, job))
+        return answer(lambda: reader.job(agent, job))
 
     @api.get("/triggers", response_model=list[TriggerView], summary="Event triggers")
     def triggers(agent: Agent = None) -> list[TriggerView]:
         """Applied triggers: Composio instance state, why Composio disabled one, filter,
         action, the last event received and the last run."""
-        return _answer(lambda: reader.triggers(agent=agent))
+        return answer(lambda: reader.triggers(agent=agent))
 
     @api.get(
         "/triggers/{agent}/{trigger}",
@@ -120,7 +122,7 @@ def router(runtime: Runtime) -> APIRouter:
     )
     def trigger(agent: str, trigger: str) -> TriggerView:
         """One applied trigger, as in the list."""
-        return _answer(lambda: reader.trigger(agent, trigger))
+        return answer(lambda: reader.trigger(agent, trigger))
 
     @api.get(
         "/triggers/{agent}/{trigger}/sample",
@@ -131,7 +133,7 @@ def router(runtime: Runtime) -> APIRouter:
     def sample(agent: str, trigger: str) -> dict[str, Any]:
         """The event a test without a body sends: the trigger type's payload fields, the
         template's placeholders and values meeting the filter, all obviously samples."""
-        return _answer(lambda: operations.sample_payload(agent, trigger))
+        return answer(lambda: operations.sample_payload(agent, trigger))
 
     @api.get("/runs", response_model=RunPage, summary="Run history")
     def runs(
@@ -147,7 +149,7 @@ def router(runtime: Runtime) -> APIRouter:
         ] = None,
     ) -> RunPage:
         """Runs of jobs, triggers and workflows, newest first, a page at a time."""
-        return _answer(
+        return answer(
             lambda: reader.runs(
                 agent=agent, job=job, trigger=trigger, status=status, limit=limit, before=before
             )
@@ -157,12 +159,12 @@ def router(runtime: Runtime) -> APIRouter:
     def run(run_id: RowId) -> RunDetail:
         """What a run sent (rendered message or workflow input), what came back or the
         error, its timing, and for trigger runs the event and its outcome."""
-        return _answer(lambda: reader.run(run_id))
+        return answer(lambda: reader.run(run_id))
 
     @api.get("/reconcile", response_model=ReconcileView, summary="Last reconcile")
     def reconcile() -> ReconcileView:
         """The last reconcile (counts, load errors, failures) and the watcher's last cycle."""
-        return _answer(reader.reconcile)
+        return answer(reader.reconcile)
 
     @api.post(
         "/jobs/{agent}/{job}/run",
@@ -174,7 +176,7 @@ def router(runtime: Runtime) -> APIRouter:
     async def run_job(agent: str, job: str, response: Response) -> RunSummary:
         """Run the job once, now, through the normal executor path (origin `manual`; a paused
         job runs too). Answers with the started run; poll its Location for the result."""
-        return await _act(lambda: operations.run_job(agent, job), response)
+        return await act(lambda: operations.run_job(agent, job), response)
 
     @api.post(
         "/triggers/{agent}/{trigger}/test",
@@ -206,6 +208,6 @@ def router(runtime: Runtime) -> APIRouter:
         """Fire the trigger's action with an event, through the webhook worker's path:
         filter, template, run history (origin `test`). A body that cannot fill the template
         is refused with 422 and nothing runs."""
-        return await _act(lambda: operations.test_trigger(agent, trigger, body), response)
+        return await act(lambda: operations.test_trigger(agent, trigger, body), response)
 
     return api
