@@ -138,10 +138,7 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
         agent: str,
         trigger: str,
         response: Response,
-        body: Annotated[
-            dict[str, Any] | None,
-            Body(description="The event payload; omit it for a sample built from the schema."),
-        ] = None,
+        body: status.EventBody = None,
     ) -> RunSummary:
         """`POST /api/triggers/{agent}/{trigger}/test` under its Triggers-module name: the event
         goes through the filter and the action; 200 when nothing ran (filter, disabled)."""

@@ -47,6 +47,10 @@ _404 = {"model": Problem, "description": "Not found; the detail says how to list
 _409 = {"model": Problem, "description": "Cannot be done in the operator's current state."}
 _LOCATION = {"Location": {"description": "The run: /api/runs/{id}", "schema": {"type": "string"}}}
 Agent = Annotated[str | None, Query(description="Only this agent (its id).")]
+EventBody = Annotated[
+    dict[str, Any] | None,
+    Body(description="The event payload; omit it for a sample built from the schema."),
+]
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="Run history row id.")]
 
 
@@ -200,10 +204,7 @@ def router(runtime: Runtime) -> APIRouter:
         agent: str,
         trigger: str,
         response: Response,
-        body: Annotated[
-            dict[str, Any] | None,
-            Body(description="The event payload; omit it for a sample built from the schema."),
-        ] = None,
+        body: EventBody = None,
     ) -> RunSummary:
         """Fire the trigger's action with an event, through the webhook worker's path:
         filter, template, run history (origin `test`). A body that cannot fill the template

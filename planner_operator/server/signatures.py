@@ -23,7 +23,8 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from planner_operator.errors import AuthError
@@ -267,42 +268,18 @@ def verify_github(secret: str, *, signature: str | None, body: bytes) -> None:
         raise BadSignature("signature does not match")
 
 
+@dataclass(frozen=True)
 class Verifier:
     """The checks the receiver applies, as one object so a test can swap it.
 
-    Production always uses this class. The OpenAPI property suite (schemathesis) swaps in one
-    that trusts the headers, because generated requests cannot carry valid signatures and must
-    still reach the parsing, routing and inbox code behind the check.
+    Production always uses the defaults. The OpenAPI property suite (schemathesis) swaps in
+    checks that trust the headers, because generated requests cannot carry valid signatures and
+    must still reach the parsing, routing and inbox code behind the check.
     """
 
-    def composio(
-        self,
-        secret: str,
-        *,
-        msg_id: str | None,
-        timestamp: str | None,
-        signature: str | None,
-        body: bytes,
-    ) -> str:
-        return verify_composio(
-            secret, msg_id=msg_id, timestamp=timestamp, signature=signature, body=body
-        )
-
-    def standard(
-        self,
-        secret: str,
-        *,
-        msg_id: str | None,
-        timestamp: str | None,
-        signature: str | None,
-        body: bytes,
-    ) -> str:
-        return verify_standard(
-            secret, msg_id=msg_id, timestamp=timestamp, signature=signature, body=body
-        )
-
-    def github(self, secret: str, *, signature: str | None, body: bytes) -> None:
-        verify_github(secret, signature=signature, body=body)
+    composio: Callable[..., str] = verify_composio
+    standard: Callable[..., str] = verify_standard
+    github: Callable[..., None] = verify_github
 
 
 def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:

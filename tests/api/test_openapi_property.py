@@ -4,7 +4,7 @@ says (status codes, content types, response bodies against their schemas).
 
 The server is the real app on a real uvicorn, after a reconcile of the example agents, with the
 bearer token sent on every request. The webhook receivers' signature check is swapped for one
-that trusts the headers (``TrustingVerifier``): generated requests cannot be signed, and must
+that trusts the headers (``TRUSTING``): generated requests cannot be signed, and must
 still reach the parsing, routing and inbox code behind the check. Production never swaps it.
 
 Excluded check: ``positive_data_acceptance``. Two rules cannot be written in OpenAPI and answer
@@ -35,17 +35,16 @@ __all__ = ["applied_once"]
 EXAMPLES = 20  # per operation; `make test-all` runs 300
 
 
-class TrustingVerifier(signatures.Verifier):
+def trust_id(secret: str, *, msg_id: str | None, **_: object) -> str:
     """Accepts any well-formed id: the check itself is covered in tests/server."""
+    return signatures.check_id(msg_id)
 
-    def composio(self, secret: str, *, msg_id: str | None, **_: object) -> str:
-        return signatures.check_id(msg_id)
 
-    def standard(self, secret: str, *, msg_id: str | None, **_: object) -> str:
-        return signatures.check_id(msg_id)
+def trust_github(secret: str, **_: object) -> None:
+    return None
 
-    def github(self, secret: str, *, signature: str | None, body: bytes) -> None:
-        return None
+
+TRUSTING = signatures.Verifier(composio=trust_id, standard=trust_id, github=trust_github)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def base_url(applied_once: Settings, tmp_path_factory: pytest.TempPathFactory) -
     app = create_app(settings, env)
     runtime = app.state.runtime
     assert runtime.webhooks is not None
-    runtime.webhooks.verifier = TrustingVerifier()
+    runtime.webhooks.verifier = TRUSTING
     with run_app(app, lifespan="on") as url:
         yield url
 
