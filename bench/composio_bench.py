@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from planner_operator import ratelimit
-from planner_operator.backends import composio
+from planner_operator.backends import ratelimit
+from planner_operator.backends.composio import backend as composio
 from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.backends.select import Backends
-from planner_operator.reconcile import SourceSpec, reconcile
-from planner_operator.settings import Settings
+from planner_operator.core.settings import Settings
+from planner_operator.reconcile.engine import SourceSpec, reconcile
 from tests.fakes.composio_server import DEFAULT_ACCOUNTS, FakeComposio
 
 TRIGGERS = 1000

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from planner_operator import desired, plan, source
-from planner_operator.apply import Applier
 from planner_operator.backends.select import open_backends
-from planner_operator.ledger import Ledger
-from planner_operator.lock import ApplyLock
-from planner_operator.reconcile import read_actual
-from planner_operator.settings import Settings
+from planner_operator.config import desired
+from planner_operator.core.settings import Settings
+from planner_operator.reconcile import plan, source
+from planner_operator.reconcile.apply import Applier
+from planner_operator.reconcile.engine import read_actual
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock
 
 FILES = 200
 JOBS_PER_FILE = 5

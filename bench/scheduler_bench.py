@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from planner_operator.executors.base import Executors
-from planner_operator.executors.local import LocalOutbox
-from planner_operator.jobrun import JobRunner
-from planner_operator.runs import RunStore
-from planner_operator.scheduler import Job, Scheduler
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.executors.local import LocalOutbox
+from planner_operator.runtime.jobrun import JobRunner
+from planner_operator.runtime.scheduler import Job, Scheduler
+from planner_operator.state.runs import RunStore
 
 JOBS = 10_000
 

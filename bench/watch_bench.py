@@ -16,8 +16,8 @@ from pathlib import Path
 
 import git
 
-from planner_operator.settings import Settings
-from planner_operator.watch import Cycle, GitWatcher, watch_files
+from planner_operator.core.settings import Settings
+from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 
 JOB = (
     'name: A\nplanner:\n  jobs:\n    - name: daily\n      schedule: "{m} 9 * * *"\n'

@@ -114,10 +114,10 @@ def _serve(kind: str, port: int, state: Path) -> None:
     import uvicorn
     from fastapi import FastAPI, Response
 
-    from planner_operator.executors.base import Executors
+    from planner_operator.core.settings import Settings
+    from planner_operator.runtime.executors.base import Executors
     from planner_operator.server import webhooks
     from planner_operator.server.app import create_app
-    from planner_operator.settings import Settings
 
     if kind == "bare":
         app = FastAPI()
@@ -154,8 +154,8 @@ class _Sleeper:
 
 
 def _prepare_state(state: Path) -> None:
-    from planner_operator.ledger import Ledger
-    from planner_operator.owned import OwnedEntry
+    from planner_operator.core.records import OwnedEntry
+    from planner_operator.state.ledger import Ledger
 
     spec = {
         "toolkit": "gmail",

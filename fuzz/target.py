@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import warnings
 
-from planner_operator import canonical, commands, desired, source
+from planner_operator.cli import commands
+from planner_operator.config import desired
+from planner_operator.core import canonical
 from planner_operator.errors import ConfigError
+from planner_operator.reconcile import source
 
 FILE = "agents/fuzz.yaml"
 

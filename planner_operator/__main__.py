@@ -1,5 +1,5 @@
 """`python -m planner_operator` runs the CLI."""
 
-from planner_operator.cli import main
+from planner_operator.cli.main import main
 
 main()

@@ -5,4 +5,4 @@ one appears in its captured output or failure report. Tests that configure a clo
 the values in ``tests/support/canaries.py`` instead of literal secrets.
 """
 
-pytest_plugins = ["pytester", "tests.support.canary_guard"]
+pytest_plugins = ["pytester", "tests.support.canary_guard", "tests.support.webhook_env"]

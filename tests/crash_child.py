@@ -12,12 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
-from planner_operator.apply import ItemResult
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.backends.select import Backends
-from planner_operator.plan import PlanOptions
-from planner_operator.reconcile import SourceSpec, reconcile
-from planner_operator.settings import Settings
+from planner_operator.core.settings import Settings
+from planner_operator.reconcile.apply import ItemResult
+from planner_operator.reconcile.engine import SourceSpec, reconcile
+from planner_operator.reconcile.plan import PlanOptions
 
 
 class KillAfterWrites(LocalFaults):

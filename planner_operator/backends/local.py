@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from planner_operator import canonical, db
 from planner_operator.backends.base import (
     REPLACE_FIELDS,
     BackendInfo,
@@ -31,7 +30,9 @@ from planner_operator.backends.base import (
     ScheduleBackend,
     TriggerBackend,
 )
+from planner_operator.core import canonical
 from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
+from planner_operator.state import db
 
 NAME = "local"
 COMPONENT = "local_backend"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from planner_operator.backends.base import Kind, RemoteBackend
-from planner_operator.desired import DesiredResource
+from planner_operator.config.desired import DesiredResource
+from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, SourceError
-from planner_operator.settings import Settings
 
 ENV_SCHEDULE = "PLANNER_SCHEDULE_BACKEND"
 ENV_TRIGGER = "PLANNER_TRIGGER_BACKEND"
@@ -93,7 +93,7 @@ def _schedule_backend(name: str, settings: Settings, env: Mapping[str, str]) -> 
 
         return LocalScheduleBackend(settings.state_db)
     if name == "inngest":
-        from planner_operator.backends import inngest
+        from planner_operator.backends.inngest import backend as inngest
 
         return inngest.from_env(settings, env)
     raise SourceError(f"{ENV_SCHEDULE}={name!r}: use `local` or `inngest`")
@@ -105,7 +105,7 @@ def _trigger_backend(name: str, settings: Settings, env: Mapping[str, str]) -> R
 
         return LocalTriggerBackend(settings.state_db)
     if name == "composio":
-        from planner_operator.backends import composio
+        from planner_operator.backends.composio import backend as composio
 
         return composio.from_env(settings, env)
     raise SourceError(f"{ENV_TRIGGER}={name!r}: use `local` or `composio`")

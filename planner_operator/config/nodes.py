@@ -21,13 +21,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from planner_operator.config.positions import (
-    MAX_DEPTH,
-    MAX_NODES,
-    ConversionError,
-    Path,
-    Positions,
-)
+from planner_operator.config.positions import MAX_DEPTH, MAX_NODES, ConversionError, Path, Positions
 
 _TAG = "tag:yaml.org,2002:"
 _STR = f"{_TAG}str"

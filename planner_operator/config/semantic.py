@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path as FsPath
 from typing import Protocol
 
-from planner_operator import scheduling, templates
 from planner_operator.config import models
 from planner_operator.config.loader import LoadedFile
 from planner_operator.config.positions import Path, dotted
+from planner_operator.core import scheduling, templates
 from planner_operator.errors import ConfigError, ScheduleError, TemplateError
 
 CRON_HINT = "cron fields are minute hour day-of-month month day-of-week, e.g. `0 9 * * 1`"

@@ -17,22 +17,21 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.routing import Route
 
-from planner_operator import metrics
-from planner_operator.api import auth, compat
-from planner_operator.api import operations as api_operations
-from planner_operator.api import status as api_status
 from planner_operator.backends import select
-from planner_operator.backends.inngest import JobTable
-from planner_operator.dashboard import router as dashboard_router
-from planner_operator.executors import select as executor_select
-from planner_operator.executors.base import Executors
-from planner_operator.inngest_app import InngestConfig
-from planner_operator.jobrun import InngestJobHandler, JobRunner
-from planner_operator.runs import RunStore
-from planner_operator.server import webhooks, webhooks_openapi
+from planner_operator.backends.inngest.backend import JobTable
+from planner_operator.backends.inngest.sdk import InngestConfig
+from planner_operator.core.settings import Settings
+from planner_operator.read.views import Reader
+from planner_operator.runtime.executors import select as executor_select
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.jobrun import InngestJobHandler, JobRunner
+from planner_operator.server import auth, metrics, webhooks, webhooks_openapi
+from planner_operator.server.api import compat
+from planner_operator.server.api import operations as api_operations
+from planner_operator.server.api import status as api_status
+from planner_operator.server.dashboard import router as dashboard_router
 from planner_operator.server.inngest_mount import InngestMount
-from planner_operator.settings import Settings
-from planner_operator.views import Reader
+from planner_operator.state.runs import RunStore
 
 
 @dataclass

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 
 from starlette.types import ASGIApp
 
-from planner_operator import inngest_app
-from planner_operator.backends.inngest import JobTable
-from planner_operator.inngest_app import InngestConfig, SwappableApp
-from planner_operator.jobrun import InngestJobHandler
+from planner_operator.backends.inngest import sdk as inngest_app
+from planner_operator.backends.inngest.backend import JobTable
+from planner_operator.backends.inngest.sdk import InngestConfig, SwappableApp
+from planner_operator.runtime.jobrun import InngestJobHandler
 
 log = logging.getLogger("planner_operator.serve")
 

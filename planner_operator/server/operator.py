@@ -22,18 +22,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from planner_operator import plan as plan_mod
 from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalScheduleBackend
+from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError
-from planner_operator.jobrun import JobRunner
-from planner_operator.scheduler import Job, Scheduler
+from planner_operator.reconcile import plan as plan_mod
+from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
+from planner_operator.reconcile.watch import record as watch_record
+from planner_operator.runtime.jobrun import JobRunner
+from planner_operator.runtime.scheduler import Job, Scheduler
 from planner_operator.server.app import Runtime, create_app
 from planner_operator.server.signatures import SignatureError, verify_github
-from planner_operator.settings import Settings
-from planner_operator.watch import Cycle, GitWatcher, watch_files
-from planner_operator.watch import record as watch_record
 
 log = logging.getLogger("planner_operator.operator")
 

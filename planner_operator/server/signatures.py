@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING
 from planner_operator.errors import AuthError
 
 if TYPE_CHECKING:
-    from planner_operator import events
-    from planner_operator.settings import Settings
+    from planner_operator.core.settings import Settings
+    from planner_operator.runtime import events
 
 TOLERANCE = 300
 MAX_ID_LENGTH = 255
@@ -97,7 +97,7 @@ def composio_secret(settings: Settings, env: Mapping[str, str]) -> str | None:
     The file convention (mode 0600, refused when others can read it) belongs to
     ``composio_webhooks``, which writes the file when it sets up the subscription.
     """
-    from planner_operator import composio_webhooks
+    from planner_operator.backends.composio import subscription as composio_webhooks
 
     value = (env.get(ENV_COMPOSIO_SECRET) or "").strip()
     secret = composio_webhooks.load_secret(settings, {ENV_COMPOSIO_SECRET: value} if value else {})

@@ -33,14 +33,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
-from planner_operator import events, metrics
+from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError, StateError
-from planner_operator.executors.base import Executors
-from planner_operator.inbox import FILE_NAME, Inbox, NewDelivery
-from planner_operator.runs import RunStore
-from planner_operator.server import signatures
-from planner_operator.server.worker import Routes, Worker, WorkerConfig
-from planner_operator.settings import Settings
+from planner_operator.runtime import events
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
+from planner_operator.server import metrics, signatures
+from planner_operator.state.inbox import FILE_NAME, Inbox, NewDelivery
+from planner_operator.state.runs import RunStore
 
 if TYPE_CHECKING:
     from planner_operator.server.app import Runtime

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
-from planner_operator import canonical
-from planner_operator.backends import composio, composio_sdk
 from planner_operator.backends.base import list_all
-from planner_operator.desired import DesiredResource
+from planner_operator.backends.composio import backend as composio
+from planner_operator.backends.composio import sdk as composio_sdk
+from planner_operator.config.desired import DesiredResource
+from planner_operator.core import canonical
+from planner_operator.core.settings import Settings
 from planner_operator.errors import (
     AuthError,
     Conflict,
@@ -26,7 +28,6 @@ from planner_operator.errors import (
     SourceError,
     UnknownOutcome,
 )
-from planner_operator.settings import Settings
 from tests.fakes.composio_server import FakeComposio, Fault
 
 FAST = {"PLANNER_COMPOSIO_BUDGET_PER_MIN": "1000000", "PLANNER_COMPOSIO_TIMEOUT": "0.5"}
@@ -151,7 +152,7 @@ def test_preflight_refuses_two_triggers_on_one_instance(
 
 
 def test_placeholders_follow_the_payload_schema() -> None:
-    from planner_operator.backends.composio_checks import payload_has
+    from planner_operator.backends.composio.checks import payload_has
     from tests.fakes.composio_server import load_types
 
     types, _ = load_types()

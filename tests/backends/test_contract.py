@@ -27,16 +27,12 @@ from planner_operator.backends.base import (
     RemoteObject,
     list_all,
 )
-from planner_operator.backends.local import (
-    LocalFaults,
-    LocalScheduleBackend,
-    LocalTriggerBackend,
-)
-from planner_operator.canonical import subset
+from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
+from planner_operator.core.canonical import subset
+from planner_operator.core.settings import Settings
 from planner_operator.errors import Conflict, NotFound, RetryableError, UnknownOutcome
-from planner_operator.ledger import Ledger
-from planner_operator.lock import ApplyLock
-from planner_operator.settings import Settings
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock
 from tests.fakes.composio_server import FakeComposio
 
 
@@ -61,7 +57,7 @@ class Impl:
 @contextmanager
 def composio_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
     """The real SDK against the fake API; a budget high enough not to slow the suite."""
-    from planner_operator.backends import composio
+    from planner_operator.backends.composio import backend as composio
 
     env = {"PLANNER_COMPOSIO_BUDGET_PER_MIN": "1000000"}
     with FakeComposio(budget_per_minute=1_000_000) as fake:
@@ -115,8 +111,8 @@ class Settled:
 @contextmanager
 def inngest_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
     """The Inngest backend syncing through the real SDK to the fake Inngest server."""
-    from planner_operator.backends.inngest import InngestScheduleBackend
-    from planner_operator.inngest_app import InngestConfig
+    from planner_operator.backends.inngest.backend import InngestScheduleBackend
+    from planner_operator.backends.inngest.sdk import InngestConfig
     from tests.fakes.inngest_server import FakeInngest
 
     with FakeInngest() as fake:

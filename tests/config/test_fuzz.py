@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from planner_operator import source
 from planner_operator.config import loader
 from planner_operator.errors import ConfigError
+from planner_operator.reconcile import source
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

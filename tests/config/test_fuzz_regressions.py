@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from fuzz import target
-from planner_operator import source
 from planner_operator.config import loader
+from planner_operator.reconcile import source
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = sorted((ROOT / "fuzz" / "corpus").iterdir())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from planner_operator import source
 from planner_operator.config import loader, positions
+from planner_operator.reconcile import source
 
 F = "agents/demo.yaml"
 

@@ -10,8 +10,9 @@ import textwrap
 
 import pytest
 
-from planner_operator import source, templates
 from planner_operator.config import loader, semantic
+from planner_operator.core import templates
+from planner_operator.reconcile import source
 
 F = "agents/demo.yaml"
 HINT_BUILTINS = "built-ins are " + ", ".join(sorted(templates.JOB_BUILTINS))

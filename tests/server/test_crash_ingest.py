@@ -33,10 +33,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from planner_operator.inbox import Inbox
-from planner_operator.ledger import Ledger
-from planner_operator.settings import Settings
-from tests.server.conftest import (
+from planner_operator.core.settings import Settings
+from planner_operator.state.inbox import Inbox
+from planner_operator.state.ledger import Ledger
+from tests.support import canaries
+from tests.support.webhook_env import (
     MAIL_ID,
     MAIL_KEY,
     SECRET,
@@ -44,8 +45,7 @@ from tests.server.conftest import (
     composio_body,
     mail_spec,
 )
-from tests.server.conftest import composio_headers as sign
-from tests.support import canaries
+from tests.support.webhook_env import composio_headers as sign
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner_operator import inbox as inbox_mod
+from planner_operator.core.settings import Settings
 from planner_operator.errors import AuthError, StateError
 from planner_operator.server.app import create_app
-from planner_operator.settings import Settings
-from tests.server.conftest import (
+from planner_operator.state import inbox as inbox_mod
+from tests.support.webhook_env import (
     DEPLOY_KEY,
     ENV,
     GITHUB_KEY,

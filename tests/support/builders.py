@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from planner_operator.backends.base import RemoteObject
-from planner_operator.canonical import spec_hash
-from planner_operator.desired import DesiredResource, split_key
-from planner_operator.owned import OwnedEntry
+from planner_operator.config.desired import DesiredResource, split_key
+from planner_operator.core.canonical import spec_hash
+from planner_operator.core.records import OwnedEntry
 
 
 def job_spec(schedule: str = "0 9 * * 1", **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Composio through its official SDK: the trigger backend, checks, subscription."""

@@ -1,0 +1,425 @@
+"""Event triggers as Composio trigger instances: the trigger backend for production.
+
+Composio is hosted only, so this talks to it through the official ``composio`` SDK (tests point
+the same SDK at a fake of the API; the SDK plumbing is in ``composio_sdk.py``). What shapes it:
+
+* **Identity is Composio's upsert.** Upserting the same slug, owner and config returns the same
+  instance (re-enabled), so ``create`` is idempotent and a crash or lost answer is repaired by
+  doing it again, never by a duplicate. The config cannot change in place: a new config is a new
+  instance, which the planner shows as a replace. A write that timed out may have landed, so the
+  next attempt first looks for what it may have made (``UnknownOutcome`` from the transport).
+  The flip side: two keys with one slug, owner and config would share one instance, so
+  ``preflight`` refuses that, and ``delete`` refuses to remove an instance a desired trigger
+  still resolves to (a renamed trigger gets its old instance back).
+* **What is observed.** An instance reports ``event``, ``config`` and ``enabled`` (its state) and
+  no key (the ledger maps keys). Not the account or user: Composio fills in whichever of the two
+  the config left out, which would read as a change on every plan. Instances Composio disabled
+  itself (expired connection, failing poller) are ``error`` with Composio's reason.
+* **Scope.** Listing asks only for the connected accounts and user ids named in the config (told
+  by ``preflight``) or used by an earlier create (kept in the state db, so an owned instance whose
+  account left the config is still seen). Other instances of the project are not ours to list.
+* ``webhook:`` triggers are not Composio's: they live in the embedded backend's table (the rows
+  the local backend uses too), so plan and apply treat them like any other trigger.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from planner_operator.backends import ratelimit
+from planner_operator.backends.base import (
+    BackendInfo,
+    Page,
+    RemoteObject,
+    RemoteState,
+    TriggerBackend,
+)
+from planner_operator.backends.composio import checks as composio_checks
+from planner_operator.backends.composio import sdk as composio_sdk
+from planner_operator.backends.composio import subscription as composio_webhooks
+from planner_operator.backends.composio.sdk import (
+    ComposioConfig,
+    fixed_changes,
+    item_field,
+    observed,
+    to_remote,
+)
+from planner_operator.backends.local import LocalTriggerBackend
+from planner_operator.config.desired import DesiredResource
+from planner_operator.core import canonical
+from planner_operator.core.closing import Closing
+from planner_operator.core.settings import Settings
+from planner_operator.errors import (
+    ConfigError,
+    Conflict,
+    NotFound,
+    PermanentError,
+    PlannerError,
+    SourceError,
+    UnknownOutcome,
+)
+from planner_operator.state import db
+
+NAME = composio_sdk.NAME
+COMPONENT = "composio_backend"
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE composio_scope (
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (field, value)
+    );
+    """,
+)
+OBSERVED = frozenset({"event", "config", "enabled"})
+IDENTITY = composio_checks.IDENTITY  # what Composio dedupes an upsert on
+OWNERS = (("connected_account", "connected_account_ids"), ("user_id", "user_ids"))
+PAGE_MAX = 50  # the API's largest ``limit``
+CHUNK = 50  # ids per filter, to keep URLs short
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TriggerType:
+    slug: str
+    toolkit: str
+    config: Mapping[str, Any]
+    payload: Mapping[str, Any]
+
+
+class ComposioTriggerBackend(Closing):
+    """Trigger instances in Composio (plus ``webhook:`` triggers in the local table)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        state_db: Path | str,
+        config: ComposioConfig,
+        webhooks: composio_webhooks.WebhookSettings | None = None,
+        limiter: ratelimit.RateLimiter | None = None,
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._webhooks = webhooks
+        self.limiter = limiter
+        self._local = LocalTriggerBackend(state_db)
+        self._conn = db.connect(state_db)
+        try:
+            db.migrate(self._conn, COMPONENT, MIGRATIONS)
+        except BaseException:
+            self.close()
+            raise
+        self._types: dict[str, TriggerType | None] = {}
+        self._accounts: dict[str, bool] = {}
+        self._wanted: set[tuple[str, str]] = set()  # (field, value) named in the config
+        self._desired: builtins.list[DesiredResource] | None = None  # known after preflight
+        self._composio_wanted = False
+        self._unsure: set[str] = set()  # identities and ids whose last write had no answer
+
+    @property
+    def info(self) -> BackendInfo:
+        budget = self._config.budget
+        extra = {"budget": f"{budget.limit}/min ({budget.share:.0%} of {budget.per_minute}/min)"}
+        return BackendInfo(NAME, "trigger", self._config.base_url, extra)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.client.close()
+        self._local.close()
+        with contextlib.suppress(AttributeError):
+            self._conn.close()
+
+    def _sdk(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return composio_sdk.sdk_errors(what, api_key=self._config.api_key)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list(self, *, cursor: str | None = None, limit: int = 100) -> Page:
+        """Instances per chunk of accounts, then of users, then the webhook triggers.
+
+        The cursor is ``<query number>:<Composio's cursor>`` or ``local:<local cursor>``.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        if cursor is not None and cursor.startswith("local:"):
+            return self._local_page(cursor.removeprefix("local:") or None, limit)
+        number, _, inner = (cursor or "0:").partition(":")
+        queries, accounts = self._queries()
+        position = int(number)
+        items: builtins.list[RemoteObject] = []
+        if position < len(queries):
+            owner, values = queries[position]
+            page = self._active({owner: values}, cursor=inner or None)
+            for item in page.items:  # listed already under its account: skip
+                if owner == "user_ids" and item_field(item, "connected_account_id") in accounts:
+                    continue
+                items.append(to_remote(item))
+            if page.next_cursor:
+                return Page(tuple(items), f"{position}:{page.next_cursor}")
+            if position + 1 < len(queries):
+                return Page(tuple(items), f"{position + 1}:")
+        if len(items) >= limit:
+            return Page(tuple(items), "local:")
+        rest = self._local_page(None, limit - len(items))
+        return Page((*items, *rest.items), rest.next_cursor)
+
+    def _queries(self) -> tuple[builtins.list[tuple[str, builtins.list[str]]], set[str]]:
+        rows = self._conn.execute("SELECT field, value FROM composio_scope").fetchall()
+        scope = {(str(f), str(v)) for f, v in rows} | self._wanted
+        queries: builtins.list[tuple[str, builtins.list[str]]] = []
+        for field_name, param in OWNERS:
+            values = sorted(v for f, v in scope if f == field_name)
+            queries += [(param, values[i : i + CHUNK]) for i in range(0, len(values), CHUNK)]
+        return queries, {v for f, v in scope if f == "connected_account"}
+
+    def _active(
+        self,
+        owners: Mapping[str, Sequence[str]],
+        *,
+        trigger_ids: Sequence[str] = (),
+        trigger_names: Sequence[str] = (),
+        cursor: str | None = None,
+    ) -> Any:
+        """One page of ``GET /trigger_instances/active``, disabled ones included."""
+        query: dict[str, Any] = {"query_show_disabled_1": True, "limit": PAGE_MAX}
+        for name, values in (
+            ("query_connected_account_ids_1", owners.get("connected_account_ids")),
+            ("user_ids", owners.get("user_ids")),
+            ("query_trigger_ids_1", trigger_ids),
+            ("query_trigger_names_1", trigger_names),
+        ):
+            if values:
+                query[name] = builtins.list(values)
+        if cursor:
+            query["cursor"] = cursor
+        with self._sdk("list Composio trigger instances"):
+            return self._client.client.trigger_instances.list_active(**query)
+
+    def _local_page(self, cursor: str | None, want: int) -> Page:
+        """Webhook triggers from the local table (which may also hold the local backend's)."""
+        items: builtins.list[RemoteObject] = []
+        while True:
+            page = self._local.list(cursor=cursor, limit=max(want, 50))
+            for obj in page.items:
+                cursor = obj.remote_id
+                if "webhook" in obj.spec:
+                    items.append(obj)
+                if len(items) == want:
+                    more = page.next_cursor is not None or obj is not page.items[-1]
+                    return Page(tuple(items), f"local:{cursor}" if more else None)
+            if page.next_cursor is None:
+                return Page(tuple(items), None)
+
+    def _fetch(self, remote_id: str) -> Any | None:
+        page = self._active({}, trigger_ids=[remote_id])
+        return next((i for i in page.items if str(i.id) == remote_id), None)
+
+    def _find(self, spec: Mapping[str, Any]) -> RemoteObject | None:
+        """The instance an earlier create that got no answer may have made."""
+        owners = {param: [str(spec[f])] for f, param in OWNERS if spec.get(f)}
+        cursor = None
+        while True:
+            page = self._active(owners, trigger_names=[spec["event"]], cursor=cursor)
+            for item in page.items:
+                if not fixed_changes(item, spec):
+                    return to_remote(item)
+            if not page.next_cursor:
+                return None
+            cursor = page.next_cursor
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        """Upsert: the same slug, owner and config give back the same instance."""
+        if "webhook" in spec:
+            return self._local.create(key, spec)
+        identity = canonical.spec_hash(canonical.subset(spec, IDENTITY))
+        enabled = bool(spec.get("enabled", True))
+        if identity in self._unsure:
+            found = self._find(spec)
+            self._unsure.discard(identity)
+            if found is not None:
+                return self._set_enabled(found, enabled)
+        self._remember(spec)  # before the write, so a lost answer cannot hide the instance
+        owner = {
+            "connected_account_id": spec.get("connected_account"),
+            "user_id": spec.get("user_id"),
+        }
+        try:
+            with self._sdk(f"create the Composio trigger of {key}"):
+                made = self._client.client.trigger_instances.upsert(
+                    spec["event"],
+                    body_trigger_config_1=dict(spec.get("config") or {}),
+                    toolkit_versions="latest",
+                    **{k: v for k, v in owner.items() if v},
+                )
+        except UnknownOutcome:
+            self._unsure.add(identity)
+            raise
+        obj = RemoteObject(str(made.trigger_id), "trigger", observed(spec, True))
+        return self._set_enabled(obj, enabled)
+
+    def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        """Only enabling and disabling happen in place; what Composio fixes is a Conflict."""
+        if _is_local(remote_id):
+            return self._local.update(remote_id, key, spec)
+        item = self._fetch(remote_id)
+        if item is None:
+            raise NotFound(f"trigger instance {remote_id} does not exist", backend=NAME)
+        changed = ["webhook"] if "webhook" in spec else fixed_changes(item, spec)
+        if changed:
+            raise Conflict(
+                f"trigger {remote_id}: {', '.join(changed)} cannot change in place; create a "
+                "new trigger and delete this one (a replace)",
+                backend=NAME,
+            )
+        return self._set_enabled(to_remote(item), bool(spec.get("enabled", True)))
+
+    def delete(self, remote_id: str) -> None:
+        """Delete the instance, refusing (``Conflict``) when a desired trigger resolves to it.
+
+        Composio keeps one instance per slug, owner and config, so a renamed trigger's create
+        returns the old key's instance, and the ledger (one row per remote id) has already moved
+        it to the new key; deleting "the old one" would delete the new key's trigger. The refusal
+        fails that one item and leaves the instance and the new ledger row as they are.
+        """
+        if _is_local(remote_id):
+            self._local.delete(remote_id)
+            return
+        if remote_id in self._unsure or self._desired:
+            self._unsure.discard(remote_id)  # an earlier delete had no answer: did it land?
+            item = self._fetch(remote_id)
+            if item is None:
+                raise NotFound(f"trigger instance {remote_id} is already gone", backend=NAME)
+            user = next(
+                (r for r in self._desired or () if not fixed_changes(item, r.spec)),
+                None,
+            )
+            if user is not None:
+                raise Conflict(
+                    f"kept trigger instance {remote_id}: `{user.key}` ({user.source}:{user.line}) "
+                    "has the same trigger type, account and config, so Composio gave it this "
+                    "instance and the ledger now maps it there (a rename); nothing to delete",
+                    backend=NAME,
+                )
+        try:
+            with self._sdk(f"delete Composio trigger {remote_id}"):
+                self._client.triggers.delete(remote_id)
+        except UnknownOutcome:
+            self._unsure.add(remote_id)
+            raise
+
+    def _set_enabled(self, obj: RemoteObject, enabled: bool) -> RemoteObject:
+        if (obj.state == "active") == enabled:
+            return obj
+        verb = "enable" if enabled else "disable"
+        with self._sdk(f"{verb} Composio trigger {obj.remote_id}"):
+            getattr(self._client.triggers, verb)(obj.remote_id)
+        state: RemoteState = "active" if enabled else "disabled"
+        return replace(obj, spec={**obj.spec, "enabled": enabled}, state=state, reason=None)
+
+    def _remember(self, spec: Mapping[str, Any]) -> None:
+        with db.transaction(self._conn):
+            for field_name, _ in OWNERS:
+                if spec.get(field_name):
+                    self._conn.execute(
+                        "INSERT INTO composio_scope (field, value) VALUES (?, ?) "
+                        "ON CONFLICT (field, value) DO NOTHING",
+                        (field_name, str(spec[field_name])),
+                    )
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def preflight(self, resources: Sequence[DesiredResource]) -> builtins.list[ConfigError]:
+        """Check each trigger against its Composio type before anything is written."""
+        mine = [r for r in resources if "webhook" not in r.spec]
+        self._desired = mine
+        self._wanted = {(f, str(r.spec[f])) for r in mine for f, _ in OWNERS if r.spec.get(f)}
+        errors = composio_checks.shared_instances(mine)
+        for resource in mine:
+            errors += composio_checks.check(resource, self._type, self._account_exists)
+        failed = {e.file for e in errors}  # those files freeze: no write for them, not even here
+        self._composio_wanted = any(r.source not in failed for r in mine)
+        return errors
+
+    def finish(self) -> builtins.list[str]:
+        """Make sure Composio delivers this project's events here (see composio_webhooks)."""
+        if not self._composio_wanted or self._webhooks is None:
+            return []
+        try:
+            with self._sdk("Composio webhook subscription"):
+                subscriptions = self._client.webhooks.subscriptions
+                done = composio_webhooks.ensure_subscription(subscriptions, self._webhooks)
+        except PlannerError as exc:
+            return [str(exc)]
+        for action in done.actions:
+            log.info("%s", action)
+        return builtins.list(done.problems)
+
+    def rotate_webhook_secret(self) -> tuple[str, composio_webhooks.SecretStore]:
+        """Rotate the subscription's signing secret; returns its id and where it is stored."""
+        if self._webhooks is None:
+            raise SourceError("no webhook settings: open the backend with from_env()")
+        store = self._webhooks.store
+        with self._sdk("rotate the Composio webhook secret"):
+            sub = composio_webhooks.rotate_secret(self._client.webhooks.subscriptions, store)
+        return sub, store
+
+    def _type(self, slug: str) -> TriggerType | None:
+        """The trigger type, fetched once per run; None when Composio does not know the slug."""
+        if slug not in self._types:
+            try:
+                with self._sdk(f"read Composio trigger type {slug}"):
+                    found = self._client.triggers.get_type(slug)
+            except PermanentError as exc:
+                if not isinstance(exc, NotFound) and exc.status != 400:
+                    raise
+                self._types[slug] = None
+            else:
+                toolkit = str(getattr(getattr(found, "toolkit", None), "slug", "") or "")
+                config, payload = dict(found.config or {}), dict(found.payload or {})
+                self._types[slug] = TriggerType(slug, toolkit, config, payload)
+        return self._types[slug]
+
+    def _account_exists(self, account: str) -> bool:
+        if account not in self._accounts:
+            try:
+                with self._sdk(f"read Composio connected account {account}"):
+                    self._client.connected_accounts.get(account)
+            except NotFound:
+                self._accounts[account] = False
+            else:
+                self._accounts[account] = True
+        return self._accounts[account]
+
+
+def from_env(
+    settings: Settings, env: Mapping[str, str], *, clock: ratelimit.Clock | None = None
+) -> ComposioTriggerBackend:
+    """The backend as ``reconcile`` opens it: key, URL and budget from the environment.
+
+    ``clock`` drives the request budget (a ``ScaledClock`` lets a benchmark run minutes of
+    budget in seconds).
+    """
+    config = ComposioConfig.from_env(env)
+    hooks = composio_webhooks.WebhookSettings.from_env(settings, env)
+    limiter = ratelimit.RateLimiter.for_budget(config.budget, clock=clock)
+    client = composio_sdk.open_client(config, limiter)
+    return ComposioTriggerBackend(
+        client, state_db=settings.state_db, config=config, webhooks=hooks, limiter=limiter
+    )
+
+
+def _is_local(remote_id: str) -> bool:
+    return remote_id.startswith(f"{LocalTriggerBackend.prefix}_")
+
+
+# mypy checks the class against the Protocol here, not only where a caller happens to use it.
+_conforms: type[TriggerBackend] = ComposioTriggerBackend

@@ -1,0 +1,199 @@
+"""Plan-time checks of a Composio trigger against its trigger type, before anything is written.
+
+A wrong config or a template naming a payload field that does not exist is accepted by Composio
+and fails only when an event arrives (an empty placeholder in a chat message, a trigger that
+watches the wrong label), so these run in ``preflight`` and stop the file like a load error.
+Pure functions over the type's JSON Schemas: the backend supplies the lookups (cached per run).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
+
+from planner_operator.config.desired import DesiredResource
+from planner_operator.core import canonical, templates
+from planner_operator.errors import ConfigError, TemplateError
+
+IDENTITY = frozenset({"event", "connected_account", "user_id", "config"})
+
+
+class TriggerTypeLike(Protocol):
+    @property
+    def slug(self) -> str: ...
+    @property
+    def toolkit(self) -> str: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+
+
+def check(
+    resource: DesiredResource,
+    trigger_type: Callable[[str], TriggerTypeLike | None],
+    account_exists: Callable[[str], bool],
+) -> list[ConfigError]:
+    spec = resource.spec
+
+    def error(message: str, path: str, hint: str | None = None) -> ConfigError:
+        return ConfigError(message, file=resource.source, line=resource.line, path=path, hint=hint)
+
+    slug = str(spec.get("event", ""))
+    found = trigger_type(slug)
+    if found is None:
+        hint = "check the slug in the Composio dashboard; slugs get renamed between versions"
+        return [error(f"unknown Composio trigger type `{slug}`", "event", hint)]
+    out: list[ConfigError] = []
+    toolkit = spec.get("toolkit")
+    if toolkit and found.toolkit and str(toolkit).lower() != found.toolkit.lower():
+        out.append(
+            error(
+                f"`{slug}` belongs to toolkit `{found.toolkit}`, not `{toolkit}`",
+                "toolkit",
+                f"set `toolkit: {found.toolkit}`",
+            )
+        )
+    account = spec.get("connected_account")
+    if account and not account_exists(str(account)):
+        out.append(
+            error(
+                f"connected account `{account}` does not exist in this Composio project",
+                "connected_account",
+                "connect the account in Composio first, or fix the id",
+            )
+        )
+    config = spec.get("config") or {}
+    out += [error(m, p, h) for p, m, h in config_problems(found, config)]
+    out += [error(m, p, h) for p, m, h in placeholder_problems(found, spec.get("action") or {})]
+    return out
+
+
+def shared_instances(resources: Sequence[DesiredResource]) -> list[ConfigError]:
+    """Triggers that would be one Composio instance: it keeps one per slug, owner and config.
+
+    Two keys on one instance would fight over enabling it and delete it from under each other.
+    """
+    first: dict[str, DesiredResource] = {}
+    errors: list[ConfigError] = []
+    for resource in resources:
+        identity = canonical.canonical_json(canonical.subset(resource.spec, IDENTITY))
+        other = first.setdefault(identity, resource)
+        if other is not resource:
+            errors.append(
+                ConfigError(
+                    f"same Composio trigger instance as `{other.key}` ({other.source}:"
+                    f"{other.line}): Composio keeps one instance per trigger type, account and "
+                    "config",
+                    file=resource.source,
+                    line=resource.line,
+                    path="config",
+                    hint="change the config of one of them, or merge their actions",
+                )
+            )
+    return errors
+
+
+def config_problems(
+    found: TriggerTypeLike, config: Mapping[str, Any]
+) -> Iterator[tuple[str, str, str | None]]:
+    """Schema violations, plus keys the type does not declare (a typo Composio would ignore)."""
+    schema = dict(found.config)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    for err in sorted(validator(schema).iter_errors(dict(config)), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in err.absolute_path)
+        yield f"config.{where}" if where else "config", f"invalid config: {err.message}", None
+    declared = schema.get("properties")
+    if isinstance(declared, Mapping) and declared and schema.get("additionalProperties") is None:
+        for key in config:
+            if key not in declared:
+                yield (
+                    f"config.{key}",
+                    f"`{key}` is not a config option of `{found.slug}`",
+                    _suggest(key, declared),
+                )
+
+
+def placeholder_problems(
+    found: TriggerTypeLike, action: Mapping[str, Any]
+) -> Iterator[tuple[str, str, str | None]]:
+    """Placeholders that neither a variable nor the event payload can fill.
+
+    Chat templates see the action's variables and the payload; workflow inputs see the payload
+    only (the executor renders them that way: executors/actions.py).
+    """
+    texts: list[tuple[str, str, frozenset[str]]] = []
+    if "chat" in action:
+        variables = frozenset(action["chat"].get("variables") or {})
+        texts.append(("action.chat.template", str(action["chat"].get("template", "")), variables))
+    elif "workflow" in action:
+        for path, text in templates.strings_in(action["workflow"].get("input") or {}):
+            texts.append((f"action.workflow.input.{path}", text, frozenset()))
+    payload = dict(found.payload)
+    for path, text, variables in texts:
+        try:
+            names = templates.parse(text).placeholders
+        except TemplateError:
+            continue  # the loader already reported it
+        for name in dict.fromkeys(names):
+            if name.split(".", 1)[0] in variables or payload_has(payload, name.split(".")):
+                continue
+            fields = payload.get("properties") or {}
+            hint = _suggest(name, fields) or (
+                "payload fields: " + ", ".join(sorted(fields)) if fields else None
+            )
+            message = f"placeholder `{{{name}}}` is not a field of `{found.slug}`'s payload"
+            yield path, message, hint
+
+
+def payload_has(schema: Mapping[str, Any], parts: list[str]) -> bool:
+    """Whether a dotted path can resolve in data valid for ``schema``.
+
+    Declared properties are followed (through anyOf/oneOf/allOf); an object or array without a
+    declared shape is open, so anything below it may exist; list items take numeric parts.
+    """
+    if not parts:
+        return True
+    head, rest = parts[0], parts[1:]
+    for branch in _branches(schema):
+        props = branch.get("properties")
+        if isinstance(props, Mapping) and head in props:
+            if payload_has(props[head], rest):
+                return True
+            continue
+        items = branch.get("items")
+        is_list = branch.get("type") == "array" or items is not None
+        if (
+            head.isdigit()
+            and is_list
+            and (not isinstance(items, Mapping) or payload_has(items, rest))
+        ):
+            return True
+        if not props and (branch.get("type") == "object" or _unconstrained(branch)):
+            return True
+        if branch.get("additionalProperties") not in (None, False):
+            return True
+    return False
+
+
+def _unconstrained(schema: Mapping[str, Any]) -> bool:
+    """``{}`` and the like: any value, so any path below it may exist."""
+    return not any(
+        k in schema for k in ("type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref")
+    )
+
+
+def _branches(schema: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    yield schema
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key) or ():
+            if isinstance(sub, Mapping):
+                yield from _branches(sub)
+
+
+def _suggest(name: str, known: Mapping[str, Any]) -> str | None:
+    close = difflib.get_close_matches(name.split(".", 1)[0], sorted(known), n=1, cutoff=0.7)
+    return f"did you mean `{close[0]}`?" if close else None

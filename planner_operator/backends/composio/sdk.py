@@ -1,0 +1,211 @@
+"""The boundary to the ``composio`` SDK: configuration, the client, and error translation.
+
+Everything that knows the SDK's types lives here, so a new SDK version is checked in one place.
+The SDK is imported lazily (it takes seconds to import), and the client is built so that:
+
+* every HTTP attempt, the SDK's own retries included, passes the request budget
+  (``ratelimit.LimitedTransport`` given to the SDK as its ``http_client``);
+* nothing leaves for any host but the configured API: the transport refuses other origins, and
+  the SDK's telemetry is switched off globally (:func:`disable_telemetry`);
+* SDK and HTTP failures become our error types (:func:`sdk_errors`), and the API key is never
+  part of a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from planner_operator.backends import ratelimit
+from planner_operator.backends.base import RemoteObject, RemoteState
+from planner_operator.core import canonical
+from planner_operator.errors import (
+    AuthError,
+    BackendError,
+    Conflict,
+    NotFound,
+    PermanentError,
+    PlannerError,
+    RetryableError,
+    SourceError,
+)
+
+NAME = "composio"
+ENV_API_KEY = "COMPOSIO_API_KEY"
+ENV_BASE_URL = "COMPOSIO_BASE_URL"
+ENV_TIMEOUT = "PLANNER_COMPOSIO_TIMEOUT"
+DEFAULT_BASE_URL = "https://backend.composio.dev"
+
+
+@dataclass(frozen=True)
+class ComposioConfig:
+    api_key: str = field(repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    budget: ratelimit.Budget = field(default_factory=ratelimit.Budget)
+    timeout: float = 30.0
+    max_retries: int = 2  # the SDK's default; every attempt is counted by the limiter
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ComposioConfig:
+        key = (env.get(ENV_API_KEY) or "").strip()
+        if not key:
+            raise AuthError(
+                f"{ENV_API_KEY} is not set: create a project API key in the Composio dashboard "
+                "and export it (or set PLANNER_TRIGGER_BACKEND=local for the embedded backend)",
+                backend=NAME,
+            )
+        base = (env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
+        url = httpx.URL(base)
+        loopback = url.host in ("127.0.0.1", "localhost", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise SourceError(f"{ENV_BASE_URL}={base!r}: use an https:// URL (http only locally)")
+        try:
+            timeout = float(env.get(ENV_TIMEOUT) or 30)
+        except ValueError:
+            raise SourceError(f"{ENV_TIMEOUT}={env.get(ENV_TIMEOUT)!r} is not seconds") from None
+        return cls(key, base, ratelimit.Budget.from_env(env), timeout)
+
+
+def disable_telemetry() -> None:
+    """Drop the SDK's usage events, in every thread.
+
+    Traced SDK methods call ``push_event`` (imported by name into composio/core/models/base.py),
+    which starts a thread posting to Composio's telemetry host. ``allow_tracking=False`` is a
+    ContextVar, so other threads do not see it; replacing the name is the global switch.
+    """
+    from composio.core.models import base as sdk_base
+
+    sdk_base.push_event = _drop_event  # type: ignore[attr-defined]
+
+
+def _drop_event(event: object) -> None:
+    """The operator sends nothing anywhere but the configured API."""
+
+
+def open_client(config: ComposioConfig, limiter: ratelimit.RateLimiter) -> Any:
+    """The SDK client, with every request going through ``limiter`` to ``config.base_url`` only."""
+    disable_telemetry()
+    from composio import Composio
+
+    transport = ratelimit.LimitedTransport(
+        httpx.HTTPTransport(), limiter, origin=config.base_url, name=NAME
+    )
+    sdk: Any = Composio  # its TypedDict types ``timeout`` as int; the client takes seconds
+    return sdk(
+        api_key=config.api_key,
+        base_url=config.base_url,
+        allow_tracking=False,
+        http_client=httpx.Client(transport=transport),
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        toolkit_versions="latest",
+    )
+
+
+@contextlib.contextmanager
+def sdk_errors(what: str, *, api_key: str = "") -> Iterator[None]:
+    """Translate SDK and HTTP failures into our error tree (the key never reaches a message)."""
+    import composio_client as cc
+    from composio.exceptions import ComposioError
+
+    try:
+        yield
+    except PlannerError:
+        raise
+    except cc.APIStatusError as exc:
+        raise _status_error(what, exc, api_key) from exc
+    except cc.APIConnectionError as exc:
+        why = "timed out" if isinstance(exc, cc.APITimeoutError) else "could not connect"
+        raise RetryableError(f"{what}: {why} talking to Composio", backend=NAME) from exc
+    except PermissionError as exc:  # the transport refusing a foreign host
+        raise PermanentError(f"{what}: {exc}", backend=NAME) from exc
+    except (ComposioError, cc.ComposioError) as exc:
+        raise PermanentError(f"{what}: {_redact(str(exc), api_key)}", backend=NAME) from exc
+
+
+def _status_error(what: str, exc: Any, api_key: str) -> BackendError:
+    status: int = exc.status_code
+    details = exc.details or {}
+    message = _redact(str(details.get("message") or exc.message), api_key)
+    ref = f" (request {exc.request_id})" if exc.request_id else ""
+    if status in (401, 403):
+        return AuthError(
+            f"{what}: Composio rejected {ENV_API_KEY} ({status}: {message}); check that the key "
+            "is current and belongs to the project that holds the triggers",
+            backend=NAME,
+            status=status,
+        )
+    if status == 404:
+        return NotFound(f"{what}: {message}", backend=NAME, status=status)
+    if status == 409:
+        return Conflict(f"{what}: {message}{ref}", backend=NAME, status=status)
+    if status in (408, 429) or status >= 500:
+        pause = ratelimit.parse_retry_after(exc.response.headers, now_wall=time.time())
+        return RetryableError(
+            f"{what}: {status} {message}{ref}", backend=NAME, status=status, retry_after=pause
+        )
+    if "ConnectedAccount" in str(details.get("slug", "")):
+        message += "; check `connected_account`/`user_id` in the agent file, or connect it first"
+    return PermanentError(f"{what}: {message}{ref}", backend=NAME, status=status)
+
+
+def _redact(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+# -- the shape of a trigger instance in ``GET /trigger_instances/active`` ---------------------
+
+
+def item_field(item: Any, name: str) -> Any:
+    """A field of an active item, by its snake_case name or the camelCase duplicate."""
+    camel = "".join(p.capitalize() if i else p for i, p in enumerate(name.split("_")))
+    extra = getattr(item, "model_extra", None) or {}
+    for key in (name, camel):
+        value = getattr(item, key, None)
+        value = extra.get(key) if value is None else value
+        if value is not None:
+            return value
+    return None
+
+
+def to_remote(item: Any) -> RemoteObject:
+    """An active item as the planner sees it.
+
+    Disabled with a reason means Composio disabled it itself (expired connection, failing
+    poller): that is ``error`` with the reason, so plan notes *and* status show why, and the
+    spec's ``enabled: false`` still makes the planner re-enable it when the config says so.
+    """
+    disabled = bool(item_field(item, "disabled_at"))
+    reason = str(item_field(item, "disabled_reason") or "") if disabled else ""
+    spec = {
+        "event": item_field(item, "trigger_name"),
+        "config": dict(item_field(item, "trigger_config") or {}),
+        "enabled": not disabled,
+    }
+    state: RemoteState = ("error" if reason else "disabled") if disabled else "active"
+    return RemoteObject(str(item.id), "trigger", spec, None, state, reason or None)
+
+
+def observed(spec: Mapping[str, Any], enabled: bool) -> dict[str, Any]:
+    return {"event": spec["event"], "config": dict(spec.get("config") or {}), "enabled": enabled}
+
+
+def fixed_changes(item: Any, spec: Mapping[str, Any]) -> list[str]:
+    """Fields of ``spec`` that differ from what the instance was created with."""
+    config = canonical.canonical_json(spec.get("config") or {})
+    pairs = [
+        ("event", spec.get("event"), item_field(item, "trigger_name")),
+        ("config", config, canonical.canonical_json(item_field(item, "trigger_config") or {})),
+        (
+            "connected_account",
+            spec.get("connected_account"),
+            item_field(item, "connected_account_id"),
+        ),
+        ("user_id", spec.get("user_id"), item_field(item, "user_id")),
+    ]
+    return [name for name, want, have in pairs if want is not None and want != have]

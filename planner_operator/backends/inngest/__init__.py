@@ -1,0 +1,1 @@
+"""Inngest through its official SDK: the schedule backend and the SDK adapter."""

@@ -1,0 +1,468 @@
+"""What each CLI command does, as functions returning an exit code (printing is their output).
+
+Kept apart from ``cli.py`` so the option parsing stays declarative and these bodies can be
+called from tests and from ``watch`` without going through click.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from planner_operator.backends.base import list_all
+from planner_operator.backends.select import open_backends
+from planner_operator.config import desired as desired_mod
+from planner_operator.config import schema as schema_mod
+from planner_operator.config.loader import LoadedFile
+from planner_operator.core import scheduling
+from planner_operator.core.canonical import spec_hash
+from planner_operator.core.records import OwnedEntry
+from planner_operator.core.settings import Settings
+from planner_operator.errors import ConfigError, PlannerError, StateError
+from planner_operator.reconcile import plan as plan_mod
+from planner_operator.reconcile import render, source
+from planner_operator.reconcile.apply import ItemResult, Progress
+from planner_operator.reconcile.engine import SourceSpec, read_actual, session
+from planner_operator.reconcile.engine import reconcile as run_reconcile
+from planner_operator.reconcile.plan import PlanOptions
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock
+
+__all__ = ["PlanOptions", "ReconcileArgs", "SourceSpec"]
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+
+
+def settings(
+    state_dir: Path | None,
+    state_db: Path | None,
+    ledger_db: Path | None,
+    lock_timeout: float | None = None,
+) -> Settings:
+    return Settings.resolve(
+        state_dir=state_dir, state_db=state_db, ledger_db=ledger_db, lock_timeout=lock_timeout
+    )
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+def validate(paths: Sequence[Path], fmt: str) -> int:
+    files = source.load(source.read_paths(paths))
+    if not files:
+        raise PlannerError(f"no agent files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
+    errors = [e for f in files for e in f.errors]
+    if fmt == "json":
+        out(json.dumps(_validate_json(files), indent=2, sort_keys=True))
+    elif fmt == "github":
+        for error in errors:
+            out(github_annotation(error))
+    else:
+        for error in errors:
+            out(str(error))
+        bad = sum(1 for f in files if f.errors)
+        if bad:
+            out(f"{len(files)} file(s) checked: {bad} invalid, {len(errors)} error(s).")
+        else:
+            jobs = sum(len(f.agent.planner.jobs) for f in files if f.agent)
+            triggers = sum(len(f.agent.planner.triggers) for f in files if f.agent)
+            out(f"{len(files)} file(s) valid: {jobs} job(s), {triggers} trigger(s).")
+    return 1 if errors else 0
+
+
+def _error_dict(error: ConfigError) -> dict[str, Any]:
+    return {
+        "file": error.file,
+        "line": error.position.line,
+        "col": error.position.col,
+        "path": error.path,
+        "message": error.message,
+        "hint": error.hint,
+    }
+
+
+def _validate_json(files: Sequence[LoadedFile]) -> dict[str, Any]:
+    return {
+        "ok": not any(f.errors for f in files),
+        "files": [
+            {
+                "file": f.file,
+                "agent": f.agent_id if f.agent else None,
+                "ok": not f.errors,
+                "errors": [_error_dict(e) for e in f.errors],
+            }
+            for f in files
+        ],
+    }
+
+
+def github_annotation(error: ConfigError) -> str:
+    """A GitHub Actions workflow command, escaped as the runner expects."""
+
+    def prop(value: str) -> str:
+        return _escape(value).replace(":", "%3A").replace(",", "%2C")
+
+    message = f"{error.path}: {error.message}" if error.path else error.message
+    if error.hint:
+        message += f" ({error.hint})"
+    p = error.position
+    return f"::error file={prop(p.file)},line={p.line},col={p.col}::{_escape(message)}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+# -- next-runs --------------------------------------------------------------------------------
+
+
+def next_runs(paths: Sequence[Path], count: int, start: datetime) -> int:
+    files = source.load(source.read_paths(paths))
+    for error in (e for f in files for e in f.errors):
+        print(str(error), file=sys.stderr)
+    resources = desired_mod.build(files)
+    jobs = [r for r in resources.values() if r.kind == "job"]
+    if not jobs:
+        out("No jobs.")
+    for job in jobs:
+        out(_job_runs(job, count, start))
+    return 1 if any(f.errors for f in files) else 0
+
+
+def _job_runs(job: desired_mod.DesiredResource, count: int, start: datetime) -> str:
+    expr, tz = str(job.spec["schedule"]), str(job.spec["timezone"])
+    head = f"{job.key}  [{expr}] {scheduling.describe(expr)} ({tz})"
+    if not job.enabled:
+        return f"{head}\n    paused: does not fire\n"
+    lines = [head]
+    policy = job.spec.get("dst", "vixie")
+    for fire in scheduling.next_fires(expr, tz, start=start, count=count, dst=policy):
+        local = fire.at.strftime("%a %Y-%m-%d %H:%M %Z")
+        utc = fire.utc.strftime("%Y-%m-%d %H:%M UTC")
+        flag = f"  ! {fire.note}" if fire.note else ""
+        lines.append(f"    {local:<28} {utc}{flag}")
+    return "\n".join(lines) + "\n"
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+def schema(output: Path | None, check: bool) -> int:
+    text = schema_mod.render_schema()
+    if output is None:
+        out(text)
+        return 0
+    if check:
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
+        if current != text:
+            print(f"{output} is stale: run `make schema`", file=sys.stderr)
+            return 1
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    return 0
+
+
+# -- reconcile --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReconcileArgs:
+    source: SourceSpec
+    settings: Settings
+    dry_run: bool
+    check: bool
+    detailed_exitcode: bool
+    fmt: str
+    options: PlanOptions
+
+
+def reconcile(args: ReconcileArgs) -> int:
+    if args.check:
+        return drift_check(args)
+    with _progress(enabled=not args.dry_run) as progress:
+        outcome = run_reconcile(
+            args.source,
+            args.settings,
+            options=args.options,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    plan = outcome.plan
+    fmt: Any = args.fmt
+    out(render.render(plan, fmt, now=datetime.now(UTC), color=sys.stdout.isatty()))
+    if outcome.applied is not None:
+        failed = outcome.applied.failed
+        done = len(outcome.applied.succeeded)
+        summary = f"Apply: {done} change(s) applied, {len(failed)} failed."
+        print(summary, file=sys.stderr if args.fmt == "json" else sys.stdout)
+        for item in failed:
+            print(f"error: {item.change.key}: {item.error}", file=sys.stderr)
+        if failed:
+            return 1
+    if plan.load_errors or plan.blocked:
+        return 1
+    if args.dry_run and args.detailed_exitcode and plan.has_changes:
+        return 2
+    return 0
+
+
+@contextlib.contextmanager
+def _progress(*, enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; one plain line per item otherwise (CI logs)."""
+    if not enabled:
+        yield None
+        return
+    if not sys.stderr.isatty():
+
+        def line(index: int, total: int, item: ItemResult) -> None:
+            mark = "ok" if item.ok else f"FAILED: {item.error}"
+            sys.stderr.write(f"[{index}/{total}] {item.change.op} {item.change.key} {mark}\n")
+
+        yield line
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    with Bar(
+        TextColumn("apply"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def advance(index: int, total: int, item: ItemResult) -> None:
+            bar.update(task, total=total, completed=index, description=item.change.key)
+            if not item.ok:
+                bar.console.print(f"[red]FAILED[/red] {item.change.key}: {item.error}")
+
+        yield advance
+
+
+def drift_check(args: ReconcileArgs) -> int:
+    with session(args.settings) as (backends, ledger):
+        actual = {(r.kind, r.remote_id): r for r in read_actual(backends)}
+        drifts = [
+            d
+            for e in ledger.entries(include_retired=False)
+            for d in plan_mod.drift_of(e, actual.get((e.kind, e.remote_id)))
+        ]
+    if args.fmt == "json":
+        out(json.dumps({"drift": [d.__dict__ for d in drifts]}, indent=2, sort_keys=True))
+    else:
+        for d in drifts:
+            out(f"drift: {d.key} ({d.remote_id}): {d.what}")
+        out(f"{len(drifts)} drifted resource(s)." if drifts else "No drift: remote matches ledger.")
+    return 2 if drifts else 0
+
+
+# -- status / adopt / unlock ------------------------------------------------------------------
+
+
+def status(settings: Settings, fmt: str) -> int:
+    from planner_operator.read import status as status_mod
+
+    report = status_mod.collect(settings, now=datetime.now(UTC))
+    out(status_mod.render_json(report) if fmt == "json" else status_mod.render_text(report))
+    return 0
+
+
+def adopt(settings: Settings, key: str, remote_id: str) -> int:
+    try:
+        _, kind, _ = desired_mod.split_key(key)
+    except ValueError:
+        raise PlannerError(f"`{key}` is not a resource key (<agent>/jobs/<name>)") from None
+    backends = open_backends(settings)
+    try:
+        backend = backends.by_kind[kind]
+        found = next((r for r in list_all(backend) if r.remote_id == remote_id), None)
+        if found is None:
+            raise PlannerError(f"{backend.info.name} has no {kind} with id {remote_id}")
+        with Ledger(settings.ledger_db) as ledger:
+            ledger.adopt(
+                OwnedEntry(
+                    key=key,
+                    kind=kind,
+                    backend=backend.info.name,
+                    remote_id=remote_id,
+                    spec_hash=spec_hash(found.spec),
+                    spec=dict(found.spec),
+                    revision="adopted",
+                    applied_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        backends.close()
+    out(f"Adopted {remote_id} as {key}; the next reconcile brings it in line with its file.")
+    return 0
+
+
+def unlock(settings: Settings) -> int:
+    lock = ApplyLock(settings.ledger_db)
+    try:
+        held = lock.clear()
+    except StateError:
+        raise
+    finally:
+        lock.close()
+    out(f"Cleared the lock held by {held.describe()}." if held else "The lock was not held.")
+    return 0
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    watch: Any = None,
+    grace: float = 30.0,
+) -> int:
+    """Serve (and, for ``run``, watch); SIGTERM/SIGINT shut down gracefully via the lifespan."""
+    import logging
+    import signal
+
+    import uvicorn
+
+    from planner_operator.server import operator
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
+    if os.environ.get("PLANNER_GC_TUNE") == "1":  # process-wide, so opt-in (see docs/webhooks.md)
+        from planner_operator.server import webhooks
+
+        webhooks.tune_gc()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
+    # was installed before it: make that a clean exit, as supervisors expect after a stop.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,  # deliveries and runs are logged by the operator itself
+        timeout_graceful_shutdown=int(grace),
+    )
+    return 0
+
+
+def run_now(settings: Settings, key: str) -> int:
+    """Run an applied job once, now, through the normal executor path and run history."""
+    import uuid
+
+    from planner_operator.runtime.executors import select as executor_select
+    from planner_operator.runtime.jobrun import Fire, JobRunner
+    from planner_operator.state.runs import RunStore
+
+    with Ledger(settings.ledger_db) as ledger:
+        entry = ledger.get(key)
+    if entry is None or entry.kind != "job":
+        raise PlannerError(f"no applied job `{key}` (run `planner-operator status` to list them)")
+    executors = executor_select.from_env(settings)
+    with RunStore(settings.state_dir / "runs.db") as runs:
+        runner = JobRunner(runs, executors)
+        run_id = f"manual-{uuid.uuid4().hex[:12]}"
+        fire = Fire.of(entry.spec, datetime.now(UTC))
+        result = runner.run(key, entry.spec, fire, run_id=run_id, origin="manual", claim_slot=False)
+        [record] = runs.list(key=key, limit=1)
+    out(f"{key}: {record.status} ({record.action}) run {run_id}")
+    out(f"  {record.rendered}")
+    shown = json.dumps(result, sort_keys=True, default=str)
+    out(f"  result: {shown if len(shown) <= 300 else shown[:297] + '...'}")
+    return 0
+
+
+def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
+    from planner_operator.state.runs import RunStore
+
+    path = settings.state_dir / "runs.db"
+    if not path.exists():
+        out("No runs yet.")
+        return 0
+    with RunStore(path) as store:
+        records = store.list(key=key, limit=limit)
+    if fmt == "json":
+        out(json.dumps([r.__dict__ for r in records], indent=2, sort_keys=True, default=str))
+        return 0
+    if not records:
+        out("No runs yet.")
+    for r in records:
+        why = f"  ({r.error or r.reason})" if (r.error or r.reason) else ""
+        out(f"{r.started_at}  {r.status:<9} {r.origin:<9} {r.key}{why}")
+        if r.rendered:
+            out(f"    {r.action}: {r.rendered}")
+    return 0
+
+
+def explain(
+    settings: Settings,
+    *,
+    key: str | None,
+    delivery: str | None,
+    window: tuple[datetime | None, datetime | None],
+    utc: bool,
+    fmt: str,
+) -> int:
+    """A job's timeline (``explain KEY``) or one delivery's path (``explain --delivery ID``)."""
+    from planner_operator.read.explain import load as explain_load
+    from planner_operator.read.explain import render as explain_render
+
+    if delivery is not None:
+        report = explain_load.delivery(settings, delivery)
+        json_fmt = fmt == "json"
+        out(
+            explain_render.delivery_json(report)
+            if json_fmt
+            else explain_render.delivery_text(report)
+        )
+        return 0
+    assert key is not None
+    start, end = window
+    timeline = explain_load.job(settings, key, start=start, end=end, now=datetime.now(UTC))
+    if fmt == "json":
+        out(explain_render.timeline_json(timeline))
+    else:
+        out(explain_render.timeline_text(timeline, utc=utc))
+    return 0
+
+
+def watch(
+    settings: Settings,
+    options: PlanOptions,
+    *,
+    path: Path | None,
+    repo: str | None,
+    branch: str,
+    interval: float,
+    subdir: str,
+) -> int:
+    import logging
+
+    from planner_operator.reconcile import watch as watch_mod
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if path is not None:
+        watch_mod.watch_files(
+            path, settings, options, on_cycle=lambda cycle: watch_mod.record(settings, cycle)
+        )
+        return 0
+    assert repo is not None
+    watcher = watch_mod.GitWatcher(
+        repo, branch, settings, options, interval=interval, subdir=subdir
+    )
+    for cycle in watcher.cycles():
+        watch_mod.record(settings, cycle)
+    return 0

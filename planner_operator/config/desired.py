@@ -1,0 +1,144 @@
+"""Desired state: every job and trigger of the loaded agent files, as keyed canonical specs.
+
+The key (``<agent>/jobs/<name>``) is the identity that survives edits: a changed schedule is an
+update of the same key, a rename is a different key. A spec is self-contained (effective
+timezone, agent variables merged into the action) so the runtime needs nothing but the applied
+spec to run a job, and its hash changes exactly when behaviour would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from planner_operator.backends.base import Kind
+from planner_operator.config import models
+from planner_operator.config.loader import LoadedFile
+from planner_operator.core import canonical, scheduling
+
+
+@dataclass(frozen=True)
+class DesiredResource:
+    key: str
+    kind: Kind
+    agent: str
+    name: str
+    source: str
+    line: int
+    spec: Mapping[str, Any]
+    spec_hash: str
+
+    @property
+    def protect(self) -> bool:
+        return bool(self.spec.get("protect", False))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.spec.get("enabled", True))
+
+
+def job_key(agent: str, name: str) -> str:
+    return f"{agent}/jobs/{name}"
+
+
+def trigger_key(agent: str, name: str) -> str:
+    return f"{agent}/triggers/{name}"
+
+
+def split_key(key: str) -> tuple[str, Kind, str]:
+    """``agent/jobs/name`` -> (agent, "job", name)."""
+    agent, plural, name = key.split("/", 2)
+    return agent, ("job" if plural == "jobs" else "trigger"), name
+
+
+def build(files: Iterable[LoadedFile]) -> dict[str, DesiredResource]:
+    """Resources of every file that loaded cleanly (files with errors contribute nothing)."""
+    out: dict[str, DesiredResource] = {}
+    for loaded in files:
+        if not loaded.ok or loaded.agent is None:
+            continue
+        for resource in _resources(loaded, loaded.agent):
+            out[resource.key] = resource
+    return dict(sorted(out.items()))
+
+
+def _resources(loaded: LoadedFile, agent: models.AgentFile) -> Iterable[DesiredResource]:
+    agent_id = loaded.agent_id
+    for index, job in enumerate(agent.planner.jobs):
+        spec = job_spec(agent, job)
+        line, _ = loaded.positions.value(("planner", "jobs", index))
+        yield _resource(job_key(agent_id, job.name), "job", agent_id, job.name, loaded, line, spec)
+    for index, trigger in enumerate(agent.planner.triggers):
+        spec = trigger_spec(agent, trigger)
+        line, _ = loaded.positions.value(("planner", "triggers", index))
+        key = trigger_key(agent_id, trigger.name)
+        yield _resource(key, "trigger", agent_id, trigger.name, loaded, line, spec)
+
+
+def _resource(
+    key: str, kind: Kind, agent: str, name: str, loaded: LoadedFile, line: int, spec: dict[str, Any]
+) -> DesiredResource:
+    return DesiredResource(
+        key=key,
+        kind=kind,
+        agent=agent,
+        name=name,
+        source=loaded.file,
+        line=line,
+        spec=spec,
+        spec_hash=canonical.spec_hash(spec),
+    )
+
+
+def _action(agent: models.AgentFile, action: models.Action) -> dict[str, Any]:
+    if action.chat is not None:
+        variables = {**agent.variables, **action.chat.variables}
+        return {"chat": {"template": action.chat.template, "variables": variables}}
+    assert action.workflow is not None
+    workflow: dict[str, Any] = {"id": action.workflow.id, "input": action.workflow.input}
+    if agent.variables:  # inputs may use the agent's variables: keep the spec self-contained
+        workflow["variables"] = dict(agent.variables)
+    return {"workflow": workflow}
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def job_spec(agent: models.AgentFile, job: models.Job) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "schedule": scheduling.normalize_schedule(job.schedule),
+            "timezone": job.timezone or agent.timezone,
+            "enabled": job.enabled,
+            "overlap": job.overlap,
+            "catchup": job.catchup,
+            "dst": job.dst,
+            "description": job.description,
+            "protect": job.protect,
+            "action": _action(agent, job.action),
+        }
+    )
+
+
+def trigger_spec(agent: models.AgentFile, trigger: models.Trigger) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "toolkit": trigger.toolkit,
+            "event": trigger.event,
+            "connected_account": trigger.connected_account,
+            "user_id": trigger.user_id,
+            "config": trigger.config if trigger.webhook is None else None,
+            "webhook": trigger.webhook.model_dump(mode="json") if trigger.webhook else None,
+            "filter": (
+                trigger.filter.model_dump(mode="json", by_alias=True, exclude_unset=True)
+                if trigger.filter is not None
+                else None
+            ),
+            "enabled": trigger.enabled,
+            "description": trigger.description,
+            "protect": trigger.protect,
+            "action": _action(agent, trigger.action),
+        }
+    )

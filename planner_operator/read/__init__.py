@@ -1,0 +1,1 @@
+"""The read model: views, status, remote states, run views, state metrics, explain."""

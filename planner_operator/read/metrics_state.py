@@ -1,0 +1,378 @@
+"""The state half of ``GET /metrics``: what other processes wrote, read at scrape time.
+
+A CLI ``reconcile``, Inngest-driven runs, a separate ``planner-operator worker`` and the
+embedded scheduler all write SQLite files under the state dir; :class:`StateCollector` turns
+them into metrics when Prometheus scrapes, so they show whichever process did the work.
+
+Reads use read-only connections and plain SELECTs on WAL databases, so they never take a write
+lock or make a writer wait; a missing file means "nothing yet", and an unreadable one sets
+``planner_state_read_ok{file}`` to 0 instead of failing the scrape. Run history grows without
+bound, so it is tallied incrementally (:class:`RunTally`: only rows added since the last scrape,
+plus the few that were still running, are read).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from planner_operator.core.settings import Settings
+
+log = logging.getLogger("planner_operator.server.metrics")
+
+PENDING = ("received", "processing", "failed")
+INBOX_STATUSES = (*PENDING, "done", "ignored", "dead")
+
+
+def _split(key: str) -> tuple[str, str] | None:
+    """``agent/jobs/name`` -> (agent, name); None for anything else."""
+    parts = key.split("/", 2)
+    return (parts[0], parts[2]) if len(parts) == 3 else None
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection (None when the file does not exist yet). In WAL mode a reader
+    neither blocks writers nor waits for them."""
+    if not path.exists():
+        yield None
+        return
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    """The rows of ``sql``; none when its table does not exist yet (a component not migrated)."""
+    try:
+        return conn.execute(sql, tuple(params)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith("no such table"):
+            return []
+        raise
+
+
+def _timestamp(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class RunTally:
+    """Finished runs counted so far, read incrementally: rows are append-only, and a row
+    changes status once (running -> finished), so each scrape reads only new rows and the few
+    that were still running."""
+
+    upto: int = 0
+    finished: Tally[tuple[str, str, str, str]] = field(default_factory=Tally)  # key kind origin st
+    running: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # id -> key kind origin
+    last_success: dict[str, str] = field(default_factory=dict)  # key -> finished_at (ISO, UTC)
+
+    def update(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN")  # deferred: one consistent snapshot, no write lock
+        try:
+            top = _rows(conn, "SELECT MAX(id) FROM runs")
+            high = int(top[0][0] or 0) if top else 0
+            if high < self.upto:  # the file was replaced: start over
+                self.upto, self.finished, self.running, self.last_success = 0, Tally(), {}, {}
+            settled = self._settle(conn)
+            new = _rows(
+                conn,
+                "SELECT key, kind, origin, status, COUNT(*), MAX(finished_at) FROM runs "
+                "WHERE id > ? AND id <= ? AND status <> 'running' "
+                "GROUP BY key, kind, origin, status",
+                (self.upto, high),
+            )
+            started = _rows(
+                conn,
+                "SELECT id, key, kind, origin FROM runs "
+                "WHERE id > ? AND id <= ? AND status = 'running'",
+                (self.upto, high),
+            )
+        finally:
+            conn.execute("COMMIT")
+        for row_id, status, at in settled:
+            key, kind, origin = self.running.pop(row_id)
+            if status is not None:
+                self._count(key, kind, origin, status, 1, at)
+        for key, kind, origin, status, count, at in new:
+            self._count(key, kind, origin, status, int(count), at)
+        self.running.update({int(i): (k, kind, o) for i, k, kind, o in started})
+        self.upto = high
+
+    def _settle(self, conn: sqlite3.Connection) -> list[tuple[int, str | None, str | None]]:
+        """(id, status, finished_at) of the rows that were running at the last scrape and are
+        not any more (status None: the row is gone)."""
+        ids = list(self.running)
+        out: list[tuple[int, str | None, str | None]] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found = {
+                int(i): (status, at)
+                for i, status, at in _rows(
+                    conn, f"SELECT id, status, finished_at FROM runs WHERE id IN ({marks})", chunk
+                )
+            }
+            for row_id in chunk:
+                status, at = found.get(row_id, (None, None))
+                if status != "running":
+                    out.append((row_id, status, at))
+        return out
+
+    def _count(self, key: str, kind: str, origin: str, status: str, n: int, at: str | None) -> None:
+        self.finished[(key, kind, origin, status)] += n
+        if kind == "job" and status == "succeeded" and at and at > self.last_success.get(key, ""):
+            self.last_success[key] = at
+
+
+class StateCollector:
+    """Reads one state dir's SQLite files at scrape time (see the module docstring)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.tally = RunTally()
+        self._lock = threading.Lock()  # scrapes may overlap; the tally is shared
+        self._failing: set[str] = set()
+
+    def collect(self) -> Iterator[Metric]:
+        readers: tuple[tuple[str, Path, Callable[[sqlite3.Connection], list[Metric]]], ...] = (
+            ("ledger", self.settings.ledger_db, self._ledger),
+            ("inbox", self.settings.state_dir / "inbox.db", self._inbox),
+            ("runs", self.settings.state_dir / "runs.db", self._runs),
+        )
+        ok = GaugeMetricFamily(
+            "planner_state_read_ok",
+            "1 when the state file was readable at this scrape (or does not exist yet), 0 when "
+            "reading it failed: the metrics read from it are missing, see the log.",
+            labels=["file"],
+        )
+        for name, path, read in readers:
+            try:
+                with _read_only(path) as conn:
+                    families = read(conn) if conn is not None else []
+            except (sqlite3.Error, OSError, ValueError) as exc:
+                if name not in self._failing:
+                    log.warning("metrics: cannot read %s (%s): %s", name, path, exc)
+                self._failing.add(name)
+                ok.add_metric([name], 0)
+                continue
+            self._failing.discard(name)
+            ok.add_metric([name], 1)
+            yield from families
+        yield ok
+
+    def _ledger(self, conn: sqlite3.Connection) -> list[Metric]:
+        meta = dict(
+            _rows(
+                conn,
+                "SELECT name, value FROM meta "
+                "WHERE name IN ('last_reconcile', 'last_applied_revision')",
+            )
+        )
+        managed = GaugeMetricFamily(
+            "planner_managed_resources",
+            "Jobs and triggers the ledger says this operator owns (applied), by kind and backend.",
+            labels=["kind", "backend"],
+        )
+        for kind, backend, count in _rows(
+            conn,
+            "SELECT kind, backend, COUNT(*) FROM resources WHERE retired = 0 "
+            "GROUP BY kind, backend",
+        ):
+            managed.add_metric([kind, backend], count)
+        out: list[Metric] = [managed, *_last_reconcile(meta.get("last_reconcile"))]
+        revision = meta.get("last_applied_revision")
+        if revision:
+            info = InfoMetricFamily(
+                "planner_last_applied_revision",
+                "The revision the last fully successful reconcile applied (any process).",
+            )
+            info.add_metric([], {"revision": str(revision)})
+            out.append(info)
+        return out
+
+    def _inbox(self, conn: sqlite3.Connection) -> list[Metric]:
+        now = self.clock()
+        counts = dict.fromkeys(INBOX_STATUSES, 0)
+        counts.update(_rows(conn, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"))
+        by_status = GaugeMetricFamily(
+            "planner_inbox_deliveries",
+            "Webhook deliveries kept in the inbox (7 days), by status; dead ones need "
+            "`inbox replay` or a fix.",
+            labels=["status"],
+        )
+        for status, count in sorted(counts.items()):
+            by_status.add_metric([status], count)
+        marks = ",".join("?" * len(PENDING))
+        oldest = _rows(
+            conn, f"SELECT MIN(received_at) FROM deliveries WHERE status IN ({marks})", PENDING
+        )
+        due = _rows(
+            conn,
+            "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries "
+            "WHERE status IN ('received', 'failed') AND next_attempt_at <= ? UNION ALL "
+            "SELECT MIN(lease_until) FROM deliveries WHERE status = 'processing' "
+            "AND lease_until <= ?)",
+            (now, now),
+        )
+        first = oldest[0][0] if oldest else None
+        first_due = due[0][0] if due else None
+        return [
+            by_status,
+            GaugeMetricFamily(
+                "planner_inbox_depth",
+                "Deliveries not finished yet (received, processing, or failed and waiting "
+                "for a retry): the worker's backlog.",
+                value=sum(counts[s] for s in PENDING),
+            ),
+            GaugeMetricFamily(
+                "planner_inbox_oldest_pending_age_seconds",
+                "Age of the oldest unfinished delivery (0 when none): how late events are.",
+                value=max(0.0, now - float(first)) if first is not None else 0.0,
+            ),
+            GaugeMetricFamily(
+                "planner_inbox_oldest_due_age_seconds",
+                "How long the longest-waiting due delivery has been due (0 when none): grows "
+                "when no worker is taking work (stopped, stuck, or too few).",
+                value=max(0.0, now - float(first_due)) if first_due is not None else 0.0,
+            ),
+        ]
+
+    def _runs(self, conn: sqlite3.Connection) -> list[Metric]:
+        labels = ["agent", "job"]
+        fires = CounterMetricFamily(
+            "planner_job_fires",
+            "Fires of the embedded scheduler per job (Inngest-backed jobs: see "
+            'planner_job_runs_total{origin="inngest"}).',
+            labels=labels,
+        )
+        missed = CounterMetricFamily(
+            "planner_job_missed",
+            "Slots the embedded scheduler did not run because the operator was down at the "
+            "time (after the job's catchup policy ran what it runs).",
+            labels=labels,
+        )
+        overlap = CounterMetricFamily(
+            "planner_job_overlap_skipped",
+            "Fires skipped because the job's previous run was still running (overlap: skip).",
+            labels=labels,
+        )
+        for key, n_fires, n_missed, n_skipped in _rows(
+            conn, "SELECT key, fires, missed, overlap_skipped FROM scheduler_counters"
+        ):
+            names = _split(str(key))
+            if names is not None:
+                fires.add_metric(list(names), n_fires)
+                missed.add_metric(list(names), n_missed)
+                overlap.add_metric(list(names), n_skipped)
+        with self._lock:
+            self.tally.update(conn)
+            finished = dict(self.tally.finished)
+            running = Tally(kind for _, kind, _ in self.tally.running.values())
+            last_success = dict(self.tally.last_success)
+        return [fires, missed, overlap, *_run_families(finished, running, last_success)]
+
+
+def _last_reconcile(raw: str | None) -> list[Metric]:
+    last = json.loads(raw) if raw else None
+    if not isinstance(last, dict):  # nothing reconciled yet (or a summary we cannot read)
+        return []
+    at = _timestamp(last.get("at"))
+    failures = len(last.get("failures") or [])
+    load_errors = len(last.get("load_errors") or [])
+    changes = GaugeMetricFamily(
+        "planner_last_reconcile_changes",
+        "Changes the last reconcile (any process: watcher or CLI) planned to make, by op.",
+        labels=["op"],
+    )
+    for op in ("create", "update", "replace", "delete"):
+        changes.add_metric([op], int((last.get("counts") or {}).get(op, 0)))
+    gauges = {
+        "timestamp_seconds": ("When the last reconcile (any process) finished.", at),
+        "success": (
+            "1 when the last reconcile applied everything with no load errors, else 0.",
+            1 if failures == 0 and load_errors == 0 else 0,
+        ),
+        "failures": ("Changes the last reconcile failed to apply.", failures),
+        "load_errors": (
+            "Config errors in the last reconcile (files left as they were).",
+            load_errors,
+        ),
+        "blocked": ("Changes a safety rule refused in the last reconcile.", last.get("blocked", 0)),
+    }
+    out: list[Metric] = [changes]
+    for suffix, (help_text, value) in gauges.items():
+        if value is not None:
+            out.append(
+                GaugeMetricFamily(f"planner_last_reconcile_{suffix}", help_text, value=value)
+            )
+    return out
+
+
+def _run_families(
+    finished: dict[tuple[str, str, str, str], int],
+    running: Tally[str],
+    last_success: dict[str, str],
+) -> list[Metric]:
+    jobs = CounterMetricFamily(
+        "planner_job_runs",
+        "Finished job run attempts in run history (any process), by origin (scheduler, catchup, "
+        "inngest, manual, dst: a DST repeat skipped) and status (succeeded, failed, skipped): "
+        "fires per job whichever scheduler made them, Inngest included.",
+        labels=["agent", "job", "origin", "status"],
+    )
+    triggers = CounterMetricFamily(
+        "planner_trigger_runs",
+        "Finished trigger run attempts in run history (any process), by origin and status "
+        "(skipped: filter did not match or trigger disabled).",
+        labels=["agent", "trigger", "origin", "status"],
+    )
+    for (key, kind, origin, status), count in sorted(finished.items()):
+        names = _split(key)
+        family = {"job": jobs, "trigger": triggers}.get(kind)
+        if names is not None and family is not None:
+            family.add_metric([*names, origin, status], count)
+    in_progress = GaugeMetricFamily(
+        "planner_runs_running",
+        "Runs in run history still marked running, by kind; one that stays long after its "
+        "executor timeout was cut off by a crash.",
+        labels=["kind"],
+    )
+    for kind in ("job", "trigger"):
+        in_progress.add_metric([kind], running.get(kind, 0))
+    success = GaugeMetricFamily(
+        "planner_job_last_success_timestamp_seconds",
+        "When each job's last successful run finished: alert when it is older than the "
+        "schedule allows.",
+        labels=["agent", "job"],
+    )
+    for key, at in sorted(last_success.items()):
+        names = _split(key)
+        stamp = _timestamp(at)
+        if names is not None and stamp is not None:
+            success.add_metric(list(names), stamp)
+    return [jobs, triggers, in_progress, success]

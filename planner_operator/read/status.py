@@ -1,0 +1,215 @@
+"""What is running: every owned job and trigger with its state and next runs, plus unmanaged.
+
+Built from the ledger (what we applied) and a fresh read of the backends (what is there), so
+it shows the truth even when someone changed things outside the operator.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from planner_operator.core import scheduling
+from planner_operator.core.settings import Settings
+from planner_operator.errors import PlannerError
+from planner_operator.reconcile import plan as plan_mod
+from planner_operator.reconcile.engine import read_actual, session
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    kind: str
+    backend: str
+    remote_id: str
+    state: str  # active | paused | error | drifted | unmanaged
+    detail: str
+    schedule: str | None
+    timezone: str | None
+    next_runs: tuple[str, ...]
+    revision: str
+    last_run: str | None = None  # "succeeded at 2026-11-23T08:00:01Z (slot 2026-11-23T09:00)"
+    missed: int = 0
+    overlap_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class Report:
+    rows: tuple[Row, ...]
+    last_reconcile: dict[str, Any] | None
+    last_applied_revision: str | None
+    watch_last_cycle: dict[str, Any] | None = None
+    watch_last_error: dict[str, Any] | None = None
+
+
+def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
+    with session(settings) as (backends, ledger):
+        actual = read_actual(backends)
+        entries = ledger.entries(include_retired=False)
+        last = ledger.get_meta("last_reconcile")
+        revision = ledger.get_meta("last_applied_revision")
+        watch_cycle = ledger.get_meta("watch_last_cycle")
+        watch_error = ledger.get_meta("watch_last_error")
+    history = _history(settings, [e.key for e in entries])
+    lifecycle = _lifecycle(settings)
+    by_id = {(r.kind, r.remote_id): r for r in actual}
+    owned = {(e.kind, e.remote_id) for e in entries}
+    rows: list[Row] = []
+    for entry in entries:
+        have = by_id.get((entry.kind, entry.remote_id))
+        drift = plan_mod.drift_of(entry, have)
+        if entry.key in lifecycle:  # Composio said so (trigger disabled, account expired)
+            event, why = lifecycle[entry.key]
+            state, detail = "error", f"{event}: {why}" if why else event
+        elif drift:
+            state, detail = "drifted", "; ".join(d.what for d in drift)
+        elif have is not None and have.state == "error":
+            state, detail = "error", have.reason or ""
+        elif have is not None and have.state in ("paused", "disabled"):
+            state, detail = "paused", have.reason or ""
+        else:
+            state, detail = "active", ""
+        spec = entry.spec
+        schedule = str(spec["schedule"]) if "schedule" in spec else None
+        timezone = str(spec.get("timezone", "UTC")) if schedule else None
+        upcoming: tuple[str, ...] = ()
+        if schedule and timezone and state == "active":
+            upcoming = _next(schedule, timezone, str(spec.get("dst", "vixie")), now, runs)
+        if entry.kind == "trigger" and not schedule:
+            detail = detail or f"{spec.get('toolkit', 'webhook')} {spec.get('event', '')}".strip()
+        last_run, missed, skipped = history.get(entry.key, (None, 0, 0))
+        rows.append(
+            Row(
+                entry.key,
+                entry.kind,
+                entry.backend,
+                entry.remote_id,
+                state,
+                detail,
+                schedule,
+                timezone,
+                upcoming,
+                entry.revision,
+                last_run,
+                missed,
+                skipped,
+            )
+        )
+    for obj in actual:
+        if (obj.kind, obj.remote_id) not in owned:
+            rows.append(
+                Row(
+                    obj.key or "-",
+                    obj.kind,
+                    "",
+                    obj.remote_id,
+                    "unmanaged",
+                    "not created by this operator: never touched",
+                    None,
+                    None,
+                    (),
+                    "",
+                )
+            )
+    return Report(
+        tuple(rows),
+        json.loads(last) if last else None,
+        revision,
+        json.loads(watch_cycle) if watch_cycle else None,
+        json.loads(watch_error) if watch_error else None,
+    )
+
+
+def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
+    """Last run and scheduler counters per key (empty when nothing has run yet)."""
+    path = settings.state_dir / "runs.db"
+    if not path.exists():
+        return {}
+    from planner_operator.runtime.scheduler import read_counters
+    from planner_operator.state.runs import RunStore
+
+    counters = read_counters(path)
+    out: dict[str, tuple[str | None, int, int]] = {}
+    with RunStore(path) as store:
+        for key in keys:
+            run = store.last(key)
+            text = None
+            if run is not None:
+                at = run.finished_at or run.started_at
+                slot = f" (slot {run.slot})" if run.slot else ""
+                why = f": {run.error or run.reason}" if (run.error or run.reason) else ""
+                text = f"{run.status} at {at}{slot}{why}"
+            c = counters.get(key)
+            out[key] = (text, c.missed if c else 0, c.overlap_skipped if c else 0)
+    return out
+
+
+def _lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
+    """Lifecycle events received by the webhook receiver, per trigger key."""
+    if not (settings.state_dir / "inbox.db").exists():
+        return {}
+    from planner_operator.state import inbox
+
+    return inbox.trigger_statuses(settings)
+
+
+def _next(expr: str, tz: str, dst: str, now: datetime, count: int) -> tuple[str, ...]:
+    try:
+        fires = scheduling.next_fires(expr, tz, start=now, count=count, dst=dst)  # type: ignore[arg-type]
+    except PlannerError:
+        return ()
+    return tuple(f.at.isoformat(timespec="minutes") for f in fires)
+
+
+def render_text(report: Report) -> str:
+    if not report.rows:
+        return (
+            "Nothing applied yet: run `planner-operator reconcile` to create the jobs and triggers."
+        )
+    lines = []
+    for kind, title in (("job", "Scheduled jobs"), ("trigger", "Event triggers")):
+        rows = [r for r in report.rows if r.kind == kind]
+        if not rows:
+            continue
+        lines.append(f"{title}:")
+        width = max(len(r.key) for r in rows)
+        for r in rows:
+            extra = ""
+            if r.schedule:
+                extra = f"{r.schedule} ({r.timezone})"
+                if r.next_runs:
+                    extra += f"  next: {r.next_runs[0]}"
+            if r.detail:
+                extra = f"{extra}  {r.detail}".strip()
+            if r.last_run:
+                extra = f"{extra}  last: {r.last_run}".strip()
+            if r.missed or r.overlap_skipped:
+                extra += f"  missed {r.missed}, overlap-skipped {r.overlap_skipped}"
+            lines.append(f"  {r.key:<{width}}  {r.state:<9}  {r.remote_id:<18}  {extra}".rstrip())
+        lines.append("")
+    if report.last_reconcile:
+        last = report.last_reconcile
+        counts = ", ".join(f"{n} {op}" for op, n in sorted(last.get("counts", {}).items()))
+        lines.append(f"Last reconcile: {last.get('at')} at {last.get('revision')} ({counts})")
+        for failure in last.get("failures", []):
+            lines.append(f"  failed: {failure}")
+        for error in last.get("load_errors", []):
+            lines.append(f"  load error: {error}")
+    if report.last_applied_revision:
+        lines.append(f"Last applied revision: {report.last_applied_revision}")
+    if report.watch_last_cycle:
+        cycle = report.watch_last_cycle
+        lines.append(
+            f"Watch: last cycle ({cycle['trigger']}) at {cycle['revision']}: "
+            f"{cycle['summary'] or cycle.get('error')}"
+        )
+    if report.watch_last_error:
+        error = report.watch_last_error
+        lines.append(f"Watch: last error: {error.get('error') or error.get('summary')}")
+    return "\n".join(lines)
+
+
+def render_json(report: Report) -> str:
+    return json.dumps(asdict(report), indent=2, sort_keys=True, default=str)

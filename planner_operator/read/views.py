@@ -1,0 +1,452 @@
+"""What the status API and the dashboard show: one read model, two renderings.
+
+The JSON API (``api/status.py``) and the server-rendered dashboard (``dashboard/``) both call
+``Reader``, so a page and its API answer can never disagree. Everything is read from the
+operator's own state (ledger, run history, inbox, scheduler counters) plus a short-lived cached
+read of the backends (``remote_states``), because a dashboard refresh must not spend the
+Composio request budget. Run rows live in ``runviews`` (re-exported here).
+
+Times are ISO 8601 with their offset: in the job's own timezone for schedules and slots, in UTC
+for events the operator recorded (run start/finish, deliveries).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from pydantic import Field
+
+from planner_operator.core import scheduling
+from planner_operator.core.records import OwnedEntry
+from planner_operator.core.settings import Settings
+from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
+from planner_operator.read.remote_states import RemoteStates, State, Status
+from planner_operator.read.runviews import ReadModel as _Model
+from planner_operator.read.runviews import (
+    RunDetail,
+    RunPage,
+    RunStatus,
+    RunSummary,
+    detail,
+    summary,
+)
+from planner_operator.runtime.scheduler import Counters, read_counters
+from planner_operator.state import inbox
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.runs import Run, RunStore
+
+__all__ = [
+    "AgentView",
+    "JobView",
+    "LastEvent",
+    "NextRun",
+    "Reader",
+    "ReconcileView",
+    "RunDetail",
+    "RunPage",
+    "RunStatus",
+    "RunSummary",
+    "State",
+    "TriggerView",
+    "detail",
+    "summary",
+]
+
+MAX_PAGE = 500
+
+
+class NextRun(_Model):
+    at: str = Field(description="Fire time in the job's timezone, with offset.")
+    utc: str
+    dst_note: str | None = Field(description="Set when DST moved or dropped this slot.")
+
+
+class JobView(_Model):
+    key: str
+    agent: str
+    name: str
+    description: str | None
+    schedule: str
+    schedule_text: str = Field(description="The schedule in words.")
+    timezone: str
+    state: State
+    detail: str = Field(description="Why the state is what it is (empty when active).")
+    next_runs: list[NextRun] = Field(description="Next 5 fire times (none when paused).")
+    last_run: RunSummary | None
+    fires: int
+    missed: int
+    overlap_skipped: int
+    action: str = Field(description="chat | workflow")
+    action_summary: str = Field(description="Template or workflow id.")
+    backend: str
+    remote_id: str
+    revision: str
+    file: str = Field(description="The agent file that declares it (edit this in git).")
+
+
+class LastEvent(_Model):
+    delivery_id: str
+    received_at: str
+    status: str = Field(description="Inbox status: received, done, ignored, failed, dead...")
+    outcome: str | None
+
+
+class TriggerView(_Model):
+    key: str
+    agent: str
+    name: str
+    description: str | None
+    source: str = Field(description="composio | webhook")
+    toolkit: str | None
+    event: str | None
+    state: State
+    detail: str
+    disabled_reason: str | None = Field(description="Why Composio disabled it, when it did.")
+    filter: Any = None
+    action: str
+    action_summary: str
+    backend: str
+    remote_id: str
+    revision: str
+    file: str
+    last_event: LastEvent | None
+    last_run: RunSummary | None
+
+
+class AgentView(_Model):
+    id: str
+    name: str
+    description: str | None
+    file: str
+    timezone: str | None
+    jobs: int
+    triggers: int
+    states: dict[str, int] = Field(description="Count of jobs and triggers per state.")
+
+
+class ReconcileView(_Model):
+    at: str | None
+    revision: str | None
+    counts: dict[str, int]
+    blocked: int
+    load_errors: list[str]
+    failures: list[str]
+    last_applied_revision: str | None
+    watch_last_cycle: dict[str, Any] | None
+    watch_last_error: dict[str, Any] | None
+
+
+# -- the reader -------------------------------------------------------------------------------
+
+
+class Reader:
+    """The read model over the operator's state; safe to share between request threads.
+
+    Stores are opened per call (local SQLite files, cheap to open), so a reconcile or the
+    scheduler in another process is seen at once; only the backend read is cached (see
+    ``remote_states``). ``env`` picks the backends, as ``serve`` does (default: os.environ).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backends_ttl: float = 15.0,
+        env: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.remote = RemoteStates(settings, ttl=backends_ttl, env=env, clock=clock)
+
+    # -- agents, jobs, triggers ----------------------------------------------------------------
+
+    def agents(self) -> list[AgentView]:
+        entries, meta = self._ledger()
+        states = self.remote.of(entries)
+        ids = sorted({*meta, *(_split(e.key)[0] for e in entries)})
+        out = []
+        for agent in ids:
+            mine = [e for e in entries if _split(e.key)[0] == agent]
+            info = meta.get(agent) or {}
+            counts: dict[str, int] = {}
+            for e in mine:
+                state = states[e.key].state
+                counts[state] = counts.get(state, 0) + 1
+            out.append(
+                AgentView(
+                    id=agent,
+                    name=str(info.get("name") or agent),
+                    description=info.get("description"),
+                    file=str(info.get("file") or (mine[0].source if mine else "")),
+                    timezone=info.get("timezone"),
+                    jobs=sum(1 for e in mine if e.kind == "job"),
+                    triggers=sum(1 for e in mine if e.kind == "trigger"),
+                    states=counts,
+                )
+            )
+        return out
+
+    def jobs(self, *, agent: str | None = None) -> list[JobView]:
+        return self._jobs(self._select("job", agent))
+
+    def job(self, agent: str, name: str) -> JobView:
+        return self._jobs([self._entry("job", agent, name)])[0]
+
+    def triggers(self, *, agent: str | None = None) -> list[TriggerView]:
+        return self._triggers(self._select("trigger", agent))
+
+    def trigger(self, agent: str, name: str) -> TriggerView:
+        return self._triggers([self._entry("trigger", agent, name)])[0]
+
+    def entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
+        """The applied ledger row of one job or trigger (``NotFoundError`` if none)."""
+        return self._entry(kind, agent, name)
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def runs(
+        self,
+        *,
+        agent: str | None = None,
+        job: str | None = None,
+        trigger: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> RunPage:
+        """Newest first; ``next_before`` pages to older runs (stable while new runs arrive)."""
+        for name, value in (("job", job), ("trigger", trigger)):
+            if value is not None and not agent:
+                raise InvalidRequest(
+                    f"`{name}` names a {name} within an agent: add `agent=<id>` "
+                    "(GET /api/agents lists the agents)",
+                    field=name,
+                )
+        if job is not None and trigger is not None:
+            raise InvalidRequest("filter by `job` or by `trigger`, not both", field="trigger")
+        if status is not None and status not in get_args(RunStatus):
+            raise InvalidRequest(
+                f"unknown status `{status}`: use one of {', '.join(get_args(RunStatus))}",
+                field="status",
+            )
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequest(f"`limit` is 1 to {MAX_PAGE}", field="limit")
+        key = prefix = None
+        if job is not None:
+            key = f"{agent}/jobs/{job}"
+        elif trigger is not None:
+            key = f"{agent}/triggers/{trigger}"
+        elif agent:
+            prefix = f"{agent}/"
+        with RunStore(self.settings.state_dir / "runs.db") as store:
+            found = store.list(
+                key=key, prefix=prefix, status=status, limit=limit + 1, before_id=before
+            )
+        items = [summary(r) for r in found[:limit]]
+        more = len(found) > limit
+        return RunPage(items=items, next_before=items[-1].id if more and items else None)
+
+    def run(self, run_id: int) -> RunDetail:
+        with RunStore(self.settings.state_dir / "runs.db") as store:
+            found = store.get(run_id)
+        if found is None:
+            raise NotFoundError(f"no run {run_id} (GET /api/runs lists the recent runs)")
+        return detail(found)
+
+    def reconcile(self) -> ReconcileView:
+        with Ledger(self.settings.ledger_db) as ledger:
+            last = _json(ledger.get_meta("last_reconcile")) or {}
+            revision = ledger.get_meta("last_applied_revision")
+            cycle = _json(ledger.get_meta("watch_last_cycle"))
+            error = _json(ledger.get_meta("watch_last_error"))
+        return ReconcileView(
+            at=last.get("at"),
+            revision=last.get("revision"),
+            counts={str(k): int(v) for k, v in (last.get("counts") or {}).items()},
+            blocked=int(last.get("blocked") or 0),
+            load_errors=[str(e) for e in last.get("load_errors") or []],
+            failures=[str(f) for f in last.get("failures") or []],
+            last_applied_revision=revision,
+            watch_last_cycle=cycle,
+            watch_last_error=error,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _ledger(self) -> tuple[list[OwnedEntry], dict[str, dict[str, Any]]]:
+        with Ledger(self.settings.ledger_db) as ledger:
+            entries = ledger.entries(include_retired=False)
+            meta = _json(ledger.get_meta("agents")) or {}
+        return entries, {str(k): v for k, v in meta.items() if isinstance(v, dict)}
+
+    def _select(self, kind: str, agent: str | None) -> list[OwnedEntry]:
+        entries, _ = self._ledger()
+        return [e for e in entries if e.kind == kind and (not agent or _split(e.key)[0] == agent)]
+
+    def _entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
+        key = f"{agent}/{kind}s/{name}"
+        with Ledger(self.settings.ledger_db) as ledger:
+            found = ledger.get(key)
+        if found is None or found.kind != kind:
+            raise NotFoundError(
+                f"no applied {kind} `{key}` (GET /api/{kind}s?agent={agent} lists that "
+                f"agent's {kind}s)"
+            )
+        return found
+
+    def _jobs(self, entries: list[OwnedEntry]) -> list[JobView]:
+        states = self.remote.of(entries)
+        path = self.settings.state_dir / "runs.db"
+        counters = read_counters(path) if path.exists() else {}
+        now = datetime.now(UTC)
+        with RunStore(path) as store:
+            return [
+                _job(e, states[e.key], store.last(e.key), counters.get(e.key), now) for e in entries
+            ]
+
+    def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
+        states = self.remote.of(entries)
+        box_path = self.settings.state_dir / inbox.FILE_NAME
+        box = inbox.Inbox(box_path) if box_path.exists() else None
+        try:
+            with RunStore(self.settings.state_dir / "runs.db") as store:
+                return [
+                    _trigger(e, states[e.key], store.last(e.key), _last_delivery(box, e.key))
+                    for e in entries
+                ]
+        finally:
+            if box is not None:
+                box.close()
+
+
+def _job(
+    e: OwnedEntry,
+    state: Status,
+    last: Run | None,
+    counters: Counters | None,
+    now: datetime,
+) -> JobView:
+    spec = e.spec
+    agent, _, name = _split(e.key)
+    schedule, tz = str(spec.get("schedule", "")), str(spec.get("timezone", "UTC"))
+    try:
+        words = scheduling.describe(schedule)
+    except PlannerError:
+        words = f"cron '{schedule}'"
+    upcoming: list[NextRun] = []
+    if state.state != "paused" and spec.get("enabled", True):
+        try:
+            fires = scheduling.next_fires(
+                schedule, tz, start=now, count=5, dst=spec.get("dst", "vixie")
+            )
+        except PlannerError:
+            fires = []
+        upcoming = [
+            NextRun(
+                at=f.at.isoformat(timespec="seconds"),
+                utc=f.utc.isoformat(timespec="seconds"),
+                dst_note=f.note,
+            )
+            for f in fires
+        ]
+    action, what = _action(spec)
+    return JobView(
+        key=e.key,
+        agent=agent,
+        name=name,
+        description=spec.get("description"),
+        schedule=schedule,
+        schedule_text=words,
+        timezone=tz,
+        state=state.state,
+        detail=state.detail,
+        next_runs=upcoming,
+        last_run=summary(last) if last else None,
+        fires=counters.fires if counters else 0,
+        missed=counters.missed if counters else 0,
+        overlap_skipped=counters.overlap_skipped if counters else 0,
+        action=action,
+        action_summary=what,
+        backend=e.backend,
+        remote_id=e.remote_id,
+        revision=e.revision,
+        file=e.source,
+    )
+
+
+def _trigger(
+    e: OwnedEntry,
+    state: Status,
+    last: Run | None,
+    event: inbox.Delivery | None,
+) -> TriggerView:
+    spec = e.spec
+    agent, _, name = _split(e.key)
+    action, what = _action(spec)
+    return TriggerView(
+        key=e.key,
+        agent=agent,
+        name=name,
+        description=spec.get("description"),
+        source="webhook" if "webhook" in spec else "composio",
+        toolkit=spec.get("toolkit"),
+        event=spec.get("event"),
+        state=state.state,
+        detail=state.detail,
+        disabled_reason=state.disabled_reason,
+        filter=spec.get("filter"),
+        action=action,
+        action_summary=what,
+        backend=e.backend,
+        remote_id=e.remote_id,
+        revision=e.revision,
+        file=e.source,
+        last_event=(
+            LastEvent(
+                delivery_id=event.id,
+                received_at=_iso(event.received_at),
+                status=event.status,
+                outcome=event.outcome or event.last_error,
+            )
+            if event
+            else None
+        ),
+        last_run=summary(last) if last else None,
+    )
+
+
+def _last_delivery(box: inbox.Inbox | None, key: str) -> inbox.Delivery | None:
+    found = box.list(key=key, limit=1) if box is not None else []
+    return found[0] if found else None
+
+
+def _action(spec: Mapping[str, Any]) -> tuple[str, str]:
+    action = spec.get("action") or {}
+    if "chat" in action:
+        return "chat", str(action["chat"].get("template", ""))
+    if "workflow" in action:
+        return "workflow", str(action["workflow"].get("id", ""))
+    return "", ""
+
+
+def _split(key: str) -> tuple[str, str, str]:
+    agent, _, rest = key.partition("/")
+    kind, _, name = rest.partition("/")
+    return agent, kind, name
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _json(text: str | None) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None

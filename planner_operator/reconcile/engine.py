@@ -1,0 +1,202 @@
+"""One reconcile: read desired state, read actual state, plan, and (unless dry-run) apply.
+
+This is the only module that wires the pure planner to I/O; the CLI, ``watch`` and ``serve``
+all call it, so a watch cycle and a one-shot ``reconcile`` behave identically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from planner_operator.backends.base import RemoteObject, list_all
+from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
+from planner_operator.config import desired as desired_mod
+from planner_operator.config.loader import LoadedFile
+from planner_operator.core.settings import Settings
+from planner_operator.errors import ConfigError
+from planner_operator.reconcile import plan as plan_mod
+from planner_operator.reconcile import source
+from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
+from planner_operator.server import metrics
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where to read agent files: a directory of the work tree, or a git revision."""
+
+    path: Path | None = None
+    repo: Path | None = None
+    rev: str = "HEAD"
+    subdir: str = "agents"
+
+    def read(self) -> source.Snapshot:
+        if self.repo is not None:
+            return source.read_git(self.repo, self.rev, self.subdir)
+        return source.read_worktree(self.path or Path(self.subdir))
+
+
+@dataclass(frozen=True)
+class Desired:
+    snapshot: source.Snapshot
+    files: tuple[LoadedFile, ...]
+    resources: Mapping[str, desired_mod.DesiredResource]
+
+    @property
+    def errors(self) -> tuple[ConfigError, ...]:
+        return tuple(e for f in self.files for e in f.errors)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: plan_mod.Plan
+    applied: ApplyResult | None = None
+
+
+def read_desired(spec: SourceSpec) -> Desired:
+    snapshot = spec.read()
+    files = tuple(source.load(snapshot.files))
+    return Desired(snapshot, files, desired_mod.build(files))
+
+
+def read_actual(backends: Backends) -> list[RemoteObject]:
+    return [obj for backend in backends.by_kind.values() for obj in list_all(backend)]
+
+
+def preflight(wanted: Desired, backends: Backends) -> list[ConfigError]:
+    """Backend checks before any write (e.g. trigger config against Composio's schema)."""
+    errors: list[ConfigError] = []
+    for kind, backend in backends.by_kind.items():
+        if isinstance(backend, Preflight):
+            mine = [r for r in wanted.resources.values() if r.kind == kind]
+            errors.extend(backend.preflight(mine))
+    return errors
+
+
+def make_plan(
+    wanted: Desired,
+    backends: Backends,
+    ledger: Ledger,
+    options: plan_mod.PlanOptions = plan_mod.PlanOptions(),
+) -> plan_mod.Plan:
+    """Plan; a file with preflight errors is treated exactly like one that failed to load."""
+    errors = [*wanted.errors, *preflight(wanted, backends)]
+    failed = {e.file for e in errors}
+    resources = {k: r for k, r in wanted.resources.items() if r.source not in failed}
+    names = {kind: backend.info.name for kind, backend in backends.by_kind.items()}
+    return plan_mod.plan(
+        resources,
+        read_actual(backends),
+        ledger.entries(),
+        errors,
+        options=options,
+        revision=wanted.snapshot.revision,
+        # only intents recorded on the backends read here: the planner matches them by key
+        intents=[i for i in ledger.intents() if names.get(i.kind) == i.backend],
+    )
+
+
+BackendFactory = Callable[[Settings], Backends]
+
+
+@contextlib.contextmanager
+def session(
+    settings: Settings, backends_factory: BackendFactory | None = None
+) -> Iterator[tuple[Backends, Ledger]]:
+    backends = (backends_factory or open_backends)(settings)
+    try:
+        with Ledger(settings.ledger_db) as ledger:
+            yield backends, ledger
+    finally:
+        backends.close()
+
+
+@metrics.counted_reconcile
+def reconcile(
+    spec: SourceSpec,
+    settings: Settings,
+    *,
+    options: plan_mod.PlanOptions = plan_mod.PlanOptions(),
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    retry: RetryPolicy = RetryPolicy(),
+    backends_factory: BackendFactory | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Outcome:
+    """Plan, and apply unless ``dry_run``; the apply holds the lock from read to last write."""
+    wanted = read_desired(spec)
+    with session(settings, backends_factory) as (backends, ledger):
+        if dry_run:
+            return Outcome(make_plan(wanted, backends, ledger, options))
+        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout):
+            plan = make_plan(wanted, backends, ledger, options)
+            applier = Applier(
+                backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
+            )
+            result = applier.apply(plan, progress, stop=stop)
+            result = finish(backends, result)
+            record_outcome(ledger, plan, result)
+            record_agents(ledger, wanted)
+            return Outcome(plan, result)
+
+
+def finish(backends: Backends, result: ApplyResult) -> ApplyResult:
+    """Run each backend's once-per-apply step (e.g. sync and verify); problems fail the apply."""
+    problems = []
+    for backend in backends.by_kind.values():
+        if isinstance(backend, Finisher):
+            problems.extend(backend.finish())
+    if not problems:
+        return result
+    return ApplyResult(result.items, tuple(problems))
+
+
+def plan_revision_id(plan: plan_mod.Plan) -> str:
+    return plan.revision.id if plan.revision is not None else ""
+
+
+def record_outcome(ledger: Ledger, plan: plan_mod.Plan, result: ApplyResult | None) -> None:
+    """Remember the last reconcile for ``status`` (revision, counts, errors)."""
+    counts = {op.value: n for op, n in plan.counts().items()}
+    failures = [f"{i.change.key}: {i.error}" for i in result.failed] if result else []
+    failures += list(result.problems) if result else []  # e.g. an Inngest sync that failed
+    summary = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "revision": str(plan.revision) if plan.revision else None,
+        "counts": counts,
+        "blocked": len(plan.blocked),
+        "load_errors": [str(e) for e in plan.load_errors],
+        "failures": failures,
+    }
+    ledger.set_meta("last_reconcile", json.dumps(summary, sort_keys=True))
+    if not failures and not plan.load_errors and plan.revision is not None:
+        ledger.set_meta("last_applied_revision", str(plan.revision))
+
+
+def record_agents(ledger: Ledger, wanted: Desired) -> None:
+    """Remember each agent's name, description, timezone and file (ledger meta ``agents``).
+
+    Specs do not carry them (renaming an agent changes none of its jobs), yet the status API and
+    dashboard show them. A file that failed to load keeps what the last good load recorded.
+    """
+    try:
+        previous = json.loads(ledger.get_meta("agents") or "{}")
+    except ValueError:
+        previous = {}
+    failed = {f.file for f in wanted.files if not f.ok}
+    agents = {k: v for k, v in previous.items() if isinstance(v, dict) and v.get("file") in failed}
+    for f in wanted.files:
+        if f.ok and f.agent is not None:
+            agents[f.agent_id] = {
+                "name": f.agent.name,
+                "description": f.agent.description,
+                "timezone": f.agent.timezone,
+                "file": f.file,
+            }
+    ledger.set_meta("agents", json.dumps(agents, sort_keys=True))

@@ -1,0 +1,262 @@
+"""A plan for a terminal, laid out like ``terraform plan``.
+
+People who run infrastructure tools already read ``+``/``~``/``-/+``/``-`` and the closing
+``Plan: N to create...`` line without thinking, so the output borrows both. What a reviewer can
+act on comes first (files that failed to load, refused deletes, drift), then the changes, then the
+one-line summary a script can grep. Unchanged resources are counted, never listed: a no-op plan of
+thousands of resources must fit on a screen. Frozen ones are the exception, because "left alone
+since its file is broken" is news.
+
+The helpers at the bottom (``compact``, ``redact``, ``summary_line``...) are shared by the
+markdown and JSON renderers so all three agree on what a value looks like and what is hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from planner_operator.backends.base import REPLACE_FIELDS
+from planner_operator.reconcile.plan import Change, FieldChange, Op, Plan
+
+SYMBOLS: Mapping[Op, str] = {
+    Op.CREATE: "+",
+    Op.UPDATE: "~",
+    Op.REPLACE: "-/+",
+    Op.DELETE: "-",
+    Op.NOOP: "=",
+}
+NO_CHANGES = "No changes. Remote state matches the agent files."
+UNMANAGED_SHOWN = 5
+VALUE_WIDTH = 80
+
+_ANSI = {
+    "green": "32",
+    "yellow": "33",
+    "red": "31",
+    "magenta": "35",
+    "bold": "1",
+    "dim": "2",
+    "bold red": "1;31",
+}
+_OP_STYLE: Mapping[Op, str] = {
+    Op.CREATE: "green",
+    Op.UPDATE: "yellow",
+    Op.REPLACE: "magenta",
+    Op.DELETE: "red",
+    Op.NOOP: "dim",
+}
+# Control characters (C0 but newline and tab, DEL, C1) could smuggle escape sequences into a
+# terminal through a reason or an error message quoting user text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Keys whose string values are treated as credentials. Specs hold none by design (a webhook holds
+# the *name* of its secret's env var), but a plan is pasted into CI logs and PRs, so a token that
+# slipped into a trigger config must not travel with it. ``*_env`` keys hold names: shown.
+_SECRET_WORD = re.compile(
+    r"(^|[_.-])(secret|password|passwd|token|apikey|api_key|private_key|credentials?)($|[_.-])",
+    re.IGNORECASE,
+)
+REDACTED = "<redacted>"
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """The whole plan as terminal text; ANSI colour only when ``color`` is true."""
+    paint = _Painter(color)
+    blocks: list[list[str]] = []
+    if plan.revision is not None:
+        blocks.append([paint("bold", f"Plan for {clean(str(plan.revision))}")])
+    notices = (_errors(plan, paint), _refusals(plan, paint), _drift(plan), _unmanaged(plan))
+    blocks.extend(block for block in notices if block)
+    listed = [c for c in plan.changes if c.op is not Op.NOOP or c.blocked is not None]
+    if listed:
+        lines = ["Planned changes (+ create, ~ update, -/+ replace, - delete):"]
+        for change in listed:
+            lines.extend(["", *_change(change, paint)])
+        blocks.append(lines)
+    frozen = [c for c in plan.changes if is_frozen(c) and c.blocked is None]
+    if frozen:
+        lines = [paint("bold", "Frozen (left exactly as applied):")]
+        lines.extend(f"  {c.key}  ({clean(c.reason)})" for c in frozen)
+        blocks.append(lines)
+    blocks.append(_footer(plan, paint))
+    out = "\n\n".join("\n".join(block) for block in blocks) + "\n"
+    return out if color else _CONTROL.sub("?", out)
+
+
+def _errors(plan: Plan, paint: _Painter) -> list[str]:
+    if not plan.load_errors:
+        return []
+    lines = [paint("bold red", f"Load errors ({len(plan.load_errors)}):")]
+    lines.extend(f"  {clean(str(error))}" for error in plan.load_errors)
+    if plan.frozen_files:
+        files = ", ".join(plan.frozen_files)
+        lines.append(f"  Resources of {clean(files)} are frozen: not updated, not deleted.")
+    return lines
+
+
+def _refusals(plan: Plan, paint: _Painter) -> list[str]:
+    if not plan.refusals:
+        return []
+    return [paint("bold red", "Refused:"), *(f"  ! {clean(r)}" for r in plan.refusals)]
+
+
+def _drift(plan: Plan) -> list[str]:
+    if not plan.drift:
+        return []
+    lines = [f"Drift (changed outside the operator, {len(plan.drift)}):"]
+    lines.extend(f"  {d.key} ({clean(d.remote_id)}): {clean(d.what)}" for d in plan.drift)
+    return lines
+
+
+def _unmanaged(plan: Plan) -> list[str]:
+    if not plan.unmanaged:
+        return []
+    shown = ", ".join(f"{r.kind} {clean(r.remote_id)}" for r in plan.unmanaged[:UNMANAGED_SHOWN])
+    more = len(plan.unmanaged) - UNMANAGED_SHOWN
+    tail = f", and {more} more" if more > 0 else ""
+    return [
+        f"Unmanaged: {len(plan.unmanaged)} remote object(s) not in the ledger, never touched: "
+        f"{shown}{tail}"
+    ]
+
+
+def _change(change: Change, paint: _Painter) -> list[str]:
+    style = _OP_STYLE[change.op]
+    head = f"  {paint(style, SYMBOLS[change.op])} {paint('bold', change.key)}"
+    lines = [f"{head}  ({clean(change.reason)})"]
+    if change.op is Op.CREATE and change.desired is not None:
+        lines.extend(f"      {line}" for line in key_fields(change.kind, change.desired.spec))
+    forced = REPLACE_FIELDS[change.kind] if change.op is Op.REPLACE else frozenset()
+    lines.extend(_field(d, paint, forced) for d in change.diff)
+    rid = remote_id(change)
+    if change.op is Op.DELETE and rid:
+        lines.append(f"      # remote id {clean(rid)}")
+    lines.extend(f"      # {clean(note)}" for note in change.notes)
+    if change.blocked is not None:
+        lines.append("      " + paint("bold red", f"! blocked: {clean(change.blocked)}"))
+    return lines
+
+
+def _field(diff: FieldChange, paint: _Painter, forced: frozenset[str]) -> str:
+    suffix = "  # forces replacement" if diff.path.split(".", 1)[0] in forced else ""
+    if not diff.had_before:
+        body = f"{paint('green', '+')} {diff.path}: {show(diff.path, diff.after)}"
+    elif not diff.has_after:
+        body = f"{paint('red', '-')} {diff.path}: {show(diff.path, diff.before)}"
+    else:
+        before, after = show(diff.path, diff.before), show(diff.path, diff.after)
+        body = f"{paint('yellow', '~')} {diff.path}: {before} -> {after}"
+    return f"      {body}{suffix}"
+
+
+def _footer(plan: Plan, paint: _Painter) -> list[str]:
+    unchanged = sum(1 for c in plan.changes if c.op is Op.NOOP)
+    blocked = len(plan.blocked)
+    lines = [f"{unchanged} unchanged."] if unchanged else []
+    if not plan.has_changes and not blocked:
+        return [*lines, paint("bold", NO_CHANGES)]
+    lines.append(paint("bold", summary_line(plan)))
+    if blocked:
+        noun = "change" if blocked == 1 else "changes"
+        lines.append(paint("bold red", f"{blocked} {noun} blocked (not counted above)."))
+    return lines
+
+
+class _Painter:
+    """Wraps text in ANSI colour, or returns it untouched so plain output has no escapes."""
+
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, style: str, text: str) -> str:
+        if not self.color:
+            return text
+        return f"\x1b[{_ANSI[style]}m{text}\x1b[0m"
+
+
+# --- shared with the other renderers -----------------------------------------------------------
+
+
+def summary_line(plan: Plan) -> str:
+    """Terraform's closing line, counting only what an apply would actually do."""
+    counts = plan.counts()
+    return (
+        f"Plan: {counts[Op.CREATE]} to create, {counts[Op.UPDATE]} to update, "
+        f"{counts[Op.REPLACE]} to replace, {counts[Op.DELETE]} to delete."
+    )
+
+
+def is_frozen(change: Change) -> bool:
+    return change.op is Op.NOOP and any("frozen" in note for note in change.notes)
+
+
+def remote_id(change: Change) -> str | None:
+    """The object a change acts on: what the backend reported, else what the ledger recorded."""
+    if change.remote is not None:
+        return change.remote.remote_id
+    return change.owned.remote_id if change.owned is not None else None
+
+
+def action_kind(spec: Mapping[str, Any]) -> str | None:
+    action = spec.get("action")
+    if isinstance(action, Mapping):
+        return next((k for k in ("chat", "workflow") if k in action), None)
+    return None
+
+
+def key_fields(kind: str, spec: Mapping[str, Any]) -> list[str]:
+    """The few fields that say what a new resource is, without its whole spec."""
+    lines: list[str] = []
+    if kind == "job":
+        tz = f" ({spec['timezone']})" if spec.get("timezone") else ""
+        lines.append(f"schedule: {show('schedule', spec.get('schedule'))}{tz}")
+    elif isinstance(spec.get("webhook"), Mapping):
+        webhook = spec["webhook"]
+        scheme = webhook.get("scheme", "standard")
+        lines.append(f"webhook: secret from ${webhook.get('secret_env', '?')} ({scheme})")
+    else:
+        lines.append(f"event: {show('event', spec.get('event'))} ({spec.get('toolkit', '?')})")
+    action = spec.get("action")
+    kind_name = action_kind(spec)
+    if kind_name == "chat" and isinstance(action, Mapping):
+        lines.append(f"action: chat {show('template', action['chat'].get('template'), 60)}")
+    elif kind_name == "workflow" and isinstance(action, Mapping):
+        lines.append(f"action: workflow {show('id', action['workflow'].get('id'))}")
+    return lines
+
+
+def show(path: str, value: Any, width: int = VALUE_WIDTH) -> str:
+    """A value as compact JSON, redacted by its field name, cut to ``width`` characters."""
+    last = path.rsplit(".", 1)[-1]
+    if isinstance(value, str) and is_secret_key(last):
+        return json.dumps(REDACTED)
+    return compact(redact(value), width)
+
+
+def compact(value: Any, width: int = VALUE_WIDTH) -> str:
+    """One-line JSON (control characters escaped), truncated with an ellipsis."""
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON-like value with credential-looking string fields replaced."""
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(v, str) and is_secret_key(str(k)) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def is_secret_key(name: str) -> bool:
+    return not name.lower().endswith("_env") and bool(_SECRET_WORD.search(name))
+
+
+def clean(text: str) -> str:
+    """Free text (reasons, errors) with control characters neutralised."""
+    return _CONTROL.sub("?", text)

@@ -1,0 +1,129 @@
+"""Where desired state comes from: a directory in the work tree, or a git revision.
+
+Reading a revision goes straight to the commit's tree with gitpython: no checkout, so the
+operator can plan any revision (a PR head, main) without touching the user's work tree, and the
+plan records exactly which commit it describes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from planner_operator.config import loader, semantic
+from planner_operator.core.revision import Revision
+from planner_operator.errors import SourceError
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    display: str
+    data: bytes | None  # None when over the size limit (not read)
+    size: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revision: Revision
+    files: tuple[SourceFile, ...]
+    directory_exists: bool = True
+
+
+def read_worktree(directory: Path) -> Snapshot:
+    """Every agent file directly in ``directory`` (sorted), and the git state around it."""
+    if directory.is_file():
+        raise SourceError(f"{directory} is a file; --path takes the directory of agent files")
+    exists = directory.is_dir()
+    files = tuple(_read_disk(p) for p in _agent_files(directory)) if exists else ()
+    sha, dirty = _worktree_git_state(directory)
+    revision = Revision("worktree", str(directory), sha=sha, dirty=dirty)
+    return Snapshot(revision, files, directory_exists=exists)
+
+
+def read_paths(paths: Sequence[Path]) -> tuple[SourceFile, ...]:
+    """Files and directories named on a command line (``validate a.yaml agents/``)."""
+    out: list[SourceFile] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(_read_disk(p) for p in _agent_files(path))
+        elif path.exists():
+            out.append(_read_disk(path))
+        else:
+            raise SourceError(f"{path}: no such file or directory")
+    return tuple(out)
+
+
+def read_git(repo_path: Path, rev: str = "HEAD", subdir: str = "agents") -> Snapshot:
+    """Agent files in ``subdir`` of the tree of commit ``rev``, read from git objects."""
+    import git
+
+    try:
+        repo = git.Repo(repo_path, search_parent_directories=False)
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError) as exc:
+        raise SourceError(f"{repo_path} is not a git repository") from exc
+    try:
+        commit = repo.commit(rev)
+    except (git.exc.BadName, ValueError) as exc:
+        raise SourceError(
+            f"revision `{rev}` not found in {repo_path} (try a branch, tag or commit sha)"
+        ) from exc
+    revision = Revision("git", str(repo_path), sha=commit.hexsha, ref=rev)
+    try:
+        tree = commit.tree / subdir if subdir not in ("", ".") else commit.tree
+    except KeyError:
+        return Snapshot(revision, (), directory_exists=False)
+    files: list[SourceFile] = []
+    for blob in sorted(tree.blobs, key=lambda b: b.path):
+        if not blob.name.endswith(SUFFIXES):
+            continue
+        size = int(blob.size)
+        data = None if size > loader.MAX_FILE_BYTES else blob.data_stream.read()
+        files.append(SourceFile(blob.path, data, size))
+    return Snapshot(revision, tuple(files))
+
+
+def load(files: Iterable[SourceFile]) -> list[loader.LoadedFile]:
+    """Load and check every file; each one independently."""
+    loaded = [
+        loader.oversized(f.display, f.size)
+        if f.data is None
+        else loader.load_bytes(f.data, f.display)
+        for f in files
+    ]
+    return semantic.check_files(loaded)
+
+
+def _agent_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+
+
+def _read_disk(path: Path) -> SourceFile:
+    try:
+        size = path.stat().st_size
+        data = None if size > loader.MAX_FILE_BYTES else path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from exc
+    return SourceFile(str(path), data, size)
+
+
+def _worktree_git_state(directory: Path) -> tuple[str | None, bool]:
+    """HEAD sha and whether agent files differ from it; (None, False) outside a repository."""
+    import git
+
+    try:
+        repo = git.Repo(
+            directory if directory.exists() else Path.cwd(), search_parent_directories=True
+        )
+        sha = repo.head.commit.hexsha
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, ValueError):
+        return None, False
+    try:
+        root = Path(repo.working_tree_dir or ".").resolve()
+        rel = str(directory.resolve().relative_to(root)) if directory.exists() else "."
+        dirty = repo.is_dirty(untracked_files=True, path=rel)
+    except (ValueError, git.exc.GitCommandError):
+        dirty = True
+    return sha, dirty

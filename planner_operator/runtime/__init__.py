@@ -1,0 +1,1 @@
+"""What runs when something fires: scheduler, job runner, inbox worker, events, executors."""

@@ -1,0 +1,416 @@
+"""Events as the operator sees them: one model for every Composio payload version, and filters.
+
+Composio has shipped three webhook payload shapes (V1, V2, V3; a project picks one), and the
+generic webhook trigger adds arbitrary JSON. Everything downstream (routing, filters, templates,
+run history) must not care which, so :func:`normalize_composio` turns each shape into one
+:class:`Normalized` value, following the SDK's own detection (``composio`` 0.29
+``Triggers._parse_webhook_payload``): V3 is a ``composio.*`` envelope with ``metadata``; V2 has
+``type`` and ``data`` holding the trigger and connection ids; V1 has ``trigger_name`` and
+``payload``. The ``x-composio-webhook-version`` header is a hint, the shape decides.
+
+``TriggerEvent`` and ``TriggerResult`` are the seed's models of one fire and its outcome; the
+worker stores both (as JSON) with each run. The pure steps between a stored delivery and an
+executor call live here too (read it back, build its TriggerEvent, evaluate the filter, preview
+what a spec would do), so ``inbox replay --rev`` shows exactly what the worker would run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner_operator.config import desired
+from planner_operator.core import templates
+from planner_operator.errors import TemplateError
+from planner_operator.runtime.executors import actions
+from planner_operator.state.inbox import Delivery
+
+MESSAGE = "composio.trigger.message"
+TRIGGER_DISABLED = "composio.trigger.disabled"
+ACCOUNT_EXPIRED = "composio.connected_account.expired"
+LIFECYCLE = frozenset({TRIGGER_DISABLED, ACCOUNT_EXPIRED})
+WEBHOOK_TYPE = "WEBHOOK"
+
+Version = Literal["V1", "V2", "V3"]
+_V2_META = ("connection_id", "connection_nano_id", "trigger_nano_id", "trigger_id", "user_id")
+
+
+class PayloadError(ValueError):
+    """A body that is JSON but no known payload shape (answered 400)."""
+
+
+class TriggerEvent(BaseModel):
+    """One event that fired a trigger, as recorded in run history."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trigger_id: str = Field(description="The trigger's resource key, <agent>/triggers/<name>.")
+    agent_id: str
+    trigger_type: str = Field(description="Composio trigger slug, or WEBHOOK.")
+    raw_data: dict[str, Any] = Field(description="The event payload the templates see.")
+    timestamp: datetime
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Delivery id, source, Composio ids, payload version, attempt.",
+    )
+
+
+class TriggerResult(BaseModel):
+    """What one event led to: which executor ran, its data, or why nothing ran."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    success: bool
+    agent_executed: bool = False
+    workflow_executed: bool = False
+    skipped: str | None = Field(default=None, description="Why no executor ran, if none did.")
+    agent_data: dict[str, Any] | None = None
+    workflow_data: Any = None
+    error: str | None = None
+    variables: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A Composio delivery in one shape, whatever version it came in."""
+
+    version: Version
+    type: str
+    data: Mapping[str, Any]
+    trigger_id: str | None = None
+    trigger_slug: str | None = None
+    connected_account_id: str | None = None
+    user_id: str | None = None
+    log_id: str | None = None
+    timestamp: datetime | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_lifecycle(self) -> bool:
+        return self.type in LIFECYCLE
+
+    @property
+    def is_message(self) -> bool:
+        return self.type == MESSAGE
+
+
+def normalize_composio(body: Any, version_header: str | None = None) -> Normalized:
+    """Any Composio payload version as :class:`Normalized`; ``PayloadError`` if none fits."""
+    if not isinstance(body, dict):
+        raise PayloadError("a Composio payload is a JSON object")
+    hint = (version_header or "").strip().upper()
+    order: list[Version] = ["V3", "V2", "V1"]
+    if hint in order:
+        order.remove(hint)
+        order.insert(0, hint)
+    for version in order:
+        parsed = _PARSERS[version](body)
+        if parsed is not None:
+            return parsed
+    raise PayloadError("the body is not a Composio V1, V2 or V3 payload")
+
+
+def _v3(body: dict[str, Any]) -> Normalized | None:
+    kind, meta, data = body.get("type"), body.get("metadata"), body.get("data")
+    if not (isinstance(kind, str) and kind.startswith("composio.")):
+        return None
+    if not isinstance(meta, dict) or not isinstance(data, dict) or "id" not in body:
+        return None
+    trigger_id = _str(meta.get("trigger_id"))
+    account = _str(meta.get("connected_account_id"))
+    slug = _str(meta.get("trigger_slug"))
+    if kind == TRIGGER_DISABLED:
+        trigger_id = _str(data.get("id")) or trigger_id
+        slug = _str(data.get("trigger_name")) or slug
+    elif kind == ACCOUNT_EXPIRED:
+        account = _str(data.get("id")) or account
+    return Normalized(
+        version="V3",
+        type=kind,
+        data=data,
+        trigger_id=trigger_id,
+        trigger_slug=slug,
+        connected_account_id=account,
+        user_id=_str(meta.get("user_id")),
+        log_id=_str(meta.get("log_id")),
+        timestamp=_time(body.get("timestamp")),
+        extra={"event_id": _str(body.get("id"))},
+    )
+
+
+def _v2(body: dict[str, Any]) -> Normalized | None:
+    kind, data = body.get("type"), body.get("data")
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        return None
+    trigger_id = _str(data.get("trigger_nano_id")) or _str(data.get("trigger_id"))
+    if trigger_id is None and "connection_id" not in data:
+        return None
+    return Normalized(
+        version="V2",
+        type=MESSAGE,
+        data={k: v for k, v in data.items() if k not in _V2_META},
+        trigger_id=trigger_id,
+        trigger_slug=kind.upper(),
+        connected_account_id=_str(data.get("connection_nano_id"))
+        or _str(data.get("connection_id")),
+        user_id=_str(data.get("user_id")),
+        log_id=_str(body.get("log_id")),
+        timestamp=_time(body.get("timestamp")),
+        extra={"trigger_uuid": _str(data.get("trigger_id"))},
+    )
+
+
+def _v1(body: dict[str, Any]) -> Normalized | None:
+    payload = body.get("payload")
+    if "trigger_name" not in body or "trigger_id" not in body or not isinstance(payload, dict):
+        return None
+    return Normalized(
+        version="V1",
+        type=MESSAGE,
+        data=payload,
+        trigger_id=_str(body.get("trigger_id")),
+        trigger_slug=_str(body.get("trigger_name")),
+        connected_account_id=_str(body.get("connection_id")),
+        log_id=_str(body.get("log_id")),
+    )
+
+
+_PARSERS = {"V3": _v3, "V2": _v2, "V1": _v1}
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value)
+    return text or None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- stored deliveries ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    """One applied trigger: where a delivery goes."""
+
+    key: str
+    remote_id: str
+    backend: str
+    spec: Mapping[str, Any]
+
+    @property
+    def agent(self) -> str:
+        return desired.split_key(self.key)[0]
+
+    @property
+    def webhook(self) -> Mapping[str, Any] | None:
+        value = self.spec.get("webhook")
+        return value if isinstance(value, Mapping) else None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.spec.get("enabled", True))
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A stored delivery read back: the payload templates see, and Composio's envelope."""
+
+    payload: dict[str, Any]
+    composio: Normalized | None = None
+
+
+def parse(d: Delivery) -> Parsed:
+    """Re-read a delivery's stored bytes (ingress already validated them)."""
+    try:
+        body = json.loads(d.body)
+    except ValueError as exc:
+        raise PayloadError(f"body is not JSON: {exc}") from exc
+    if d.source == "composio":
+        normalized = normalize_composio(body, d.headers.get("x-composio-webhook-version"))
+        return Parsed(dict(normalized.data), normalized)
+    return Parsed(body if isinstance(body, dict) else {"body": body})
+
+
+def trigger_event(d: Delivery, route: Route, parsed: Parsed) -> TriggerEvent:
+    envelope = parsed.composio
+    kind = (envelope.trigger_slug if envelope else None) or route.spec.get("event")
+    context: dict[str, Any] = {
+        "delivery_id": d.id,
+        "source": d.source,
+        "remote_id": route.remote_id,
+        "attempt": d.attempts,
+        "received_at": datetime.fromtimestamp(d.received_at, UTC).isoformat(),
+    }
+    if envelope is not None:
+        context.update(
+            version=envelope.version,
+            composio_trigger_id=envelope.trigger_id,
+            connected_account_id=envelope.connected_account_id,
+            user_id=envelope.user_id,
+            log_id=envelope.log_id,
+        )
+    when = (envelope.timestamp if envelope else None) or datetime.fromtimestamp(d.received_at, UTC)
+    return TriggerEvent(
+        trigger_id=route.key,
+        agent_id=route.agent,
+        trigger_type=str(kind or WEBHOOK_TYPE),
+        raw_data=parsed.payload,
+        timestamp=when,
+        context={k: v for k, v in context.items() if v is not None},
+    )
+
+
+def variables(spec: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the action's placeholders resolved to (what a reader of the run wants)."""
+    action = spec.get("action") or {}
+    body = action.get("chat") or action.get("workflow") or {}
+    if "template" in body:
+        sources = [str(body["template"])]
+    else:
+        sources = [text for _, text in templates.strings_in(body.get("input") or {})]
+    values = {**body.get("variables", {}), **payload}
+    out: dict[str, Any] = {}
+    for source in sources:
+        try:
+            names = templates.parse(source).placeholders
+        except TemplateError:
+            continue
+        for name in names:
+            found, value = templates.lookup(values, name)
+            if found:
+                out[name] = value
+    return out
+
+
+def preview(d: Delivery, key: str, spec: Mapping[str, Any]) -> str:
+    """What ``spec`` (e.g. the config at another revision) would do with ``d``: no side effect."""
+    parsed = parse(d)
+    if parsed.composio is not None and not parsed.composio.is_message:
+        return f"{parsed.composio.type}: a lifecycle event; it only updates trigger status"
+    if not spec.get("enabled", True):
+        return f"{key}: disabled at that revision; the event would be ignored"
+    if not matches(spec.get("filter"), parsed.payload):
+        return f"{key}: the filter does not match this event; nothing would run"
+    prepared = actions.prepare_trigger(key, spec, parsed.payload)
+    if prepared.kind == "chat":
+        return f"{key}: would start a chat thread with {prepared.agent}:\n{prepared.message}"
+    return f"{key}: would run workflow {prepared.workflow} with input:\n" + json.dumps(
+        prepared.input or {}, indent=2, sort_keys=True, ensure_ascii=False
+    )
+
+
+# -- filters ----------------------------------------------------------------------------------
+
+
+def matches(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> bool:
+    """Whether ``payload`` passes a trigger's filter (the applied spec form of config Filter).
+
+    Field names are dotted paths (a flat key containing dots wins, as in templates); every
+    condition of a filter must hold, ``all`` needs every nested filter, ``any`` at least one.
+    A missing field fails every operator except ``exists: false``.
+    """
+    if not spec:
+        return True
+    for name, condition in spec.items():
+        if name == "all":
+            if not all(matches(sub, payload) for sub in condition or []):
+                return False
+        elif name == "any":
+            if condition is not None and not any(matches(sub, payload) for sub in condition):
+                return False
+        elif not _condition(condition, *templates.lookup(payload, name)):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class Check:
+    """One part of a filter evaluated against a payload (``explain --delivery`` prints these).
+
+    ``condition`` is the single operator (``{"contains": "invoice"}``) of a field test, or
+    ``None`` for an ``all``/``any`` group and its members, whose verdicts are in ``children``.
+    """
+
+    path: str
+    passed: bool
+    condition: Mapping[str, Any] | None = None
+    found: bool = True
+    value: Any = None
+    children: tuple[Check, ...] = ()
+
+
+def explain_filter(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> list[Check]:
+    """Every top-level part of ``spec`` with its verdict; the filter passes iff all of them do
+    (exactly :func:`matches`, which stops at the first failure and so cannot say which one)."""
+    checks: list[Check] = []
+    for name, condition in (spec or {}).items():
+        if name in ("all", "any"):
+            subs = list(condition or [])
+            members = tuple(
+                Check(
+                    f"{name}[{i}]",
+                    matches(sub, payload),
+                    children=tuple(explain_filter(sub, payload)),
+                )
+                for i, sub in enumerate(subs)
+            )
+            if name == "all":
+                passed = all(m.passed for m in members)
+            else:
+                passed = condition is None or any(m.passed for m in members)
+            checks.append(Check(name, passed, children=members))
+            continue
+        found, value = templates.lookup(payload, name)
+        checks.append(
+            Check(
+                name,
+                _condition(condition, found, value),
+                dict(condition),
+                found,
+                value if found else None,
+            )
+        )
+    return checks
+
+
+def _condition(condition: Mapping[str, Any], found: bool, value: Any) -> bool:
+    if "exists" in condition:
+        return found is bool(condition["exists"])
+    if not found:
+        return False
+    if "equals" in condition:
+        return _same(value, condition["equals"])
+    if "in" in condition:
+        return any(_same(value, option) for option in condition["in"] or [])
+    if "contains" in condition:
+        needle = str(condition["contains"]).casefold()
+        if isinstance(value, list):
+            return any(needle in _text(item).casefold() for item in value)
+        return needle in _text(value).casefold()
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: ``true`` is not ``1`` (Python says it is)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    return bool(a == b)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)

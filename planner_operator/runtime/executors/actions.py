@@ -1,0 +1,85 @@
+"""Turn an applied spec plus a fire (slot time or event payload) into one executor call.
+
+Preparing is pure (render templates, decide the call) so that ``inbox replay --rev`` and the
+plan's sample messages show exactly what a run would do; executing is the one side effect.
+Variable precedence for jobs: built-ins (date, time, ...) over the action's and agent's
+variables, so a run's date can never be shadowed by a stale constant. For triggers the event
+payload's fields come over the variables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from planner_operator.config.desired import split_key
+from planner_operator.core import templates
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.server import metrics
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One executor call, fully rendered."""
+
+    kind: Literal["chat", "workflow"]
+    agent: str
+    message: str | None = None
+    workflow: str | None = None
+    input: Mapping[str, Any] | None = None
+
+    @property
+    def rendered(self) -> str:
+        """What a person reads in run history: the message, or the workflow input as JSON."""
+        if self.kind == "chat":
+            return self.message or ""
+        return json.dumps(self.input or {}, sort_keys=True, ensure_ascii=False)
+
+
+def prepare_job(key: str, spec: Mapping[str, Any], *, slot: datetime, run_id: str) -> Prepared:
+    """Render a job's action for a fire at ``slot`` (aware, in the job's timezone)."""
+    agent, _, name = split_key(key)
+    builtins = templates.job_builtins(slot=slot, agent=agent, job=name, run_id=run_id)
+    return _prepare(agent, spec["action"], builtins, payload=None)
+
+
+def prepare_trigger(key: str, spec: Mapping[str, Any], payload: Mapping[str, Any]) -> Prepared:
+    """Render a trigger's action for one event payload."""
+    agent, _, _ = split_key(key)
+    return _prepare(agent, spec["action"], {}, payload=payload)
+
+
+def _prepare(
+    agent: str,
+    action: Mapping[str, Any],
+    builtins: Mapping[str, Any],
+    payload: Mapping[str, Any] | None,
+) -> Prepared:
+    if "chat" in action:
+        chat = action["chat"]
+        values = {**chat.get("variables", {}), **(payload or {}), **builtins}
+        return Prepared("chat", agent, message=templates.render(chat["template"], values))
+    workflow = action["workflow"]
+    configured = workflow.get("input") or {}
+    if payload is not None and not configured:
+        return Prepared("workflow", agent, workflow=workflow["id"], input=dict(payload))
+    values = {**workflow.get("variables", {}), **(payload or {}), **builtins}
+    rendered = templates.render_value(configured, values)
+    return Prepared("workflow", agent, workflow=workflow["id"], input=rendered)
+
+
+def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, Any]) -> Any:
+    """Make the call; ``context["run_key"]`` is the idempotency key. Timed for /metrics."""
+    with metrics.executor_call(prepared.kind):
+        if prepared.kind == "chat":
+            thread = executors.chat.start_thread(
+                agent=prepared.agent, message=prepared.message or "", context=context
+            )
+            sink = getattr(executors.chat, "sink", None)  # "local" when no platform is configured
+            return {"thread_id": thread, "sink": sink} if sink else {"thread_id": thread}
+        return executors.workflow.run(
+            workflow=prepared.workflow or "", input=prepared.input or {}, context=context
+        )

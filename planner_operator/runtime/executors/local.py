@@ -1,0 +1,182 @@
+"""The embedded executor: a local outbox of chat threads and workflow runs (SQLite).
+
+With no agent platform configured, "start a chat thread" means recording the thread, its
+opening message and context where ``status`` and the dashboard can show it, so a new user sees
+exactly what each job and trigger would send. Calls are idempotent by the run key. Results say
+``"sink": "local"`` (see :attr:`LocalOutbox.sink`), so run history never passes a local thread
+off as one the agent platform started.
+
+The same file is the journal of locally run workflows (``executors.workflows``): a workflow's
+result is stored under its run key, so a retried or re-delivered run returns the first result
+instead of running the workflow again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from planner_operator.state import db
+
+COMPONENT = "outbox"
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE outbox_threads (
+        thread_id TEXT PRIMARY KEY,
+        run_key TEXT UNIQUE,
+        agent TEXT NOT NULL,
+        message TEXT NOT NULL,
+        context TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE outbox_workflows (
+        id TEXT PRIMARY KEY,
+        run_key TEXT UNIQUE,
+        workflow TEXT NOT NULL,
+        input TEXT NOT NULL,
+        context TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # v2: results of workflows run in-process (the journal that makes them idempotent)
+    """
+    ALTER TABLE outbox_workflows ADD COLUMN result TEXT;
+    """,
+)
+
+
+class LocalOutbox(db.Store):
+    """Both executor Protocols over one SQLite file."""
+
+    sink = "local"  # labels results: no agent platform saw these threads
+
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path, check_same_thread=False)  # one connection, used from threads
+
+    def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
+        run_key = context.get("run_key")
+        with self._lock, db.transaction(self._conn):
+            if run_key is not None:
+                row = self._conn.execute(
+                    "SELECT thread_id FROM outbox_threads WHERE run_key = ?", (run_key,)
+                ).fetchone()
+                if row is not None:
+                    return str(row[0])
+            thread_id = f"thr_{secrets.token_hex(8)}"
+            self._conn.execute(
+                "INSERT INTO outbox_threads VALUES (?, ?, ?, ?, ?, ?)",
+                (thread_id, run_key, agent, message, _json(context), _now()),
+            )
+        return thread_id
+
+    def run(self, *, workflow: str, input: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
+        run_key = context.get("run_key")
+        with self._lock, db.transaction(self._conn):
+            if run_key is not None:
+                row = self._conn.execute(
+                    "SELECT id FROM outbox_workflows WHERE run_key = ?", (run_key,)
+                ).fetchone()
+                if row is not None:
+                    return {"workflow_run_id": str(row[0]), "status": "queued"}
+            run_id = f"wfr_{secrets.token_hex(8)}"
+            self._conn.execute(
+                "INSERT INTO outbox_workflows (id, run_key, workflow, input, context, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, run_key, workflow, _json(input), _json(context), _now()),
+            )
+        return {"workflow_run_id": run_id, "status": "queued"}
+
+    def workflow_result(self, run_key: str) -> tuple[bool, Any]:
+        """``(True, result)`` when a local workflow already ran under ``run_key``."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT result FROM outbox_workflows WHERE run_key = ? AND result IS NOT NULL",
+                (run_key,),
+            ).fetchone()
+        return (False, None) if row is None else (True, json.loads(row[0]))
+
+    def record_workflow(
+        self,
+        *,
+        workflow: str,
+        input: Mapping[str, Any],
+        context: Mapping[str, Any],
+        result: Any,
+    ) -> Any:
+        """Journal a finished local workflow run; returns the result stored first for its key."""
+        run_key = context.get("run_key")
+        with self._lock, db.transaction(self._conn):
+            self._conn.execute(
+                "INSERT OR IGNORE INTO outbox_workflows "
+                "(id, run_key, workflow, input, context, created_at, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    f"wfr_{secrets.token_hex(8)}",
+                    run_key,
+                    workflow,
+                    _json(input),
+                    _json(context),
+                    _now(),
+                    json.dumps(result, sort_keys=True, default=str),
+                ),
+            )
+            if run_key is None:
+                return result
+            row = self._conn.execute(
+                "SELECT result FROM outbox_workflows WHERE run_key = ?", (run_key,)
+            ).fetchone()
+        return result if row is None or row[0] is None else json.loads(row[0])
+
+    def threads(self, *, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        sql = "SELECT thread_id, agent, message, context, created_at FROM outbox_threads"
+        params: tuple[Any, ...] = ()
+        if agent is not None:
+            sql += " WHERE agent = ?"
+            params = (agent,)
+        with self._lock:
+            rows = self._conn.execute(
+                sql + " ORDER BY rowid DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [
+            {
+                "thread_id": r[0],
+                "agent": r[1],
+                "message": r[2],
+                "context": json.loads(r[3]),
+                "created_at": r[4],
+            }
+            for r in rows
+        ]
+
+    def workflow_runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, workflow, input, context, created_at FROM outbox_workflows "
+                "ORDER BY rowid DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            {
+                "id": r[0],
+                "workflow": r[1],
+                "input": json.loads(r[2]),
+                "context": json.loads(r[3]),
+                "created_at": r[4],
+            }
+            for r in rows
+        ]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

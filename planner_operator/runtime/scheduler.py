@@ -1,0 +1,326 @@
+"""The embedded scheduler: fires the jobs applied to the local backend, in process.
+
+One heap of next fire times and one timer: the loop sleeps until the earliest fire (or until the
+applied jobs change), never scanning every job every second, so 10,000 schedules cost nothing
+between fires. Fire times come from ``scheduling.iter_fires`` (the job's DST policy); a restart
+resumes from each job's last recorded run, so nothing is fired twice and missed slots are
+handled by the job's ``catchup`` policy (``latest``: run the most recent missed slot once).
+Overlap ``skip``: a fire while the previous run of the same job is still running is skipped and
+counted. Every fire goes through ``JobRunner`` — the same path and run history as Inngest runs.
+
+Skips are run history rows too (status ``skipped``, with the reason), so ``explain`` can say why
+a slot did not run: an overlap skip names the run still going, and a restart writes one row per
+missed slot (at most :data:`MISSED_ROWS` per job, older ones folded into one summary row so a
+long outage of a minutely job cannot flood the table); its catch-up fire has origin
+``catchup``. The counters stay as they were (``status`` and metrics read them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from planner_operator.core import canonical, scheduling
+from planner_operator.runtime.jobrun import Fire, JobRunner
+from planner_operator.state import db
+
+log = logging.getLogger("planner_operator.runtime.scheduler")
+
+MISSED_ROWS = 100  # missed-slot rows written per job per restart; older ones become one summary
+
+COMPONENT = "scheduler"
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE scheduler_counters (
+        key TEXT PRIMARY KEY,
+        fires INTEGER NOT NULL DEFAULT 0,
+        missed INTEGER NOT NULL DEFAULT 0,
+        overlap_skipped INTEGER NOT NULL DEFAULT 0,
+        last_slot TEXT
+    );
+    """,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    spec: Mapping[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return canonical.spec_hash(self.spec)
+
+
+@dataclass(order=True)
+class _Entry:
+    at: datetime
+    seq: int
+    key: str = field(compare=False)
+    digest: str = field(compare=False)
+    fire: scheduling.FireTime = field(compare=False)
+    advances: bool = field(compare=False, default=True)  # False for a one-off catch-up fire
+
+
+@dataclass
+class Counters:
+    fires: int = 0
+    missed: int = 0
+    overlap_skipped: int = 0
+
+
+class Scheduler:
+    """Deterministic core: ``due(now)`` pops what must fire; the async loop only waits."""
+
+    def __init__(
+        self,
+        runner: JobRunner,
+        load_jobs: Callable[[], list[Job]],
+        *,
+        clock: Clock | None = None,
+        jitter: float = 0.0,
+    ) -> None:
+        self.runner = runner
+        self.load_jobs = load_jobs
+        self.clock = clock or SystemClock()
+        self.jitter = jitter
+        self.jobs: dict[str, Job] = {}
+        self.heap: list[_Entry] = []
+        self.running: set[str] = set()
+        self._running_ids: dict[str, str] = {}  # key -> run id of the run in flight
+        self._catchups: set[tuple[str, datetime]] = set()  # (key, fire instant) of catch-ups
+        self._started = False  # after the first reload, a job that reappears was paused
+        self._running_lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+        self.counters: dict[str, Counters] = {}
+        self._iters: dict[str, Iterator[scheduling.FireTime]] = {}
+        self._seq = 0
+        self._conn = db.connect(runner.runs.path, check_same_thread=False)
+        db.migrate(self._conn, COMPONENT, MIGRATIONS)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Pick up applied changes: new, changed and removed jobs; unchanged keep their timers."""
+        now = self.clock.now()
+        fresh = {j.key: j for j in self.load_jobs() if j.spec.get("enabled", True)}
+        for key in set(self.jobs) - set(fresh):
+            self._iters.pop(key, None)
+        for key, job in fresh.items():
+            old = self.jobs.get(key)
+            if old is None or old.digest != job.digest:
+                self._schedule(job, now, resumed=old is None)
+        self.jobs = fresh
+        self.heap = [e for e in self.heap if e.key in fresh and e.digest == fresh[e.key].digest]
+        heapq.heapify(self.heap)
+        self._started = True
+
+    def _schedule(self, job: Job, now: datetime, *, resumed: bool) -> None:
+        """Start the job's fire iterator, resuming after its last run (catch-up on a restart)."""
+        last = self.runner.runs.last(job.key) if resumed else None
+        start = now
+        if last is not None and last.slot:
+            zone = ZoneInfo(str(job.spec.get("timezone", "UTC")))
+            slot = datetime.fromisoformat(last.slot).replace(tzinfo=zone)
+            start = min(now, slot.astimezone(UTC))
+        fires = scheduling.iter_fires(
+            str(job.spec["schedule"]),
+            str(job.spec.get("timezone", "UTC")),
+            start=start,
+            dst=job.spec.get("dst", "vixie"),
+        )
+        missed: list[scheduling.FireTime] = []
+        upcoming = next(fires, None)
+        while upcoming is not None and upcoming.utc <= now:
+            missed.append(upcoming)
+            upcoming = next(fires, None)
+        if missed:
+            run_latest = job.spec.get("catchup", "latest") == "latest"
+            skipped = missed[:-1] if run_latest else missed
+            latest = missed[-1] if run_latest else None
+            self._count(job.key, missed=len(skipped), rows=self._missed_rows(job, skipped, latest))
+            if run_latest:
+                self._catchups.add((job.key, missed[-1].utc))
+                self._push(job, missed[-1], at=now, advances=False)
+        if upcoming is not None:
+            self._iters[job.key] = fires
+            self._push(job, upcoming)
+
+    def _missed_rows(
+        self, job: Job, dropped: list[scheduling.FireTime], latest: scheduling.FireTime | None
+    ) -> list[tuple[str, str]]:
+        """(slot, reason) of each missed slot the catch-up policy drops, oldest first."""
+        why = "the operator was down" if not self._started else "the job was paused or removed"
+        policy = "none" if latest is None else f"latest ran {_wall(job, latest)}"
+        reason = f"missed while {why}; catchup: {policy}"
+        rows = [(_wall(job, f), reason) for f in dropped[-MISSED_ROWS:]]
+        folded = dropped[:-MISSED_ROWS]
+        if folded:  # parsed back by explain.py: keep "<n> slots from <first> to <last>"
+            first, last = _wall(job, folded[0]), _wall(job, folded[-1])
+            summary = (
+                f"missed while {why}: {len(folded)} slots from {first} to {last} "
+                f"(not listed one by one); catchup: {policy}"
+            )
+            rows.insert(0, (last, summary))
+        return rows
+
+    def _push(
+        self,
+        job: Job,
+        fire: scheduling.FireTime,
+        at: datetime | None = None,
+        *,
+        advances: bool = True,
+    ) -> None:
+        when = at or fire.utc
+        if self.jitter:
+            when += timedelta(seconds=random.uniform(0, self.jitter))
+        self._seq += 1
+        heapq.heappush(self.heap, _Entry(when, self._seq, job.key, job.digest, fire, advances))
+
+    # -- firing ------------------------------------------------------------------------------
+
+    def next_at(self) -> datetime | None:
+        return self.heap[0].at if self.heap else None
+
+    def due(self, now: datetime) -> list[tuple[Job, scheduling.FireTime]]:
+        """Pop every fire due at ``now`` and schedule each job's following fire."""
+        out: list[tuple[Job, scheduling.FireTime]] = []
+        while self.heap and self.heap[0].at <= now:
+            entry = heapq.heappop(self.heap)
+            job = self.jobs.get(entry.key)
+            if job is None or job.digest != entry.digest:
+                continue
+            out.append((job, entry.fire))
+            if entry.advances:  # a catch-up fire has no successor of its own
+                following = next(self._iters.get(job.key, iter(())), None)
+                if following is not None:
+                    self._push(job, following)
+        return out
+
+    def fire(self, job: Job, fire: scheduling.FireTime) -> Any:
+        """Run one fire synchronously (overlap policy applied by the caller's ``running``)."""
+        run_id = f"sched-{uuid.uuid4().hex[:12]}"
+        with self._running_lock:
+            busy = job.key in self.running
+            previous = self._running_ids.get(job.key, "?")
+            if not busy or job.spec.get("overlap", "skip") != "skip":
+                self.running.add(job.key)
+                self._running_ids[job.key] = run_id
+        if busy and job.spec.get("overlap", "skip") == "skip":
+            reason = f"overlap: previous run {previous} still running"
+            self._count(job.key, overlap_skipped=1, rows=[(_wall(job, fire), reason)])
+            log.info("%s: fire for %s skipped, previous run still running", job.key, fire.slot)
+            return None
+        catchup = (job.key, fire.utc) in self._catchups
+        self._catchups.discard((job.key, fire.utc))
+        try:
+            self._count(job.key, fires=1, slot=fire.slot.isoformat(timespec="minutes"))
+            return self.runner.run(
+                job.key,
+                job.spec,
+                Fire.of(job.spec, fire.utc),
+                run_id=run_id,
+                origin="catchup" if catchup else "scheduler",
+            )
+        except Exception:
+            log.exception("%s: run failed", job.key)
+            return None
+        finally:
+            with self._running_lock:
+                self.running.discard(job.key)
+                if self._running_ids.get(job.key) == run_id:
+                    del self._running_ids[job.key]
+
+    def _count(
+        self,
+        key: str,
+        *,
+        fires: int = 0,
+        missed: int = 0,
+        overlap_skipped: int = 0,
+        slot: str | None = None,
+        rows: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Update the counters, and write skipped-slot run rows in the same transaction.
+
+        The rows go straight into ``runs`` (the file this connection shares with ``RunStore``)
+        so a restart writes a job's missed slots in one transaction, not two per row.
+        """
+        at = self.clock.now().astimezone(UTC).isoformat(timespec="milliseconds")
+        with self._counter_lock, db.transaction(self._conn):
+            self._conn.executemany(
+                "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, reason, "
+                "started_at, finished_at) VALUES (?, 'job', ?, 0, 'scheduler', ?, 'skipped', ?, "
+                "?, ?)",
+                [(key, f"skip-{uuid.uuid4().hex[:12]}", s, why, at, at) for s, why in rows],
+            )
+            counters = self.counters.setdefault(key, Counters())
+            counters.fires += fires
+            counters.missed += missed
+            counters.overlap_skipped += overlap_skipped
+            self._conn.execute(
+                "INSERT INTO scheduler_counters (key, fires, missed, overlap_skipped, last_slot) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "fires = fires + excluded.fires, missed = missed + excluded.missed, "
+                "overlap_skipped = overlap_skipped + excluded.overlap_skipped, "
+                "last_slot = COALESCE(excluded.last_slot, last_slot)",
+                (key, fires, missed, overlap_skipped, slot),
+            )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run_forever(self, *, changed: Callable[[], bool], poll: float = 1.0) -> None:
+        """Sleep until the next fire or a change of the applied jobs; fire in worker threads."""
+        self.reload()
+        tasks: set[asyncio.Task[Any]] = set()
+        while True:
+            if changed():
+                self.reload()
+            now = self.clock.now()
+            for job, fire in self.due(now):
+                task = asyncio.create_task(asyncio.to_thread(self.fire, job, fire))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            next_at = self.next_at()
+            wait = poll if next_at is None else min(poll, (next_at - now).total_seconds())
+            await asyncio.sleep(max(wait, 0.0))
+
+
+def _wall(job: Job, fire: scheduling.FireTime) -> str:
+    """The slot as run history stores it (``Fire.wall``: wall-clock minutes in the job's zone)."""
+    return Fire.of(job.spec, fire.utc).wall
+
+
+def read_counters(path: Any) -> dict[str, Counters]:
+    """Counters per job, for ``status`` (a separate process from the scheduler)."""
+    conn = db.connect(path)
+    try:
+        db.migrate(conn, COMPONENT, MIGRATIONS)
+        rows = conn.execute(
+            "SELECT key, fires, missed, overlap_skipped FROM scheduler_counters"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {r[0]: Counters(int(r[1]), int(r[2]), int(r[3])) for r in rows}

@@ -1,0 +1,436 @@
+"""The inbox worker: route each stored delivery to its trigger and run the trigger's action.
+
+Runs inside ``serve`` (woken by every inbox commit) and as ``planner-operator worker`` (polling).
+A delivery is leased (``Inbox.claim``), routed through the ledger (a Composio trigger instance
+id, or the ``<agent>/triggers/<name>`` key of a generic webhook) to the applied trigger spec,
+filtered, rendered and executed; run history gets a TriggerEvent and a TriggerResult for it.
+
+Exactly once, end to end: the inbox dedupes deliveries; the delivery id is the idempotency key
+of the executor call (a retried call returns the first thread or workflow result); and a run
+that already succeeded is never executed again, even when a crash lost the inbox update after
+it. Failures are typed: ``RetryableError`` (and anything unexpected) retries with capped
+exponential backoff and jitter, honouring Retry-After; ``PermanentError`` and template errors
+dead-letter at once; after ``max_attempts`` a delivery is dead (``inbox replay`` re-runs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
+from planner_operator.runtime import events
+from planner_operator.runtime.executors import actions
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.server import metrics
+from planner_operator.state.inbox import Delivery, Inbox
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.runs import RunStore
+
+log = logging.getLogger("planner_operator.worker")
+_JITTER = random.Random()  # own generator: never disturbs (or depends on) the global one
+ABANDONED = "abandoned: the worker stopped mid-run (lease expired); retried"
+
+
+# -- routing ----------------------------------------------------------------------------------
+
+
+TEST_EVENT = "test"  # event_type of deliveries stored by POST /api/triggers/{agent}/{trigger}/test
+
+
+class Routes:
+    """The applied triggers (ledger rows of kind ``trigger``), reloaded when stale.
+
+    Another process (a reconcile) changes the ledger, so the snapshot is re-read at most every
+    ``max_age`` seconds, and at once on a miss. Retired rows (an old instance a replace has not
+    deleted yet) still route their in-flight events, to their own applied spec.
+    """
+
+    def __init__(self, ledger_path: Path, *, max_age: float = 2.0) -> None:
+        self.ledger_path = Path(ledger_path)
+        self.max_age = max_age
+        self._by_id: dict[str, events.Route] = {}
+        self._by_key: dict[str, events.Route] = {}
+        self._loaded = float("-inf")
+        self._lock = threading.Lock()
+
+    def reload(self) -> None:
+        with Ledger(self.ledger_path) as ledger:
+            entries = [e for e in ledger.entries() if e.kind == "trigger"]
+        by_id: dict[str, events.Route] = {}
+        by_key: dict[str, events.Route] = {}
+        for e in entries:  # active rows come before retired ones for the same key
+            route = events.Route(e.key, e.remote_id, e.backend, dict(e.spec))
+            by_id.setdefault(e.remote_id, route)
+            by_key.setdefault(e.key, route)
+        self._by_id, self._by_key, self._loaded = by_id, by_key, time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self._loaded
+
+    def refresh(self, max_age: float | None = None) -> None:
+        limit = self.max_age if max_age is None else max_age
+        if self.age() > limit:
+            with self._lock:
+                if self.age() > limit:
+                    self.reload()
+
+    def by_remote_id(self, remote_id: str) -> events.Route | None:
+        return self._by_id.get(remote_id)
+
+    def by_key(self, key: str) -> events.Route | None:
+        return self._by_key.get(key)
+
+    def all(self) -> list[events.Route]:
+        return list(self._by_key.values())
+
+
+# -- policy -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: ``min(cap, base * 2^(n-1))``, minus up to
+    ``jitter`` of it at random, so retries of a burst spread out instead of arriving together."""
+
+    base: float = 2.0
+    cap: float = 300.0
+    jitter: float = 0.5
+
+    def delay(
+        self,
+        attempt: int,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = _JITTER.random,
+    ) -> float:
+        raw = min(self.cap, self.base * 2.0 ** min(max(0, attempt - 1), 60))
+        delay = raw * (1.0 - self.jitter * rand())
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.cap))
+        return delay
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 4
+    lease: float = 60.0  # renewed every lease/3 while a run is in flight
+    max_attempts: int = 8
+    poll: float = 1.0
+    unrouted_attempts: int = 3  # an event may beat its ledger row by a moment
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
+        def num(name: str, default: float, kind: type[float] | type[int]) -> Any:
+            raw = env.get(name) or str(default)
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SourceError(f"{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise SourceError(f"{name} must be positive")
+            return value
+
+        return cls(
+            concurrency=num("PLANNER_WORKER_CONCURRENCY", 4, int),
+            lease=num("PLANNER_INBOX_LEASE", 60.0, float),
+            max_attempts=num("PLANNER_WORKER_MAX_ATTEMPTS", 8, int),
+            poll=num("PLANNER_WORKER_POLL", 1.0, float),
+        )
+
+
+Status = Literal["done", "ignored", "failed", "dead"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    note: str
+    error: str | None = None
+    retry_in: float | None = None
+    key: str | None = None
+
+
+def origin_of(d: Delivery) -> str:
+    """Run history's origin: ``test`` for the API's trigger tests, ``webhook`` for the rest."""
+    return "test" if d.event_type == TEST_EVENT else "webhook"
+
+
+# -- the worker -------------------------------------------------------------------------------
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        inbox: Inbox,
+        routes: Routes,
+        runs: RunStore,
+        executors: Executors,
+        config: WorkerConfig | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.routes = routes
+        self.runs = runs
+        self.executors = executors
+        self.config = config or WorkerConfig()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake: asyncio.Event | None = None
+        self._in_flight: dict[str, asyncio.Future[Outcome]] = {}
+
+    # -- one delivery (synchronous; runs in a worker thread) -----------------------------------
+
+    def process(self, d: Delivery) -> Outcome:
+        """Handle one leased delivery and settle it in the inbox; never raises."""
+        try:
+            outcome = self.handle(d)
+        except Exception as exc:  # a bug must not kill the worker; the lease brings it back
+            log.exception("delivery %s: unexpected error", d.id)
+            outcome = self._retry(d, f"{type(exc).__name__}: {exc}", None, "error")
+        metrics.inbox_processed(outcome.status)
+        retry_at = time.time() + outcome.retry_in if outcome.retry_in is not None else None
+        try:
+            kept = self.inbox.settle(
+                d.id,
+                self.owner,
+                status=outcome.status,
+                outcome=outcome.note,
+                error=outcome.error,
+                retry_at=retry_at,
+            )
+        except Exception:
+            log.exception("delivery %s: could not record its outcome; it will run again", d.id)
+            return outcome
+        log.info(
+            "delivery %s trigger=%s outcome=%s attempt=%d%s",
+            d.id,
+            outcome.key or d.trigger_key or d.remote_id or "-",
+            outcome.status,
+            d.attempts,
+            "" if kept else " (lease lost: another worker owns it now)",
+        )
+        return outcome
+
+    def handle(self, d: Delivery) -> Outcome:
+        try:
+            parsed = events.parse(d)
+        except events.PayloadError as exc:
+            return Outcome("dead", "the stored payload no longer parses", error=str(exc))
+        envelope = parsed.composio
+        if envelope is not None and envelope.is_lifecycle:
+            return self._lifecycle(d, envelope)
+        if envelope is not None and not envelope.is_message:
+            return Outcome("ignored", f"event type {envelope.type} is not handled")
+        route = self._route(d, envelope)
+        if route is None:
+            what = f"trigger id {envelope.trigger_id}" if envelope else f"key {d.trigger_key}"
+            if d.attempts < self.config.unrouted_attempts:
+                return self._retry(d, f"no applied trigger for {what} (yet)", None, "unrouted")
+            return Outcome("ignored", f"ignored: no trigger applied by this operator has {what}")
+        return self._run(d, route, parsed)
+
+    def _route(self, d: Delivery, envelope: events.Normalized | None) -> events.Route | None:
+        def find() -> events.Route | None:
+            if envelope is not None:
+                return self.routes.by_remote_id(envelope.trigger_id or "")
+            return self.routes.by_key(d.trigger_key or "")
+
+        self.routes.refresh()
+        route = find()
+        if route is None:
+            self.routes.refresh(max_age=0.5)
+            route = find()
+        return route
+
+    def _run(self, d: Delivery, route: events.Route, parsed: events.Parsed) -> Outcome:
+        key, run_id, payload = route.key, d.run_key, parsed.payload
+        prior = self.runs.succeeded(key, run_id)
+        if prior is not None:  # the executor ran; only the inbox update was lost
+            return Outcome("done", f"already ran (run {prior.id})", key=key)
+        event = events.trigger_event(d, route, parsed).model_dump(mode="json")
+        variables = events.variables(route.spec, payload)
+        skip = None if route.enabled else "ignored (disabled)"
+        if skip is None and not events.matches(route.spec.get("filter"), payload):
+            skip = "filter did not match"
+        prepared: actions.Prepared | None = None
+        if skip is None:
+            try:
+                prepared = actions.prepare_trigger(key, route.spec, payload)
+            except TemplateError as exc:
+                failed = events.TriggerResult(success=False, error=str(exc), variables=variables)
+                self._record(d, key, event, failed, status="failed")
+                return Outcome("dead", "dead: the template cannot render", error=str(exc), key=key)
+        if prepared is None:
+            result = events.TriggerResult(success=True, skipped=skip, variables=variables)
+            self._record(d, key, event, result, status="skipped", reason=skip)
+            return Outcome("ignored", str(skip), key=key)
+        self.runs.abandon(key, run_id, before_attempt=d.attempts, reason=ABANDONED)
+        row = self.runs.start(
+            key=key,
+            kind="trigger",
+            run_id=run_id,
+            attempt=d.attempts,
+            origin=origin_of(d),
+            action=prepared.kind,
+            rendered=prepared.rendered,
+        )
+        self.runs.attach(row, event=event)
+        context = {
+            "run_key": run_id,
+            "delivery_id": d.id,
+            "key": key,
+            "source": d.source,
+            "trigger_id": route.remote_id,
+            "attempt": d.attempts,
+        }
+        try:
+            output = actions.execute(prepared, self.executors, context=context)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.runs.finish(row, status="failed", error=str(exc))
+            failed = events.TriggerResult(success=False, error=error, variables=variables)
+            self.runs.attach(row, trigger_result=failed.model_dump(mode="json"))
+            if isinstance(exc, PermanentError | TemplateError):
+                return Outcome("dead", "dead: permanent error", error=error, key=key)
+            retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
+            return self._retry(d, error, retry_after, "executor", key)
+        self.runs.finish(row, status="succeeded", result=output)
+        chat = prepared.kind == "chat"
+        done = events.TriggerResult(
+            success=True,
+            agent_executed=chat,
+            workflow_executed=not chat,
+            agent_data={**output, "message": prepared.message} if chat else None,
+            workflow_data=None if chat else {"workflow": prepared.workflow, "result": output},
+            variables=variables,
+        )
+        self.runs.attach(row, trigger_result=done.model_dump(mode="json"))
+        if parsed.composio is not None:
+            refs = [f"trigger:{route.remote_id}"]
+            if parsed.composio.connected_account_id:
+                refs.append(f"account:{parsed.composio.connected_account_id}")
+            self.inbox.clear_trigger_status(refs, older_than=d.received_at)
+        return Outcome("done", f"ran {prepared.kind} (run {row})", key=key)
+
+    def _record(
+        self,
+        d: Delivery,
+        key: str,
+        event: dict[str, Any],
+        result: events.TriggerResult,
+        *,
+        status: Literal["skipped", "failed"],
+        reason: str | None = None,
+    ) -> None:
+        """A run row for an event that ran nothing (skipped, or a template that can't render)."""
+        row = self.runs.start(
+            key=key, kind="trigger", run_id=d.run_key, attempt=d.attempts, origin=origin_of(d)
+        )
+        self.runs.finish(row, status=status, reason=reason, error=result.error)
+        self.runs.attach(row, event=event, trigger_result=result.model_dump(mode="json"))
+
+    def _retry(
+        self, d: Delivery, error: str, retry_after: float | None, why: str, key: str | None = None
+    ) -> Outcome:
+        if d.attempts >= self.config.max_attempts:
+            return Outcome(
+                "dead", f"dead after {d.attempts} attempts ({why})", error=error, key=key
+            )
+        delay = self.config.backoff.delay(d.attempts, retry_after)
+        return Outcome("failed", f"retry in {delay:.1f}s ({why})", error, delay, key)
+
+    def _lifecycle(self, d: Delivery, n: events.Normalized) -> Outcome:
+        at = n.timestamp.timestamp() if n.timestamp else d.received_at
+        if n.type == events.TRIGGER_DISABLED and n.trigger_id:
+            ref, state = f"trigger:{n.trigger_id}", "disabled"
+            reason = str(n.data.get("disabled_reason") or "disabled by Composio")
+        elif n.type == events.ACCOUNT_EXPIRED and n.connected_account_id:
+            ref, state = f"account:{n.connected_account_id}", "expired"
+            reason = f"connected account {n.connected_account_id} expired: reconnect it"
+        else:
+            return Outcome("ignored", f"{n.type} without the id it is about")
+        self.inbox.set_trigger_status(ref, state, reason, delivery_id=d.id, at=at)
+        log.warning("lifecycle: %s %s (%s)", ref, state, reason)
+        return Outcome("done", f"lifecycle: {ref} {state}")
+
+    def drain(self) -> int:
+        """Process everything due now, then return how many were handled (CLI, tests)."""
+        handled = 0
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker") as pool:
+            while batch := self.inbox.claim(self.owner, self.config.concurrency, self.config.lease):
+                list(pool.map(self.process, batch))
+                handled += len(batch)
+        return handled
+
+    # -- the loop (asyncio) --------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New work arrived; ignored while every slot is busy (a finishing run wakes us)."""
+        if self._wake is not None and len(self._in_flight) < self.config.concurrency:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and run deliveries until cancelled; executor runs use their own threads."""
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        db_pool = ThreadPoolExecutor(1, thread_name_prefix="worker-db")
+        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker-exec")
+        in_flight = self._in_flight
+        next_beat = next_prune = 0.0
+        try:
+            while True:
+                free = self.config.concurrency - len(in_flight)
+                claimed: list[Delivery] = []
+                try:
+                    if free > 0:
+                        claimed = await loop.run_in_executor(
+                            db_pool, self.inbox.claim, self.owner, free, self.config.lease
+                        )
+                    now = time.monotonic()
+                    if in_flight and now >= next_beat:
+                        ids = list(in_flight)
+                        beat = functools.partial(self.inbox.heartbeat, ids, self.owner)
+                        await loop.run_in_executor(db_pool, beat, self.config.lease)
+                        next_beat = now + self.config.lease / 3
+                    if now >= next_prune:
+                        pruned = await loop.run_in_executor(db_pool, self.inbox.prune)
+                        if pruned:
+                            log.info("inbox: pruned %d deliveries older than 7 days", pruned)
+                        next_prune = now + 3600
+                except Exception:  # a busy or broken database: keep serving, try again
+                    log.exception("worker: inbox unavailable")
+                for d in claimed:
+                    future = loop.run_in_executor(pool, self.process, d)
+                    in_flight[d.id] = future
+                    future.add_done_callback(functools.partial(self._finished, d.id))
+                if claimed and len(in_flight) < self.config.concurrency:
+                    continue
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll)
+        finally:
+            pool.shutdown(wait=False)
+            db_pool.shutdown(wait=False)
+
+    def _finished(self, delivery_id: str, _: asyncio.Future[Outcome]) -> None:
+        self._in_flight.pop(delivery_id, None)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Give in-flight runs up to ``timeout`` seconds to finish (shutdown)."""
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=timeout)

@@ -1,0 +1,46 @@
+"""``slack-digest``: compose a digest of an agent's recent events from run history.
+
+The engineering agent's weekday digest summarises what its triggers saw (new issues, incident
+mentions, deploy hooks) since the last digest. This local version reads the operator's own run
+history (``<state_dir>/runs.db``) for the agent over the last ``hours`` (default 24) and returns
+the text it would post to ``channel``. It posts nothing: the result says ``posted: false`` and
+names the channel, so the embedded default shows the digest without a Slack connection.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from planner_operator.state.runs import RunStore
+
+
+def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    agent = str(context.get("key", "")).split("/", 1)[0] or str(input.get("agent", ""))
+    hours = float(input.get("hours") or 24)
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    path = Path(str(context.get("state_dir") or ".planner")) / "runs.db"
+    events: list[tuple[str, str]] = []
+    if path.exists() and agent:
+        with RunStore(path) as runs:
+            for r in runs.list(prefix=f"{agent}/triggers/", limit=500):
+                if datetime.fromisoformat(r.started_at) >= since and r.status == "succeeded":
+                    events.append((r.key.rsplit("/", 1)[-1], r.rendered or ""))
+    counts = Counter(name for name, _ in events)
+    day = input.get("day") or datetime.now(UTC).date().isoformat()
+    lines = [f"Digest for {agent or 'the agent'} ({day}), last {hours:g} h:"]
+    if not events:
+        lines.append("- nothing happened")
+    for name, count in sorted(counts.items()):
+        latest = next(text for n, text in events if n == name)
+        lines.append(f"- {name}: {count} event(s); latest: {latest[:140]}")
+    return {
+        "channel": input.get("channel"),
+        "text": "\n".join(lines),
+        "events": len(events),
+        "posted": False,
+        "note": "local: composed from run history, not posted (no Slack connection here)",
+    }

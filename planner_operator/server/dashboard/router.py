@@ -1,0 +1,281 @@
+"""The dashboard's routes: server-rendered pages over the same read model as the JSON API.
+
+Pages read through ``runtime.reader`` and act through ``runtime.operations``, exactly what the
+API calls, so what a person sees is what a script gets. Every page is plain HTML with one local
+stylesheet: the operator often runs on machines without internet access, so nothing comes from
+a CDN and there is no front-end build. Autoescaping is on for every template, because rendered
+messages and event payloads come from outside and end up on these pages.
+
+Who may press a button is decided by the auth middleware (``api/auth.py``), not here; pages only
+ask whether the visitor is logged in, to offer a button or a login link.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, get_args
+from urllib.parse import urlencode
+
+import jinja2
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
+from planner_operator.read.views import RunStatus
+from planner_operator.server import auth
+from planner_operator.server.dashboard import display
+
+BASE = "/planner"
+_PACKAGE = resources.files("planner_operator.server.dashboard")
+_CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
+_CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
+STATUSES: tuple[str, ...] = get_args(RunStatus)
+FLASH = {  # fixed texts only: a query parameter never puts words on the page
+    "run": "Run started. This page refreshes itself until the run has finished.",
+    "test": "Test event sent. This page refreshes itself until the run has finished.",
+}
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("planner_operator.server.dashboard", "templates"),
+    autoescape=jinja2.select_autoescape(["html"], default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(display.FILTERS)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    status_code: int = 200,
+    refresh: int | None = None,
+) -> HTMLResponse:
+    """One template with what every page needs (login state, the time, where we are)."""
+    now = datetime.now(UTC)
+    page = _env.get_template(template).render(
+        base=BASE,
+        css_version=_CSS_VERSION,
+        now=now,
+        now_text=display.utc(now.isoformat()),
+        request_path=request.url.path,
+        authenticated=_authenticated(request),
+        refresh=refresh,
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _authenticated(request: Request) -> bool:
+    """Logged in; an app without the auth middleware (a bare test app) guards nothing."""
+    if getattr(request.app.state, "auth", None) is None:
+        return True
+    return auth.is_authenticated(request)
+
+
+def _runtime(request: Request) -> Any:
+    return request.app.state.runtime
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(
+        request, "error.html", {"title": "Not found", "message": message}, status_code=404
+    )
+
+
+def router() -> APIRouter:
+    """The dashboard routes for ``create_app`` (``app.include_router(dashboard.router())``)."""
+    routes = APIRouter(include_in_schema=False)
+
+    @routes.get("/")
+    def home() -> RedirectResponse:
+        return RedirectResponse(f"{BASE}/", status_code=307)
+
+    @routes.get(BASE)
+    def planner_bare() -> RedirectResponse:
+        return RedirectResponse(f"{BASE}/", status_code=307)
+
+    @routes.get(f"{BASE}/static/planner.css")
+    def stylesheet() -> Response:
+        return Response(
+            _CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"}
+        )
+
+    @routes.get(f"{BASE}/")
+    def planner(request: Request) -> HTMLResponse:
+        reader = _runtime(request).reader
+        jobs, triggers = reader.jobs(), reader.triggers()
+        return render(
+            request,
+            "planner.html",
+            {
+                "tab": "planner",
+                "agent": None,
+                "agent_names": {a.id: a.name for a in reader.agents()},
+                "jobs": jobs,
+                "triggers": triggers,
+                "reconcile": reader.reconcile(),
+            },
+            refresh=_refresh_if_running([*jobs, *triggers]),
+        )
+
+    @routes.get(f"{BASE}/agents/{{agent}}")
+    def agent_page(request: Request, agent: str) -> HTMLResponse:
+        reader = _runtime(request).reader
+        found = next((a for a in reader.agents() if a.id == agent), None)
+        if found is None:
+            return not_found(request, f"There is no agent `{agent}` in the applied configuration.")
+        jobs, triggers = reader.jobs(agent=agent), reader.triggers(agent=agent)
+        return render(
+            request,
+            "agent.html",
+            {
+                "tab": "planner",
+                "agent": found,
+                "agent_names": {found.id: found.name},
+                "jobs": jobs,
+                "triggers": triggers,
+            },
+            refresh=_refresh_if_running([*jobs, *triggers]),
+        )
+
+    @routes.get(f"{BASE}/runs")
+    def runs_page(
+        request: Request,
+        agent: str = "",
+        status: str = "",
+        job: str = "",
+        trigger: str = "",
+        before: str = "",
+    ) -> HTMLResponse:
+        reader = _runtime(request).reader
+        filters = {
+            "agent": agent,
+            "status": status if status in STATUSES else "",
+            "job": job,
+            "trigger": trigger,
+        }
+        cursor = int(before) if before.isdigit() else None
+        try:
+            page = reader.runs(
+                agent=filters["agent"] or None,
+                job=filters["job"] or None,
+                trigger=filters["trigger"] or None,
+                status=filters["status"] or None,
+                limit=50,
+                before=cursor,
+            )
+        except InvalidRequest as exc:
+            return _failed(request, exc, "Cannot list these runs", back=f"{BASE}/runs")
+
+        def query(**changes: Any) -> str:
+            values = {**filters, "before": cursor, **changes}
+            return urlencode({k: v for k, v in values.items() if v})
+
+        running = cursor is None and any(r.status == "running" for r in page.items)
+        return render(
+            request,
+            "runs.html",
+            {
+                "tab": "runs",
+                "page": page,
+                "filters": filters,
+                "before": cursor,
+                "statuses": STATUSES,
+                "agents": reader.agents(),
+                "query": query,
+            },
+            refresh=5 if running else None,
+        )
+
+    @routes.get(f"{BASE}/runs/{{run_id}}")
+    def run_page(request: Request, run_id: str, flash: str = "") -> HTMLResponse:
+        if not run_id.isdigit():
+            return not_found(request, f"`{run_id}` is not a run number.")
+        try:
+            run = _runtime(request).reader.run(int(run_id))
+        except NotFoundError:
+            return not_found(request, f"There is no run #{run_id} in the run history.")
+        return render(
+            request,
+            "run.html",
+            {"tab": "runs", "run": run, "flash": FLASH.get(flash)},
+            refresh=2 if run.status == "running" else None,
+        )
+
+    @routes.post(f"{BASE}/jobs/{{agent}}/{{name}}/run")
+    async def run_now(request: Request, agent: str, name: str) -> Response:
+        try:
+            run = await _runtime(request).operations.run_job(agent, name)
+        except PlannerError as exc:
+            return _failed(request, exc, f"Could not run {agent}/{name}")
+        return RedirectResponse(f"{BASE}/runs/{run.id}?flash=run", status_code=303)
+
+    @routes.post(f"{BASE}/triggers/{{agent}}/{{name}}/test")
+    async def test_trigger(request: Request, agent: str, name: str) -> Response:
+        try:
+            run = await _runtime(request).operations.test_trigger(agent, name)
+        except PlannerError as exc:
+            return _failed(request, exc, f"Could not send a test event to {agent}/{name}")
+        return RedirectResponse(f"{BASE}/runs/{run.id}?flash=test", status_code=303)
+
+    @routes.get(auth.LOGIN_PATH)
+    def login_form(request: Request, next: str = "") -> HTMLResponse:
+        return _login_page(request, next)
+
+    @routes.post(auth.LOGIN_PATH)
+    def login(request: Request, token: str = Form(""), next: str = Form("")) -> Response:
+        failure = _login_page(request, next, error="That token is not valid.", status_code=401)
+        return auth.login_response(request, token, auth.safe_redirect(next), failure=failure)
+
+    @routes.post(auth.LOGOUT_PATH)
+    def logout(request: Request) -> Response:
+        return auth.logout_response(request, f"{BASE}/")
+
+    @routes.get(f"{BASE}/{{rest:path}}")
+    def unknown(request: Request, rest: str) -> HTMLResponse:
+        return not_found(request, f"The dashboard has no page at {request.url.path}.")
+
+    return routes
+
+
+def _login_page(
+    request: Request, next_path: str, *, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
+    where = auth.token_location(request) if getattr(request.app.state, "auth", None) else None
+    return render(
+        request,
+        "login.html",
+        {"tab": "login", "next": auth.safe_redirect(next_path), "error": error, "where": where},
+        status_code=status_code,
+    )
+
+
+def _failed(
+    request: Request, exc: PlannerError, title: str, *, back: str = f"{BASE}/"
+) -> HTMLResponse:
+    """A request that could not be served as asked: say why on a page, with the way back."""
+    status = (
+        404 if isinstance(exc, NotFoundError) else 422 if isinstance(exc, InvalidRequest) else 409
+    )
+    return render(
+        request,
+        "error.html",
+        {
+            "title": title,
+            "message": str(exc),
+            "back": back,
+            "back_text": "Back to the Planner" if back == f"{BASE}/" else "Back",
+        },
+        status_code=status,
+    )
+
+
+def _refresh_if_running(items: list[Any]) -> int | None:
+    """Refresh while a last run is still going, so its outcome appears without a reload."""
+    running = any(i.last_run is not None and i.last_run.status == "running" for i in items)
+    return 5 if running else None

@@ -1,0 +1,279 @@
+"""Prometheus metrics for ``GET /metrics``: what this process did, and what the state files say.
+
+The operator is several processes sharing SQLite files (``serve``/``run``, a CLI
+``reconcile``, ``planner-operator worker``), so metrics come from two places:
+
+* Things that happen in *this* process (reconciles by its watcher, webhook requests, inbox
+  attempts, executor calls) are counted here as they happen, in :data:`PROCESS`, one
+  module-level registry; the instrumented modules call the small functions below.
+* Things other processes write (inbox depth and age, run history, scheduler counters, the last
+  reconcile recorded in the ledger) are read from the files at scrape time by
+  ``metrics_state.StateCollector``, so a reconcile made by the CLI or a run made by Inngest
+  shows too.
+
+Each app gets its own registry (:func:`registry_for`): its ``StateCollector`` plus a proxy of
+:data:`PROCESS`. Nothing goes into prometheus_client's global ``REGISTRY``: tests build many apps
+in one process, and the global registry refuses a second collector with the same names.
+
+Label values are bounded: enums (op, kind, outcome, reason, status) and the configured agent,
+job and trigger names. Never delivery ids, run ids, URLs or headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from planner_operator.core.settings import Settings
+from planner_operator.read.metrics_state import StateCollector
+from planner_operator.reconcile.plan import Op, Plan
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from planner_operator.reconcile.apply import ApplyResult
+
+# -- in-process metrics ----------------------------------------------------------------------
+
+PROCESS = CollectorRegistry()
+ProcessCollector(registry=PROCESS)
+PlatformCollector(registry=PROCESS)
+GCCollector(registry=PROCESS)
+
+RECONCILE_RUNS = Counter(
+    "planner_reconcile_runs",
+    "Reconcile applies made by this process (the watcher of `run`), by result: success; "
+    "incomplete (load errors or blocked changes: the rest was applied); failed (a change or the "
+    "backend sync failed); error (stopped before the end: lock timeout, unreadable source, "
+    "backend down). Alert on failed/error; CLI reconciles show in planner_last_reconcile_*.",
+    ["result"],
+    registry=PROCESS,
+)
+RECONCILE_CHANGES = Counter(
+    "planner_reconcile_changes",
+    "Planned changes handled by this process's reconciles, by op (create, update, replace, "
+    "delete, noop), resource kind (job, trigger) and result (applied, failed, blocked by a "
+    "safety rule, skipped at shutdown, unchanged for noop): how much churn each apply makes.",
+    ["op", "kind", "result"],
+    registry=PROCESS,
+)
+RECONCILE_LOAD_ERRORS = Counter(
+    "planner_reconcile_load_errors",
+    "Config errors (a file that did not load or failed a backend preflight) met by this "
+    "process's reconciles; that file's jobs and triggers were left as they were.",
+    registry=PROCESS,
+)
+RECONCILE_DURATION = Histogram(
+    "planner_reconcile_duration_seconds",
+    "Wall time of this process's reconcile applies, read to last write (sync included).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+    registry=PROCESS,
+)
+WEBHOOK_DELIVERIES = Counter(
+    "planner_webhook_deliveries",
+    "Webhook requests answered by this process, by source (composio, webhook), outcome "
+    "(accepted, duplicate, rejected) and, for rejections, reason (bad_signature, stale, "
+    "too_large, unsupported_media, unknown_trigger, bad_request, not_configured, "
+    "overloaded, other): is anyone sending us garbage or being refused?",
+    ["source", "outcome", "reason"],
+    registry=PROCESS,
+)
+INBOX_PROCESSED = Counter(
+    "planner_inbox_processed",
+    "Delivery attempts settled by this process's inbox worker, by outcome: done, ignored "
+    "(nothing to run: filter, disabled, unknown trigger), failed (retried later), dead (gave "
+    "up; `inbox replay` re-runs it).",
+    ["outcome"],
+    registry=PROCESS,
+)
+EXECUTOR_DURATION = Histogram(
+    "planner_executor_duration_seconds",
+    "Latency of executor calls made by this process (start a chat thread, run a workflow), "
+    "for jobs and triggers alike, by action (chat, workflow) and outcome (success, error).",
+    ["action", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+    registry=PROCESS,
+)
+
+# series that exist from the start, so rate() and absence alerts work before the first event
+for _result in ("success", "incomplete", "failed", "error"):
+    RECONCILE_RUNS.labels(_result)
+for _source in ("composio", "webhook"):
+    for _outcome in ("accepted", "duplicate"):
+        WEBHOOK_DELIVERIES.labels(_source, _outcome, "none")
+for _status in ("done", "ignored", "failed", "dead"):
+    INBOX_PROCESSED.labels(_status)
+for _action in ("chat", "workflow"):
+    for _outcome in ("success", "error"):
+        EXECUTOR_DURATION.labels(_action, _outcome)
+
+
+class Reconciled(Protocol):
+    """What ``reconcile.reconcile`` returns (``reconcile.Outcome``), as far as metrics care."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def applied(self) -> ApplyResult | None: ...
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R", bound=Reconciled)
+
+
+def counted_reconcile(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate ``reconcile``: count applies (never dry runs) with their changes and duration."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        started = time.perf_counter()
+        try:
+            outcome = fn(*args, **kwargs)
+        except Exception:
+            if not kwargs.get("dry_run"):
+                RECONCILE_RUNS.labels("error").inc()
+                RECONCILE_DURATION.observe(time.perf_counter() - started)
+            raise
+        if outcome.applied is not None:
+            record_reconcile(outcome.plan, outcome.applied, time.perf_counter() - started)
+        return outcome
+
+    return wrapper
+
+
+def record_reconcile(plan: Plan, result: ApplyResult, seconds: float) -> None:
+    done = {id(item.change): item.ok for item in result.items}
+    for change in plan.changes:
+        op = "noop" if change.op is Op.NOOP else change.op.value
+        if change.blocked is not None:
+            outcome = "blocked"
+        elif change.op is Op.NOOP:
+            outcome = "unchanged"
+        elif id(change) in done:
+            outcome = "applied" if done[id(change)] else "failed"
+        else:
+            outcome = "skipped"  # the apply stopped (shutdown) before this change
+        RECONCILE_CHANGES.labels(op, change.kind, outcome).inc()
+    if result.failed or result.problems:
+        RECONCILE_RUNS.labels("failed").inc()
+    elif plan.load_errors or plan.blocked:
+        RECONCILE_RUNS.labels("incomplete").inc()
+    else:
+        RECONCILE_RUNS.labels("success").inc()
+    if plan.load_errors:
+        RECONCILE_LOAD_ERRORS.inc(len(plan.load_errors))
+    RECONCILE_DURATION.observe(seconds)
+
+
+def webhook_stored(source: str, new: bool) -> None:
+    WEBHOOK_DELIVERIES.labels(source, "accepted" if new else "duplicate", "none").inc()
+
+
+def webhook_rejected(source: str, reason: str) -> None:
+    """``reason``: one of :func:`rejection_reason`'s classes (a bounded set)."""
+    WEBHOOK_DELIVERIES.labels(source, "rejected", reason).inc()
+
+
+def rejection_reason(status: int, message: str) -> str:
+    """A bounded reason class for a refused webhook request (from its status and message)."""
+    if status == 401:  # a timestamp out of the window is a replay or a skewed clock, not a key
+        return "stale" if "timestamp" in message else "bad_signature"
+    if status == 503:  # our trouble: a secret went missing, or the inbox could not commit
+        return "not_configured" if "secret" in message else "overloaded"
+    reasons = {
+        400: "bad_request",
+        404: "unknown_trigger",
+        413: "too_large",
+        415: "unsupported_media",
+        429: "overloaded",
+    }
+    return reasons.get(status, "other")
+
+
+def inbox_processed(status: str) -> None:
+    INBOX_PROCESSED.labels(status).inc()
+
+
+@contextlib.contextmanager
+def executor_call(action: str) -> Iterator[None]:
+    """Time one executor call; an exception counts as ``error`` and passes through."""
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        yield
+        outcome = "success"
+    finally:
+        EXECUTOR_DURATION.labels(action, outcome).observe(time.perf_counter() - started)
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+class _Proxy:
+    """Puts :data:`PROCESS` into an app's registry without registering it twice anywhere."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+def registry_for(settings: Settings) -> CollectorRegistry:
+    """One app's registry: this process's metrics plus the state of ``settings.state_dir``."""
+    registry = CollectorRegistry()
+    registry.register(_Proxy(PROCESS))
+    registry.register(StateCollector(settings))
+    return registry
+
+
+def router(settings: Settings) -> APIRouter:
+    """``GET /metrics`` as its own router, so auth can be added where it is included.
+
+    fastapi is imported here, not at the top: this module is on the CLI's import path
+    (``reconcile``), which never needs it. For the same reason the endpoint's annotations are
+    builtins only (FastAPI resolves them in this module's globals) and ``response_model=None``.
+    """
+    from fastapi import APIRouter, Header, Response
+    from prometheus_client.exposition import (
+        CONTENT_TYPE_PLAIN_0_0_4,
+        choose_encoder,
+        generate_latest,
+    )
+
+    registry = registry_for(settings)
+    api = APIRouter(tags=["metrics"])
+    text = {"schema": {"type": "string"}}
+
+    @api.get(
+        "/metrics",
+        response_class=Response,
+        response_model=None,
+        responses={
+            200: {
+                "description": "Prometheus text format (OpenMetrics when the Accept header asks).",
+                "content": {"text/plain": text, "application/openmetrics-text": text},
+            }
+        },
+    )
+    def metrics(accept: str | None = Header(default=None)) -> Response:
+        """Operator metrics for Prometheus: reconciles, webhooks, inbox, executors, jobs, and
+        the state other processes wrote (inbox depth and age, runs, last reconcile)."""
+        # a plain def: reading the state files runs in the threadpool, off the event loop
+        try:
+            encode, content_type = choose_encoder(accept or "")
+        except (TypeError, ValueError):  # e.g. `version=abc`: compared as a tuple, raises
+            encode, content_type = generate_latest, CONTENT_TYPE_PLAIN_0_0_4
+        return Response(encode(registry), media_type=content_type)
+
+    return api

@@ -1,0 +1,1 @@
+"""The storage layer: everything the operator keeps (ledger, intents, lock, inbox, runs)."""

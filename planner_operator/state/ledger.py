@@ -1,0 +1,408 @@
+"""The ledger: which remote objects the operator created, so it only ever deletes its own.
+
+Like Flux's garbage collection and kubectl's ApplySets, ownership is recorded by us, never
+inferred from names on the remote side. Apply writes one row per successful remote write, each in
+its own transaction, so a crash mid-apply leaves a ledger that matches what actually happened and
+the next plan converges without duplicates (the Terraform ``errored.tfstate`` lesson).
+
+A key has at most one *active* row (a partial unique index enforces it). A replace (a trigger
+whose config changed) goes create-new → :meth:`Ledger.swap` → delete-old → :meth:`Ledger.forget`;
+between the two steps the old object stays as a *retired* row, so a crash there leaves it owned
+and the next plan deletes it instead of leaking it.
+
+A create is announced first (:meth:`Ledger.write_intent`, its own transaction) and the intent is
+cleared with the row that records its result, so an object whose create was cut off before the
+ledger heard of it is still known to be ours (see :class:`~planner_operator.core.records.Intent`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from planner_operator.backends.base import Kind
+from planner_operator.core import canonical
+from planner_operator.core.records import Intent, OwnedEntry
+from planner_operator.errors import StateError
+from planner_operator.state import db
+from planner_operator.state.intents import IntentStore
+from planner_operator.state.intents import utc_iso as _iso
+
+COMPONENT = "ledger"
+
+# Append only: released entries never change (db.migrate explains why).
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE resources (
+        backend TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        revision TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        applied_at TEXT NOT NULL,
+        protect INTEGER NOT NULL DEFAULT 0,
+        retired INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (backend, remote_id)
+    );
+    CREATE UNIQUE INDEX resources_active_key ON resources (key) WHERE retired = 0;
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+    # v2: one row per applied change to a key, written in the same transaction as the resources
+    # row, so `explain` can tell which schedule (and paused state) applied at any past moment.
+    # Seeded with every active row as a 'baseline': the spec in effect since its applied_at.
+    """
+    CREATE TABLE history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        op TEXT NOT NULL
+            CHECK (op IN ('baseline', 'create', 'update', 'delete', 'adopt', 'forget')),
+        backend TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        enabled INTEGER,
+        schedule TEXT,
+        timezone TEXT,
+        revision TEXT NOT NULL DEFAULT '',
+        spec_json TEXT NOT NULL
+    );
+    CREATE INDEX history_by_key ON history (key, id);
+    INSERT INTO history (at, key, kind, op, backend, remote_id, spec_hash, revision, spec_json)
+        SELECT applied_at, key, kind, 'baseline', backend, remote_id, spec_hash, revision,
+            spec_json
+        FROM resources WHERE retired = 0 ORDER BY applied_at, key;
+    """,
+    # v3: write-ahead intents, one per backend and key: a create about to be made (module doc).
+    """
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        backend TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        revision TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (backend, key)
+    );
+    """,
+)
+
+HistoryOp = Literal["baseline", "create", "update", "delete", "adopt", "forget"]
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One applied change to a key. ``delete`` ends the key's life (its object was deleted);
+    ``forget`` drops a retired object after a replace and changes nothing the key does;
+    ``baseline`` is the spec that was already in effect when history began (a migrated ledger).
+    """
+
+    id: int
+    at: datetime
+    key: str
+    kind: str
+    op: HistoryOp
+    backend: str
+    remote_id: str
+    spec_hash: str
+    enabled: bool
+    schedule: str | None
+    timezone: str | None
+    revision: str
+    spec: Mapping[str, Any]
+
+
+_COLUMNS = (
+    "backend, remote_id, key, kind, spec_hash, spec_json, revision, source, applied_at, "
+    "protect, retired"
+)
+
+_HISTORY_COLUMNS = (
+    "id, at, key, kind, op, backend, remote_id, spec_hash, enabled, schedule, timezone, "
+    "revision, spec_json"
+)
+
+_UPSERT = f"""
+    INSERT INTO resources ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+    ON CONFLICT (backend, remote_id) DO UPDATE SET
+        key = excluded.key, kind = excluded.kind, spec_hash = excluded.spec_hash,
+        spec_json = excluded.spec_json, revision = excluded.revision, source = excluded.source,
+        applied_at = excluded.applied_at, protect = excluded.protect, retired = 0
+"""
+
+
+class Ledger(IntentStore):
+    """The ownership ledger in a SQLite file (usually shared with the apply lock).
+
+    Every write method is one transaction; reads see only committed state. The caller chooses
+    the path (``.planner/state.db`` by default at the CLI), so tests and several workspaces never
+    share a ledger by accident.
+    """
+
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def entries(self, *, include_retired: bool = True) -> list[OwnedEntry]:
+        """Every owned object, ordered by key (active before retired), for the planner."""
+        where = "" if include_retired else "WHERE retired = 0"
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM resources {where} ORDER BY key, retired, backend, remote_id"
+        )
+        return [_entry(row) for row in rows]
+
+    def get(self, key: str) -> OwnedEntry | None:
+        """The active owner of ``key``; retired rows are ignored (see the module docstring)."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM resources WHERE key = ? AND retired = 0", (key,)
+        )
+        return _entry(rows[0]) if rows else None
+
+    def get_meta(self, name: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else None
+
+    def history(self, key: str) -> list[HistoryRow]:
+        """Every recorded change to ``key``, oldest first (``explain`` replays them)."""
+        rows = self._query(
+            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE key = ? ORDER BY id", (key,)
+        )
+        return [_history_row(row) for row in rows]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def record(self, entry: OwnedEntry, *, intent: Intent | None = None) -> None:
+        """Make ``entry`` the active owner of its key, after a create or update succeeded.
+
+        A different active row for the same key is *replaced* (deleted), not retired: use
+        :meth:`swap` when the old remote object still exists and must be deleted later.
+        ``intent``, the one announced for this create, is cleared in the same transaction.
+        """
+        _require_active(entry)
+        with db.transaction(self._conn):
+            self._clear(intent)
+            before = self._active(entry.key)
+            self._drop_other_active(entry)
+            self._upsert(entry)
+            if before != (entry.backend, entry.remote_id, entry.spec_hash):  # else: no change
+                self._log(entry, "create" if before is None else "update")
+
+    def swap(self, key: str, new: OwnedEntry, *, intent: Intent | None = None) -> None:
+        """Make ``new`` the active owner of ``key`` and retire the previous active row.
+
+        Used by a replace right after the new object was created: the old object remains owned
+        (retired) until its delete succeeds and :meth:`forget` removes it. ``intent`` as in
+        :meth:`record`.
+        """
+        if new.key != key:
+            raise ValueError(f"swap({key!r}) got an entry for {new.key!r}")
+        _require_active(new)
+        with db.transaction(self._conn):
+            self._clear(intent)
+            self._conn.execute(
+                "UPDATE resources SET retired = 1 WHERE key = ? AND retired = 0 "
+                "AND NOT (backend = ? AND remote_id = ?)",
+                (key, new.backend, new.remote_id),
+            )
+            self._upsert(new)
+            self._log(new, "update")
+
+    def owner_of(self, *, backend: str, remote_id: str) -> str | None:
+        """The key whose active row holds this remote object, if any."""
+        row = self._conn.execute(
+            "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND retired = 0",
+            (backend, remote_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def forget(self, *, backend: str, remote_id: str) -> None:
+        """Drop one row, active or retired, after its remote object was deleted (idempotent)."""
+        with db.transaction(self._conn):
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM resources WHERE backend = ? AND remote_id = ?",
+                (backend, remote_id),
+            ).fetchall()
+            self._conn.execute(
+                "DELETE FROM resources WHERE backend = ? AND remote_id = ?", (backend, remote_id)
+            )
+            for row in rows:
+                gone = _entry(row)
+                self._log(gone, "forget" if gone.retired else "delete", at=db.utcnow_iso())
+
+    def adopt(self, entry: OwnedEntry) -> None:
+        """Take ownership of an existing remote object, refusing to steal one already owned.
+
+        Unlike :meth:`record`, which follows a write the operator just made, adoption is a human
+        claim about an object found remotely; claiming a key (or object) that the ledger already
+        ties to something else would orphan that other object, so it is an error.
+        """
+        _require_active(entry)
+        with db.transaction(self._conn):
+            current = self._conn.execute(
+                "SELECT backend, remote_id FROM resources WHERE key = ? AND retired = 0",
+                (entry.key,),
+            ).fetchone()
+            if current is not None and tuple(current) != (entry.backend, entry.remote_id):
+                raise StateError(
+                    f"cannot adopt {entry.remote_id} ({entry.backend}) for {entry.key}: the key is "
+                    f"already owned by {current[1]} ({current[0]}); delete or forget that one first"
+                )
+            other = self._conn.execute(
+                "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND key <> ?",
+                (entry.backend, entry.remote_id, entry.key),
+            ).fetchone()
+            if other is not None:
+                raise StateError(
+                    f"cannot adopt {entry.remote_id} ({entry.backend}) for {entry.key}: it is "
+                    f"already owned as {other[0]}"
+                )
+            before = self._active(entry.key)
+            self._upsert(entry)
+            if before != (entry.backend, entry.remote_id, entry.spec_hash):
+                self._log(entry, "adopt")
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Store a small operator fact (last applied revision, last summary, last error)."""
+        with db.transaction(self._conn):
+            self._conn.execute(
+                "INSERT INTO meta (name, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (name, value, db.utcnow_iso()),
+            )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self._conn.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StateError(f"ledger {self.path}: {exc}") from exc
+
+    def _active(self, key: str) -> tuple[str, str, str] | None:
+        row = self._conn.execute(
+            "SELECT backend, remote_id, spec_hash FROM resources WHERE key = ? AND retired = 0",
+            (key,),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def _log(self, entry: OwnedEntry, op: HistoryOp, *, at: str | None = None) -> None:
+        """Append a history row; callers are inside the transaction that changed ``resources``."""
+        spec = dict(entry.spec)
+        schedule = spec.get("schedule")
+        self._conn.execute(
+            f"INSERT INTO history ({_HISTORY_COLUMNS.removeprefix('id, ')}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                at or _iso(entry.applied_at),
+                entry.key,
+                entry.kind,
+                op,
+                entry.backend,
+                entry.remote_id,
+                entry.spec_hash,
+                int(bool(spec.get("enabled", True))),
+                None if schedule is None else str(schedule),
+                str(spec.get("timezone", "UTC")) if schedule is not None else None,
+                entry.revision,
+                canonical.canonical_json(spec),
+            ),
+        )
+
+    def _drop_other_active(self, entry: OwnedEntry) -> None:
+        self._conn.execute(
+            "DELETE FROM resources WHERE key = ? AND retired = 0 "
+            "AND NOT (backend = ? AND remote_id = ?)",
+            (entry.key, entry.backend, entry.remote_id),
+        )
+
+    def _upsert(self, entry: OwnedEntry) -> None:
+        self._conn.execute(
+            _UPSERT,
+            (
+                entry.backend,
+                entry.remote_id,
+                entry.key,
+                entry.kind,
+                entry.spec_hash,
+                canonical.canonical_json(dict(entry.spec)),
+                entry.revision,
+                entry.source,
+                _iso(entry.applied_at),
+                int(entry.protect),
+            ),
+        )
+
+
+def _require_active(entry: OwnedEntry) -> None:
+    if entry.retired:
+        raise ValueError(
+            f"{entry.key}: only active entries are written directly; swap() retires old ones"
+        )
+
+
+def _entry(row: tuple[Any, ...]) -> OwnedEntry:
+    (
+        backend,
+        remote_id,
+        key,
+        kind,
+        hash_,
+        spec_json,
+        revision,
+        source,
+        applied,
+        protect,
+        retired,
+    ) = row
+    kind_: Kind = "job" if kind == "job" else "trigger"
+    return OwnedEntry(
+        key=key,
+        kind=kind_,
+        backend=backend,
+        remote_id=remote_id,
+        spec_hash=hash_,
+        spec=json.loads(spec_json),
+        revision=revision,
+        source=source,
+        applied_at=datetime.fromisoformat(applied),
+        protect=bool(protect),
+        retired=bool(retired),
+    )
+
+
+def _history_row(row: tuple[Any, ...]) -> HistoryRow:
+    """Baseline rows (seeded by the migration in SQL) leave the derived columns to the spec."""
+    id_, at, key, kind, op, backend, remote_id, hash_, enabled, schedule, tz, revision, spec = row
+    data = json.loads(spec)
+    if schedule is None and "schedule" in data:
+        schedule, tz = str(data["schedule"]), str(data.get("timezone", "UTC"))
+    return HistoryRow(
+        id=int(id_),
+        at=datetime.fromisoformat(at),
+        key=key,
+        kind=kind,
+        op=op,
+        backend=backend,
+        remote_id=remote_id,
+        spec_hash=hash_,
+        enabled=bool(data.get("enabled", True)) if enabled is None else bool(enabled),
+        schedule=schedule,
+        timezone=tz,
+        revision=revision,
+        spec=data,
+    )

@@ -1,0 +1,243 @@
+"""One applier at a time: a named lock row in the state database (Terraform's state locking).
+
+Two applies interleaving their creates and ledger writes could both create the same object or
+delete each other's work. The lock lives in the same SQLite file as the ledger, so whoever can
+write the ledger sees the lock, and taking it is a single ``BEGIN IMMEDIATE`` check-and-insert
+(no race between "is it free?" and "take it").
+
+A crashed applier cannot release its row, so a lock counts as stale, and is taken over, when its
+holder is on this host and its pid is gone, or when it is older than ``stale_after`` (a holder on
+another host cannot be probed). The error for a held lock names holder, pid, host and start time,
+because the person reading it must decide whether that process is really still running.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from planner_operator.errors import LockError
+from planner_operator.state import db
+
+COMPONENT = "lock"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE locks (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        token TEXT NOT NULL
+    );
+    """,
+)
+
+DEFAULT_STALE_AFTER = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds (or held) a lock, as shown to a human deciding whether to clear it."""
+
+    name: str
+    holder: str
+    pid: int
+    host: str
+    started_at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"{self.holder} (pid {self.pid} on {self.host}, since "
+            f"{self.started_at.isoformat(timespec='seconds')})"
+        )
+
+
+def default_holder() -> str:
+    """``user@host``: enough for a colleague to know whom to ask."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers) and no USER variable
+        user = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0 probes without signalling)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return True  # unknown: assume alive, never steal a lock on a guess
+    return True
+
+
+class ApplyLock:
+    """The apply lock; use as ``with ApplyLock(path, timeout=30): ...``.
+
+    ``timeout`` is how long :meth:`__enter__` waits; :meth:`acquire` takes its own. After a
+    takeover, ``took_over`` holds the stale holder so the caller can say so. Leaving the ``with``
+    block releases *and closes*, so one object serves one ``with``.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        name: str = "apply",
+        holder: str | None = None,
+        timeout: float = 0.0,
+        stale_after: timedelta = DEFAULT_STALE_AFTER,
+    ) -> None:
+        self.path = Path(path)
+        self.name = name
+        self.holder = holder or default_holder()
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self.took_over: LockHolder | None = None
+        self._host = socket.gethostname()
+        self._token: str | None = None
+        # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
+        # so the connection may cross threads; ``_guard`` keeps its use serial.
+        self._guard = threading.RLock()
+        self._conn = db.connect(self.path, check_same_thread=False)
+        try:
+            db.migrate(self._conn, COMPONENT, MIGRATIONS)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @property
+    def held(self) -> bool:
+        return self._token is not None
+
+    def acquire(self, timeout: float, poll: float = 0.2) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; ``LockError`` names the holder.
+
+        Re-acquiring a lock this object already holds is a no-op.
+        """
+        if self._token is not None:
+            return
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            current = self._try_take()
+            if current is None:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockError(self._held_message(current))
+            time.sleep(min(max(poll, 0.001), remaining))
+
+    def release(self) -> None:
+        """Remove this object's own row (never someone else's, e.g. after a takeover)."""
+        with self._guard:
+            if self._token is None:
+                return
+            with db.transaction(self._conn):
+                self._conn.execute(
+                    "DELETE FROM locks WHERE name = ? AND token = ?", (self.name, self._token)
+                )
+            self._token = None
+
+    def current(self) -> LockHolder | None:
+        """Who holds the lock now, if anyone (for ``status`` and ``unlock``)."""
+        with self._guard:
+            row = self._conn.execute(
+                "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
+                (self.name,),
+            ).fetchone()
+        return None if row is None else _holder(row)
+
+    def clear(self) -> LockHolder | None:
+        """Remove the lock whoever holds it (``planner-operator unlock``); returns who held it.
+
+        Only for a human who has checked that the holder is gone: clearing a live holder's lock
+        lets two applies run at once.
+        """
+        with self._guard, db.transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
+                (self.name,),
+            ).fetchone()
+            self._conn.execute("DELETE FROM locks WHERE name = ?", (self.name,))
+        return None if row is None else _holder(row)
+
+    def close(self) -> None:
+        """Release (if held) and close the connection."""
+        try:
+            self.release()
+        finally:
+            with self._guard:
+                self._conn.close()
+
+    def __enter__(self) -> Self:
+        self.acquire(self.timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _try_take(self) -> LockHolder | None:
+        """One atomic attempt: None when taken, else the live holder in the way."""
+        token = secrets.token_hex(16)
+        with self._guard, db.transaction(self._conn):
+            row = self._conn.execute(
+                "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
+                (self.name,),
+            ).fetchone()
+            current = None if row is None else _holder(row)
+            if current is not None and not self._is_stale(current):
+                return current
+            self._conn.execute("DELETE FROM locks WHERE name = ?", (self.name,))
+            self._conn.execute(
+                "INSERT INTO locks (name, holder, pid, host, started_at, token) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (self.name, self.holder, os.getpid(), self._host, db.utcnow_iso(), token),
+            )
+            self._token = token
+            self.took_over = current
+        return None
+
+    def _is_stale(self, current: LockHolder) -> bool:
+        if current.host == self._host and not pid_alive(current.pid):
+            return True
+        return datetime.now(UTC) - current.started_at > self.stale_after
+
+    def _held_message(self, current: LockHolder) -> str:
+        return (
+            f"another apply holds the lock {self.name!r}: {current.describe()}. Wait for it to "
+            f"finish; if that process is gone, run `planner-operator unlock` (or delete the "
+            f"{self.name!r} row of table locks in {self.path} after checking the process is gone)"
+        )
+
+
+def _holder(row: tuple[object, ...]) -> LockHolder:
+    name, holder, pid, host, started_at = row
+    started = datetime.fromisoformat(str(started_at))
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return LockHolder(
+        name=str(name), holder=str(holder), pid=int(str(pid)), host=str(host), started_at=started
+    )

@@ -1,0 +1,172 @@
+"""The inbox store on real SQLite: dedupe, leases, settle guards, replay keys, pruning, status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from planner_operator.core.settings import Settings
+from planner_operator.errors import StateError
+from planner_operator.server.webhooks import GroupCommitter
+from planner_operator.state import inbox as inbox_mod
+from planner_operator.state.inbox import Inbox, NewDelivery
+from tests.support.webhook_env import MAIL_ID, MAIL_KEY, apply_triggers, default_triggers
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Iterator[Inbox]:
+    with Inbox(tmp_path / "inbox.db") as store:
+        yield store
+
+
+def new(delivery_id: str, at: float | None = None) -> NewDelivery:
+    return NewDelivery(
+        id=delivery_id,
+        source="composio",
+        body=b'{"x": 1}',
+        headers={"webhook-id": delivery_id},
+        received_at=time.time() if at is None else at,
+    )
+
+
+def test_insert_is_insert_or_ignore_and_counts_duplicates(inbox: Inbox) -> None:
+    assert inbox.insert_many([new("a"), new("b"), new("a")]) == [True, True, False]
+    assert inbox.insert(new("b")) is False
+    a, b = inbox.get("a"), inbox.get("b")
+    assert a is not None and b is not None
+    assert (a.duplicates, b.duplicates, a.status, a.body) == (1, 1, "received", b'{"x": 1}')
+    assert inbox.counts() == {"received": 2}
+
+
+def test_claim_leases_each_delivery_to_one_owner(inbox: Inbox) -> None:
+    inbox.insert_many([new(f"d{i}") for i in range(5)])
+    first = inbox.claim("w1", 3, lease=60)
+    second = inbox.claim("w2", 10, lease=60)
+    assert len(first) == 3 and len(second) == 2
+    assert not {d.id for d in first} & {d.id for d in second}
+    assert all(d.status == "processing" and d.attempts == 1 for d in first + second)
+    assert inbox.claim("w3", 10, lease=60) == []
+
+
+def test_an_expired_lease_comes_back_and_the_old_owner_cannot_settle(inbox: Inbox) -> None:
+    inbox.insert(new("d"))
+    [claimed] = inbox.claim("dead-worker", 1, lease=5)
+    assert inbox.claim("w2", 1, lease=5, now=time.time() + 1) == []
+    [again] = inbox.claim("w2", 1, lease=60, now=time.time() + 6)
+    assert (again.id, again.attempts, again.lease_owner) == ("d", 2, "w2")
+    assert inbox.settle("d", "dead-worker", status="done") is False
+    assert inbox.settle("d", "w2", status="done", outcome="ran") is True
+    final = inbox.get("d")
+    assert final is not None and (final.status, final.outcome, final.lease_owner) == (
+        "done",
+        "ran",
+        None,
+    )
+    assert claimed.attempts == 1
+
+
+def test_heartbeat_keeps_a_lease(inbox: Inbox) -> None:
+    inbox.insert(new("d"))
+    inbox.claim("w1", 1, lease=2)
+    inbox.heartbeat(["d"], "w1", lease=60)
+    assert inbox.claim("w2", 1, lease=60, now=time.time() + 10) == []
+    inbox.heartbeat(["d"], "someone-else", lease=1000)  # only the owner extends
+    assert inbox.claim("w2", 1, lease=60, now=time.time() + 61) != []
+
+
+def test_failed_deliveries_wait_for_their_retry_time(inbox: Inbox) -> None:
+    inbox.insert(new("d"))
+    inbox.claim("w", 1, lease=60)
+    inbox.settle("d", "w", status="failed", error="503", retry_at=time.time() + 30)
+    assert inbox.claim("w", 1, lease=60) == []
+    [due] = inbox.claim("w", 1, lease=60, now=time.time() + 31)
+    assert (due.attempts, due.last_error) == (2, "503")
+
+
+def test_requeue_keeps_the_key_of_a_dead_letter_but_not_of_a_done_delivery(inbox: Inbox) -> None:
+    inbox.insert_many([new("dead"), new("done")])
+    for d in inbox.claim("w", 2, lease=60):
+        inbox.settle(d.id, "w", status=d.id)
+    dead, done = inbox.requeue("dead"), inbox.requeue("done")
+    assert (dead.status, dead.attempts, dead.run_key) == ("received", 0, "dead")
+    assert done.run_key == "done~replay1"
+    with pytest.raises(StateError, match="no delivery"):
+        inbox.requeue("missing")
+
+
+def test_prune_forgets_finished_deliveries_after_seven_days(inbox: Inbox) -> None:
+    old = time.time() - 8 * 24 * 3600
+    inbox.insert_many([new("old-done", old), new("old-pending", old), new("recent")])
+    [claimed] = [d for d in inbox.claim("w", 3, lease=60) if d.id == "old-done"]
+    inbox.settle(claimed.id, "w", status="done")
+    assert inbox.prune() == 1
+    assert inbox.get("old-done") is None
+    assert inbox.get("old-pending") is not None  # never drop what has not run
+    assert inbox.insert(new("old-done")) is True  # past the horizon: a new delivery
+
+
+def test_claim_id_respects_a_live_lease(inbox: Inbox) -> None:
+    inbox.insert(new("d"))
+    inbox.claim("w", 1, lease=60)
+    assert inbox.claim_id("d", "cli", lease=60) is None
+    inbox.settle("d", "w", status="dead")
+    got = inbox.claim_id("d", "cli", lease=60)
+    assert got is not None and got.lease_owner == "cli"
+
+
+def test_trigger_status_keeps_the_newest_event_and_maps_to_keys(tmp_path: Path) -> None:
+    settings = Settings.resolve(state_dir=tmp_path, env={})
+    apply_triggers(settings, default_triggers())
+    assert inbox_mod.trigger_statuses(settings) == {}
+    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
+        store.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "new", delivery_id="2", at=200)
+        store.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "old", delivery_id="1", at=100)
+        store.set_trigger_status("account:ca_other", "expired", "x", delivery_id="3", at=100)
+    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("disabled", "new")}
+    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
+        store.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=150)  # older message
+    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("disabled", "new")}
+    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
+        store.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=250)
+        store.set_trigger_status("account:ca_1", "expired", "reconnect", delivery_id="4", at=300)
+    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("expired", "reconnect")}
+
+
+def test_group_commit_batches_concurrent_submits(inbox: Inbox) -> None:
+    woken: list[int] = []
+
+    async def scenario() -> list[bool]:
+        committer = GroupCommitter(inbox, on_commit=lambda: woken.append(1))
+        await committer.start()
+        ids = [f"g{i}" for i in range(200)] + ["g0", "g1"]
+        results = await asyncio.gather(*(committer.submit(new(i)) for i in ids))
+        await committer.stop()
+        assert committer.batches < 50  # far fewer transactions than deliveries
+        return list(results)
+
+    results = asyncio.run(scenario())
+    assert results == [True] * 200 + [False, False]
+    assert inbox.counts() == {"received": 200}
+    assert woken
+
+
+def test_group_commit_reports_a_failed_commit_to_every_waiter(tmp_path: Path) -> None:
+    store = Inbox(tmp_path / "inbox.db")
+
+    async def scenario() -> None:
+        committer = GroupCommitter(store)
+        await committer.start()
+        store.close()  # every commit now fails
+        outcomes = await asyncio.gather(
+            *(committer.submit(new(f"x{i}")) for i in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(o, Exception) for o in outcomes)
+        await committer.stop()
+        with pytest.raises(StateError, match="not running"):
+            await committer.submit(new("late"))
+
+    asyncio.run(scenario())

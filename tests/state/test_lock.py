@@ -1,0 +1,271 @@
+"""The apply lock against real SQLite files, real threads and real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from planner_operator.errors import LockError, StateError
+from planner_operator.state import db
+from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock, pid_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def plant(path: Path, *, pid: int, host: str, started_at: datetime, holder: str = "ghost") -> None:
+    """Write a lock row as some other (possibly dead) applier would have left it."""
+    ApplyLock(path).close()  # make sure the table exists
+    conn = db.connect(path)
+    with db.transaction(conn):
+        conn.execute(
+            "INSERT INTO locks (name, holder, pid, host, started_at, token) "
+            "VALUES ('apply', ?, ?, ?, ?, 'planted')",
+            (holder, pid, host, started_at.isoformat()),
+        )
+    conn.close()
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert not pid_alive(child.pid)
+    return child.pid
+
+
+def test_acquire_and_release(tmp_path: Path) -> None:
+    lock = ApplyLock(tmp_path / "state.db", holder="alice@box")
+    lock.acquire(timeout=0)
+    assert lock.held
+    current = lock.current()
+    assert current is not None
+    assert (current.holder, current.pid, current.host) == (
+        "alice@box",
+        os.getpid(),
+        socket.gethostname(),
+    )
+    lock.acquire(timeout=0)  # already ours: no-op
+    lock.release()
+    assert not lock.held
+    assert lock.current() is None
+    lock.release()  # idempotent
+    lock.close()
+
+
+def test_context_manager_releases_on_exit(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+
+    def failing_apply() -> None:
+        with ApplyLock(path) as lock:
+            assert lock.held
+            raise RuntimeError("apply failed")
+
+    with pytest.raises(RuntimeError):
+        failing_apply()
+    probe = ApplyLock(path)
+    assert probe.current() is None
+    probe.close()
+
+
+def test_default_holder_is_user_at_host(tmp_path: Path) -> None:
+    with ApplyLock(tmp_path / "state.db") as lock:
+        assert lock.holder.endswith("@" + socket.gethostname())
+
+
+def test_second_acquire_times_out_naming_the_holder(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with ApplyLock(path, holder="alice@box"):
+        second = ApplyLock(path, holder="bob@box")
+        started = time.monotonic()
+        with pytest.raises(LockError) as err:
+            second.acquire(timeout=0.3, poll=0.05)
+        assert time.monotonic() - started >= 0.3
+        message = str(err.value)
+        assert "alice@box" in message
+        assert f"pid {os.getpid()}" in message
+        assert socket.gethostname() in message
+        assert str(datetime.now(UTC).year) in message
+        assert "planner-operator unlock" in message
+        assert isinstance(err.value, StateError)
+        assert not second.held
+        second.close()
+
+
+def test_waiter_gets_the_lock_once_it_is_released(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    first = ApplyLock(path)
+    first.acquire(timeout=0)
+    timer = threading.Timer(0.2, first.release)
+    timer.start()
+    second = ApplyLock(path)
+    second.acquire(timeout=5, poll=0.02)
+    assert second.held
+    timer.join()
+    second.close()
+    first.close()
+
+
+def test_stale_lock_of_a_dead_pid_is_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    pid = dead_pid()
+    plant(path, pid=pid, host=socket.gethostname(), started_at=datetime.now(UTC))
+    with ApplyLock(path, holder="me") as lock:
+        assert lock.took_over is not None
+        assert lock.took_over.pid == pid
+        current = lock.current()
+        assert current is not None
+        assert current.holder == "me"
+
+
+def test_live_pid_on_this_host_is_not_stale(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    plant(path, pid=os.getppid(), host=socket.gethostname(), started_at=datetime.now(UTC))
+    lock = ApplyLock(path)
+    with pytest.raises(LockError, match="ghost"):
+        lock.acquire(timeout=0)
+    lock.close()
+
+
+def test_other_host_is_only_stale_after_stale_after(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    plant(path, pid=dead_pid(), host="elsewhere.example", started_at=two_hours_ago)
+
+    patient = ApplyLock(path, stale_after=timedelta(hours=3))
+    with pytest.raises(LockError, match=r"elsewhere\.example"):
+        patient.acquire(timeout=0)  # the pid is dead *here*, but it ran on another host
+    patient.close()
+
+    with ApplyLock(path) as lock:  # default stale_after is 1 h
+        assert lock.took_over is not None
+        assert lock.took_over.host == "elsewhere.example"
+
+
+def test_release_only_removes_its_own_row(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    slow = ApplyLock(path, holder="slow")
+    slow.acquire(timeout=0)
+    # The slow applier is presumed dead after a tiny stale_after, so another one takes over...
+    taker = ApplyLock(path, holder="taker", stale_after=timedelta(0))
+    time.sleep(0.01)
+    taker.acquire(timeout=0)
+    assert taker.took_over is not None
+    assert taker.took_over.holder == "slow"
+    # ...and when the slow one finally finishes, it must not free the taker's lock.
+    slow.release()
+    current = taker.current()
+    assert current is not None
+    assert current.holder == "taker"
+    taker.release()
+    assert taker.current() is None
+    slow.close()
+    taker.close()
+
+
+def test_clear_removes_any_holder(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    plant(path, pid=os.getppid(), host="elsewhere.example", started_at=datetime.now(UTC))
+    lock = ApplyLock(path)
+    cleared = lock.clear()
+    assert cleared is not None
+    assert cleared.host == "elsewhere.example"
+    assert lock.clear() is None
+    lock.acquire(timeout=0)
+    lock.close()
+
+
+def test_lock_shares_the_file_with_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with Ledger(path) as ledger, ApplyLock(path):
+        ledger.set_meta("last_revision", "abc")
+        assert ledger.get_meta("last_revision") == "abc"
+
+
+def test_threads_racing_exactly_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    ApplyLock(path).close()  # migrate once up front so the race is about the lock only
+    n = 8
+    barrier = threading.Barrier(n)
+    winners: list[str] = []
+    losers: list[str] = []
+    guard = threading.Lock()
+
+    def contend(i: int) -> None:
+        lock = ApplyLock(path, holder=f"thread-{i}")
+        barrier.wait()
+        try:
+            lock.acquire(timeout=0)
+        except LockError:
+            with guard:
+                losers.append(lock.holder)
+        else:
+            with guard:
+                winners.append(lock.holder)
+        barrier.wait()  # everybody has tried before anyone releases
+        lock.close()
+
+    threads = [threading.Thread(target=contend, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(winners) == 1
+    assert len(losers) == n - 1
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from planner_operator.errors import LockError
+    from planner_operator.state.lock import ApplyLock
+
+    path, go, stop = (Path(p) for p in sys.argv[1:4])
+    lock = ApplyLock(path, holder="proc")
+    while not go.exists():
+        time.sleep(0.005)
+    try:
+        lock.acquire(timeout=0)
+    except LockError:
+        print("busy", flush=True)
+        sys.exit(0)
+    print("got", flush=True)
+    deadline = time.monotonic() + 20
+    while not stop.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lock.close()
+    """
+)
+
+
+def test_processes_racing_exactly_one_wins(tmp_path: Path) -> None:
+    path, go, stop = tmp_path / "state.db", tmp_path / "go", tmp_path / "stop"
+    ApplyLock(path).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-c", CHILD, str(path), str(go), str(stop)]
+    children = [
+        subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)
+    ]
+    try:
+        go.touch()
+        results = [c.stdout.readline().strip() for c in children if c.stdout]
+        assert sorted(results) == ["busy", "busy", "busy", "got"]
+    finally:
+        stop.touch()
+        for c in children:
+            c.wait(timeout=30)
+            if c.stdout:
+                c.stdout.close()
+    assert all(c.returncode == 0 for c in children)
+    probe = ApplyLock(path)
+    assert probe.current() is None
+    probe.close()
