@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Kind = Literal["job", "trigger"]
+from planner_operator.core.keys import Kind
 
 # Spec fields a backend cannot change in place (Composio: a trigger's config is fixed at upsert).
 # A change to any of them is planned as a replace: create the new object, then delete the old.

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 from planner_operator.backends.base import (
     REPLACE_FIELDS,
     BackendInfo,
-    Kind,
     Page,
     RemoteObject,
     RemoteState,
@@ -31,6 +30,7 @@ from planner_operator.backends.base import (
     TriggerBackend,
 )
 from planner_operator.core import canonical
+from planner_operator.core.keys import Kind
 from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
 from planner_operator.state import db
 

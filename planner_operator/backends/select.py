@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from planner_operator.backends.base import Kind, RemoteBackend
+from planner_operator.backends.base import RemoteBackend
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, SourceError
 

@@ -21,7 +21,7 @@ from planner_operator.backends.select import open_backends
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import scheduling
+from planner_operator.core import keys, scheduling
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -283,7 +283,7 @@ def status(settings: Settings, fmt: str) -> int:
 
 def adopt(settings: Settings, key: str, remote_id: str) -> int:
     try:
-        _, kind, _ = desired_mod.split_key(key)
+        _, kind, _ = keys.split_key(key)
     except ValueError:
         raise PlannerError(f"`{key}` is not a resource key (<agent>/jobs/<name>)") from None
     backends = open_backends(settings)

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from planner_operator.backends.base import Kind
 from planner_operator.config import models
 from planner_operator.config.loader import LoadedFile
 from planner_operator.core import canonical, scheduling
+from planner_operator.core.keys import Kind, job_key, trigger_key
 
 
 @dataclass(frozen=True)
@@ -36,20 +36,6 @@ class DesiredResource:
     @property
     def enabled(self) -> bool:
         return bool(self.spec.get("enabled", True))
-
-
-def job_key(agent: str, name: str) -> str:
-    return f"{agent}/jobs/{name}"
-
-
-def trigger_key(agent: str, name: str) -> str:
-    return f"{agent}/triggers/{name}"
-
-
-def split_key(key: str) -> tuple[str, Kind, str]:
-    """``agent/jobs/name`` -> (agent, "job", name)."""
-    agent, plural, name = key.split("/", 2)
-    return agent, ("job" if plural == "jobs" else "trigger"), name
 
 
 def build(files: Iterable[LoadedFile]) -> dict[str, DesiredResource]:

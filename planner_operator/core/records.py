@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from planner_operator.backends.base import Kind
+from planner_operator.core.keys import Kind
 
 
 @dataclass(frozen=True)

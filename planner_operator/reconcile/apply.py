@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from planner_operator.backends.base import Kind, RemoteBackend
+from planner_operator.backends.base import RemoteBackend
+from planner_operator.core.keys import Kind
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.errors import NotFound, PermanentError, PlannerError, RetryableError
 from planner_operator.reconcile.plan import Change, Op, Plan

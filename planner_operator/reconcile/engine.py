@@ -7,12 +7,16 @@ all call it, so a watch cycle and a one-shot ``reconcile`` behave identically.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ParamSpec
 
+from planner_operator import telemetry
 from planner_operator.backends.base import RemoteObject, list_all
 from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
 from planner_operator.config import desired as desired_mod
@@ -22,7 +26,6 @@ from planner_operator.errors import ConfigError
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import source
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
-from planner_operator.server import metrics
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.lock import ApplyLock
 
@@ -102,6 +105,58 @@ def make_plan(
     )
 
 
+_P = ParamSpec("_P")
+
+
+def _reported(fn: Callable[_P, Outcome]) -> Callable[_P, Outcome]:
+    """Report every apply (never a dry run) to telemetry: result, changes, duration."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Outcome:
+        started = time.perf_counter()
+        try:
+            outcome = fn(*args, **kwargs)
+        except Exception:
+            if not kwargs.get("dry_run"):
+                telemetry.reconciled(
+                    telemetry.ReconcileReport("error", time.perf_counter() - started)
+                )
+            raise
+        if outcome.applied is not None:
+            telemetry.reconciled(
+                report(outcome.plan, outcome.applied, time.perf_counter() - started)
+            )
+        return outcome
+
+    return wrapper
+
+
+def report(plan: plan_mod.Plan, result: ApplyResult, seconds: float) -> telemetry.ReconcileReport:
+    """What one apply did to each planned change, and how the run as a whole ended."""
+    done = {id(item.change): item.ok for item in result.items}
+    changes: list[telemetry.ChangeReport] = []
+    for change in plan.changes:
+        op = "noop" if change.op is plan_mod.Op.NOOP else change.op.value
+        outcome: telemetry.ChangeOutcome
+        if change.blocked is not None:
+            outcome = "blocked"
+        elif change.op is plan_mod.Op.NOOP:
+            outcome = "unchanged"
+        elif id(change) in done:
+            outcome = "applied" if done[id(change)] else "failed"
+        else:
+            outcome = "skipped"  # the apply stopped (shutdown) before this change
+        changes.append(telemetry.ChangeReport(op, change.kind, outcome))
+    run: telemetry.ReconcileResult
+    if result.failed or result.problems:
+        run = "failed"
+    elif plan.load_errors or plan.blocked:
+        run = "incomplete"
+    else:
+        run = "success"
+    return telemetry.ReconcileReport(run, seconds, tuple(changes), len(plan.load_errors))
+
+
 BackendFactory = Callable[[Settings], Backends]
 
 
@@ -117,7 +172,7 @@ def session(
         backends.close()
 
 
-@metrics.counted_reconcile
+@_reported
 def reconcile(
     spec: SourceSpec,
     settings: Settings,

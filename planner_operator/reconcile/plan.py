@@ -24,8 +24,9 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
-from planner_operator.backends.base import REPLACE_FIELDS, Kind, RemoteObject
-from planner_operator.config.desired import DesiredResource, split_key
+from planner_operator.backends.base import REPLACE_FIELDS, RemoteObject
+from planner_operator.config.desired import DesiredResource
+from planner_operator.core.keys import Kind, split_key
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError

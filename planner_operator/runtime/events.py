@@ -24,8 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner_operator.config import desired
-from planner_operator.core import templates
+from planner_operator.core import keys, templates
 from planner_operator.errors import TemplateError
 from planner_operator.runtime.executors import actions
 from planner_operator.state.inbox import Delivery
@@ -214,7 +213,7 @@ class Route:
 
     @property
     def agent(self) -> str:
-        return desired.split_key(self.key)[0]
+        return keys.split_key(self.key)[0]
 
     @property
     def webhook(self) -> Mapping[str, Any] | None:

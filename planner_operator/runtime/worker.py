@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from planner_operator import telemetry
 from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.server import metrics
 from planner_operator.state.inbox import Delivery, Inbox
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
@@ -200,7 +200,7 @@ class Worker:
         except Exception as exc:  # a bug must not kill the worker; the lease brings it back
             log.exception("delivery %s: unexpected error", d.id)
             outcome = self._retry(d, f"{type(exc).__name__}: {exc}", None, "error")
-        metrics.inbox_processed(outcome.status)
+        telemetry.inbox_processed(outcome.status)
         retry_at = time.time() + outcome.retry_in if outcome.retry_in is not None else None
         try:
             kept = self.inbox.settle(

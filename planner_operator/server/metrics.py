@@ -4,8 +4,10 @@ The operator is several processes sharing SQLite files (``serve``/``run``, a CLI
 ``reconcile``, ``planner-operator worker``), so metrics come from two places:
 
 * Things that happen in *this* process (reconciles by its watcher, webhook requests, inbox
-  attempts, executor calls) are counted here as they happen, in :data:`PROCESS`, one
-  module-level registry; the instrumented modules call the small functions below.
+  attempts, executor calls) are counted as they happen, in :data:`PROCESS`, one module-level
+  registry. Webhooks call the functions below; the reconciler, executors and worker sit below
+  the server layer and report through ``telemetry``, whose Prometheus recorder this module
+  installs when it builds an app's registry.
 * Things other processes write (inbox depth and age, run history, scheduler counters, the last
   reconcile recorded in the ledger) are read from the files at scrape time by
   ``metrics_state.StateCollector``, so a reconcile made by the CLI or a run made by Inngest
@@ -21,11 +23,8 @@ job and trigger names. Never delivery ids, run ids, URLs or headers.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import Metric
@@ -33,14 +32,12 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from planner_operator import telemetry
 from planner_operator.core.settings import Settings
 from planner_operator.read.metrics_state import StateCollector
-from planner_operator.reconcile.plan import Op, Plan
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
-
-    from planner_operator.reconcile.apply import ApplyResult
 
 # -- in-process metrics ----------------------------------------------------------------------
 
@@ -117,62 +114,25 @@ for _action in ("chat", "workflow"):
         EXECUTOR_DURATION.labels(_action, _outcome)
 
 
-class Reconciled(Protocol):
-    """What ``reconcile.reconcile`` returns (``reconcile.Outcome``), as far as metrics care."""
+class PrometheusRecorder:
+    """Turns telemetry reports from the reconciler, executors and worker into :data:`PROCESS`."""
 
-    @property
-    def plan(self) -> Plan: ...
+    def reconciled(self, report: telemetry.ReconcileReport) -> None:
+        for change in report.changes:
+            RECONCILE_CHANGES.labels(change.op, change.kind, change.outcome).inc()
+        RECONCILE_RUNS.labels(report.result).inc()
+        if report.load_errors:
+            RECONCILE_LOAD_ERRORS.inc(report.load_errors)
+        RECONCILE_DURATION.observe(report.seconds)
 
-    @property
-    def applied(self) -> ApplyResult | None: ...
+    def executor_called(self, action: str, outcome: str, seconds: float) -> None:
+        EXECUTOR_DURATION.labels(action, outcome).observe(seconds)
 
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R", bound=Reconciled)
-
-
-def counted_reconcile(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate ``reconcile``: count applies (never dry runs) with their changes and duration."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        started = time.perf_counter()
-        try:
-            outcome = fn(*args, **kwargs)
-        except Exception:
-            if not kwargs.get("dry_run"):
-                RECONCILE_RUNS.labels("error").inc()
-                RECONCILE_DURATION.observe(time.perf_counter() - started)
-            raise
-        if outcome.applied is not None:
-            record_reconcile(outcome.plan, outcome.applied, time.perf_counter() - started)
-        return outcome
-
-    return wrapper
+    def inbox_processed(self, outcome: str) -> None:
+        INBOX_PROCESSED.labels(outcome).inc()
 
 
-def record_reconcile(plan: Plan, result: ApplyResult, seconds: float) -> None:
-    done = {id(item.change): item.ok for item in result.items}
-    for change in plan.changes:
-        op = "noop" if change.op is Op.NOOP else change.op.value
-        if change.blocked is not None:
-            outcome = "blocked"
-        elif change.op is Op.NOOP:
-            outcome = "unchanged"
-        elif id(change) in done:
-            outcome = "applied" if done[id(change)] else "failed"
-        else:
-            outcome = "skipped"  # the apply stopped (shutdown) before this change
-        RECONCILE_CHANGES.labels(op, change.kind, outcome).inc()
-    if result.failed or result.problems:
-        RECONCILE_RUNS.labels("failed").inc()
-    elif plan.load_errors or plan.blocked:
-        RECONCILE_RUNS.labels("incomplete").inc()
-    else:
-        RECONCILE_RUNS.labels("success").inc()
-    if plan.load_errors:
-        RECONCILE_LOAD_ERRORS.inc(len(plan.load_errors))
-    RECONCILE_DURATION.observe(seconds)
+RECORDER = PrometheusRecorder()
 
 
 def webhook_stored(source: str, new: bool) -> None:
@@ -200,22 +160,6 @@ def rejection_reason(status: int, message: str) -> str:
     return reasons.get(status, "other")
 
 
-def inbox_processed(status: str) -> None:
-    INBOX_PROCESSED.labels(status).inc()
-
-
-@contextlib.contextmanager
-def executor_call(action: str) -> Iterator[None]:
-    """Time one executor call; an exception counts as ``error`` and passes through."""
-    started = time.perf_counter()
-    outcome = "error"
-    try:
-        yield
-        outcome = "success"
-    finally:
-        EXECUTOR_DURATION.labels(action, outcome).observe(time.perf_counter() - started)
-
-
 # -- serving -------------------------------------------------------------------------------------
 
 
@@ -231,6 +175,7 @@ class _Proxy:
 
 def registry_for(settings: Settings) -> CollectorRegistry:
     """One app's registry: this process's metrics plus the state of ``settings.state_dir``."""
+    telemetry.install(RECORDER)  # this process's reports feed PROCESS from now on
     registry = CollectorRegistry()
     registry.register(_Proxy(PROCESS))
     registry.register(StateCollector(settings))

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
+from planner_operator.core import keys
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError, StateError
 from planner_operator.runtime import events
@@ -318,7 +319,7 @@ class Webhooks:
         return await self._store(delivery, route.key if route else envelope.trigger_id)
 
     async def generic(self, request: Request, agent: str, trigger: str) -> Response:
-        key = f"{agent}/triggers/{trigger}"
+        key = keys.trigger_key(agent, trigger)
         headers = _headers(request)
         hint = headers.get("webhook-id") or headers.get("x-github-delivery")
         try:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from planner_operator.backends.base import Kind
 from planner_operator.core import canonical
+from planner_operator.core.keys import Kind
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.errors import StateError
 from planner_operator.state import db

@@ -20,15 +20,10 @@ from typing import Any
 
 import pytest
 
-from planner_operator.backends.base import (
-    REPLACE_FIELDS,
-    Kind,
-    RemoteBackend,
-    RemoteObject,
-    list_all,
-)
+from planner_operator.backends.base import REPLACE_FIELDS, RemoteBackend, RemoteObject, list_all
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.core.canonical import subset
+from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import Conflict, NotFound, RetryableError, UnknownOutcome
 from planner_operator.state.ledger import Ledger

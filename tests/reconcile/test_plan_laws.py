@@ -12,9 +12,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner_operator.backends.base import Kind, RemoteObject, list_all
+from planner_operator.backends.base import RemoteObject, list_all
 from planner_operator.backends.local import LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core.keys import Kind
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.errors import ConfigError
 from planner_operator.reconcile.apply import Applier

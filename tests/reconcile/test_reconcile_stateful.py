@@ -38,9 +38,10 @@ from hypothesis.stateful import (
     rule,
 )
 
-from planner_operator.backends.base import Kind, RemoteObject, list_all
+from planner_operator.backends.base import RemoteObject, list_all
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.backends.select import Backends
+from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import BackendError, PlannerError, RetryableError, UnknownOutcome
 from planner_operator.reconcile.apply import ItemResult, RetryPolicy

@@ -6,8 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from planner_operator.backends.base import RemoteObject
-from planner_operator.config.desired import DesiredResource, split_key
+from planner_operator.config.desired import DesiredResource
 from planner_operator.core.canonical import spec_hash
+from planner_operator.core.keys import split_key
 from planner_operator.core.records import OwnedEntry
 
 

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import scheduling
+from planner_operator.core import keys, scheduling
 from planner_operator.core.records import OwnedEntry
 from planner_operator.errors import InvalidRequest, NotFoundError
 from planner_operator.read.explain import slots as explain_slots
@@ -412,7 +412,7 @@ def resolve_key(key: str) -> str:
     """``agent/job`` is short for ``agent/jobs/job``; full keys pass through."""
     parts = key.strip("/").split("/")
     if len(parts) == 2:
-        return f"{parts[0]}/jobs/{parts[1]}"
+        return keys.job_key(parts[0], parts[1])
     if len(parts) == 3 and parts[1] in ("jobs", "triggers"):
         return "/".join(parts)
     raise InvalidRequest(f"`{key}` is not a job key: use AGENT/JOB or AGENT/jobs/JOB", field="key")

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from planner_operator.config.desired import split_key
+from planner_operator import telemetry
 from planner_operator.core import templates
+from planner_operator.core.keys import split_key
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.server import metrics
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def _prepare(
 
 def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, Any]) -> Any:
     """Make the call; ``context["run_key"]`` is the idempotency key. Timed for /metrics."""
-    with metrics.executor_call(prepared.kind):
+    with telemetry.executor_call(prepared.kind):
         if prepared.kind == "chat":
             thread = executors.chat.start_thread(
                 agent=prepared.agent, message=prepared.message or "", context=context

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from planner_operator.core import keys
 from planner_operator.core.records import OwnedEntry
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
@@ -270,7 +271,7 @@ def _refusals(api: APIRouter, path: str, what: str, endpoint: Callable[..., Any]
 
 
 def _trigger_answer(entries: list[OwnedEntry], agent: str, trigger: str, verb: str) -> GitManaged:
-    key = f"{agent}/triggers/{trigger}"
+    key = keys.trigger_key(agent, trigger)
     entry = next((e for e in entries if e.key == key and e.kind == "trigger"), None)
     if entry is None or not entry.source:
         file, new = _agent_file(entries, agent)

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planner_operator.backends.base import RemoteObject
-from planner_operator.config.desired import DesiredResource, job_key, split_key, trigger_key
+from planner_operator.config.desired import DesiredResource
 from planner_operator.core import canonical
+from planner_operator.core.keys import job_key, split_key, trigger_key
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError
