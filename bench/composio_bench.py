@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from planner_operator.backends import ratelimit
-from planner_operator.backends.composio import backend as composio
+from planner_operator.backends import ratelimit, select
 from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.backends.select import Backends
 from planner_operator.core.settings import Settings
@@ -86,9 +85,9 @@ def run() -> dict[str, Any]:
 
         def backends(settings: Settings) -> Backends:
             jobs = LocalScheduleBackend(settings.state_db)
-            triggers = composio.from_env(settings, env, clock=clock)
-            assert triggers.limiter is not None
-            limiters.append(triggers.limiter)
+            triggers = select.composio_triggers(settings, env, clock=clock)
+            assert triggers.events.limiter is not None
+            limiters.append(triggers.events.limiter)
             return Backends({"job": jobs, "trigger": triggers}, [jobs, triggers])
 
         outcome = reconcile(SourceSpec(path=agents), settings, backends_factory=backends)

@@ -8,17 +8,21 @@ cloud backend without its configuration is an error, never a silent fallback.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from planner_operator.backends.base import RemoteBackend
+from planner_operator.backends.base import BackendInfo, Page, RemoteBackend, RemoteObject
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
-from planner_operator.errors import ConfigError, SourceError
+from planner_operator.errors import ConfigError, Conflict, SourceError
+
+if TYPE_CHECKING:
+    from planner_operator.backends.composio.backend import ComposioTriggerBackend
 
 ENV_SCHEDULE = "PLANNER_SCHEDULE_BACKEND"
 ENV_TRIGGER = "PLANNER_TRIGGER_BACKEND"
@@ -106,7 +110,124 @@ def _trigger_backend(name: str, settings: Settings, env: Mapping[str, str]) -> R
 
         return LocalTriggerBackend(settings.state_db)
     if name == "composio":
-        from planner_operator.backends.composio import backend as composio
-
-        return composio.from_env(settings, env)
+        return composio_triggers(settings, env)
     raise SourceError(f"{ENV_TRIGGER}={name!r}: use `local` or `composio`")
+
+
+def composio_triggers(
+    settings: Settings, env: Mapping[str, str], *, clock: Any = None
+) -> WebhookRouting[ComposioTriggerBackend]:
+    """The production trigger backend: Composio for events, the local table for webhooks.
+
+    ``clock`` drives the Composio request budget (see ``composio.from_env``).
+    """
+    from planner_operator.backends.composio import backend as composio
+    from planner_operator.backends.local import LocalTriggerBackend
+
+    events = composio.from_env(settings, env, clock=clock)
+    try:
+        webhooks = LocalTriggerBackend(settings.state_db)
+    except BaseException:
+        events.close()
+        raise
+    return WebhookRouting(events, webhooks, webhook_prefix=f"{webhooks.prefix}_")
+
+
+_Events = TypeVar("_Events", bound=RemoteBackend)
+
+
+class WebhookRouting(Generic[_Events]):
+    """One trigger backend made of two: an event source (Composio) and the signed-webhook table.
+
+    A ``webhook:`` trigger is not an event-source object: its rows live in the embedded
+    backend's table, and its deliveries arrive at ``/webhooks/<agent>/<trigger>`` with its own
+    secret. Keeping the routing here keeps each backend about one system (Composio knows nothing
+    of webhooks), and the planner still sees one trigger backend, named after the event source,
+    so ledger rows keep their backend name. Specs route by their ``webhook`` field, remote ids
+    by the webhook table's id prefix; listing returns the event source's objects, then the
+    table's webhook rows (the table may also hold rows of the local event source, which are not
+    this backend's).
+    """
+
+    def __init__(self, events: _Events, webhooks: RemoteBackend, *, webhook_prefix: str):
+        self.events = events
+        self.webhooks = webhooks
+        self._prefix = webhook_prefix
+
+    @property
+    def info(self) -> BackendInfo:
+        return self.events.info
+
+    def _for_id(self, remote_id: str) -> RemoteBackend:
+        return self.webhooks if remote_id.startswith(self._prefix) else self.events
+
+    def list(self, *, cursor: str | None = None, limit: int = 100) -> Page:
+        """Cursor: ``events:<inner>`` or ``webhooks:<remote id of the last row returned>``."""
+        if cursor is None or cursor.startswith("events:"):
+            inner = cursor.removeprefix("events:") if cursor else None
+            page = self.events.list(cursor=inner or None, limit=limit)
+            if page.next_cursor:
+                return Page(page.items, f"events:{page.next_cursor}")
+            if len(page.items) >= limit:
+                return Page(page.items, "webhooks:")
+            rest = self._webhook_page(None, limit - len(page.items))
+            return Page((*page.items, *rest.items), rest.next_cursor)
+        return self._webhook_page(cursor.removeprefix("webhooks:") or None, limit)
+
+    def _webhook_page(self, cursor: str | None, want: int) -> Page:
+        items: builtins.list[RemoteObject] = []
+        while True:
+            page = self.webhooks.list(cursor=cursor, limit=max(want, 50))
+            for obj in page.items:
+                cursor = obj.remote_id
+                if "webhook" in obj.spec:
+                    items.append(obj)
+                if len(items) == want:
+                    more = page.next_cursor is not None or obj is not page.items[-1]
+                    return Page(tuple(items), f"webhooks:{cursor}" if more else None)
+            if page.next_cursor is None:
+                return Page(tuple(items), None)
+
+    def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        target = self.webhooks if "webhook" in spec else self.events
+        return target.create(key, spec)
+
+    def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
+        backend = self._for_id(remote_id)
+        if ("webhook" in spec) != (backend is self.webhooks):
+            raise Conflict(
+                f"trigger {remote_id}: `webhook` cannot change in place; create a new trigger "
+                "and delete this one (a replace)",
+                backend=self.info.name,
+            )
+        return backend.update(remote_id, key, spec)
+
+    def delete(self, remote_id: str) -> None:
+        self._for_id(remote_id).delete(remote_id)
+
+    def preflight(self, resources: Sequence[DesiredResource]) -> builtins.list[ConfigError]:
+        """The event source checks its own triggers; webhook triggers have nothing remote."""
+        if not isinstance(self.events, Preflight):
+            return []
+        return self.events.preflight([r for r in resources if "webhook" not in r.spec])
+
+    def finish(self) -> builtins.list[str]:
+        return self.events.finish() if isinstance(self.events, Finisher) else []
+
+    def close(self) -> None:
+        try:
+            _close(self.events)
+        finally:
+            _close(self.webhooks)
+
+    def __enter__(self) -> WebhookRouting[_Events]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close(backend: object) -> None:
+    close = getattr(backend, "close", None)
+    if callable(close):
+        close()

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.composio import backend as composio
 from planner_operator.backends.composio import sdk as composio_sdk
@@ -86,7 +87,6 @@ def test_preflight_accepts_valid_triggers(backend: composio.ComposioTriggerBacke
         resource(gmail()),
         resource(gmail(action=workflow, config={"query": "is:unread"}), "raw"),
         resource(gmail(action=chat, config={}), "vars"),
-        resource({"webhook": {"secret_env": "S"}, "action": workflow}, "hook"),  # not Composio's
     ]
     assert backend.preflight(triggers) == []
 
@@ -206,16 +206,47 @@ def test_user_scoped_instances_are_listed_once(backend: composio.ComposioTrigger
     assert sorted(listed) == sorted({by_user.remote_id, by_account.remote_id})
 
 
-def test_webhook_triggers_live_in_the_local_table(
-    backend: composio.ComposioTriggerBackend, fake: FakeComposio
-) -> None:
+def test_webhook_triggers_live_in_the_local_table(fake: FakeComposio, settings: Settings) -> None:
     hook = {"webhook": {"secret_env": "X_SECRET", "scheme": "github"}, "enabled": True}
-    made = backend.create("agent/triggers/hook", {**hook, "action": {"workflow": {"id": "w"}}})
-    assert made.remote_id.startswith("trg_") and made.key == "agent/triggers/hook"
-    assert [o.remote_id for o in list_all(backend)] == [made.remote_id]
-    backend.update(made.remote_id, made.key or "", {**made.spec, "enabled": False})
-    backend.delete(made.remote_id)
-    assert list(list_all(backend)) == [] and fake.count("POST") == 0
+    with select.composio_triggers(settings, fake.env(**FAST)) as backend:
+        made = backend.create("agent/triggers/hook", {**hook, "action": {"workflow": {"id": "w"}}})
+        assert made.remote_id.startswith("trg_") and made.key == "agent/triggers/hook"
+        assert [o.remote_id for o in list_all(backend)] == [made.remote_id]
+        assert list(list_all(backend.events)) == []  # Composio never sees it
+        backend.update(made.remote_id, made.key or "", {**made.spec, "enabled": False})
+        backend.delete(made.remote_id)
+        assert list(list_all(backend)) == [] and fake.count("POST") == 0
+
+
+def test_routing_lists_composio_instances_then_webhook_rows_across_pages(
+    fake: FakeComposio, settings: Settings
+) -> None:
+    hook = {"webhook": {"secret_env": "X_SECRET"}, "action": {"workflow": {"id": "w"}}}
+    with select.composio_triggers(settings, fake.env(**FAST)) as backend:
+        backend.preflight([resource(gmail(config={"n": n}), f"m{n}") for n in range(3)])
+        made = [backend.create(f"agent/triggers/m{n}", gmail(config={"n": n})) for n in range(3)]
+        made += [backend.create(f"agent/triggers/h{n}", hook) for n in range(3)]
+        pages, cursor = [], None
+        while True:
+            page = backend.list(cursor=cursor, limit=2)
+            pages.append([o.remote_id for o in page.items])
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        listed = [remote_id for page in pages for remote_id in page]
+        assert sorted(listed) == sorted(o.remote_id for o in made)
+        assert len(listed) == len(set(listed))
+
+
+def test_routing_preflight_gives_composio_only_its_own_triggers(
+    fake: FakeComposio, settings: Settings
+) -> None:
+    hook = resource({"webhook": {"secret_env": "S"}, "action": {"workflow": {"id": "w"}}}, "h")
+    with select.composio_triggers(settings, fake.env(**FAST)) as backend:
+        # Composio's own preflight cannot read a webhook trigger (it has no event slug)
+        with pytest.raises(ValueError, match="non-empty value for `slug`"):
+            backend.events.preflight([hook])
+        assert backend.preflight([resource(gmail()), hook]) == []
 
 
 # -- lost answers, retries, renames ------------------------------------------------------------

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from planner_operator.backends import select
 from planner_operator.backends.base import REPLACE_FIELDS, RemoteBackend, RemoteObject, list_all
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.core.canonical import subset
@@ -51,13 +52,12 @@ class Impl:
 
 @contextmanager
 def composio_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
-    """The real SDK against the fake API; a budget high enough not to slow the suite."""
-    from planner_operator.backends.composio import backend as composio
-
+    """The real SDK against the fake API, composed as production opens it (webhook triggers
+    routed to the local table); a budget high enough not to slow the suite."""
     env = {"PLANNER_COMPOSIO_BUDGET_PER_MIN": "1000000"}
     with FakeComposio(budget_per_minute=1_000_000) as fake:
         settings = Settings.resolve(state_dir=tmp / "state", env={})
-        with composio.from_env(settings, fake.env(**env)) as backend:
+        with select.composio_triggers(settings, fake.env(**env)) as backend:
             yield backend
 
 

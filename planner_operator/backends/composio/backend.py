@@ -18,8 +18,8 @@ the same SDK at a fake of the API; the SDK plumbing is in ``composio_sdk.py``). 
 * **Scope.** Listing asks only for the connected accounts and user ids named in the config (told
   by ``preflight``) or used by an earlier create (kept in the state db, so an owned instance whose
   account left the config is still seen). Other instances of the project are not ours to list.
-* ``webhook:`` triggers are not Composio's: they live in the embedded backend's table (the rows
-  the local backend uses too), so plan and apply treat them like any other trigger.
+* ``webhook:`` triggers are not Composio's: ``backends.select`` routes them to the embedded
+  backend's table beside this one (``WebhookRouting``), so this module never sees them.
 """
 
 from __future__ import annotations
@@ -50,7 +50,6 @@ from planner_operator.backends.composio.sdk import (
     observed,
     to_remote,
 )
-from planner_operator.backends.local import LocalTriggerBackend
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import canonical
 from planner_operator.core.closing import Closing
@@ -94,7 +93,7 @@ class TriggerType:
 
 
 class ComposioTriggerBackend(Closing):
-    """Trigger instances in Composio (plus ``webhook:`` triggers in the local table)."""
+    """Trigger instances in Composio."""
 
     def __init__(
         self,
@@ -109,7 +108,6 @@ class ComposioTriggerBackend(Closing):
         self._config = config
         self._webhooks = webhooks
         self.limiter = limiter
-        self._local = LocalTriggerBackend(state_db)
         self._conn = db.connect(state_db)
         try:
             db.migrate(self._conn, COMPONENT, MIGRATIONS)
@@ -132,7 +130,6 @@ class ComposioTriggerBackend(Closing):
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.client.close()
-        self._local.close()
         with contextlib.suppress(AttributeError):
             self._conn.close()
 
@@ -142,14 +139,12 @@ class ComposioTriggerBackend(Closing):
     # -- reading ---------------------------------------------------------------------------
 
     def list(self, *, cursor: str | None = None, limit: int = 100) -> Page:
-        """Instances per chunk of accounts, then of users, then the webhook triggers.
+        """Instances per chunk of accounts, then of users.
 
-        The cursor is ``<query number>:<Composio's cursor>`` or ``local:<local cursor>``.
+        The cursor is ``<query number>:<Composio's cursor>``.
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        if cursor is not None and cursor.startswith("local:"):
-            return self._local_page(cursor.removeprefix("local:") or None, limit)
         number, _, inner = (cursor or "0:").partition(":")
         queries, accounts = self._queries()
         position = int(number)
@@ -165,10 +160,7 @@ class ComposioTriggerBackend(Closing):
                 return Page(tuple(items), f"{position}:{page.next_cursor}")
             if position + 1 < len(queries):
                 return Page(tuple(items), f"{position + 1}:")
-        if len(items) >= limit:
-            return Page(tuple(items), "local:")
-        rest = self._local_page(None, limit - len(items))
-        return Page((*items, *rest.items), rest.next_cursor)
+        return Page(tuple(items), None)
 
     def _queries(self) -> tuple[builtins.list[tuple[str, builtins.list[str]]], set[str]]:
         rows = self._conn.execute("SELECT field, value FROM composio_scope").fetchall()
@@ -202,21 +194,6 @@ class ComposioTriggerBackend(Closing):
         with self._sdk("list Composio trigger instances"):
             return self._client.client.trigger_instances.list_active(**query)
 
-    def _local_page(self, cursor: str | None, want: int) -> Page:
-        """Webhook triggers from the local table (which may also hold the local backend's)."""
-        items: builtins.list[RemoteObject] = []
-        while True:
-            page = self._local.list(cursor=cursor, limit=max(want, 50))
-            for obj in page.items:
-                cursor = obj.remote_id
-                if "webhook" in obj.spec:
-                    items.append(obj)
-                if len(items) == want:
-                    more = page.next_cursor is not None or obj is not page.items[-1]
-                    return Page(tuple(items), f"local:{cursor}" if more else None)
-            if page.next_cursor is None:
-                return Page(tuple(items), None)
-
     def _fetch(self, remote_id: str) -> Any | None:
         page = self._active({}, trigger_ids=[remote_id])
         return next((i for i in page.items if str(i.id) == remote_id), None)
@@ -238,8 +215,6 @@ class ComposioTriggerBackend(Closing):
 
     def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         """Upsert: the same slug, owner and config give back the same instance."""
-        if "webhook" in spec:
-            return self._local.create(key, spec)
         identity = canonical.spec_hash(canonical.subset(spec, IDENTITY))
         enabled = bool(spec.get("enabled", True))
         if identity in self._unsure:
@@ -268,12 +243,10 @@ class ComposioTriggerBackend(Closing):
 
     def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         """Only enabling and disabling happen in place; what Composio fixes is a Conflict."""
-        if _is_local(remote_id):
-            return self._local.update(remote_id, key, spec)
         item = self._fetch(remote_id)
         if item is None:
             raise NotFound(f"trigger instance {remote_id} does not exist", backend=NAME)
-        changed = ["webhook"] if "webhook" in spec else fixed_changes(item, spec)
+        changed = fixed_changes(item, spec)
         if changed:
             raise Conflict(
                 f"trigger {remote_id}: {', '.join(changed)} cannot change in place; create a "
@@ -290,9 +263,6 @@ class ComposioTriggerBackend(Closing):
         it to the new key; deleting "the old one" would delete the new key's trigger. The refusal
         fails that one item and leaves the instance and the new ledger row as they are.
         """
-        if _is_local(remote_id):
-            self._local.delete(remote_id)
-            return
         if remote_id in self._unsure or self._desired:
             self._unsure.discard(remote_id)  # an earlier delete had no answer: did it land?
             item = self._fetch(remote_id)
@@ -339,7 +309,7 @@ class ComposioTriggerBackend(Closing):
 
     def preflight(self, resources: Sequence[DesiredResource]) -> builtins.list[ConfigError]:
         """Check each trigger against its Composio type before anything is written."""
-        mine = [r for r in resources if "webhook" not in r.spec]
+        mine = list(resources)
         self._desired = mine
         self._wanted = {(f, str(r.spec[f])) for r in mine for f, _ in OWNERS if r.spec.get(f)}
         errors = composio_checks.shared_instances(mine)
@@ -415,10 +385,6 @@ def from_env(
     return ComposioTriggerBackend(
         client, state_db=settings.state_db, config=config, webhooks=hooks, limiter=limiter
     )
-
-
-def _is_local(remote_id: str) -> bool:
-    return remote_id.startswith(f"{LocalTriggerBackend.prefix}_")
 
 
 # mypy checks the class against the Protocol here, not only where a caller happens to use it.
