@@ -1,12 +1,8 @@
-"""Events as the operator sees them: one model for every Composio payload version, and filters.
+"""Events as the operator sees them: one model whatever the source, routes and filters.
 
-Composio has shipped three webhook payload shapes (V1, V2, V3; a project picks one), and the
-generic webhook trigger adds arbitrary JSON. Everything downstream (routing, filters, templates,
-run history) must not care which, so :func:`normalize_composio` turns each shape into one
-:class:`Normalized` value, following the SDK's own detection (``composio`` 0.29
-``Triggers._parse_webhook_payload``): V3 is a ``composio.*`` envelope with ``metadata``; V2 has
-``type`` and ``data`` holding the trigger and connection ids; V1 has ``trigger_name`` and
-``payload``. The ``x-composio-webhook-version`` header is a hint, the shape decides.
+A delivery is a Composio payload (any of its versions, made one :class:`payloads.Normalized`
+value by the Composio adapter's ``payloads`` module) or a generic webhook's arbitrary JSON.
+Everything downstream (routing, filters, templates, run history) must not care which.
 
 ``TriggerEvent`` and ``TriggerResult`` are the seed's models of one fire and its outcome; the
 worker stores both (as JSON) with each run. The pure steps between a stored delivery and an
@@ -18,29 +14,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner_operator.backends.composio import payloads
 from planner_operator.core import keys, templates
 from planner_operator.errors import TemplateError
 from planner_operator.runtime.executors import actions
 from planner_operator.state.inbox import Delivery
 
-MESSAGE = "composio.trigger.message"
-TRIGGER_DISABLED = "composio.trigger.disabled"
-ACCOUNT_EXPIRED = "composio.connected_account.expired"
-LIFECYCLE = frozenset({TRIGGER_DISABLED, ACCOUNT_EXPIRED})
 WEBHOOK_TYPE = "WEBHOOK"
-
-Version = Literal["V1", "V2", "V3"]
-_V2_META = ("connection_id", "connection_nano_id", "trigger_nano_id", "trigger_id", "user_id")
-
-
-class PayloadError(ValueError):
-    """A body that is JSON but no known payload shape (answered 400)."""
 
 
 class TriggerEvent(BaseModel):
@@ -74,131 +60,6 @@ class TriggerResult(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Normalized:
-    """A Composio delivery in one shape, whatever version it came in."""
-
-    version: Version
-    type: str
-    data: Mapping[str, Any]
-    trigger_id: str | None = None
-    trigger_slug: str | None = None
-    connected_account_id: str | None = None
-    user_id: str | None = None
-    log_id: str | None = None
-    timestamp: datetime | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_lifecycle(self) -> bool:
-        return self.type in LIFECYCLE
-
-    @property
-    def is_message(self) -> bool:
-        return self.type == MESSAGE
-
-
-def normalize_composio(body: Any, version_header: str | None = None) -> Normalized:
-    """Any Composio payload version as :class:`Normalized`; ``PayloadError`` if none fits."""
-    if not isinstance(body, dict):
-        raise PayloadError("a Composio payload is a JSON object")
-    hint = (version_header or "").strip().upper()
-    order: list[Version] = ["V3", "V2", "V1"]
-    if hint in order:
-        order.remove(hint)
-        order.insert(0, hint)
-    for version in order:
-        parsed = _PARSERS[version](body)
-        if parsed is not None:
-            return parsed
-    raise PayloadError("the body is not a Composio V1, V2 or V3 payload")
-
-
-def _v3(body: dict[str, Any]) -> Normalized | None:
-    kind, meta, data = body.get("type"), body.get("metadata"), body.get("data")
-    if not (isinstance(kind, str) and kind.startswith("composio.")):
-        return None
-    if not isinstance(meta, dict) or not isinstance(data, dict) or "id" not in body:
-        return None
-    trigger_id = _str(meta.get("trigger_id"))
-    account = _str(meta.get("connected_account_id"))
-    slug = _str(meta.get("trigger_slug"))
-    if kind == TRIGGER_DISABLED:
-        trigger_id = _str(data.get("id")) or trigger_id
-        slug = _str(data.get("trigger_name")) or slug
-    elif kind == ACCOUNT_EXPIRED:
-        account = _str(data.get("id")) or account
-    return Normalized(
-        version="V3",
-        type=kind,
-        data=data,
-        trigger_id=trigger_id,
-        trigger_slug=slug,
-        connected_account_id=account,
-        user_id=_str(meta.get("user_id")),
-        log_id=_str(meta.get("log_id")),
-        timestamp=_time(body.get("timestamp")),
-        extra={"event_id": _str(body.get("id"))},
-    )
-
-
-def _v2(body: dict[str, Any]) -> Normalized | None:
-    kind, data = body.get("type"), body.get("data")
-    if not isinstance(kind, str) or not isinstance(data, dict):
-        return None
-    trigger_id = _str(data.get("trigger_nano_id")) or _str(data.get("trigger_id"))
-    if trigger_id is None and "connection_id" not in data:
-        return None
-    return Normalized(
-        version="V2",
-        type=MESSAGE,
-        data={k: v for k, v in data.items() if k not in _V2_META},
-        trigger_id=trigger_id,
-        trigger_slug=kind.upper(),
-        connected_account_id=_str(data.get("connection_nano_id"))
-        or _str(data.get("connection_id")),
-        user_id=_str(data.get("user_id")),
-        log_id=_str(body.get("log_id")),
-        timestamp=_time(body.get("timestamp")),
-        extra={"trigger_uuid": _str(data.get("trigger_id"))},
-    )
-
-
-def _v1(body: dict[str, Any]) -> Normalized | None:
-    payload = body.get("payload")
-    if "trigger_name" not in body or "trigger_id" not in body or not isinstance(payload, dict):
-        return None
-    return Normalized(
-        version="V1",
-        type=MESSAGE,
-        data=payload,
-        trigger_id=_str(body.get("trigger_id")),
-        trigger_slug=_str(body.get("trigger_name")),
-        connected_account_id=_str(body.get("connection_id")),
-        log_id=_str(body.get("log_id")),
-    )
-
-
-_PARSERS = {"V3": _v3, "V2": _v2, "V1": _v1}
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list):
-        return None
-    text = str(value)
-    return text or None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 # -- stored deliveries ------------------------------------------------------------------------
 
 
@@ -230,7 +91,7 @@ class Parsed:
     """A stored delivery read back: the payload templates see, and Composio's envelope."""
 
     payload: dict[str, Any]
-    composio: Normalized | None = None
+    composio: payloads.Normalized | None = None
 
 
 def parse(d: Delivery) -> Parsed:
@@ -238,9 +99,9 @@ def parse(d: Delivery) -> Parsed:
     try:
         body = json.loads(d.body)
     except ValueError as exc:
-        raise PayloadError(f"body is not JSON: {exc}") from exc
+        raise payloads.PayloadError(f"body is not JSON: {exc}") from exc
     if d.source == "composio":
-        normalized = normalize_composio(body, d.headers.get("x-composio-webhook-version"))
+        normalized = payloads.normalize_composio(body, d.headers.get("x-composio-webhook-version"))
         return Parsed(dict(normalized.data), normalized)
     return Parsed(body if isinstance(body, dict) else {"body": body})
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from planner_operator import telemetry
+from planner_operator.backends.composio import payloads
 from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
@@ -227,7 +228,7 @@ class Worker:
     def handle(self, d: Delivery) -> Outcome:
         try:
             parsed = events.parse(d)
-        except events.PayloadError as exc:
+        except payloads.PayloadError as exc:
             return Outcome("dead", "the stored payload no longer parses", error=str(exc))
         envelope = parsed.composio
         if envelope is not None and envelope.is_lifecycle:
@@ -242,7 +243,7 @@ class Worker:
             return Outcome("ignored", f"ignored: no trigger applied by this operator has {what}")
         return self._run(d, route, parsed)
 
-    def _route(self, d: Delivery, envelope: events.Normalized | None) -> events.Route | None:
+    def _route(self, d: Delivery, envelope: payloads.Normalized | None) -> events.Route | None:
         def find() -> events.Route | None:
             if envelope is not None:
                 return self.routes.by_remote_id(envelope.trigger_id or "")
@@ -352,12 +353,12 @@ class Worker:
         delay = self.config.backoff.delay(d.attempts, retry_after)
         return Outcome("failed", f"retry in {delay:.1f}s ({why})", error, delay, key)
 
-    def _lifecycle(self, d: Delivery, n: events.Normalized) -> Outcome:
+    def _lifecycle(self, d: Delivery, n: payloads.Normalized) -> Outcome:
         at = n.timestamp.timestamp() if n.timestamp else d.received_at
-        if n.type == events.TRIGGER_DISABLED and n.trigger_id:
+        if n.type == payloads.TRIGGER_DISABLED and n.trigger_id:
             ref, state = f"trigger:{n.trigger_id}", "disabled"
             reason = str(n.data.get("disabled_reason") or "disabled by Composio")
-        elif n.type == events.ACCOUNT_EXPIRED and n.connected_account_id:
+        elif n.type == payloads.ACCOUNT_EXPIRED and n.connected_account_id:
             ref, state = f"account:{n.connected_account_id}", "expired"
             reason = f"connected account {n.connected_account_id} expired: reconnect it"
         else:

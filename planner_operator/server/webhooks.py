@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
+from planner_operator.backends.composio import payloads
 from planner_operator.core import keys
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError, StateError
@@ -301,10 +302,10 @@ class Webhooks:
                 signature=headers.get("webhook-signature"),
                 body=body,
             )
-            envelope = events.normalize_composio(
+            envelope = payloads.normalize_composio(
                 _json(body), headers.get("x-composio-webhook-version")
             )
-        except (Rejected, signatures.SignatureError, events.PayloadError) as exc:
+        except (Rejected, signatures.SignatureError, payloads.PayloadError) as exc:
             return self._reject(exc, hint, "composio")
         route = self.routes.by_remote_id(envelope.trigger_id or "")
         delivery = NewDelivery(
@@ -343,7 +344,7 @@ class Webhooks:
                     body=body,
                 )
             _json(body)
-        except (Rejected, signatures.SignatureError, events.PayloadError) as exc:
+        except (Rejected, signatures.SignatureError, payloads.PayloadError) as exc:
             return self._reject(exc, hint, key)
         delivery = NewDelivery(
             id=f"{agent}/{trigger}:{sent_id}",  # ids are unique per sender, not across senders
@@ -435,7 +436,7 @@ def _json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
-        raise events.PayloadError("the body is not JSON") from exc
+        raise payloads.PayloadError("the body is not JSON") from exc
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from planner_operator.backends.composio import payloads
 from planner_operator.errors import PlannerError
 from planner_operator.runtime import events
 from planner_operator.state.inbox import Delivery
@@ -61,7 +62,7 @@ def build(
     key = route.key if route is not None else d.trigger_key
     try:
         parsed = events.parse(d)
-    except events.PayloadError as exc:
+    except payloads.PayloadError as exc:
         steps.append(Step("payload", False, f"the stored body does not parse: {exc}"))
         return _report(d, key, steps, runs)
     envelope = parsed.composio

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from planner_operator.backends.composio import payloads
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError
 from planner_operator.read.explain import delivery as explain_delivery
@@ -119,7 +120,7 @@ def _route(settings: Settings, d: Delivery) -> events.Route | None:
     routes.reload()
     try:
         envelope = events.parse(d).composio
-    except events.PayloadError:
+    except payloads.PayloadError:
         envelope = None
     if envelope is not None:
         return routes.by_remote_id(envelope.trigger_id or "")
