@@ -32,7 +32,8 @@ from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 from planner_operator.reconcile.watch import record as watch_record
 from planner_operator.runtime.jobrun import JobRunner
 from planner_operator.runtime.scheduler import Job, Scheduler
-from planner_operator.server.app import Runtime, create_app
+from planner_operator.server.app import create_app
+from planner_operator.server.runtime import Runtime
 from planner_operator.server.signatures import SignatureError, verify_github
 
 log = logging.getLogger("planner_operator.operator")

@@ -31,7 +31,9 @@ from planner_operator.server.api import status
 from planner_operator.state.ledger import Ledger
 
 if TYPE_CHECKING:  # app.py includes this router
-    from planner_operator.server.app import Runtime
+    from planner_operator.core.settings import Settings
+    from planner_operator.read.views import Reader
+    from planner_operator.server.api.operations import Operations
 
 ENV_WORKFLOW_URL = "PLANNER_WORKFLOW_URL"
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -110,13 +112,13 @@ def display(source: str) -> str:
     return source
 
 
-def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
-    """The compat routes; ``runtime`` needs ``reader`` and ``operations`` (``api/status.py``)."""
+def router(
+    reader: Reader, operations: Operations, settings: Settings, env: Mapping[str, str]
+) -> APIRouter:
+    """The compat routes, over the same ``reader`` and ``operations`` as ``api/status.py``."""
     registry = Registry.discover(env)
     platform = bool(env.get(ENV_WORKFLOW_URL))
     api = APIRouter(tags=["compat (Triggers module)"])
-
-    reader, operations = runtime.reader, runtime.operations
 
     # -- triggers -------------------------------------------------------------------------------
 
@@ -151,13 +153,13 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
         body = await _json_body(request)
         agent = _field(body, "agent", "agent_id", "agentId")
         name = _field(body, "name", "trigger", "slug")
-        entries = await run_in_threadpool(_entries, runtime)
+        entries = await run_in_threadpool(_entries, settings)
         return _conflict(_create_answer(entries, agent, name))
 
     def change_trigger(agent: str, trigger: str, request: Request) -> JSONResponse:
         """Refused: edit the trigger in its agent file (the answer names it)."""
         verb = "remove it from" if request.method == "DELETE" else "edit it in"
-        return _conflict(_trigger_answer(_entries(runtime), agent, trigger, verb))
+        return _conflict(_trigger_answer(_entries(settings), agent, trigger, verb))
 
     _refusals(api, "/triggers/{agent}/{trigger}", "trigger", change_trigger)
 
@@ -165,7 +167,7 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
 
     def workflows() -> dict[str, WorkflowView]:
         uses: dict[str, list[WorkflowUse]] = {}
-        for entry in _entries(runtime):
+        for entry in _entries(settings):
             workflow = (entry.spec.get("action") or {}).get("workflow") or {}
             if workflow.get("id"):
                 uses.setdefault(str(workflow["id"]), []).append(_use(entry))
@@ -216,7 +218,7 @@ def router(runtime: Runtime, env: Mapping[str, str]) -> APIRouter:
         body = await _json_body(request)
         wid = _field(body, "id", "workflow_id", "workflowId", "name")
         agent = _field(body, "agent", "agent_id", "agentId")
-        file = _agent_file(await run_in_threadpool(_entries, runtime), agent)[0]
+        file = _agent_file(await run_in_threadpool(_entries, settings), agent)[0]
         files = [file] if file else []
         detail = (
             f"workflows cannot be created over HTTP: {_WHERE_WORKFLOWS}. Then reference it from "
@@ -370,8 +372,8 @@ def _use(entry: OwnedEntry) -> WorkflowUse:
     )
 
 
-def _entries(runtime: Runtime) -> list[OwnedEntry]:
-    path = runtime.settings.ledger_db
+def _entries(settings: Settings) -> list[OwnedEntry]:
+    path = settings.ledger_db
     if not path.exists():
         return []
     with Ledger(path) as ledger:

@@ -15,13 +15,12 @@ or the event would have done, and it lands in run history like any other run:
   ``workflows/<id>`` with origin ``manual``.
 
 Answers come back as soon as the run is recorded as started; the executor call goes on in a
-background thread, tracked in ``Runtime.tasks`` and given a grace period at shutdown.
+background thread, tracked here and given a grace period at shutdown (``drain``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -42,9 +41,12 @@ from planner_operator.state import inbox
 from planner_operator.state.runs import Run
 
 if TYPE_CHECKING:
+    from planner_operator.core.settings import Settings
     from planner_operator.read.views import Reader
+    from planner_operator.runtime.executors.base import Executors
     from planner_operator.runtime.worker import Outcome, Worker
-    from planner_operator.server.app import Runtime
+    from planner_operator.server.webhooks import Webhooks
+    from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.operations")
 FILTER_SKIP = "filter did not match"  # the worker's reason (server/worker.py)
@@ -52,16 +54,24 @@ WAIT_FOR_ROW = 10.0  # seconds a trigger test waits for the worker to record its
 
 
 class Operations:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.runner = JobRunner(runtime.runs, runtime.executors)
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        env: Mapping[str, str],
+        runs: RunStore,
+        executors: Executors,
+        reader: Reader,
+        webhooks: Webhooks | None,
+    ) -> None:
+        self.settings, self.env = settings, env
+        self.runs, self.executors = runs, executors
+        self.reader = reader
+        self.webhooks = webhooks
+        self.runner = JobRunner(runs, executors)
         self._pending: set[asyncio.Task[None]] = set()
         self._schemas: dict[str, Mapping[str, Any] | None] = {}
         self._worker: Worker | None = None
-
-    @property
-    def reader(self) -> Reader:
-        return self.runtime.reader
 
     # -- run now -------------------------------------------------------------------------------
 
@@ -131,7 +141,7 @@ class Operations:
         if rejected and run.status == "skipped" and run.reason == FILTER_SKIP:
             reason = f"{FILTER_SKIP}: " + "; ".join(rejected)
             await asyncio.to_thread(
-                lambda: self.runtime.runs.finish(run.id, status="skipped", reason=reason)
+                lambda: self.runs.finish(run.id, status="skipped", reason=reason)
             )
         return await self._summary(run.id)
 
@@ -152,13 +162,13 @@ class Operations:
         return self._schemas[slug]
 
     def _composio_schema(self, slug: str) -> Mapping[str, Any] | None:
-        env = self.runtime.env
+        env = self.env
         if select.trigger_backend_name(env) != "composio":
             return None
         from planner_operator.backends.composio import backend as composio
 
         try:
-            with composio.from_env(self.runtime.settings, env) as backend:
+            with composio.from_env(self.settings, env) as backend:
                 found = backend._type(slug)
         except PlannerError as exc:
             log.warning(
@@ -171,12 +181,12 @@ class Operations:
         if self._worker is None:
             from planner_operator.runtime.worker import Routes, Worker
 
-            hooks, settings = self.runtime.webhooks, self.runtime.settings
+            hooks, settings = self.webhooks, self.settings
             self._worker = Worker(
                 inbox=inbox.Inbox(settings.state_dir / inbox.FILE_NAME),
                 routes=hooks.routes if hooks is not None else Routes(settings.ledger_db),
-                runs=self.runtime.runs,
-                executors=self.runtime.executors,
+                runs=self.runs,
+                executors=self.executors,
                 owner=f"api-test:{uuid.uuid4().hex[:8]}",
             )
         return self._worker
@@ -207,14 +217,14 @@ class Operations:
             await asyncio.sleep(0.01)
 
     def _find(self, key: str, run_id: str) -> Run | None:
-        recent = self.runtime.runs.list(key=key, limit=20)
+        recent = self.runs.list(key=key, limit=20)
         return next((r for r in recent if r.run_id == run_id), None)
 
     # -- workflows -----------------------------------------------------------------------------
 
     async def run_workflow(self, workflow_id: str, input: dict[str, Any]) -> RunSummary:
         """Run a registered workflow now with ``input`` (key ``workflows/<id>``)."""
-        workflow = self.runtime.executors.workflow
+        workflow = self.executors.workflow
         registry = getattr(workflow, "registry", None)
         unknown = isinstance(registry, Registry) and registry.get(workflow_id) is None
         if unknown and getattr(workflow, "fallback", None) is None:
@@ -222,7 +232,7 @@ class Operations:
                 f"no workflow registered as `{workflow_id}` (GET /workflows lists the known ids)"
             )
         key, run_id = f"workflows/{workflow_id}", f"manual-{uuid.uuid4().hex[:12]}"
-        runs = self.runtime.runs
+        runs = self.runs
         rendered = json.dumps(input, sort_keys=True, ensure_ascii=False, default=str)
         row = await asyncio.to_thread(
             lambda: runs.start(
@@ -260,14 +270,11 @@ class Operations:
 
         task = asyncio.get_running_loop().create_task(go(), name=what)
         self._pending.add(task)
-        self.runtime.tasks.append(task)
         task.add_done_callback(self._forget)
         return task
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._pending.discard(task)
-        with contextlib.suppress(ValueError):
-            self.runtime.tasks.remove(task)
 
     async def drain(self, timeout: float) -> None:
         """Shutdown: give runs started here up to ``timeout`` seconds to finish."""
@@ -278,6 +285,6 @@ class Operations:
             self._worker = None
 
     async def _summary(self, row: int) -> RunSummary:
-        found = await asyncio.to_thread(self.runtime.runs.get, row)
+        found = await asyncio.to_thread(self.runs.get, row)
         assert found is not None  # just written
         return summary(found)

@@ -33,7 +33,8 @@ from planner_operator.read.views import (
 )
 
 if TYPE_CHECKING:
-    from planner_operator.server.app import Runtime
+    from planner_operator.read.views import Reader
+    from planner_operator.server.api.operations import Operations
 
 T = TypeVar("T")
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is a 422, not an overflow
@@ -87,11 +88,9 @@ async def act(fn: Callable[[], Awaitable[RunSummary]], response: Response) -> Ru
     return run
 
 
-def router(runtime: Runtime) -> APIRouter:
-    """The routes for ``create_app`` (``app.include_router(status.router(runtime))``)."""
+def router(reader: Reader, operations: Operations) -> APIRouter:
+    """The routes for ``create_app``: reads through ``reader``, acts through ``operations``."""
     api = APIRouter(prefix="/api", tags=["status"])
-    reader = runtime.reader
-    operations = runtime.operations
 
     @api.get("/agents", response_model=list[AgentView], summary="Agents")
     def agents() -> list[AgentView]:

@@ -1,6 +1,6 @@
 """The dashboard's routes: server-rendered pages over the same read model as the JSON API.
 
-Pages read through ``runtime.reader`` and act through ``runtime.operations``, exactly what the
+Pages read through the ``Reader`` and act through the ``Operations``, exactly what the
 API calls, so what a person sees is what a script gets. Every page is plain HTML with one local
 stylesheet: the operator often runs on machines without internet access, so nothing comes from
 a CDN and there is no front-end build. Autoescaping is on for every template, because rendered
@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlencode
 
 import jinja2
@@ -27,6 +27,10 @@ from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
 from planner_operator.read.views import RunStatus
 from planner_operator.server import auth
 from planner_operator.server.dashboard import display
+
+if TYPE_CHECKING:
+    from planner_operator.read.views import Reader
+    from planner_operator.server.api.operations import Operations
 
 BASE = "/planner"
 _PACKAGE = resources.files("planner_operator.server.dashboard")
@@ -77,18 +81,14 @@ def _authenticated(request: Request) -> bool:
     return auth.is_authenticated(request)
 
 
-def _runtime(request: Request) -> Any:
-    return request.app.state.runtime
-
-
 def not_found(request: Request, message: str) -> HTMLResponse:
     return render(
         request, "error.html", {"title": "Not found", "message": message}, status_code=404
     )
 
 
-def router() -> APIRouter:
-    """The dashboard routes for ``create_app`` (``app.include_router(dashboard.router())``)."""
+def router(reader: Reader, operations: Operations) -> APIRouter:
+    """The dashboard routes for ``create_app``: the same reader and operations as the API."""
     routes = APIRouter(include_in_schema=False)
 
     @routes.get("/")
@@ -107,7 +107,6 @@ def router() -> APIRouter:
 
     @routes.get(f"{BASE}/")
     def planner(request: Request) -> HTMLResponse:
-        reader = _runtime(request).reader
         jobs, triggers = reader.jobs(), reader.triggers()
         return render(
             request,
@@ -125,7 +124,6 @@ def router() -> APIRouter:
 
     @routes.get(f"{BASE}/agents/{{agent}}")
     def agent_page(request: Request, agent: str) -> HTMLResponse:
-        reader = _runtime(request).reader
         found = next((a for a in reader.agents() if a.id == agent), None)
         if found is None:
             return not_found(request, f"There is no agent `{agent}` in the applied configuration.")
@@ -152,7 +150,6 @@ def router() -> APIRouter:
         trigger: str = "",
         before: str = "",
     ) -> HTMLResponse:
-        reader = _runtime(request).reader
         filters = {
             "agent": agent,
             "status": status if status in STATUSES else "",
@@ -197,7 +194,7 @@ def router() -> APIRouter:
         if not run_id.isdigit():
             return not_found(request, f"`{run_id}` is not a run number.")
         try:
-            run = _runtime(request).reader.run(int(run_id))
+            run = reader.run(int(run_id))
         except NotFoundError:
             return not_found(request, f"There is no run #{run_id} in the run history.")
         return render(
@@ -210,7 +207,7 @@ def router() -> APIRouter:
     @routes.post(f"{BASE}/jobs/{{agent}}/{{name}}/run")
     async def run_now(request: Request, agent: str, name: str) -> Response:
         try:
-            run = await _runtime(request).operations.run_job(agent, name)
+            run = await operations.run_job(agent, name)
         except PlannerError as exc:
             return _failed(request, exc, f"Could not run {agent}/{name}")
         return RedirectResponse(f"{BASE}/runs/{run.id}?flash=run", status_code=303)
@@ -218,7 +215,7 @@ def router() -> APIRouter:
     @routes.post(f"{BASE}/triggers/{{agent}}/{{name}}/test")
     async def test_trigger(request: Request, agent: str, name: str) -> Response:
         try:
-            run = await _runtime(request).operations.test_trigger(agent, name)
+            run = await operations.test_trigger(agent, name)
         except PlannerError as exc:
             return _failed(request, exc, f"Could not send a test event to {agent}/{name}")
         return RedirectResponse(f"{BASE}/runs/{run.id}?flash=test", status_code=303)

@@ -16,7 +16,8 @@ from planner_operator.errors import NotFoundError
 from planner_operator.runtime.executors import select as executor_select
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
-from planner_operator.server.app import Runtime, create_app
+from planner_operator.server.app import create_app
+from planner_operator.server.runtime import Runtime
 from planner_operator.state.inbox import FILE_NAME, Inbox
 from planner_operator.state.runs import RunStore
 from tests.server.api.status_state import BEARER, ENV, applied, applied_once, client, finished

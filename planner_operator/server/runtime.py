@@ -1,0 +1,64 @@
+"""The serving process's composition root: every long-lived object a request needs, built once.
+
+``create_app`` builds one :class:`Runtime` from settings and environment and hands each router
+only what it uses (a reader, the operations, the webhook ingress), so no router reaches into a
+service locator and none imports the app. Tests build the same runtime with their own settings,
+executors and a fake Inngest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from planner_operator.backends import select
+from planner_operator.backends.inngest.backend import JobTable
+from planner_operator.backends.inngest.sdk import InngestConfig
+from planner_operator.core.settings import Settings
+from planner_operator.read.views import Reader
+from planner_operator.runtime.executors import select as executor_select
+from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.jobrun import InngestJobHandler, JobRunner
+from planner_operator.server import webhooks
+from planner_operator.server.api.operations import Operations
+from planner_operator.server.inngest_mount import InngestMount
+from planner_operator.state.runs import RunStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    env: Mapping[str, str]
+    runs: RunStore
+    executors: Executors
+    reader: Reader  # the status API's and dashboard's read model
+    operations: Operations  # run now, trigger tests, workflow runs
+    webhooks: webhooks.Webhooks  # ingress, durable inbox and worker
+    inngest: InngestMount | None = None  # the Inngest endpoint, when Inngest runs the jobs
+
+
+def build(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    executors: Executors | None = None,
+    worker: bool | None = None,
+) -> Runtime:
+    """``executors`` replaces the environment's (tests, benchmarks); ``worker`` False leaves the
+    inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on)."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    runs = RunStore(settings.state_dir / "runs.db")
+    executors = executors or executor_select.from_env(settings, env)
+    reader = Reader(settings, env=env)
+    hooks = webhooks.Webhooks(
+        settings=settings, env=env, runs=runs, executors=executors, worker=worker
+    )
+    operations = Operations(
+        settings=settings, env=env, runs=runs, executors=executors, reader=reader, webhooks=hooks
+    )
+    inngest = None
+    if select.schedule_backend_name(env) == "inngest":
+        config = InngestConfig.from_env(env)  # refuses production mode without a signing key
+        handler = InngestJobHandler(JobRunner(runs, executors))
+        inngest = InngestMount(config, JobTable(settings.state_db), handler)
+    return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest)
