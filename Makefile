@@ -30,6 +30,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
