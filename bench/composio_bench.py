@@ -24,6 +24,7 @@ from typing import Any
 from planner_operator.backends import ratelimit, select
 from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.backends.select import Backends
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.reconcile.engine import SourceSpec, reconcile
 from tests.fakes.composio_server import DEFAULT_ACCOUNTS, FakeComposio
@@ -64,7 +65,7 @@ def max_in_window(times: list[float], window: float) -> int:
 
 
 def run() -> dict[str, Any]:
-    clock = ratelimit.ScaledClock(SCALE)
+    clock = clock_mod.ScaledClock(SCALE)
     accounts = {**DEFAULT_ACCOUNTS, **{f"ca_bench_{a}": ("bench", "gmail") for a in range(10)}}
     started = time.perf_counter()
     with (

@@ -15,8 +15,9 @@ retries spend the same budget. The transport also turns a server's ``Retry-After
 ("no request before T") that every later request waits for, including the SDK's own retry, whose
 built-in delay ignores values of a minute or more.
 
-Time comes from an injectable :class:`Clock` so tests and the benchmark can run minutes of
-simulated time in seconds (:class:`ScaledClock`) while still making real HTTP requests.
+Time comes from an injected ``core.clock.Clock`` so tests and the benchmark can run minutes of
+simulated time in seconds (``ManualClock``, ``ScaledClock``) while still making real HTTP
+requests.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from __future__ import annotations
 import email.utils
 import math
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.errors import RetryableError, SourceError, UnknownOutcome
 
 ENV_BUDGET = "PLANNER_COMPOSIO_BUDGET_PER_MIN"
@@ -38,52 +38,6 @@ ENV_SHARE = "PLANNER_COMPOSIO_BUDGET_SHARE"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Float slack: ``now + (t - now)`` can land one ulp short of ``t``; a nanosecond is not early.
 _EPSILON = 1e-9
-
-
-class Clock(Protocol):
-    def monotonic(self) -> float: ...
-
-    def wall(self) -> float:
-        """Unix time, to turn an HTTP-date ``Retry-After`` into a delay."""
-        ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class SystemClock:
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class ScaledClock:
-    """Simulated time running ``scale`` times faster than real time (benchmarks, tests).
-
-    Sleeping really sleeps (for ``seconds / scale``), so threads and a real server keep their
-    ordering; only the reading is scaled. ``wall()`` starts at the real Unix time.
-    """
-
-    def __init__(self, scale: float) -> None:
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        self.scale = scale
-        self._t0 = time.monotonic()
-        self._wall0 = time.time()
-
-    def monotonic(self) -> float:
-        return (time.monotonic() - self._t0) * self.scale
-
-    def wall(self) -> float:
-        return self._wall0 + self.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            time.sleep(seconds / self.scale)
 
 
 @dataclass(frozen=True)
@@ -132,7 +86,7 @@ class RateLimiter:
         window: float = 60.0,
         *,
         burst: int | None = None,
-        clock: Clock | None = None,
+        clock: clock_mod.Clock | None = None,
         max_wait: float = 120.0,
         slack: float = 1.0,
     ) -> None:
@@ -142,7 +96,7 @@ class RateLimiter:
         self.window = window
         self.burst = max(1, min(limit, burst if burst is not None else limit // 20))
         self.rate = max(limit - self.burst, 1) / (window + slack)  # tokens per second
-        self.clock: Clock = clock or SystemClock()
+        self.clock: clock_mod.Clock = clock or clock_mod.SYSTEM
         self.max_wait = max_wait
         self._lock = threading.Lock()
         self._tokens = float(self.burst)
@@ -152,7 +106,7 @@ class RateLimiter:
         self.waited = 0.0
 
     @classmethod
-    def for_budget(cls, budget: Budget, *, clock: Clock | None = None) -> RateLimiter:
+    def for_budget(cls, budget: Budget, *, clock: clock_mod.Clock | None = None) -> RateLimiter:
         return cls(budget.limit, budget.window, clock=clock)
 
     @property
@@ -264,7 +218,9 @@ class LimitedTransport(httpx.BaseTransport):
                 backend=self._name,
             ) from exc
         if response.status_code in (429, 503):
-            pause = parse_retry_after(response.headers, now_wall=self.limiter.clock.wall())
+            pause = parse_retry_after(
+                response.headers, now_wall=clock_mod.epoch(self.limiter.clock)
+            )
             if pause is None and response.status_code == 429:
                 pause = self._default_pause
             if pause is not None:

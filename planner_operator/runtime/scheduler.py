@@ -26,10 +26,11 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from planner_operator.core import canonical, scheduling
+from planner_operator.core import clock as clock_mod
 from planner_operator.runtime.jobrun import Fire, JobRunner
 from planner_operator.state import db
 
@@ -49,15 +50,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -95,12 +87,12 @@ class Scheduler:
         runner: JobRunner,
         load_jobs: Callable[[], list[Job]],
         *,
-        clock: Clock | None = None,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
         jitter: float = 0.0,
     ) -> None:
         self.runner = runner
         self.load_jobs = load_jobs
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.jitter = jitter
         self.jobs: dict[str, Job] = {}
         self.heap: list[_Entry] = []

@@ -20,25 +20,8 @@ from planner_operator.backends.ratelimit import (
     RateLimiter,
     parse_retry_after,
 )
+from planner_operator.core.clock import ManualClock
 from planner_operator.errors import SourceError, UnknownOutcome
-
-
-class ManualClock:
-    """Time that moves only when someone sleeps (single-threaded tests)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_767_268_800.0 + self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -98,12 +81,12 @@ def test_no_window_ever_holds_more_than_the_limit(
         if kind == "burst":
             for _ in range(int(amount)):
                 limiter.acquire()
-                admitted.append(clock.now)
+                admitted.append(clock.monotonic())
         elif kind == "idle":
-            clock.now += amount
+            clock.advance(amount)
         else:
             limiter.defer(amount)
-            barriers.append((len(admitted), clock.now + amount))
+            barriers.append((len(admitted), clock.monotonic() + amount))
     assert max_in_window(admitted, 60.0) <= limit
     for index, barrier in barriers:  # nothing admitted before a Retry-After has passed
         assert all(at >= barrier - 1e-6 for at in admitted[index:])
@@ -112,10 +95,10 @@ def test_no_window_ever_holds_more_than_the_limit(
 def test_a_long_run_uses_at_least_90_percent_of_the_allowance() -> None:
     clock = ManualClock()
     limiter = RateLimiter(1000, 60.0, clock=clock)
-    start = clock.now
+    start = clock.monotonic()
     for _ in range(5000):
         limiter.acquire()
-    minutes = (clock.now - start) / 60
+    minutes = (clock.monotonic() - start) / 60
     assert 5000 / minutes >= 0.9 * 1000
     assert limiter.burst == 50 and limiter.admitted == 5000
 
@@ -125,15 +108,15 @@ def test_defer_blocks_until_the_barrier_then_trickles() -> None:
     limiter = RateLimiter(600, 60.0, clock=clock)  # 30 burst, then 570 per 61 s
     limiter.acquire()
     limiter.defer(30.0)
-    barrier = clock.now + 30.0
+    barrier = clock.monotonic() + 30.0
     limiter.acquire()
-    assert clock.now >= barrier
-    first = clock.now
+    assert clock.monotonic() >= barrier
+    first = clock.monotonic()
     limiter.acquire()  # the bucket was emptied: the next one waits a refill interval
-    assert clock.now - first == pytest.approx(1 / limiter.rate)
+    assert clock.monotonic() - first == pytest.approx(1 / limiter.rate)
     limiter.defer(5.0)
     limiter.defer(1.0)  # a shorter Retry-After never shortens a barrier already set
-    assert limiter.not_before == pytest.approx(clock.now + 5.0)
+    assert limiter.not_before == pytest.approx(clock.monotonic() + 5.0)
 
 
 def test_a_barrier_beyond_max_wait_is_an_error_not_a_hang() -> None:
@@ -164,16 +147,6 @@ def test_threads_share_one_budget() -> None:
         thread.join()
     assert len(admitted) == 120
     assert max_in_window(sorted(admitted), 0.5) <= 40 + 1  # +1: timer granularity
-
-
-def test_scaled_clock_runs_fast_but_really_sleeps() -> None:
-    clock = ratelimit.ScaledClock(100.0)
-    before, real = clock.monotonic(), time.monotonic()
-    clock.sleep(2.0)
-    assert clock.monotonic() - before >= 2.0
-    assert time.monotonic() - real < 1.0
-    with pytest.raises(ValueError, match="positive"):
-        ratelimit.ScaledClock(0)
 
 
 # -- Retry-After -----------------------------------------------------------------------------
@@ -218,9 +191,9 @@ def test_transport_turns_retry_after_into_a_barrier(clock: ManualClock) -> None:
     answers = iter([429, 200, 429, 200])
 
     def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(clock.now)
+        seen.append(clock.monotonic())
         status = next(answers)
-        date = email.utils.formatdate(clock.wall() + 120, usegmt=True)
+        date = email.utils.formatdate(clock.now().timestamp() + 120, usegmt=True)
         after = {"retry-after": "90" if len(seen) == 1 else date} if status == 429 else {}
         return httpx.Response(status, headers=after)
 
@@ -239,7 +212,7 @@ def test_transport_pauses_after_a_bare_429(clock: ManualClock) -> None:
         limiter,
     ):
         client.get("/a")
-        assert limiter.not_before == pytest.approx(clock.now + 1.0)
+        assert limiter.not_before == pytest.approx(clock.monotonic() + 1.0)
 
 
 def test_transport_refuses_other_hosts(clock: ManualClock) -> None:

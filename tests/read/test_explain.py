@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planner_operator.cli.main import app
+from planner_operator.core.clock import ManualClock
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFoundError
@@ -30,7 +31,7 @@ from planner_operator.server.operator import local_jobs
 from planner_operator.state.inbox import FILE_NAME, Inbox, NewDelivery
 from planner_operator.state.ledger import HistoryRow
 from planner_operator.state.runs import Run, RunStore
-from tests.runtime.test_scheduler import FakeClock, World
+from tests.runtime.test_scheduler import World
 from tests.support.builders import job_spec
 
 KEY = "a/jobs/daily"
@@ -395,7 +396,7 @@ def test_scheduler_writes_rows_for_overlap_skips(tmp_path: Path) -> None:
             return None
 
     with RunStore(tmp_path / "runs.db") as runs:
-        clock = FakeClock(utc(2026, 3, 7, 12))
+        clock = ManualClock(utc(2026, 3, 7, 12))
         job = Job("a/jobs/min", job_spec("* * * * *"))
         sched = Scheduler(JobRunner(runs, Executors(Slow(), Slow())), lambda: [job], clock=clock)
         sched.reload()
@@ -428,7 +429,7 @@ def test_scheduler_writes_missed_rows_capped_and_marks_the_catch_up(tmp_path: Pa
         w.scheduler.reload()
         w.run_until(utc(2026, 3, 7, 12, 1, 30))  # fired 12:01
         w.scheduler.close()
-        w.clock.current = utc(2026, 3, 7, 15, 0, 30)  # down: 12:02 .. 15:00 = 179 slots
+        w.clock.set(utc(2026, 3, 7, 15, 0, 30))  # down: 12:02 .. 15:00 = 179 slots
         w.scheduler = w.new_scheduler()
         w.scheduler.reload()
         w.run_until(utc(2026, 3, 7, 15, 0, 45))
@@ -490,20 +491,20 @@ def test_cli_explain_job_and_deliveries(tmp_path: Path) -> None:
     # a few fires of the applied job, a restart after an outage (missed slots, catch-up)
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = start.replace(minute=start.minute - start.minute % 10) + timedelta(minutes=10)
-    clock = FakeClock(start - timedelta(seconds=30))
+    clock = ManualClock(start - timedelta(seconds=30))
     with RunStore(state / "runs.db") as runs, LocalOutbox(state / "outbox.db") as outbox:
         runner = JobRunner(runs, Executors(chat=outbox, workflow=outbox))
         for offline in (False, True):
             sched = Scheduler(runner, local_jobs(settings.state_db), clock=clock)
             sched.reload()
-            stop = clock.current + timedelta(minutes=25)
+            stop = clock.now() + timedelta(minutes=25)
             while (at := sched.next_at()) is not None and at <= stop:
-                clock.current = max(clock.current, at)
-                for job, fire in sched.due(clock.current):
+                clock.set(max(clock.now(), at))
+                for job, fire in sched.due(clock.now()):
                     sched.fire(job, fire)
             sched.close()
             if not offline:
-                clock.current += timedelta(minutes=40)  # down: 3 slots missed, 1 caught up
+                clock.set(clock.now() + timedelta(minutes=40))  # down: 3 slots missed, 1 caught up
 
     fmt = "%Y-%m-%dT%H:%M:%S+00:00"
     window = ["--from", (start - timedelta(minutes=5)).strftime(fmt)]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from planner_operator.core.clock import ManualClock
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.runtime.jobrun import JobRunner
@@ -19,22 +19,10 @@ from planner_operator.state.runs import RunStore
 from tests.support.builders import job_spec
 
 
-@dataclass
-class FakeClock:
-    current: datetime
-
-    def now(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
-
-
 class World:
     def __init__(self, tmp: Path, start: datetime) -> None:
         self.tmp = tmp
-        self.clock = FakeClock(start)
+        self.clock = ManualClock(start)
         self.jobs: list[Job] = []
         self.runs = RunStore(tmp / "runs.db")
         self.outbox = LocalOutbox(tmp / "outbox.db")
@@ -48,11 +36,11 @@ class World:
         """Step the clock from fire to fire, firing synchronously; returns fired slots."""
         fired = []
         while (at := self.scheduler.next_at()) is not None and at <= end:
-            self.clock.current = max(self.clock.current, at)
-            for job, fire in self.scheduler.due(self.clock.current):
+            self.clock.set(max(self.clock.now(), at))
+            for job, fire in self.scheduler.due(self.clock.now()):
                 self.scheduler.fire(job, fire)
                 fired.append(f"{job.key}@{fire.at.isoformat()}")
-        self.clock.current = end
+        self.clock.set(end)
         return fired
 
     def close(self) -> None:
@@ -121,7 +109,7 @@ def test_restart_resumes_and_catchup_latest_runs_most_recent_missed_slot(world: 
     world.scheduler.reload()
     world.run_until(datetime(2026, 3, 7, 14, 30, tzinfo=UTC))  # fired 13:00, 14:00
     world.scheduler.close()
-    world.clock.current = datetime(2026, 3, 7, 19, 30, tzinfo=UTC)  # down 15:00..19:00
+    world.clock.set(datetime(2026, 3, 7, 19, 30, tzinfo=UTC))  # down 15:00..19:00
     world.scheduler = world.new_scheduler()
     world.scheduler.reload()
     fired = world.run_until(datetime(2026, 3, 7, 20, 30, tzinfo=UTC))
@@ -139,7 +127,7 @@ def test_catchup_none_skips_missed_slots(world: World) -> None:
     world.scheduler.reload()
     world.run_until(datetime(2026, 3, 7, 13, 30, tzinfo=UTC))
     world.scheduler.close()
-    world.clock.current = datetime(2026, 3, 7, 16, 30, tzinfo=UTC)
+    world.clock.set(datetime(2026, 3, 7, 16, 30, tzinfo=UTC))
     world.scheduler = world.new_scheduler()
     world.scheduler.reload()
     fired = world.run_until(datetime(2026, 3, 7, 17, 30, tzinfo=UTC))
@@ -159,7 +147,7 @@ def test_overlap_skip_counts_fire_while_previous_run_is_running(tmp_path: Path) 
             return None
 
     with RunStore(tmp_path / "runs.db") as runs:
-        clock = FakeClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+        clock = ManualClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
         job = Job("a/jobs/min", job_spec("* * * * *"))
         sched = Scheduler(JobRunner(runs, Executors(Slow(), Slow())), lambda: [job], clock=clock)
         sched.reload()

@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from planner_operator.backends.select import open_backends
+from planner_operator.core.clock import ManualClock
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError
 from planner_operator.reconcile.engine import SourceSpec, reconcile
@@ -223,14 +224,11 @@ def test_job_fires_runs_and_scheduler_counters(
         with pytest.raises(RuntimeError):
             runner.run(KEY, spec, fire, run_id="man-1", origin="manual", claim_slot=False)
 
-        class Clock:
-            def now(self) -> datetime:
-                return datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-
-        scheduler = Scheduler(runner, lambda: [Job(KEY, spec)], clock=Clock())
+        clock = ManualClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+        scheduler = Scheduler(runner, lambda: [Job(KEY, spec)], clock=clock)
         try:
             scheduler.reload()  # slots passed since the last run: one catch-up, the rest missed
-            due = scheduler.due(Clock().now())
+            due = scheduler.due(clock.now())
             assert len(due) == 1
             scheduler.fire(*due[0])
             scheduler.running.add(KEY)  # the previous run still going: the next fire is skipped

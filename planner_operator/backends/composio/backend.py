@@ -52,6 +52,7 @@ from planner_operator.backends.composio.sdk import (
 )
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import canonical
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.closing import Closing
 from planner_operator.core.settings import Settings
 from planner_operator.errors import (
@@ -105,6 +106,7 @@ class ComposioTriggerBackend(Closing):
         limiter: ratelimit.RateLimiter | None = None,
     ) -> None:
         self._client = client
+        self._clock = limiter.clock if limiter is not None else clock_mod.SYSTEM
         self._config = config
         self._webhooks = webhooks
         self.limiter = limiter
@@ -134,7 +136,7 @@ class ComposioTriggerBackend(Closing):
             self._conn.close()
 
     def _sdk(self, what: str) -> contextlib.AbstractContextManager[None]:
-        return composio_sdk.sdk_errors(what, api_key=self._config.api_key)
+        return composio_sdk.sdk_errors(what, api_key=self._config.api_key, clock=self._clock)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -371,7 +373,7 @@ class ComposioTriggerBackend(Closing):
 
 
 def from_env(
-    settings: Settings, env: Mapping[str, str], *, clock: ratelimit.Clock | None = None
+    settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock | None = None
 ) -> ComposioTriggerBackend:
     """The backend as ``reconcile`` opens it: key, URL and budget from the environment.
 

@@ -14,7 +14,6 @@ The SDK is imported lazily (it takes seconds to import), and the client is built
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ import httpx
 from planner_operator.backends import ratelimit
 from planner_operator.backends.base import RemoteObject, RemoteState
 from planner_operator.core import canonical
+from planner_operator.core import clock as clock_mod
 from planner_operator.errors import (
     AuthError,
     BackendError,
@@ -108,8 +108,12 @@ def open_client(config: ComposioConfig, limiter: ratelimit.RateLimiter) -> Any:
 
 
 @contextlib.contextmanager
-def sdk_errors(what: str, *, api_key: str = "") -> Iterator[None]:
-    """Translate SDK and HTTP failures into our error tree (the key never reaches a message)."""
+def sdk_errors(
+    what: str, *, api_key: str = "", clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> Iterator[None]:
+    """Translate SDK and HTTP failures into our error tree (the key never reaches a message).
+
+    ``clock`` turns an HTTP-date ``Retry-After`` into a delay."""
     import composio_client as cc
     from composio.exceptions import ComposioError
 
@@ -118,7 +122,7 @@ def sdk_errors(what: str, *, api_key: str = "") -> Iterator[None]:
     except PlannerError:
         raise
     except cc.APIStatusError as exc:
-        raise _status_error(what, exc, api_key) from exc
+        raise _status_error(what, exc, api_key, clock) from exc
     except cc.APIConnectionError as exc:
         why = "timed out" if isinstance(exc, cc.APITimeoutError) else "could not connect"
         raise RetryableError(f"{what}: {why} talking to Composio", backend=NAME) from exc
@@ -128,7 +132,7 @@ def sdk_errors(what: str, *, api_key: str = "") -> Iterator[None]:
         raise PermanentError(f"{what}: {_redact(str(exc), api_key)}", backend=NAME) from exc
 
 
-def _status_error(what: str, exc: Any, api_key: str) -> BackendError:
+def _status_error(what: str, exc: Any, api_key: str, clock: clock_mod.Clock) -> BackendError:
     status: int = exc.status_code
     details = exc.details or {}
     message = _redact(str(details.get("message") or exc.message), api_key)
@@ -145,7 +149,7 @@ def _status_error(what: str, exc: Any, api_key: str) -> BackendError:
     if status == 409:
         return Conflict(f"{what}: {message}{ref}", backend=NAME, status=status)
     if status in (408, 429) or status >= 500:
-        pause = ratelimit.parse_retry_after(exc.response.headers, now_wall=time.time())
+        pause = ratelimit.parse_retry_after(exc.response.headers, now_wall=clock_mod.epoch(clock))
         return RetryableError(
             f"{what}: {status} {message}{ref}", backend=NAME, status=status, retry_after=pause
         )
