@@ -14,7 +14,7 @@ from typing import Any
 
 from planner_operator.config import models
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import canonical, scheduling
+from planner_operator.core import canonical, scheduling, specs
 from planner_operator.core.keys import Kind, job_key, trigger_key
 
 
@@ -31,11 +31,11 @@ class DesiredResource:
 
     @property
     def protect(self) -> bool:
-        return bool(self.spec.get("protect", False))
+        return specs.protected(self.spec)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.spec.get("enabled", True))
+        return specs.enabled(self.spec)
 
 
 def build(files: Iterable[LoadedFile]) -> dict[str, DesiredResource]:
@@ -77,54 +77,48 @@ def _resource(
     )
 
 
-def _action(agent: models.AgentFile, action: models.Action) -> dict[str, Any]:
+def _action(agent: models.AgentFile, action: models.Action) -> specs.Action:
     if action.chat is not None:
         variables = {**agent.variables, **action.chat.variables}
-        return {"chat": {"template": action.chat.template, "variables": variables}}
+        return specs.ChatAction(template=action.chat.template, variables=variables)
     assert action.workflow is not None
-    workflow: dict[str, Any] = {"id": action.workflow.id, "input": action.workflow.input}
-    if agent.variables:  # inputs may use the agent's variables: keep the spec self-contained
-        workflow["variables"] = dict(agent.variables)
-    return {"workflow": workflow}
-
-
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
+    # inputs may use the agent's variables: keep the spec self-contained
+    return specs.WorkflowAction(
+        id=action.workflow.id, input=action.workflow.input, variables=dict(agent.variables)
+    )
 
 
 def job_spec(agent: models.AgentFile, job: models.Job) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "schedule": scheduling.normalize_schedule(job.schedule),
-            "timezone": job.timezone or agent.timezone,
-            "enabled": job.enabled,
-            "overlap": job.overlap,
-            "catchup": job.catchup,
-            "dst": job.dst,
-            "description": job.description,
-            "protect": job.protect,
-            "action": _action(agent, job.action),
-        }
-    )
+    return specs.JobSpec(
+        schedule=scheduling.normalize_schedule(job.schedule),
+        action=_action(agent, job.action),
+        timezone=job.timezone or agent.timezone,
+        enabled=job.enabled,
+        overlap=job.overlap,
+        catchup=job.catchup,
+        dst=job.dst,
+        description=job.description,
+        protect=job.protect,
+    ).to_dict()
 
 
 def trigger_spec(agent: models.AgentFile, trigger: models.Trigger) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "toolkit": trigger.toolkit,
-            "event": trigger.event,
-            "connected_account": trigger.connected_account,
-            "user_id": trigger.user_id,
-            "config": trigger.config if trigger.webhook is None else None,
-            "webhook": trigger.webhook.model_dump(mode="json") if trigger.webhook else None,
-            "filter": (
-                trigger.filter.model_dump(mode="json", by_alias=True, exclude_unset=True)
-                if trigger.filter is not None
-                else None
-            ),
-            "enabled": trigger.enabled,
-            "description": trigger.description,
-            "protect": trigger.protect,
-            "action": _action(agent, trigger.action),
-        }
-    )
+    webhook = trigger.webhook
+    flt = trigger.filter
+    return specs.TriggerSpec(
+        action=_action(agent, trigger.action),
+        toolkit=trigger.toolkit,
+        event=trigger.event,
+        connected_account=trigger.connected_account,
+        user_id=trigger.user_id,
+        config=trigger.config if webhook is None else None,
+        webhook=specs.WebhookSpec(webhook.secret_env, webhook.scheme) if webhook else None,
+        filter=(
+            specs.Filter.from_dict(flt.model_dump(mode="json", by_alias=True, exclude_unset=True))
+            if flt is not None
+            else None
+        ),
+        enabled=trigger.enabled,
+        description=trigger.description,
+        protect=trigger.protect,
+    ).to_dict()

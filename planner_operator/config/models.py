@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from planner_operator.core import specs
+
 SLUG = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 WORKFLOW_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 TOOLKIT = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -33,7 +35,7 @@ Scalar = str | int | float | bool
 JsonValue = Any
 
 
-OPERATORS = ("equals", "contains", "in", "exists")
+OPERATORS = specs.OPERATORS
 _FIELD_OF = {"in": "in_"}
 COMPOSIO_FIELDS = ("toolkit", "event", "connected_account", "user_id")
 RULE_ERROR = "agent_rule"
@@ -139,17 +141,19 @@ class Job(Strict):
         description="IANA timezone for this job; defaults to the agent's timezone.",
         examples=["America/New_York"],
     )
-    enabled: bool = Field(default=True, description="false = paused: kept, not fired, not deleted.")
-    overlap: Literal["allow", "skip"] = Field(
-        default="skip",
+    enabled: bool = Field(
+        default=specs.DEFAULT_ENABLED, description="false = paused: kept, not fired, not deleted."
+    )
+    overlap: specs.Overlap = Field(
+        default=specs.DEFAULT_OVERLAP,
         description="What to do when the job fires while its previous run is still running.",
     )
-    catchup: Literal["none", "latest"] = Field(
-        default="latest",
+    catchup: specs.Catchup = Field(
+        default=specs.DEFAULT_CATCHUP,
         description="After downtime: `latest` runs the most recent missed slot once; `none` skips.",
     )
-    dst: Literal["vixie", "skip", "literal"] = Field(
-        default="vixie",
+    dst: specs.DstPolicy = Field(
+        default=specs.DEFAULT_DST,
         description=(
             "Daylight-saving policy. `vixie`: a fixed-time slot in the spring-forward gap fires "
             "once right after the jump, one in the repeated fall-back hour fires once; schedules "
@@ -159,7 +163,7 @@ class Job(Strict):
         ),
     )
     protect: bool = Field(
-        default=False,
+        default=specs.DEFAULT_PROTECT,
         description="Refuse to delete this job (even after its file is removed) without "
         "--allow-protected-delete.",
     )
@@ -218,8 +222,8 @@ class Webhook(Strict):
         description="Environment variable holding the signing secret (never the secret itself).",
         examples=["CAREERS_WEBHOOK_SECRET"],
     )
-    scheme: Literal["standard", "github"] = Field(
-        default="standard",
+    scheme: specs.WebhookScheme = Field(
+        default=specs.DEFAULT_SCHEME,
         description="`standard`: Standard Webhooks (whsec_ base64 key); `github`: "
         "X-Hub-Signature-256.",
     )
@@ -257,8 +261,12 @@ class Trigger(Strict):
         default=None, description="A generic signed webhook instead of a Composio trigger."
     )
     filter: Filter | None = Field(default=None, description="Only events matching this run.")
-    enabled: bool = Field(default=True, description="false = disabled: kept, events ignored.")
-    protect: bool = Field(default=False, description="Refuse to delete without a flag.")
+    enabled: bool = Field(
+        default=specs.DEFAULT_ENABLED, description="false = disabled: kept, events ignored."
+    )
+    protect: bool = Field(
+        default=specs.DEFAULT_PROTECT, description="Refuse to delete without a flag."
+    )
     action: Action
 
     @model_validator(mode="after")
@@ -318,7 +326,8 @@ class AgentFile(Strict):
     name: str = Field(min_length=1, description="Display name.", examples=["Job Application Agent"])
     description: str | None = None
     timezone: str = Field(
-        default="UTC", description="IANA timezone, the default for every job in this file."
+        default=specs.DEFAULT_TIMEZONE,
+        description="IANA timezone, the default for every job in this file.",
     )
     variables: dict[Annotated[str, Field(pattern=VARIABLE_NAME)], Scalar] = Field(
         default_factory=dict,

@@ -32,14 +32,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Literal, get_args
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
 
+from planner_operator.core import specs
 from planner_operator.errors import ScheduleError
 
-DstPolicy = Literal["vixie", "skip", "literal"]
+DstPolicy = specs.DstPolicy
 
 MACROS: Mapping[str, str] = MappingProxyType(
     {
@@ -138,7 +139,7 @@ def next_fires(
     *,
     start: datetime,
     count: int = 5,
-    dst: DstPolicy = "vixie",
+    dst: DstPolicy = specs.DEFAULT_DST,
 ) -> list[FireTime]:
     """The first ``count`` fires strictly after ``start``: what previews and ``plan`` show."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
@@ -147,7 +148,7 @@ def next_fires(
 
 
 def iter_fires(
-    expr: str, tz: str | ZoneInfo, *, start: datetime, dst: DstPolicy = "vixie"
+    expr: str, tz: str | ZoneInfo, *, start: datetime, dst: DstPolicy = specs.DEFAULT_DST
 ) -> Iterator[FireTime]:
     """Fires strictly after ``start``, lazily and in real-time order, forever.
 
