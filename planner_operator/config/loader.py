@@ -294,6 +294,20 @@ def _yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
     context = exc.context or ""
+    cause = _likely_cause(text, line)
+    if cause is not None:
+        cause_line, cause_col, message, hint = cause
+        return ConfigError(
+            f"invalid YAML: {message}", file=file, line=cause_line, col=cause_col, hint=hint
+        )
+    if "tab character" in problem:
+        return ConfigError(
+            "invalid YAML: a tab in this line's indentation",
+            file=file,
+            line=line,
+            col=col,
+            hint="indent with spaces, not tabs",
+        )
     start = exc.context_mark
     started = (
         f" that started on line {start.line + 1}, column {start.column + 1}"
@@ -302,7 +316,13 @@ def _yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     )
     at = _char_at(text, line, col)
     if "cannot start any token" in problem and at == "\t":
-        problem = "found character '\\t' that cannot start any token"
+        return ConfigError(
+            "invalid YAML: a tab in this line's indentation",
+            file=file,
+            line=line,
+            col=col,
+            hint="indent with spaces, not tabs",
+        )
     problem = problem.replace("not allowed in this context", "not allowed here")
     hint = _yaml_hint(problem, context)
     if "duplicate anchor" in context:
@@ -326,6 +346,106 @@ def _yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     else:
         message = problem
     return ConfigError(f"invalid YAML: {message}", file=file, line=line, col=col, hint=hint)
+
+
+# `key: "text` with no closing quote on the line: YAML reads on into the next lines, and the
+# parser fails later, where it looks like an indentation error.
+_OPEN_QUOTE = re.compile(r"""^(\s*(?:-\s+)?[\w.-]+:\s+|\s*-\s+)(["'])""")
+# `key: {text} more` or `key: [a] b`: an unquoted value that starts a flow collection.
+_FLOW_START = re.compile(r"^(\s*(?:-\s+)?([\w.-]+):\s+)([{\[])")
+
+
+def _likely_cause(text: str, error_line: int) -> tuple[int, int, str, str] | None:
+    """What a person wrote that YAML misread, when its error surfaces somewhere else.
+
+    Two mistakes make the parser fail at a later line with an indentation message: a quote
+    left open (the scalar runs on over the following lines) and a value that starts with `{`
+    or `[` (read as a mapping or a list, so the rest of the line is a syntax error). A line up
+    to the reported one is blamed only when mending it (closing the quote, quoting the value)
+    makes the file parse past the reported line, so valid multi-line scalars are left alone.
+    """
+    lines = text.splitlines()
+    for number in range(min(error_line, len(lines)), 0, -1):
+        raw = lines[number - 1]
+        flow = _FLOW_START.match(raw)
+        mended = raw[: flow.end(1)] + "'x'" if flow is not None else ""
+        if (
+            flow is not None
+            and not _closes_at_end(raw[flow.end(1) :])
+            and _parses_past(lines, number, mended, error_line)
+        ):
+            key, bracket = flow.group(2), flow.group(3)
+            value = raw[flow.end(1) :].split(" #")[0].strip()
+            what = "a mapping" if bracket == "{" else "a list"
+            return (
+                number,
+                flow.end(1) + 1,
+                f"the value of `{key}` starts with `{bracket}`, so YAML reads it as {what}",
+                f'quote the whole value: `{key}: "{value}"`',
+            )
+        quote = _OPEN_QUOTE.match(raw)
+        if (
+            quote is not None
+            and not _quote_closed(raw[quote.end(1) :])
+            and _parses_past(lines, number, raw[: quote.end(1)] + "'x'", error_line)
+        ):
+            mark = quote.group(2)
+            return (
+                number,
+                quote.end(1) + 1,
+                f"the quote ({mark}) opened here is not closed on this line",
+                "close it on the same line; for text on several lines use `|` "
+                "(e.g. `template: |` and the text indented below it)",
+            )
+    return None
+
+
+def _parses_past(lines: list[str], number: int, replacement: str, error_line: int) -> bool:
+    """Whether the file with line ``number`` replaced parses, or fails only after ``error_line``."""
+    mended = "\n".join([*lines[: number - 1], replacement, *lines[number:]])
+    try:
+        nodes.compose(mended)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return mark is not None and mark.line + 1 > error_line
+    except Exception:  # a probe: anything else it meets means "not mended"
+        return False
+    return True
+
+
+def _quote_closed(value: str) -> bool:
+    """Whether a quoted scalar that starts ``value`` ends on this line."""
+    mark, body = value[0], value[1:]
+    if mark == "'":
+        return "'" in body.replace("''", "")
+    escaped = False
+    for char in body:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            return True
+    return False
+
+
+def _closes_at_end(value: str) -> bool:
+    """Whether a flow collection starting ``value`` closes and nothing but a comment follows."""
+    depth = 0
+    quote = ""
+    for index, char in enumerate(value):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                rest = value[index + 1 :].strip()
+                return not rest or rest.startswith("#")
+    return False
 
 
 def _char_at(text: str, line: int, col: int) -> str:
@@ -455,8 +575,22 @@ def _message(error: ErrorDetails, leaf: str | int) -> tuple[str, str | None]:
         return str(error["msg"]).removeprefix("Value error, "), None
     expected = _EXPECTED.get(kind)
     if expected is not None:
-        return f"expected {expected}, got {_describe(value)}", None
+        return f"expected {expected}, got {_describe(value)}", _type_hint(kind, leaf, value)
     return str(error["msg"]), None
+
+
+def _type_hint(kind: str, leaf: str | int, value: Any) -> str | None:
+    """The usual YAML slip behind a type error: unquoted `{...}`, or an empty key."""
+    if kind == "string_type" and isinstance(value, dict):
+        inner = ", ".join(str(k) if v is None else f"{k}: {v}" for k, v in value.items())
+        return (
+            f'quote it: YAML reads an unquoted `{{...}}` as a mapping, e.g. `{leaf}: "{{{inner}}}"`'
+        )
+    if kind == "list_type" and value is None:
+        return f"write `{leaf}: []` for none, or list the items under it with `- `"
+    if kind in ("dict_type", "model_type") and value is None:
+        return f"write `{leaf}: {{}}` for none, or put its keys under it, indented"
+    return None
 
 
 def _missing_hint(path: positions.Path, key: str) -> str:

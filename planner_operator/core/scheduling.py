@@ -54,6 +54,27 @@ MACROS: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Schedules people write in words, and the cron they mean ("every " is dropped first).
+_IN_WORDS: Mapping[str, str] = MappingProxyType(
+    {
+        "day": "@daily",
+        "daily": "@daily",
+        "night": "@midnight",
+        "midnight": "@midnight",
+        "hour": "@hourly",
+        "hourly": "@hourly",
+        "week": "@weekly",
+        "weekly": "@weekly",
+        "month": "@monthly",
+        "monthly": "@monthly",
+        "year": "@yearly",
+        "yearly": "@yearly",
+        "minute": "* * * * *",
+        "weekday": "0 9 * * 1-5",
+        "weekdays": "0 9 * * 1-5",
+    }
+)
+
 _POLICIES: tuple[str, ...] = get_args(DstPolicy)
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12))
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -102,6 +123,9 @@ def normalize_schedule(expr: str) -> str:
     if not text:
         raise ScheduleError("schedule is empty")
     if not text.startswith("@"):
+        words = _IN_WORDS.get(text.lower().removeprefix("every ").strip())
+        if words is not None:
+            raise ScheduleError(f"schedule {text!r} is not cron; did you mean {words!r}?")
         return text
     key = text.lower()
     if key == "@reboot":

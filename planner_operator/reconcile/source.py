@@ -44,15 +44,26 @@ def read_worktree(directory: Path) -> Snapshot:
 
 
 def read_paths(paths: Sequence[Path]) -> tuple[SourceFile, ...]:
-    """Files and directories named on a command line (``validate a.yaml agents/``)."""
-    out: list[SourceFile] = []
+    """Files and directories named on a command line (``validate a.yaml agents/``).
+
+    A file named twice (``validate agents agents/x.yaml``) is read once: otherwise it would be
+    compared with itself and reported as a duplicate agent id.
+    """
+    found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(_read_disk(p) for p in _agent_files(path))
+            found.extend(_agent_files(path))
         elif path.exists():
-            out.append(_read_disk(path))
+            found.append(path)
         else:
             raise SourceError(f"{path}: no such file or directory")
+    seen: set[Path] = set()
+    out: list[SourceFile] = []
+    for path in found:
+        real = path.resolve()
+        if real not in seen:
+            seen.add(real)
+            out.append(_read_disk(path))
     return tuple(out)
 
 

@@ -154,6 +154,14 @@ def test_files_and_directories_mixed(agents: Path, tmp_path: Path) -> None:
     assert (code, out) == (0, "2 file(s) valid: 1 job(s), 0 trigger(s).\n")
 
 
+def test_a_file_named_twice_is_not_its_own_duplicate(agents: Path) -> None:
+    code, out, _ = invoke(agents, agents / "good.yaml", agents / ".." / "agents" / "good.yaml")
+    assert code == 0, out
+    assert "already used" not in out and out.strip().endswith(
+        "1 file(s) valid: 1 job(s), 0 trigger(s)."
+    )
+
+
 def test_every_file_is_reported_even_with_broken_ones(agents: Path) -> None:
     (agents / "a-empty.yaml").write_text("")
     (agents / "b-list.yaml").write_bytes(b"- \xff\n")

@@ -308,15 +308,59 @@ def test_duplicate_key_nested_names_its_path() -> None:
 
 def test_tab_indentation() -> None:
     assert rendered("name: Demo\nplanner:\n\tjobs: []\n") == [
-        f"{F}:3:1: invalid YAML: found character '\\t' that cannot start any token "
-        "(indent with spaces, not tabs)"
+        f"{F}:3:1: invalid YAML: a tab in this line's indentation (indent with spaces, not tabs)"
+    ]
+
+
+def test_tab_after_a_plain_scalar_says_tab_not_scanning() -> None:
+    text = job(f"name: daily\nschedule: '@daily'\n{CHAT}") + "\t  more\n"
+    assert rendered(text) == [
+        f"{F}:7:1: invalid YAML: a tab in this line's indentation (indent with spaces, not tabs)"
+    ]
+
+
+def test_unclosed_quote_before_a_later_quote_is_not_an_indentation_error() -> None:
+    text = job('name: daily\nschedule: "0 9 * * *\naction:\n  chat:\n    template: "hello"')
+    assert rendered(text) == [
+        f'{F}:5:17: invalid YAML: the quote (") opened here is not closed on this line '
+        "(close it on the same line; for text on several lines use `|` (e.g. `template: |` and "
+        "the text indented below it))"
+    ]
+
+
+def test_a_valid_quoted_scalar_over_several_lines_is_not_blamed() -> None:
+    text = 'name: "Demo\n  agent"\nplanner:\n  jobs: []\n   triggers: []\n'
+    assert rendered(text)[0].startswith(f"{F}:5:4: invalid YAML: this line's indentation")
+
+
+def test_unquoted_template_starting_with_a_brace_says_quote_it() -> None:
+    text = job("name: daily\nschedule: '@daily'\naction:\n  chat:\n    template: {who} said hi")
+    assert rendered(text) == [
+        f"{F}:8:21: invalid YAML: the value of `template` starts with `{{`, so YAML reads it as "
+        'a mapping (quote the whole value: `template: "{who} said hi"`)'
+    ]
+
+
+def test_template_that_is_only_a_placeholder_says_quote_it() -> None:
+    text = job("name: daily\nschedule: '@daily'\naction:\n  chat:\n    template: {text}")
+    assert rendered(text) == [
+        f"{F}:8:21: planner.jobs[0].action.chat.template: expected text, got a mapping "
+        '(quote it: YAML reads an unquoted `{...}` as a mapping, e.g. `template: "{text}"`)'
+    ]
+
+
+def test_empty_jobs_suggests_an_empty_list() -> None:
+    assert rendered("name: Demo\nplanner:\n  jobs:\n") == [
+        f"{F}:3:8: planner.jobs: expected a list, got nothing (null) "
+        "(write `jobs: []` for none, or list the items under it with `- `)"
     ]
 
 
 def test_unclosed_quote_says_where_it_opened() -> None:
     assert rendered("name: 'Demo\nplanner: {}\n") == [
-        f"{F}:3:1: invalid YAML: found unexpected end of stream (while scanning a quoted scalar "
-        "that started on line 1, column 7) (close the quote, or escape a quote inside the text)"
+        f"{F}:1:7: invalid YAML: the quote (') opened here is not closed on this line "
+        "(close it on the same line; for text on several lines use `|` (e.g. `template: |` and "
+        "the text indented below it))"
     ]
 
 
