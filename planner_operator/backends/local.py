@@ -30,6 +30,7 @@ from planner_operator.backends.base import (
     TriggerBackend,
 )
 from planner_operator.core import canonical
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
 from planner_operator.state import db
@@ -108,8 +109,14 @@ class _LocalBackend(db.Store):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str, *, faults: LocalFaults | None = None) -> None:
-        super().__init__(path)
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        faults: LocalFaults | None = None,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+    ) -> None:
+        super().__init__(path, clock=clock)
         self.faults = faults or LocalFaults()
 
     @property
@@ -136,7 +143,7 @@ class _LocalBackend(db.Store):
         """Upsert on the object's identity: a retry after a lost response finds the first one."""
         self.faults.before_write("create", key)
         spec_json = canonical.canonical_json(dict(spec))
-        now = db.utcnow_iso()
+        now = db.now_iso(self.clock)
         with db.transaction(self._conn):
             remote_id = self._find(key, spec)
             if remote_id is None:
@@ -168,7 +175,7 @@ class _LocalBackend(db.Store):
                     key,
                     canonical.canonical_json(dict(spec)),
                     self._state_of(spec),
-                    db.utcnow_iso(),
+                    db.now_iso(self.clock),
                     remote_id,
                 ),
             )
@@ -211,7 +218,7 @@ class _LocalBackend(db.Store):
             self._conn.execute(
                 f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = ?, updated_at = ? "
                 "WHERE remote_id = ?",
-                (canonical.canonical_json(spec), state, reason, db.utcnow_iso(), remote_id),
+                (canonical.canonical_json(spec), state, reason, db.now_iso(self.clock), remote_id),
             )
 
     # -- helpers -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from planner_operator.backends.base import BackendInfo, Page, RemoteBackend, RemoteObject
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, Conflict, SourceError
@@ -75,15 +76,21 @@ def trigger_backend_name(env: Mapping[str, str]) -> str:
     return "composio" if env.get("COMPOSIO_API_KEY") else "local"
 
 
-def open_backends(settings: Settings, env: Mapping[str, str] | None = None) -> Backends:
+def open_backends(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+) -> Backends:
+    """The backends the environment names; ``clock`` stamps their rows and paces Composio."""
     env = os.environ if env is None else env
     by_kind: dict[Kind, RemoteBackend] = {}
     closers: list[contextlib.AbstractContextManager[object]] = []
     try:
-        jobs = _schedule_backend(schedule_backend_name(env), settings, env)
+        jobs = _schedule_backend(schedule_backend_name(env), settings, env, clock)
         by_kind["job"] = jobs
         closers.append(jobs)  # type: ignore[arg-type]
-        triggers = _trigger_backend(trigger_backend_name(env), settings, env)
+        triggers = _trigger_backend(trigger_backend_name(env), settings, env, clock)
         by_kind["trigger"] = triggers
         closers.append(triggers)  # type: ignore[arg-type]
     except BaseException:
@@ -92,30 +99,34 @@ def open_backends(settings: Settings, env: Mapping[str, str] | None = None) -> B
     return Backends(by_kind, closers)
 
 
-def _schedule_backend(name: str, settings: Settings, env: Mapping[str, str]) -> RemoteBackend:
+def _schedule_backend(
+    name: str, settings: Settings, env: Mapping[str, str], clock: clock_mod.Clock
+) -> RemoteBackend:
     if name == "local":
         from planner_operator.backends.local import LocalScheduleBackend
 
-        return LocalScheduleBackend(settings.state_db)
+        return LocalScheduleBackend(settings.state_db, clock=clock)
     if name == "inngest":
         from planner_operator.backends.inngest import backend as inngest
 
-        return inngest.from_env(settings, env)
+        return inngest.from_env(settings, env, clock=clock)
     raise SourceError(f"{ENV_SCHEDULE}={name!r}: use `local` or `inngest`")
 
 
-def _trigger_backend(name: str, settings: Settings, env: Mapping[str, str]) -> RemoteBackend:
+def _trigger_backend(
+    name: str, settings: Settings, env: Mapping[str, str], clock: clock_mod.Clock
+) -> RemoteBackend:
     if name == "local":
         from planner_operator.backends.local import LocalTriggerBackend
 
-        return LocalTriggerBackend(settings.state_db)
+        return LocalTriggerBackend(settings.state_db, clock=clock)
     if name == "composio":
-        return composio_triggers(settings, env)
+        return composio_triggers(settings, env, clock=clock)
     raise SourceError(f"{ENV_TRIGGER}={name!r}: use `local` or `composio`")
 
 
 def composio_triggers(
-    settings: Settings, env: Mapping[str, str], *, clock: Any = None
+    settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock = clock_mod.SYSTEM
 ) -> WebhookRouting[ComposioTriggerBackend]:
     """The production trigger backend: Composio for events, the local table for webhooks.
 
@@ -126,7 +137,7 @@ def composio_triggers(
 
     events = composio.from_env(settings, env, clock=clock)
     try:
-        webhooks = LocalTriggerBackend(settings.state_db)
+        webhooks = LocalTriggerBackend(settings.state_db, clock=clock)
     except BaseException:
         events.close()
         raise

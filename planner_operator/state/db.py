@@ -16,13 +16,12 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.closing import Closing
 from planner_operator.errors import StateError
 
@@ -42,9 +41,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
-def utcnow_iso() -> str:
+def now_iso(clock: clock_mod.Clock) -> str:
     """Now, as the ISO-8601 UTC string every store writes (sorts the same as it compares)."""
-    return datetime.now(UTC).isoformat()
+    return clock_mod.iso(clock)
 
 
 def connect(
@@ -53,6 +52,7 @@ def connect(
     synchronous: Synchronous = "NORMAL",
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
     check_same_thread: bool = True,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> sqlite3.Connection:
     """Open (creating if needed) a state database with the pragmas every store relies on.
 
@@ -83,7 +83,7 @@ def connect(
         raise StateError(f"cannot open state database {path}: {exc}") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        _enable_wal(conn, deadline=time.monotonic() + busy_timeout)
+        _enable_wal(conn, clock, deadline=clock.monotonic() + busy_timeout)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         # Reading the schema forces SQLite to look at the file header: a non-database fails here.
@@ -104,7 +104,7 @@ def connect(
     return conn
 
 
-def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
+def _enable_wal(conn: sqlite3.Connection, clock: clock_mod.Clock, *, deadline: float) -> None:
     """Switch to WAL, retrying while another connection holds the lock the switch needs.
 
     Changing the journal mode needs an exclusive lock, and SQLite answers SQLITE_BUSY at once
@@ -118,9 +118,9 @@ def _enable_wal(conn: sqlite3.Connection, *, deadline: float) -> None:
             return
         except sqlite3.OperationalError as exc:
             busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() >= deadline:
+            if not busy or clock.monotonic() >= deadline:
                 raise
-        time.sleep(random.uniform(0.005, 0.02))  # jitter: the racers must not retry in step
+        clock.sleep(random.uniform(0.005, 0.02))  # jitter: the racers must not retry in step
 
 
 def db_path(conn: sqlite3.Connection) -> str:
@@ -203,7 +203,13 @@ def schema_version(conn: sqlite3.Connection, component: str) -> int:
     return int(row[0] or 0)
 
 
-def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str]) -> int:
+def migrate(
+    conn: sqlite3.Connection,
+    component: str,
+    migrations: Sequence[str],
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+) -> int:
     """Bring ``component``'s tables up to ``len(migrations)``; return that version.
 
     ``migrations[i]`` is version ``i + 1`` and must never change once released: add a new entry
@@ -227,7 +233,7 @@ def migrate(conn: sqlite3.Connection, component: str, migrations: Sequence[str])
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)",
-                (component, version, utcnow_iso()),
+                (component, version, now_iso(clock)),
             )
     return known
 
@@ -245,7 +251,8 @@ class Store(Closing):
     """Base of every SQLite-backed store: one connection, its component's migrations, closing.
 
     Subclasses set ``COMPONENT`` and ``MIGRATIONS`` and use ``self._conn``; opening migrates (and
-    closes the connection again if migrating fails), and a store is a context manager. Stores
+    closes the connection again if migrating fails), and a store is a context manager. Every
+    timestamp a store writes comes from ``self.clock``. Stores
     shared between server threads open with ``check_same_thread=False`` and hold ``self._lock``
     around each use of the connection.
     """
@@ -259,14 +266,16 @@ class Store(Closing):
         *,
         synchronous: Synchronous = "NORMAL",
         check_same_thread: bool = True,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.path = Path(path)
+        self.clock = clock
         self._lock = threading.Lock()
         self._conn = connect(
-            self.path, synchronous=synchronous, check_same_thread=check_same_thread
+            self.path, synchronous=synchronous, check_same_thread=check_same_thread, clock=clock
         )
         try:
-            migrate(self._conn, self.COMPONENT, self.MIGRATIONS)
+            migrate(self._conn, self.COMPONENT, self.MIGRATIONS, clock=clock)
         except BaseException:
             self._conn.close()
             raise

@@ -24,12 +24,12 @@ connected account that expired), for ``status``.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.errors import StateError
 from planner_operator.state import db
 
@@ -90,7 +90,7 @@ class NewDelivery:
     trigger_key: str | None = None
     remote_id: str | None = None
     event_type: str | None = None
-    received_at: float = field(default_factory=time.time)
+    received_at: float | None = None  # Unix time; None: the inbox clock's, when stored
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,20 @@ class Inbox(db.Store):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str, *, synchronous: db.Synchronous = "NORMAL") -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        synchronous: db.Synchronous = "NORMAL",
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+    ) -> None:
         self.synchronous = synchronous
         self._checkpointer: Any = None  # a second connection, only for checkpoints
-        super().__init__(path, synchronous=synchronous, check_same_thread=False)
+        super().__init__(path, synchronous=synchronous, check_same_thread=False, clock=clock)
+
+    def _epoch(self) -> float:
+        """Now as the Unix time the inbox stores: leases, retries, arrivals compare as floats."""
+        return clock_mod.epoch(self.clock)
 
     def close(self) -> None:
         super().close()
@@ -146,7 +156,7 @@ class Inbox(db.Store):
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database file, without blocking writers."""
         if self._checkpointer is None:
-            self._checkpointer = db.connect(self.path, check_same_thread=False)
+            self._checkpointer = db.connect(self.path, check_same_thread=False, clock=self.clock)
         self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     # -- ingest --------------------------------------------------------------------------------
@@ -154,8 +164,10 @@ class Inbox(db.Store):
     def insert_many(self, items: Sequence[NewDelivery]) -> list[bool]:
         """Store deliveries in one transaction; ``True`` for new ones, ``False`` for repeats."""
         out: list[bool] = []
+        now = self._epoch()
         with self._lock, db.transaction(self._conn):
             for d in items:
+                at = now if d.received_at is None else d.received_at
                 cur = self._conn.execute(
                     "INSERT OR IGNORE INTO deliveries (id, source, trigger_key, remote_id, "
                     "event_type, received_at, headers, body, status, next_attempt_at, updated_at) "
@@ -166,11 +178,11 @@ class Inbox(db.Store):
                         d.trigger_key,
                         d.remote_id,
                         d.event_type,
-                        d.received_at,
+                        at,
                         json.dumps(dict(d.headers), sort_keys=True),
                         d.body,
-                        d.received_at,
-                        d.received_at,
+                        at,
+                        at,
                     ),
                 )
                 new = cur.rowcount == 1
@@ -178,7 +190,7 @@ class Inbox(db.Store):
                     self._conn.execute(
                         "UPDATE deliveries SET duplicates = duplicates + 1, "
                         "last_duplicate_at = ? WHERE id = ?",
-                        (d.received_at, d.id),
+                        (at, d.id),
                     )
                 out.append(new)
         return out
@@ -192,7 +204,7 @@ class Inbox(db.Store):
         self, owner: str, limit: int, lease: float, *, now: float | None = None
     ) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries (new, retry due, or lease expired) to ``owner``."""
-        now = time.time() if now is None else now
+        now = self._epoch() if now is None else now
         with self._lock, db.transaction(self._conn):
             rows = self._conn.execute(
                 "SELECT id FROM deliveries WHERE status IN ('received', 'failed') "
@@ -206,7 +218,7 @@ class Inbox(db.Store):
 
     def claim_id(self, delivery_id: str, owner: str, lease: float) -> Delivery | None:
         """Lease one delivery if it is not leased by someone else (``inbox replay``)."""
-        now = time.time()
+        now = self._epoch()
         with self._lock, db.transaction(self._conn):
             row = self._conn.execute(
                 "SELECT status, lease_until FROM deliveries WHERE id = ?", (delivery_id,)
@@ -241,7 +253,7 @@ class Inbox(db.Store):
             self._conn.execute(
                 f"UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? "
                 f"AND status = 'processing' AND id IN ({marks})",
-                (time.time() + lease, owner, *ids),
+                (self._epoch() + lease, owner, *ids),
             )
 
     def settle(
@@ -255,7 +267,7 @@ class Inbox(db.Store):
         retry_at: float | None = None,
     ) -> bool:
         """Record how an attempt ended; ``False`` when ``owner`` no longer holds the lease."""
-        now = time.time()
+        now = self._epoch()
         with self._lock, db.transaction(self._conn):
             cur = self._conn.execute(
                 "UPDATE deliveries SET status = ?, outcome = COALESCE(?, outcome), "
@@ -273,7 +285,7 @@ class Inbox(db.Store):
         really runs again; a dead or failed one keeps its key, so an attempt that reached the
         platform unseen is not duplicated.
         """
-        now = time.time()
+        now = self._epoch()
         with self._lock, db.transaction(self._conn):
             row = self._conn.execute(
                 "SELECT status FROM deliveries WHERE id = ?", (delivery_id,)
@@ -330,7 +342,7 @@ class Inbox(db.Store):
 
     def prune(self, *, retention: float = RETENTION, now: float | None = None) -> int:
         """Forget finished deliveries older than ``retention`` (pending ones are kept)."""
-        cutoff = (time.time() if now is None else now) - retention
+        cutoff = (self._epoch() if now is None else now) - retention
         with self._lock, db.transaction(self._conn):
             cur = self._conn.execute(
                 "DELETE FROM deliveries WHERE received_at < ? "

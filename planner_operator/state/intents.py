@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planner_operator.core import canonical
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.records import Intent
 from planner_operator.errors import StateError
 from planner_operator.state import db
@@ -60,7 +61,7 @@ class IntentStore(db.Store):
                     intent.spec_hash,
                     canonical.canonical_json(dict(intent.spec)),
                     intent.revision,
-                    utc_iso(intent.created_at),
+                    utc_iso(intent.created_at, self.clock),
                 ),
             )
             stored = self._conn.execute(
@@ -82,10 +83,11 @@ class IntentStore(db.Store):
             )
 
 
-def utc_iso(value: datetime | None) -> str:
-    """UTC ISO-8601; a naive datetime is taken to be UTC already (the operator only uses UTC)."""
+def utc_iso(value: datetime | None, clock: clock_mod.Clock) -> str:
+    """UTC ISO-8601 (``clock``'s now for None); a naive datetime is taken to be UTC already
+    (the operator only uses UTC)."""
     if value is None:
-        return db.utcnow_iso()
+        return db.now_iso(clock)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat()

@@ -241,7 +241,7 @@ class Ledger(IntentStore):
             )
             for row in rows:
                 gone = _entry(row)
-                self._log(gone, "forget" if gone.retired else "delete", at=db.utcnow_iso())
+                self._log(gone, "forget" if gone.retired else "delete", at=db.now_iso(self.clock))
 
     def adopt(self, entry: OwnedEntry) -> None:
         """Take ownership of an existing remote object, refusing to steal one already owned.
@@ -282,7 +282,7 @@ class Ledger(IntentStore):
                 "INSERT INTO meta (name, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
                 "updated_at = excluded.updated_at",
-                (name, value, db.utcnow_iso()),
+                (name, value, db.now_iso(self.clock)),
             )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -308,7 +308,7 @@ class Ledger(IntentStore):
             f"INSERT INTO history ({_HISTORY_COLUMNS.removeprefix('id, ')}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                at or _iso(entry.applied_at),
+                at or _iso(entry.applied_at, self.clock),
                 entry.key,
                 entry.kind,
                 op,
@@ -342,7 +342,7 @@ class Ledger(IntentStore):
                 canonical.canonical_json(dict(entry.spec)),
                 entry.revision,
                 entry.source,
-                _iso(entry.applied_at),
+                _iso(entry.applied_at, self.clock),
                 int(entry.protect),
             ),
         )

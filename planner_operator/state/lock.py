@@ -18,13 +18,13 @@ import os
 import secrets
 import socket
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.errors import LockError
 from planner_operator.state import db
 
@@ -103,8 +103,10 @@ class ApplyLock:
         holder: str | None = None,
         timeout: float = 0.0,
         stale_after: timedelta = DEFAULT_STALE_AFTER,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.path = Path(path)
+        self.clock = clock
         self.name = name
         self.holder = holder or default_holder()
         self.timeout = timeout
@@ -115,9 +117,9 @@ class ApplyLock:
         # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
         # so the connection may cross threads; ``_guard`` keeps its use serial.
         self._guard = threading.RLock()
-        self._conn = db.connect(self.path, check_same_thread=False)
+        self._conn = db.connect(self.path, check_same_thread=False, clock=clock)
         try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
+            db.migrate(self._conn, COMPONENT, MIGRATIONS, clock=clock)
         except BaseException:
             self._conn.close()
             raise
@@ -133,15 +135,15 @@ class ApplyLock:
         """
         if self._token is not None:
             return
-        deadline = time.monotonic() + max(timeout, 0.0)
+        deadline = self.clock.monotonic() + max(timeout, 0.0)
         while True:
             current = self._try_take()
             if current is None:
                 return
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise LockError(self._held_message(current))
-            time.sleep(min(max(poll, 0.001), remaining))
+            self.clock.sleep(min(max(poll, 0.001), remaining))
 
     def release(self) -> None:
         """Remove this object's own row (never someone else's, e.g. after a takeover)."""
@@ -214,7 +216,7 @@ class ApplyLock:
             self._conn.execute(
                 "INSERT INTO locks (name, holder, pid, host, started_at, token) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (self.name, self.holder, os.getpid(), self._host, db.utcnow_iso(), token),
+                (self.name, self.holder, os.getpid(), self._host, db.now_iso(self.clock), token),
             )
             self._token = token
             self.took_over = current
@@ -223,7 +225,7 @@ class ApplyLock:
     def _is_stale(self, current: LockHolder) -> bool:
         if current.host == self._host and not pid_alive(current.pid):
             return True
-        return datetime.now(UTC) - current.started_at > self.stale_after
+        return self.clock.now() - current.started_at > self.stale_after
 
     def _held_message(self, current: LockHolder) -> str:
         return (

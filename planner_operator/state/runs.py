@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.state import db
 
 COMPONENT = "runs"
@@ -90,8 +90,12 @@ class RunStore(db.Store):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path, check_same_thread=False)  # one connection, used from threads
+    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
+        # one connection, used from threads
+        super().__init__(path, check_same_thread=False, clock=clock)
+
+    def _now(self) -> str:
+        return clock_mod.iso(self.clock, "milliseconds")
 
     def claim_slot(self, key: str, slot: str, run_id: str) -> str | None:
         """Claim a wall-clock slot for a run; returns the run id that already had it, if any.
@@ -126,7 +130,7 @@ class RunStore(db.Store):
             self._conn.execute(
                 "INSERT OR IGNORE INTO runs (key, kind, run_id, attempt, origin, slot, status, "
                 "action, rendered, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
-                (key, kind, run_id, attempt, origin, slot, action, rendered, _now()),
+                (key, kind, run_id, attempt, origin, slot, action, rendered, self._now()),
             )
             row = self._conn.execute(
                 "SELECT id FROM runs WHERE key = ? AND run_id = ? AND attempt = ?",
@@ -157,7 +161,7 @@ class RunStore(db.Store):
                     reason,
                     rendered,
                     action,
-                    _now(),
+                    self._now(),
                     row_id,
                 ),
             )
@@ -228,17 +232,13 @@ class RunStore(db.Store):
             cur = self._conn.execute(
                 "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
                 "WHERE key = ? AND run_id = ? AND attempt < ? AND status = 'running'",
-                (reason, _now(), key, run_id, before_attempt),
+                (reason, self._now(), key, run_id, before_attempt),
             )
         return int(cur.rowcount)
 
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _dumps(value: Any) -> str | None:

@@ -373,7 +373,7 @@ class ComposioTriggerBackend(Closing):
 
 
 def from_env(
-    settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock | None = None
+    settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock = clock_mod.SYSTEM
 ) -> ComposioTriggerBackend:
     """The backend as ``reconcile`` opens it: key, URL and budget from the environment.
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from planner_operator.backends.base import BackendInfo, Page, RemoteObject, ScheduleBackend
 from planner_operator.backends.inngest import sdk as inngest_app
 from planner_operator.backends.inngest.sdk import InngestConfig, ServedJob
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.closing import Closing
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFound
@@ -52,8 +52,12 @@ class JobTable(db.Store):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path, check_same_thread=False)  # read by the server's threads too
+    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
+        # read by the server's threads too
+        super().__init__(path, check_same_thread=False, clock=clock)
+
+    def _now(self) -> str:
+        return clock_mod.iso(self.clock, "seconds")
 
     def jobs(self) -> list[ServedJob]:
         rows = self._conn.execute("SELECT key, spec_json FROM inngest_jobs ORDER BY key")
@@ -70,7 +74,12 @@ class JobTable(db.Store):
             self._conn.execute(
                 "INSERT INTO inngest_jobs VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
                 "spec_json = excluded.spec_json, updated_at = excluded.updated_at",
-                (key, inngest_app.function_id(key), json.dumps(dict(spec), sort_keys=True), _now()),
+                (
+                    key,
+                    inngest_app.function_id(key),
+                    json.dumps(dict(spec), sort_keys=True),
+                    self._now(),
+                ),
             )
             self._conn.execute("UPDATE inngest_state SET version = version + 1")
 
@@ -97,9 +106,15 @@ class JobTable(db.Store):
 
 
 class InngestScheduleBackend(Closing):
-    def __init__(self, config: InngestConfig, state_db: Path | str) -> None:
+    def __init__(
+        self,
+        config: InngestConfig,
+        state_db: Path | str,
+        *,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+    ) -> None:
         self.config = config
-        self.table = JobTable(state_db)
+        self.table = JobTable(state_db, clock=clock)
         self._listed: dict[str, dict[str, Any]] | None = None
 
     @property
@@ -233,12 +248,10 @@ class InngestScheduleBackend(Closing):
         return remote_id[len(prefix) :] if remote_id.startswith(prefix) else remote_id
 
 
-def from_env(settings: Settings, env: Mapping[str, str]) -> InngestScheduleBackend:
-    return InngestScheduleBackend(InngestConfig.from_env(env), settings.state_db)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def from_env(
+    settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> InngestScheduleBackend:
+    return InngestScheduleBackend(InngestConfig.from_env(env), settings.state_db, clock=clock)
 
 
 _: type[ScheduleBackend] = InngestScheduleBackend
