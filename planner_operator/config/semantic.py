@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path as FsPath
 from typing import Protocol
 
-from planner_operator.config import models
+from planner_operator.config import catalog, models
 from planner_operator.config.loader import LoadedFile
 from planner_operator.config.positions import Path, dotted
 from planner_operator.core import scheduling, templates
@@ -94,7 +94,21 @@ def check_file(loaded: LoadedFile) -> list[ConfigError]:
         known = templates.JOB_BUILTINS | set(agent.variables)
         _check_action(job.action, (*base, "action"), known, error)
     for index, trigger in enumerate(agent.planner.triggers):
-        _check_action(trigger.action, ("planner", "triggers", index, "action"), None, error)
+        base = ("planner", "triggers", index)
+        kind = catalog.bundled().get(trigger.event or "") if trigger.webhook is None else None
+        if kind is not None and trigger.toolkit and trigger.toolkit != kind.toolkit:
+            error(
+                (*base, "toolkit"),
+                f"`{trigger.event}` is a `{kind.toolkit}` trigger, not `{trigger.toolkit}`",
+                f"set `toolkit: {kind.toolkit}`",
+            )
+        # Only a known type's payload is known; other triggers' placeholders are checked by
+        # Composio's preflight (live type) or not at all (a generic webhook's arbitrary JSON).
+        fields = (kind.fields | set(agent.variables)) if kind is not None else None
+        source = (
+            f"`{trigger.event}` payload fields: " + ", ".join(sorted(kind.fields)) if kind else ""
+        )
+        _check_action(trigger.action, (*base, "action"), fields, error, source)
     return errors
 
 
@@ -134,19 +148,27 @@ def _check_unique(
 
 
 def _check_action(
-    action: models.Action, path: Path, known: set[str] | frozenset[str] | None, error: _ErrorFn
+    action: models.Action,
+    path: Path,
+    known: set[str] | frozenset[str] | None,
+    error: _ErrorFn,
+    source: str = "",
 ) -> None:
-    """Parse every template; for jobs (``known`` given) every placeholder must have a value."""
+    """Parse every template; with ``known`` given every placeholder must have a value.
+
+    ``source`` says where the values come from besides variables (a trigger's payload fields);
+    empty for jobs, whose hint names the built-ins.
+    """
     if action.chat is not None:
         names = set(known or ()) | set(action.chat.variables)
         chat_path: Path = (*path, "chat", "template")
         _check_template(
-            action.chat.template, chat_path, names if known is not None else None, error
+            action.chat.template, chat_path, names if known is not None else None, error, source
         )
         return
     assert action.workflow is not None
     for where, text in _strings(action.workflow.input, (*path, "workflow", "input")):
-        _check_template(text, where, known, error)
+        _check_template(text, where, known, error, source)
 
 
 def _strings(value: object, path: Path) -> Iterator[tuple[Path, str]]:
@@ -163,7 +185,11 @@ def _strings(value: object, path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _check_template(
-    text: str, path: Path, known: set[str] | frozenset[str] | None, error: _ErrorFn
+    text: str,
+    path: Path,
+    known: set[str] | frozenset[str] | None,
+    error: _ErrorFn,
+    source: str = "",
 ) -> None:
     try:
         parsed = templates.parse(text)
@@ -180,8 +206,8 @@ def _check_template(
         hint = (
             f"did you mean `{{{close[0]}}}`?"
             if close
-            else "add it to the action's `variables` or the agent's `variables`; built-ins are "
-            + ", ".join(sorted(templates.JOB_BUILTINS))
+            else "add it to the action's `variables` or the agent's `variables`; "
+            + (source or "built-ins are " + ", ".join(sorted(templates.JOB_BUILTINS)))
         )
         error(path, f"placeholder `{{{name}}}` has no value", hint)
 

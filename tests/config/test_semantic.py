@@ -263,6 +263,51 @@ def test_trigger_placeholders_are_accepted() -> None:
     assert checked(text) == []
 
 
+def slack(template: str, toolkit: str = "slack", event: str = "SLACK_RECEIVE_MESSAGE") -> str:
+    return textwrap.dedent(
+        f"""\
+        name: Demo
+        variables: {{team: growth}}
+        planner:
+          triggers:
+            - name: chat
+              toolkit: {toolkit}
+              event: {event}
+              connected_account: ca_1
+              action: {{chat: {{template: '{template}'}}}}
+        """
+    )
+
+
+def test_trigger_placeholder_outside_a_known_payload_is_an_error_offline() -> None:
+    """The bundled catalog knows SLACK_RECEIVE_MESSAGE's payload: `{usr}` would be a dead
+    delivery at runtime, so validate says so at its line, with the field it resembles."""
+    assert checked(slack("{usr} in {channel} for {team}")) == [
+        f"{F}:9:33: planner.triggers[0].action.chat.template: placeholder `{{usr}}` has no "
+        "value (did you mean `{user}`?)"
+    ]
+
+
+def test_trigger_placeholder_without_a_close_field_lists_the_payload_fields() -> None:
+    assert checked(slack("{zzz}")) == [
+        f"{F}:9:33: planner.triggers[0].action.chat.template: placeholder `{{zzz}}` has no "
+        "value (add it to the action's `variables` or the agent's `variables`; "
+        "`SLACK_RECEIVE_MESSAGE` payload fields: bot_id, channel, channel_type, team_id, text, "
+        "ts, user)"
+    ]
+
+
+def test_trigger_toolkit_must_match_a_known_event() -> None:
+    assert checked(slack("{text}", toolkit="gmail")) == [
+        f"{F}:6:16: planner.triggers[0].toolkit: `SLACK_RECEIVE_MESSAGE` is a `slack` trigger, "
+        "not `gmail` (set `toolkit: slack`)"
+    ]
+
+
+def test_trigger_of_a_type_outside_the_catalog_is_not_checked_offline() -> None:
+    assert checked(slack("{anything}", event="SLACK_REACTION_ADDED")) == []
+
+
 def test_trigger_templates_must_still_parse() -> None:
     text = "name: Demo\nplanner:\n  triggers:\n    - name: hook\n      webhook: {secret_env: S}\n"
     text += "      action: {chat: {template: 'a } b'}}\n"

@@ -7,34 +7,27 @@ is possible. Values are obviously samples (``"sample subject"``), so a chat thre
 workflow result started by a test is never mistaken for a real event.
 
 The schema comes from Composio when it is the trigger backend, else from a small bundled
-catalog (``trigger_payloads.json``, the example agents' trigger types). Generic webhook
+catalog (``config/trigger_types.json``, the example agents' trigger types). Generic webhook
 triggers have no schema: their sample is built from the placeholders and the filter alone.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from typing import Any
 
+from planner_operator.config import catalog as trigger_catalog
 from planner_operator.core import templates
 from planner_operator.errors import TemplateError
 from planner_operator.runtime import events
 
-CATALOG = "trigger_payloads.json"
 MAX_DEPTH = 3  # nested object schemas are sampled this deep; deeper ones are {}
 
 
-@functools.cache
 def catalog() -> dict[str, Mapping[str, Any]]:
-    """Payload schema per Composio trigger slug, from the bundled catalog."""
-    text = (
-        resources.files(__package__ or "planner_operator.server.api").joinpath(CATALOG).read_text()
-    )
-    types = json.loads(text)["trigger_types"]
-    return {slug: t["payload"] for slug, t in types.items()}
+    """Payload schema per Composio trigger slug, from the bundled catalog (config/catalog.py)."""
+    return {slug: t.payload for slug, t in trigger_catalog.bundled().items()}
 
 
 def build(spec: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str, Any]:
