@@ -19,6 +19,7 @@ from planner_operator.errors import PlannerError
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Composio project settings: the webhook subscription that delivers trigger events.",
     pretty_exceptions_enable=False,
 )
@@ -29,7 +30,8 @@ def rotate_secret(
     state_dir: Annotated[
         Path | None,
         typer.Option(
-            "--state-dir", help="Operator state directory [env PLANNER_STATE_DIR; .planner]."
+            "--state-dir",
+            help="Operator state directory (env PLANNER_STATE_DIR; default .planner).",
         ),
     ] = None,
 ) -> None:

@@ -37,18 +37,22 @@ if TYPE_CHECKING:
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="The durable webhook inbox: list, show, replay and inject deliveries.",
     pretty_exceptions_enable=False,
 )
 
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Operator state directory [env PLANNER_STATE_DIR; .planner]."),
+    typer.Option(
+        "--state-dir", help="Operator state directory (env PLANNER_STATE_DIR; default .planner)."
+    ),
 ]
 LedgerDb = Annotated[
     Path | None,
     typer.Option(
-        "--ledger-db", help="Ledger database [env PLANNER_LEDGER_DB; <state-dir>/ledger.db]."
+        "--ledger-db",
+        help="Ledger database (env PLANNER_LEDGER_DB; default <state-dir>/ledger.db).",
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -96,7 +100,9 @@ def list_(
         typer.Option("--status", help="received, processing, failed, done, ignored or dead."),
     ] = None,
     key: Annotated[str | None, typer.Option("--key", help="Only this trigger key.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=10000, help="Deliveries to show.")
+    ] = 50,
     as_json: Json = False,
     state_dir: StateDir = None,
 ) -> None:
@@ -154,7 +160,9 @@ def replay(
         typer.Option("--rev", help="Only print what the config at this git revision would do."),
     ] = None,
     repo: Annotated[Path, typer.Option("--repo", help="Git repository for --rev.")] = Path("."),
-    agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
+    agents_dir: Annotated[
+        str, typer.Option("--agents-dir", help="Directory of agent files inside --repo.")
+    ] = "agents",
     state_dir: StateDir = None,
     ledger_db: LedgerDb = None,
 ) -> None:
@@ -273,7 +281,12 @@ def worker_command(
     state_dir: StateDir = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Run inbox deliveries (what `serve` does in-process), e.g. as separate processes."""
+    """Run inbox deliveries (what `serve` does in-process), e.g. as separate processes.
+
+    \b
+    Example:
+      planner-operator worker --concurrency 8
+    """
 
     def run() -> int:
         import logging

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -23,9 +24,8 @@ from planner_operator.cli import commands
 from planner_operator.errors import PlannerError
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
-    help="GitOps for AI-agent automation: agent YAML in git -> schedules and event triggers.",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 
@@ -44,26 +44,81 @@ class PlanFormat(StrEnum):
     json = "json"
 
 
+class ReadFormat(StrEnum):
+    """Formats of the read commands (status, runs, explain): no markdown there."""
+
+    text = "text"
+    json = "json"
+
+
 PathsArg = Annotated[
     list[Path] | None,
     typer.Argument(help="Agent files or directories (default: agents/).", show_default=False),
 ]
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="Operator state directory [env PLANNER_STATE_DIR; .planner]."),
+    typer.Option(
+        "--state-dir", help="Operator state directory (env PLANNER_STATE_DIR; default .planner)."
+    ),
 ]
 StateDb = Annotated[
     Path | None,
     typer.Option(
-        "--state-db", help="Embedded backend database [env PLANNER_STATE_DB; <state-dir>/state.db]."
+        "--state-db",
+        help="Embedded backend database (env PLANNER_STATE_DB; default <state-dir>/state.db).",
     ),
 ]
 LedgerDb = Annotated[
     Path | None,
     typer.Option(
-        "--ledger-db", help="Ledger database [env PLANNER_LEDGER_DB; <state-dir>/ledger.db]."
+        "--ledger-db",
+        help="Ledger database (env PLANNER_LEDGER_DB; default <state-dir>/ledger.db).",
     ),
 ]
+
+AllowMassDelete = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mass-delete",
+        help="Apply a plan that deletes more than max(3, 10%) of the managed resources.",
+    ),
+]
+AllowProtectedDelete = Annotated[
+    bool,
+    typer.Option(
+        "--allow-protected-delete", help="Apply deletes of resources marked `protect: true`."
+    ),
+]
+AgentsDir = Annotated[
+    str, typer.Option("--agents-dir", help="Directory of agent files inside the repository.")
+]
+Fmt = Annotated[PlanFormat, typer.Option("--format", "-f", help="Output format.")]
+ReadFmt = Annotated[ReadFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"planner-operator {metadata.version('planner-operator')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """GitOps for AI-agent automation: agent YAML in git -> schedules and event triggers.
+
+    \b
+    Start here:
+      planner-operator validate agents/
+      planner-operator reconcile --path agents --dry-run
+      planner-operator run --path agents
+    """
 
 
 HOST_HELP = (
@@ -92,21 +147,36 @@ def _run(fn: Callable[[], int]) -> None:
 @app.command()
 def validate(
     paths: PathsArg = None,
-    fmt: Annotated[ValidateFormat, typer.Option("--format", "-f")] = ValidateFormat.text,
+    fmt: Annotated[
+        ValidateFormat, typer.Option("--format", "-f", help="github: workflow annotations.")
+    ] = ValidateFormat.text,
 ) -> None:
-    """Check agent files: schema, schedules, timezones, templates. Exit 0 valid, 1 invalid."""
+    """Check agent files: schema, schedules, timezones, templates. Exit 0 valid, 1 invalid.
+
+    \b
+    Examples:
+      planner-operator validate agents/
+      planner-operator validate agents/sales-agent.yaml --format github
+    """
     _run(lambda: commands.validate(paths or [Path("agents")], fmt.value))
 
 
 @app.command("next-runs")
 def next_runs(
     paths: PathsArg = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=1000)] = 5,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, max=1000, help="Fires per job.")
+    ] = 5,
     start: Annotated[
         str | None, typer.Option("--from", help="ISO-8601 start time (default: now).")
     ] = None,
 ) -> None:
-    """Next fire times of every job, in its timezone and UTC, with DST-affected fires flagged."""
+    """Next fire times of every job, in its timezone and UTC, with DST-affected fires flagged.
+
+    \b
+    Example:
+      planner-operator next-runs agents/ -n 3 --from 2026-10-24T00:00:00Z
+    """
     _run(lambda: commands.next_runs(paths or [Path("agents")], count, _parse_start(start)))
 
 
@@ -122,10 +192,17 @@ def _parse_start(text: str | None) -> datetime:
 
 @app.command()
 def schema(
-    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 if OUTPUT is stale.")] = False,
 ) -> None:
-    """Print (or write) the JSON Schema of agent files."""
+    """Print (or write) the JSON Schema of agent files.
+
+    \b
+    Example:
+      planner-operator schema -o schemas/agent.schema.json --check
+    """
     _run(lambda: commands.schema(output, check))
 
 
@@ -138,9 +215,7 @@ def reconcile(
         Path | None, typer.Option("--repo", help="Git repository to read a revision from.")
     ] = None,
     rev: Annotated[str, typer.Option("--rev", help="Revision to read with --repo.")] = "HEAD",
-    agents_dir: Annotated[
-        str, typer.Option("--agents-dir", help="Directory of agent files inside --repo.")
-    ] = "agents",
+    agents_dir: AgentsDir = "agents",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change nothing.")] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Read actual state; exit 2 if it drifted from ledger.")
@@ -148,9 +223,9 @@ def reconcile(
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="Exit 2 when the plan has changes.")
     ] = False,
-    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
-    allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,
-    allow_protected_delete: Annotated[bool, typer.Option("--allow-protected-delete")] = False,
+    fmt: Fmt = PlanFormat.text,
+    allow_mass_delete: AllowMassDelete = False,
+    allow_protected_delete: AllowProtectedDelete = False,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Allow deletes when no agent files are found.")
     ] = False,
@@ -161,7 +236,14 @@ def reconcile(
         float | None, typer.Option("--lock-timeout", help="Seconds to wait for another applier.")
     ] = None,
 ) -> None:
-    """Plan the changes from agent files to the backends, and apply them (unless --dry-run)."""
+    """Plan the changes from agent files to the backends, and apply them (unless --dry-run).
+
+    \b
+    Examples:
+      planner-operator reconcile --path agents --dry-run
+      planner-operator reconcile --repo . --rev origin/main -f markdown --dry-run
+      planner-operator reconcile --check
+    """
     if path is not None and repo is not None:
         _fail("--path and --repo are exclusive: read the work tree or a git revision, not both")
     _run(
@@ -185,14 +267,17 @@ def reconcile(
 
 @app.command()
 def status(
-    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    fmt: ReadFmt = ReadFormat.text,
     state_dir: StateDir = None,
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Every job and trigger: active / paused / error / drifted / unmanaged, next runs."""
-    if fmt is PlanFormat.markdown:
-        _fail("status supports --format text or json")
+    """Every job and trigger: active / paused / error / drifted / unmanaged, next runs.
+
+    \b
+    Example:
+      planner-operator status --format json
+    """
     _run(lambda: commands.status(commands.settings(state_dir, state_db, ledger_db), fmt.value))
 
 
@@ -204,7 +289,12 @@ def adopt(
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Take over an existing remote object for KEY; the next reconcile brings it in line."""
+    """Take over an existing remote object for KEY; the next reconcile brings it in line.
+
+    \b
+    Example:
+      planner-operator adopt sales-agent/triggers/new-contact ti_Hx1kP0aB
+    """
     _run(lambda: commands.adopt(commands.settings(state_dir, state_db, ledger_db), key, remote_id))
 
 
@@ -213,7 +303,12 @@ def unlock(
     state_dir: StateDir = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Clear the apply lock after checking its holder is gone."""
+    """Clear the apply lock after checking its holder is gone.
+
+    \b
+    Example:
+      planner-operator unlock --state-dir .planner
+    """
     _run(lambda: commands.unlock(commands.settings(state_dir, None, ledger_db)))
 
 
@@ -225,7 +320,12 @@ def serve(
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Serve the Inngest endpoint (/api/inngest), health and run history (FastAPI + uvicorn)."""
+    """Serve the Inngest endpoint (/api/inngest), health and run history (FastAPI + uvicorn).
+
+    \b
+    Example:
+      planner-operator serve --host 127.0.0.1 --port 8000
+    """
     _run(lambda: commands.serve(commands.settings(state_dir, state_db, ledger_db), host, port))
 
 
@@ -236,20 +336,30 @@ def run_now(
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Run an applied job once, now, through the normal executor path (recorded in run history)."""
+    """Run an applied job once, now, through the normal executor path (recorded in run history).
+
+    \b
+    Example:
+      planner-operator run-now sales-agent/weekly-pipeline-review
+    """
     _run(lambda: commands.run_now(commands.settings(state_dir, state_db, ledger_db), key))
 
 
 @app.command()
 def runs(
     key: Annotated[str | None, typer.Option("--key", help="Only this job or trigger.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 20,
-    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, help="Runs to show.")
+    ] = 20,
+    fmt: ReadFmt = ReadFormat.text,
     state_dir: StateDir = None,
 ) -> None:
-    """Run history: newest first, with the rendered message or workflow input of each run."""
-    if fmt is PlanFormat.markdown:
-        _fail("runs supports --format text or json")
+    """Run history: newest first, with the rendered message or workflow input of each run.
+
+    \b
+    Example:
+      planner-operator runs --key sales-agent/weekly-pipeline-review -n 5
+    """
     _run(lambda: commands.runs(commands.settings(state_dir, None, None), key, limit, fmt.value))
 
 
@@ -275,13 +385,17 @@ def explain(
     utc: Annotated[
         bool, typer.Option("--utc", help="Times in UTC, not the job's timezone.")
     ] = False,
-    fmt: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    fmt: ReadFmt = ReadFormat.text,
     state_dir: StateDir = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Why a job's slots did or did not run (a timeline), or what became of one delivery."""
-    if fmt is PlanFormat.markdown:
-        _fail("explain supports --format text or json")
+    """Why a job's slots did or did not run (a timeline), or what became of one delivery.
+
+    \b
+    Examples:
+      planner-operator explain sales-agent/weekly-pipeline-review --utc
+      planner-operator explain --delivery msg_2kL9
+    """
     if (key is None) == (delivery is None):
         _fail("explain needs a job key (AGENT/JOB) or --delivery ID, not both")
     window = (_parse_time(start, "--from"), _parse_time(end, "--to"))
@@ -327,14 +441,20 @@ def watch(
     ] = None,
     branch: Annotated[str, typer.Option("--branch", help="Branch to follow.")] = "main",
     interval: Annotated[str, typer.Option("--interval", help="Poll interval.")] = "30s",
-    agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
-    allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,
-    allow_protected_delete: Annotated[bool, typer.Option("--allow-protected-delete")] = False,
+    agents_dir: AgentsDir = "agents",
+    allow_mass_delete: AllowMassDelete = False,
+    allow_protected_delete: AllowProtectedDelete = False,
     state_dir: StateDir = None,
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """Reconcile on every file change (--path) or every new commit (--repo)."""
+    """Reconcile on every file change (--path) or every new commit (--repo).
+
+    \b
+    Examples:
+      planner-operator watch --path agents
+      planner-operator watch --repo git@example.com:team/agents.git --interval 1m
+    """
     if (path is None) == (repo is None):
         _fail("watch needs exactly one of --path DIR or --repo URL|PATH")
     options = commands.PlanOptions(
@@ -358,19 +478,24 @@ def watch(
 def run_operator(
     path: Annotated[Path | None, typer.Option("--path", help="Watch this directory.")] = None,
     repo: Annotated[str | None, typer.Option("--repo", help="Poll this git remote.")] = None,
-    branch: Annotated[str, typer.Option("--branch")] = "main",
+    branch: Annotated[str, typer.Option("--branch", help="Branch to follow.")] = "main",
     interval: Annotated[str, typer.Option("--interval", help="Git poll interval.")] = "30s",
-    agents_dir: Annotated[str, typer.Option("--agents-dir")] = "agents",
+    agents_dir: AgentsDir = "agents",
     host: Annotated[str, typer.Option("--host", help=HOST_HELP)] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[int, typer.Option("--port", help="Port.")] = 8000,
     grace: Annotated[float, typer.Option("--grace", help="Shutdown grace seconds.")] = 30.0,
-    allow_mass_delete: Annotated[bool, typer.Option("--allow-mass-delete")] = False,
-    allow_protected_delete: Annotated[bool, typer.Option("--allow-protected-delete")] = False,
+    allow_mass_delete: AllowMassDelete = False,
+    allow_protected_delete: AllowProtectedDelete = False,
     state_dir: StateDir = None,
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
 ) -> None:
-    """The one long-running process: watch + serve + worker + embedded scheduler."""
+    """The one long-running process: watch + serve + worker + embedded scheduler.
+
+    \b
+    Example:
+      planner-operator run --path agents --port 8000
+    """
     if (path is None) == (repo is None):
         _fail("run needs exactly one of --path DIR or --repo URL|PATH")
     from planner_operator.server.operator import WatchSpec
@@ -395,9 +520,7 @@ def _mount_subcommands() -> None:
 
     app.add_typer(composio_cli.app, name="composio", help="Composio webhook subscription.")
     app.add_typer(inbox_cli.app, name="inbox", help="Stored webhook deliveries.")
-    app.command("worker", help="Process inbox deliveries (also runs inside serve).")(
-        inbox_cli.worker_command
-    )
+    app.command("worker")(inbox_cli.worker_command)
 
 
 _mount_subcommands()
