@@ -14,6 +14,7 @@ and never shows a traceback. SDK and HTTP errors are translated at the backend b
     ├── StateError               the ledger / local state database is unusable
     │   └── LockError            another applier holds the lock (names the holder)
     ├── PlanRefused              a safety rule stopped the apply (mass delete, protected, ...)
+    │   └── NotApproved          an apply nobody approved (no --yes and no terminal to ask on)
     ├── NotFoundError            the API was asked for a job, trigger or run that does not exist
     ├── InvalidRequest           the API was asked something that cannot be answered as asked
     └── BackendError             a remote system failed
@@ -98,6 +99,10 @@ class LockError(StateError):
 
 class PlanRefused(PlannerError):
     """A safety rule refused (part of) the plan; the message says which flag overrides it."""
+
+
+class NotApproved(PlanRefused):
+    """An apply that needs a person's yes (or ``--yes``) and did not get it."""
 
 
 class NotFoundError(PlannerError):

@@ -15,15 +15,12 @@ $PO validate agents
 step "2. next runs of every job (DST-affected fires are flagged)"
 $PO next-runs agents --count 3
 
-step "3. reconcile --dry-run: what would change"
-set +e
-$PO reconcile --path agents --dry-run --detailed-exitcode
-code=$?
-set -e
-echo "(exit code $code: 2 = changes present)"
+step "3. reconcile: the plan first, then (approved by --yes) the apply to $PLANNER_STATE_DIR"
+$PO reconcile --path agents --yes
 
-step "4. reconcile: apply to the embedded backend ($PLANNER_STATE_DIR)"
-$PO reconcile --path agents
+step "4. reconcile --dry-run: nothing left to do"
+$PO reconcile --path agents --dry-run --detailed-exitcode
+echo "(exit code 0: no changes; 2 would mean changes present)"
 
 step "5. status"
 $PO status
@@ -39,14 +36,10 @@ $PO inbox inject job-application-agent/triggers/recruiter-email \
 $PO worker --once
 $PO runs --limit 3
 
-step "8. reconcile again: nothing left to do"
-$PO reconcile --path agents --dry-run --detailed-exitcode
-echo "(exit code 0: no changes)"
-
-step "9. explain: why each slot of a job did or did not run (the last 7 days and the next fire)"
+step "8. explain: why each slot of a job did or did not run (the last 7 days and the next fire)"
 $PO explain job-application-agent/daily-application-check
 
-step "10. serve: the status API, the Planner dashboard and /metrics over the same state"
+step "9. serve: the status API, the Planner dashboard and /metrics over the same state"
 # the engineering agent's signed deploy hook needs its secret before serve starts (demo value)
 export DEPLOY_WEBHOOK_SECRET="whsec_$(.venv/bin/python -c 'import base64, os; print(base64.b64encode(os.urandom(24)).decode())')"
 PORT=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

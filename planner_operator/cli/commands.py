@@ -25,7 +25,7 @@ from planner_operator.core import keys, scheduling
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
-from planner_operator.errors import ConfigError, PlannerError, StateError
+from planner_operator.errors import ConfigError, NotApproved, PlannerError, StateError
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import render, source
 from planner_operator.reconcile.apply import ItemResult, Progress
@@ -184,11 +184,36 @@ class ReconcileArgs:
     detailed_exitcode: bool
     fmt: str
     options: PlanOptions
+    yes: bool = False  # --yes / --auto-approve: apply without asking
 
 
 def reconcile(args: ReconcileArgs) -> int:
+    """Plan, show the plan, then (approved) apply it, as ``terraform apply`` does.
+
+    The plan is printed once, before anything is written. On a terminal the user is asked to
+    type ``yes``; elsewhere (CI, pipes) applying needs ``--yes``, so a script can never apply a
+    plan nobody asked for. Dry runs only print.
+    """
     if args.check:
         return drift_check(args)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if not args.dry_run and not args.yes and not interactive:
+        raise NotApproved(
+            "reconcile applies changes only when approved: pass --yes (or --auto-approve) to "
+            "apply without a terminal, or --dry-run to print the plan"
+        )
+    fmt: Any = args.fmt
+
+    def show(plan: plan_mod.Plan) -> None:
+        out(render.render(plan, fmt, now=datetime.now(UTC), color=sys.stdout.isatty()))
+        sys.stdout.flush()  # before the apply's progress lines on stderr, even under a pipe
+
+    def approve(plan: plan_mod.Plan) -> bool:
+        show(plan)
+        if args.yes or not plan.has_changes:
+            return True
+        return _ask(plan)
+
     with _progress(enabled=not args.dry_run) as progress:
         outcome = run_reconcile(
             args.source,
@@ -196,10 +221,14 @@ def reconcile(args: ReconcileArgs) -> int:
             options=args.options,
             dry_run=args.dry_run,
             progress=progress,
+            approve=None if args.dry_run else approve,
         )
     plan = outcome.plan
-    fmt: Any = args.fmt
-    out(render.render(plan, fmt, now=datetime.now(UTC), color=sys.stdout.isatty()))
+    if args.dry_run:
+        show(plan)
+    if outcome.declined:
+        print("Apply cancelled: nothing was changed.", file=sys.stderr)
+        return 1
     if outcome.applied is not None:
         failed = outcome.applied.failed
         done = len(outcome.applied.succeeded)
@@ -214,6 +243,20 @@ def reconcile(args: ReconcileArgs) -> int:
     if args.dry_run and args.detailed_exitcode and plan.has_changes:
         return 2
     return 0
+
+
+def _ask(plan: plan_mod.Plan) -> bool:
+    count = sum(1 for c in plan.changes if c.op is not plan_mod.Op.NOOP and c.blocked is None)
+    print(
+        f"\nDo you want to apply these {count} change(s)?\n"
+        "  Only 'yes' will be accepted to approve.\n",
+        file=sys.stderr,
+    )
+    try:
+        answer = input("  Enter a value: ")
+    except EOFError:
+        return False
+    return answer.strip() == "yes"
 
 
 @contextlib.contextmanager

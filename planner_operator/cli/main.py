@@ -217,6 +217,15 @@ def reconcile(
     rev: Annotated[str, typer.Option("--rev", help="Revision to read with --repo.")] = "HEAD",
     agents_dir: AgentsDir = "agents",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change nothing.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "--auto-approve",
+            "-y",
+            help="Apply without asking (needed to apply when stdin is not a terminal).",
+        ),
+    ] = False,
     check: Annotated[
         bool, typer.Option("--check", help="Read actual state; exit 2 if it drifted from ledger.")
     ] = False,
@@ -241,6 +250,7 @@ def reconcile(
     \b
     Examples:
       planner-operator reconcile --path agents --dry-run
+      planner-operator reconcile --path agents --yes
       planner-operator reconcile --repo . --rev origin/main -f markdown --dry-run
       planner-operator reconcile --check
     """
@@ -260,6 +270,7 @@ def reconcile(
                     allow_protected_delete=allow_protected_delete,
                     allow_empty=allow_empty,
                 ),
+                yes=yes,
             )
         )
     )

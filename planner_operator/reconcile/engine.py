@@ -60,6 +60,12 @@ class Desired:
 class Outcome:
     plan: plan_mod.Plan
     applied: ApplyResult | None = None
+    declined: bool = False  # the plan was shown and not approved: nothing was applied
+
+
+# Shown the plan (under the apply lock, so it cannot change before the apply), says whether to
+# apply it: the CLI's "Do you want to perform these actions?".
+Approve = Callable[[plan_mod.Plan], bool]
 
 
 def read_desired(spec: SourceSpec) -> Desired:
@@ -183,14 +189,20 @@ def reconcile(
     retry: RetryPolicy = RetryPolicy(),
     backends_factory: BackendFactory | None = None,
     stop: Callable[[], bool] | None = None,
+    approve: Approve | None = None,
 ) -> Outcome:
-    """Plan, and apply unless ``dry_run``; the apply holds the lock from read to last write."""
+    """Plan, and apply unless ``dry_run``; the apply holds the lock from read to last write.
+
+    ``approve`` sees the plan before anything is written; False ends the run unapplied.
+    """
     wanted = read_desired(spec)
     with session(settings, backends_factory) as (backends, ledger):
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
         with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout):
             plan = make_plan(wanted, backends, ledger, options)
+            if approve is not None and not approve(plan):
+                return Outcome(plan, declined=True)
             applier = Applier(
                 backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
             )

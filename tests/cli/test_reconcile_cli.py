@@ -60,7 +60,7 @@ def test_dry_run_apply_and_noop_with_detailed_exitcode(tmp_path: Path, state: li
     assert code == 2
     assert "+ a/jobs/daily" in out
     assert "Plan: 1 to create, 0 to update, 0 to replace, 0 to delete." in out
-    code, out, _ = invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 0 and "Apply: 1 change(s) applied, 0 failed." in out
     code, out, _ = invoke(
         "reconcile", "--path", str(agents), "--dry-run", "--detailed-exitcode", *state
@@ -71,7 +71,7 @@ def test_dry_run_apply_and_noop_with_detailed_exitcode(tmp_path: Path, state: li
 def test_edit_is_update_and_json_output(tmp_path: Path, state: list[str]) -> None:
     agents = tmp_path / "agents"
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
-    invoke("reconcile", "--path", str(agents), *state)
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 10 * * *"))
     code, out, _ = invoke(
         "reconcile", "--path", str(agents), "--dry-run", "--format", "json", *state
@@ -89,10 +89,10 @@ def test_broken_file_freezes_only_itself_and_exits_1_naming_it(
     agents = tmp_path / "agents"
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
     write(agents, "b.yaml", JOB.format(n=2, schedule="0 9 * * *"))
-    invoke("reconcile", "--path", str(agents), *state)
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
     write(agents, "a.yaml", "name: [unclosed\n")
     write(agents, "b.yaml", JOB.format(n=2, schedule="0 11 * * *"))
-    code, out, _ = invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 1
     assert "a.yaml:" in out  # the load error, with position
     assert "frozen" in out
@@ -106,12 +106,12 @@ def test_removed_file_is_deleted_but_empty_dir_is_not(tmp_path: Path, state: lis
     agents = tmp_path / "agents"
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
     write(agents, "b.yaml", JOB.format(n=2, schedule="0 9 * * *"))
-    invoke("reconcile", "--path", str(agents), *state)
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
     (agents / "b.yaml").unlink()
-    code, out, _ = invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 0 and "- b/jobs/daily" in out
     (agents / "a.yaml").unlink()
-    code, out, _ = invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 1 and "desired state is empty" in out
     code, out, _ = invoke("status", "--format", "json", *state)
     assert [r["key"] for r in json.loads(out)["rows"]] == ["a/jobs/daily"]
@@ -135,7 +135,7 @@ def test_reads_a_git_revision_without_checkout(tmp_path: Path, state: list[str])
         "reconcile", "--repo", str(repo_dir), "--rev", "HEAD", "--dry-run", *state
     )
     assert code == 0 and '"0 12 * * *"' in out and repo.head.commit.hexsha[:12] in out
-    code, _, err = invoke("reconcile", "--repo", str(repo_dir), "--rev", "nope", *state)
+    code, _, err = invoke("reconcile", "--yes", "--repo", str(repo_dir), "--rev", "nope", *state)
     assert code == 1 and "revision `nope` not found" in err
 
 
@@ -159,7 +159,9 @@ def test_second_applier_waits_then_fails_naming_holder(tmp_path: Path, state: li
     ledger_db = tmp_path / "state" / "ledger.db"
     with ApplyLock(ledger_db, holder="alice@ci", timeout=1):
         started = time.monotonic()
-        code, _, err = invoke("reconcile", "--path", str(agents), "--lock-timeout", "0.5", *state)
+        code, _, err = invoke(
+            "reconcile", "--yes", "--path", str(agents), "--lock-timeout", "0.5", *state
+        )
         waited = time.monotonic() - started
     assert code == 1 and "alice@ci" in err
     assert waited >= 0.5
@@ -169,7 +171,16 @@ def test_two_appliers_together_exactly_one_applies(tmp_path: Path, state: list[s
     agents = tmp_path / "agents"
     for n in range(20):
         write(agents, f"a{n}.yaml", JOB.format(n=n, schedule="0 9 * * *"))
-    command = [sys.executable, "-m", "planner_operator", "reconcile", "--path", str(agents), *state]
+    command = [
+        sys.executable,
+        "-m",
+        "planner_operator",
+        "reconcile",
+        "--yes",
+        "--path",
+        str(agents),
+        *state,
+    ]
     procs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -196,7 +207,15 @@ def race_two_appliers(base: Path) -> str:
     for n in range(RACE_FILES):
         write(agents, f"a{n}.yaml", JOB.format(n=n, schedule="0 9 * * *"))
     state = ["--state-dir", str(base / "state")]
-    command = [sys.executable, "-m", "planner_operator", "reconcile", "--path", str(agents)]
+    command = [
+        sys.executable,
+        "-m",
+        "planner_operator",
+        "reconcile",
+        "--yes",
+        "--path",
+        str(agents),
+    ]
     procs = [
         subprocess.Popen(
             [*command, "--lock-timeout", "0", *state],
@@ -240,7 +259,7 @@ def test_check_reports_drift_with_exit_2(tmp_path: Path, state: list[str]) -> No
 
     agents = tmp_path / "agents"
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
-    invoke("reconcile", "--path", str(agents), *state)
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert invoke("reconcile", "--check", *state)[0] == 0
     with LocalScheduleBackend(tmp_path / "state" / "state.db") as jobs:
         [obj] = list(list_all(jobs))
@@ -273,7 +292,7 @@ def test_unmanaged_objects_are_listed_and_adopt_takes_them_over(
 def test_example_agents_reconcile_cleanly(tmp_path: Path, state: list[str]) -> None:
     agents = tmp_path / "agents"
     shutil.copytree(ROOT / "agents", agents)
-    code, out, _ = invoke("reconcile", "--path", str(agents), *state)
+    code, out, _ = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 0 and "12 change(s) applied" in out
     code, out, _ = invoke(
         "reconcile", "--path", str(agents), "--dry-run", "--format", "markdown", *state
@@ -284,7 +303,7 @@ def test_example_agents_reconcile_cleanly(tmp_path: Path, state: list[str]) -> N
 def test_run_now_records_a_run_with_the_rendered_message(tmp_path: Path, state: list[str]) -> None:
     agents = tmp_path / "agents"
     write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
-    invoke("reconcile", "--path", str(agents), *state)
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
     code, out, _ = invoke("run-now", "a/jobs/daily", *state)
     assert code == 0 and "a/jobs/daily: succeeded (chat)" in out and "Hello 20" in out
     code, out, _ = invoke("runs", "--format", "json", *state)

@@ -484,7 +484,7 @@ def test_cli_explain_job_and_deliveries(tmp_path: Path) -> None:
     agents.mkdir()
     (agents / "a.yaml").write_text(AGENT, encoding="utf-8")
     flags = ["--state-dir", str(state)]
-    code, _, err = invoke("reconcile", "--path", str(agents), *flags)
+    code, _, err = invoke("reconcile", "--yes", "--path", str(agents), *flags)
     assert code == 0, err
     settings = Settings.resolve(state_dir=state, env={})
 
