@@ -29,7 +29,7 @@ from planner_operator.backends.base import (
     ScheduleBackend,
     TriggerBackend,
 )
-from planner_operator.core import canonical
+from planner_operator.core import canonical, specs
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
@@ -213,7 +213,7 @@ class _LocalBackend(db.Store):
             spec = json.loads(row[0])
             if state == self.off_state:
                 spec["enabled"] = False
-            elif state == "active" and spec.get("enabled", True) is False:
+            elif state == "active" and not specs.enabled(spec):
                 spec["enabled"] = True
             self._conn.execute(
                 f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = ?, updated_at = ? "
@@ -224,7 +224,7 @@ class _LocalBackend(db.Store):
     # -- helpers -----------------------------------------------------------------------------
 
     def _state_of(self, spec: Mapping[str, Any]) -> RemoteState:
-        return "active" if spec.get("enabled", True) else self.off_state
+        return "active" if specs.enabled(spec) else self.off_state
 
     def _get(self, remote_id: str) -> RemoteObject:
         row = self._conn.execute(

@@ -21,7 +21,7 @@ from planner_operator.backends.select import open_backends
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import keys, scheduling
+from planner_operator.core import keys, scheduling, specs
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -139,13 +139,13 @@ def next_runs(paths: Sequence[Path], count: int, start: datetime) -> int:
 
 
 def _job_runs(job: desired_mod.DesiredResource, count: int, start: datetime) -> str:
-    expr, tz = str(job.spec["schedule"]), str(job.spec["timezone"])
+    spec = specs.JobSpec.from_dict(job.spec)
+    expr, tz = spec.schedule, spec.timezone
     head = f"{job.key}  [{expr}] {scheduling.describe(expr)} ({tz})"
-    if not job.enabled:
+    if not spec.enabled:
         return f"{head}\n    paused: does not fire\n"
     lines = [head]
-    policy = job.spec.get("dst", "vixie")
-    for fire in scheduling.next_fires(expr, tz, start=start, count=count, dst=policy):
+    for fire in scheduling.next_fires(expr, tz, start=start, count=count, dst=spec.dst):
         local = fire.at.strftime("%a %Y-%m-%d %H:%M %Z")
         utc = fire.utc.strftime("%Y-%m-%d %H:%M UTC")
         flag = f"  ! {fire.note}" if fire.note else ""

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, get_args
 
+from planner_operator.core.keys import Kind
 from planner_operator.errors import StateError
 
 DstPolicy = Literal["vixie", "skip", "literal"]
@@ -113,53 +114,54 @@ class Condition:
         return {self.op: self.value}
 
 
+Part: TypeAlias = "Condition | tuple[Filter, ...] | None"
+
+
 @dataclass(frozen=True)
 class Filter:
     """Conditions on an event payload, all of which must hold.
 
-    ``fields`` maps a (dotted) payload field to its condition; ``groups`` holds ``all`` (every
-    nested filter must match) and ``any`` (at least one must), each ``None`` when written as
-    ``null`` (which passes, and is kept so the spec's hash stays what it was).
+    ``parts`` maps each (dotted) payload field to its :class:`Condition`, and ``all`` (every
+    nested filter must match) and ``any`` (at least one must) to their members, in the order
+    written (``explain`` shows them so). A group written as ``null`` is ``None``: it passes, and
+    is kept so the spec's hash stays what it was.
     """
 
-    fields: Mapping[str, Condition] = field(default_factory=dict)
-    groups: Mapping[Group, tuple[Filter, ...] | None] = field(default_factory=dict)
+    parts: Mapping[str, Part] = field(default_factory=dict)
 
-    def parts(self) -> list[tuple[str, Condition | tuple[Filter, ...] | None]]:
-        """Every field test and group, in key order (the order ``explain`` shows them)."""
-        items: list[tuple[str, Condition | tuple[Filter, ...] | None]] = [
-            *self.fields.items(),
-            *self.groups.items(),
-        ]
-        return sorted(items, key=lambda item: item[0])
+    @property
+    def conditions(self) -> dict[str, Condition]:
+        return {k: v for k, v in self.parts.items() if isinstance(v, Condition)}
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: c.to_dict() for name, c in self.fields.items()}
-        for group, members in self.groups.items():
-            out[group] = None if members is None else [m.to_dict() for m in members]
+        out: dict[str, Any] = {}
+        for name, part in self.parts.items():
+            if isinstance(part, Condition):
+                out[name] = part.to_dict()
+            else:
+                out[name] = None if part is None else [m.to_dict() for m in part]
         return out
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "filter") -> Filter:
-        body = _mapping(data, where)
-        fields: dict[str, Condition] = {}
-        groups: dict[Group, tuple[Filter, ...] | None] = {}
-        for name, value in body.items():
+        parts: dict[str, Part] = {}
+        for name, value in _mapping(data, where).items():
             at = f"{where}.{name}"
             if name in GROUPS:
-                members = None
-                if value is not None:
-                    if not isinstance(value, list):
-                        raise _bad(at, "is a list of filters")
-                    members = tuple(cls.from_dict(m, f"{at}[{i}]") for i, m in enumerate(value))
-                groups["all" if name == "all" else "any"] = members
+                if value is not None and not isinstance(value, list):
+                    raise _bad(at, "is a list of filters")
+                parts[name] = (
+                    None
+                    if value is None
+                    else tuple(cls.from_dict(m, f"{at}[{i}]") for i, m in enumerate(value))
+                )
                 continue
             condition = _mapping(value, at)
             ops = [op for op in OPERATORS if op in condition]
             if len(ops) != 1 or len(condition) != 1:
                 raise _bad(at, "takes exactly one of " + ", ".join(OPERATORS))
-            fields[str(name)] = Condition(ops[0], condition[ops[0]])
-        return cls(fields, groups)
+            parts[str(name)] = Condition(ops[0], condition[ops[0]])
+        return cls(parts)
 
 
 # -- jobs and triggers ------------------------------------------------------------------------
@@ -221,6 +223,12 @@ class WebhookSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"secret_env": self.secret_env, "scheme": self.scheme}
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "webhook") -> WebhookSpec:
+        hook = _mapping(data, where)
+        scheme = _choice(hook, "scheme", where, DEFAULT_SCHEME, get_args(WebhookScheme))
+        return cls(secret_env=_str(hook, "secret_env", where), scheme=scheme)
+
 
 @dataclass(frozen=True)
 class TriggerSpec:
@@ -268,15 +276,7 @@ class TriggerSpec:
         where = "trigger spec"
         body = _mapping(data, where)
         hook = body.get("webhook")
-        webhook = None
-        if hook is not None:
-            hook = _mapping(hook, f"{where} webhook")
-            webhook = WebhookSpec(
-                secret_env=_str(hook, "secret_env", f"{where} webhook"),
-                scheme=_choice(
-                    hook, "scheme", f"{where} webhook", DEFAULT_SCHEME, get_args(WebhookScheme)
-                ),
-            )
+        webhook = None if hook is None else WebhookSpec.from_dict(hook, f"{where} webhook")
         config = body.get("config")
         return cls(
             action=action_from_dict(body.get("action"), f"{where} action"),
@@ -300,15 +300,48 @@ class TriggerSpec:
 Spec: TypeAlias = JobSpec | TriggerSpec
 
 
+def parse(kind: Kind, data: Mapping[str, Any]) -> Spec:
+    """The stored spec of a resource of ``kind``, typed."""
+    return JobSpec.from_dict(data) if kind == "job" else TriggerSpec.from_dict(data)
+
+
+# -- single fields, for code that holds a partial spec ------------------------------------------
+# A backend sees only what it observes (Inngest: schedule, timezone, enabled), and the planner
+# and the ledger read the fields every kind shares without caring which kind they hold; neither
+# can build a whole JobSpec, and neither should re-state a default.
+
+
 def enabled(spec: Mapping[str, Any]) -> bool:
-    """Whether a stored spec of either kind is enabled: the one field every kind shares that
-    code outside the runtime reads without caring which kind it has."""
+    """Whether a spec of either kind is enabled (a paused job, a disabled trigger: ``False``)."""
     return _bool(spec, "enabled", "spec", DEFAULT_ENABLED)
 
 
 def protected(spec: Mapping[str, Any]) -> bool:
-    """Whether a stored spec of either kind refuses deletion without a flag."""
+    """Whether a spec of either kind refuses deletion without a flag."""
     return _bool(spec, "protect", "spec", DEFAULT_PROTECT)
+
+
+def timezone(spec: Mapping[str, Any]) -> str:
+    """The IANA timezone a job's schedule is read in."""
+    return _str(spec, "timezone", "job spec", DEFAULT_TIMEZONE)
+
+
+def overlap(spec: Mapping[str, Any]) -> Overlap:
+    """What a job does when it fires while its previous run is still running."""
+    value: Overlap = _choice(spec, "overlap", "job spec", DEFAULT_OVERLAP, get_args(Overlap))
+    return value
+
+
+def dst(spec: Mapping[str, Any]) -> DstPolicy:
+    """How a job's schedule meets daylight-saving changes."""
+    value: DstPolicy = _choice(spec, "dst", "job spec", DEFAULT_DST, get_args(DstPolicy))
+    return value
+
+
+def action_of(spec: Mapping[str, Any]) -> Action | None:
+    """The action of a spec of either kind; None when it has none (a partial spec)."""
+    found = spec.get("action")
+    return None if found is None else action_from_dict(found, "spec action")
 
 
 # -- reading stored dicts ---------------------------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Literal
 
 from planner_operator.backends.base import RemoteObject
 from planner_operator.backends.select import open_backends
+from planner_operator.core import specs
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
@@ -116,7 +117,7 @@ def state_of(entry: OwnedEntry, have: RemoteObject | None) -> Status:
     if drift:
         return Status("drifted", "; ".join(d.what for d in drift))
     if have.state in ("paused", "disabled"):
-        off = not entry.spec.get("enabled", True)
+        off = not specs.enabled(entry.spec)
         why = have.reason or ("enabled: false in its file" if off else "paused remotely")
         return Status("paused", why, have.reason if have.state == "disabled" else None)
     return Status("active", "")

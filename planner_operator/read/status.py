@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from planner_operator.core import scheduling
+from planner_operator.core import scheduling, specs
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.reconcile import plan as plan_mod
@@ -72,11 +72,12 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         else:
             state, detail = "active", ""
         spec = entry.spec
-        schedule = str(spec["schedule"]) if "schedule" in spec else None
-        timezone = str(spec.get("timezone", "UTC")) if schedule else None
+        job = specs.JobSpec.from_dict(spec) if entry.kind == "job" else None
+        schedule = job.schedule if job else None
+        timezone = job.timezone if job else None
         upcoming: tuple[str, ...] = ()
-        if schedule and timezone and state == "active":
-            upcoming = _next(schedule, timezone, str(spec.get("dst", "vixie")), now, runs)
+        if job is not None and state == "active":
+            upcoming = _next(job.schedule, job.timezone, job.dst, now, runs)
         if entry.kind == "trigger" and not schedule:
             detail = detail or f"{spec.get('toolkit', 'webhook')} {spec.get('event', '')}".strip()
         last_run, missed, skipped = history.get(entry.key, (None, 0, 0))
@@ -155,9 +156,9 @@ def _lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
     return inbox.trigger_statuses(settings)
 
 
-def _next(expr: str, tz: str, dst: str, now: datetime, count: int) -> tuple[str, ...]:
+def _next(expr: str, tz: str, dst: specs.DstPolicy, now: datetime, count: int) -> tuple[str, ...]:
     try:
-        fires = scheduling.next_fires(expr, tz, start=now, count=count, dst=dst)  # type: ignore[arg-type]
+        fires = scheduling.next_fires(expr, tz, start=now, count=count, dst=dst)
     except PlannerError:
         return ()
     return tuple(f.at.isoformat(timespec="minutes") for f in fires)

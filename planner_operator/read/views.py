@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field
 
-from planner_operator.core import scheduling
+from planner_operator.core import scheduling, specs
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
@@ -330,19 +330,17 @@ def _job(
     counters: Counters | None,
     now: datetime,
 ) -> JobView:
-    spec = e.spec
+    spec = specs.JobSpec.from_dict(e.spec)
     agent, _, name = _split(e.key)
-    schedule, tz = str(spec.get("schedule", "")), str(spec.get("timezone", "UTC"))
+    schedule, tz = spec.schedule, spec.timezone
     try:
         words = scheduling.describe(schedule)
     except PlannerError:
         words = f"cron '{schedule}'"
     upcoming: list[NextRun] = []
-    if state.state != "paused" and spec.get("enabled", True):
+    if state.state != "paused" and spec.enabled:
         try:
-            fires = scheduling.next_fires(
-                schedule, tz, start=now, count=5, dst=spec.get("dst", "vixie")
-            )
+            fires = scheduling.next_fires(schedule, tz, start=now, count=5, dst=spec.dst)
         except PlannerError:
             fires = []
         upcoming = [
@@ -353,12 +351,12 @@ def _job(
             )
             for f in fires
         ]
-    action, what = _action(spec)
+    action, what = _action(spec.action)
     return JobView(
         key=e.key,
         agent=agent,
         name=name,
-        description=spec.get("description"),
+        description=spec.description,
         schedule=schedule,
         schedule_text=words,
         timezone=tz,
@@ -384,21 +382,21 @@ def _trigger(
     last: Run | None,
     event: inbox.Delivery | None,
 ) -> TriggerView:
-    spec = e.spec
+    spec = specs.TriggerSpec.from_dict(e.spec)
     agent, _, name = _split(e.key)
-    action, what = _action(spec)
+    action, what = _action(spec.action)
     return TriggerView(
         key=e.key,
         agent=agent,
         name=name,
-        description=spec.get("description"),
-        source="webhook" if "webhook" in spec else "composio",
-        toolkit=spec.get("toolkit"),
-        event=spec.get("event"),
+        description=spec.description,
+        source=spec.source,
+        toolkit=spec.toolkit,
+        event=spec.event,
         state=state.state,
         detail=state.detail,
         disabled_reason=state.disabled_reason,
-        filter=spec.get("filter"),
+        filter=spec.filter.to_dict() if spec.filter is not None else None,
         action=action,
         action_summary=what,
         backend=e.backend,
@@ -424,13 +422,10 @@ def _last_delivery(box: inbox.Inbox | None, key: str) -> inbox.Delivery | None:
     return found[0] if found else None
 
 
-def _action(spec: Mapping[str, Any]) -> tuple[str, str]:
-    action = spec.get("action") or {}
-    if "chat" in action:
-        return "chat", str(action["chat"].get("template", ""))
-    if "workflow" in action:
-        return "workflow", str(action["workflow"].get("id", ""))
-    return "", ""
+def _action(action: specs.Action) -> tuple[str, str]:
+    if isinstance(action, specs.ChatAction):
+        return "chat", action.template
+    return "workflow", action.id
 
 
 def _split(key: str) -> tuple[str, str, str]:

@@ -26,6 +26,7 @@ from typing import Any
 
 from planner_operator.backends.base import REPLACE_FIELDS, RemoteObject
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core import specs
 from planner_operator.core.keys import Kind, split_key
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.core.revision import Revision
@@ -442,7 +443,7 @@ def _guard(
 def _protected(change: Change) -> bool:
     if change.owned is not None:
         return change.owned.protect
-    return change.intent is not None and bool(change.intent.spec.get("protect", False))
+    return change.intent is not None and specs.protected(change.intent.spec)
 
 
 def _is_cleanup(change: Change) -> bool:

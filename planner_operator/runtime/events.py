@@ -12,6 +12,7 @@ what a spec would do), so ``inbox replay --rev`` shows exactly what the worker w
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner_operator.backends.composio import payloads
-from planner_operator.core import keys, templates
+from planner_operator.core import keys, specs, templates
 from planner_operator.errors import TemplateError
 from planner_operator.runtime.executors import actions
 from planner_operator.state.inbox import Delivery
@@ -76,14 +77,18 @@ class Route:
     def agent(self) -> str:
         return keys.split_key(self.key)[0]
 
+    @functools.cached_property
+    def typed(self) -> specs.TriggerSpec:
+        """The spec, read once per route (routes are rebuilt when the ledger changes)."""
+        return specs.TriggerSpec.from_dict(self.spec)
+
     @property
-    def webhook(self) -> Mapping[str, Any] | None:
-        value = self.spec.get("webhook")
-        return value if isinstance(value, Mapping) else None
+    def webhook(self) -> specs.WebhookSpec | None:
+        return self.typed.webhook
 
     @property
     def enabled(self) -> bool:
-        return bool(self.spec.get("enabled", True))
+        return self.typed.enabled
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,7 @@ def parse(d: Delivery) -> Parsed:
 
 def trigger_event(d: Delivery, route: Route, parsed: Parsed) -> TriggerEvent:
     envelope = parsed.composio
-    kind = (envelope.trigger_slug if envelope else None) or route.spec.get("event")
+    kind = (envelope.trigger_slug if envelope else None) or route.typed.event
     context: dict[str, Any] = {
         "delivery_id": d.id,
         "source": d.source,
@@ -135,15 +140,13 @@ def trigger_event(d: Delivery, route: Route, parsed: Parsed) -> TriggerEvent:
     )
 
 
-def variables(spec: Mapping[str, Any], payload: Mapping[str, Any]) -> dict[str, Any]:
+def variables(action: specs.Action, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The values the action's placeholders resolved to (what a reader of the run wants)."""
-    action = spec.get("action") or {}
-    body = action.get("chat") or action.get("workflow") or {}
-    if "template" in body:
-        sources = [str(body["template"])]
+    if isinstance(action, specs.ChatAction):
+        sources = [action.template]
     else:
-        sources = [text for _, text in templates.strings_in(body.get("input") or {})]
-    values = {**body.get("variables", {}), **payload}
+        sources = [text for _, text in templates.strings_in(action.input)]
+    values = {**action.variables, **payload}
     out: dict[str, Any] = {}
     for source in sources:
         try:
@@ -162,9 +165,10 @@ def preview(d: Delivery, key: str, spec: Mapping[str, Any]) -> str:
     parsed = parse(d)
     if parsed.composio is not None and not parsed.composio.is_message:
         return f"{parsed.composio.type}: a lifecycle event; it only updates trigger status"
-    if not spec.get("enabled", True):
+    trigger = specs.TriggerSpec.from_dict(spec)
+    if not trigger.enabled:
         return f"{key}: disabled at that revision; the event would be ignored"
-    if not matches(spec.get("filter"), parsed.payload):
+    if not matches(trigger.filter, parsed.payload):
         return f"{key}: the filter does not match this event; nothing would run"
     prepared = actions.prepare_trigger(key, spec, parsed.payload)
     if prepared.kind == "chat":
@@ -177,23 +181,23 @@ def preview(d: Delivery, key: str, spec: Mapping[str, Any]) -> str:
 # -- filters ----------------------------------------------------------------------------------
 
 
-def matches(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> bool:
-    """Whether ``payload`` passes a trigger's filter (the applied spec form of config Filter).
+def matches(flt: specs.Filter | None, payload: Mapping[str, Any]) -> bool:
+    """Whether ``payload`` passes a trigger's filter.
 
     Field names are dotted paths (a flat key containing dots wins, as in templates); every
     condition of a filter must hold, ``all`` needs every nested filter, ``any`` at least one.
     A missing field fails every operator except ``exists: false``.
     """
-    if not spec:
+    if flt is None:
         return True
-    for name, condition in spec.items():
-        if name == "all":
-            if not all(matches(sub, payload) for sub in condition or []):
+    for name, part in flt.parts.items():
+        if isinstance(part, specs.Condition):
+            if not _condition(part, *templates.lookup(payload, name)):
                 return False
-        elif name == "any":
-            if condition is not None and not any(matches(sub, payload) for sub in condition):
+        elif name == "all":
+            if not all(matches(sub, payload) for sub in part or ()):
                 return False
-        elif not _condition(condition, *templates.lookup(payload, name)):
+        elif part is not None and not any(matches(sub, payload) for sub in part):
             return False
     return True
 
@@ -214,33 +218,32 @@ class Check:
     children: tuple[Check, ...] = ()
 
 
-def explain_filter(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> list[Check]:
-    """Every top-level part of ``spec`` with its verdict; the filter passes iff all of them do
+def explain_filter(flt: specs.Filter | None, payload: Mapping[str, Any]) -> list[Check]:
+    """Every top-level part of ``flt`` with its verdict; the filter passes iff all of them do
     (exactly :func:`matches`, which stops at the first failure and so cannot say which one)."""
     checks: list[Check] = []
-    for name, condition in (spec or {}).items():
-        if name in ("all", "any"):
-            subs = list(condition or [])
+    for name, part in (flt.parts if flt is not None else {}).items():
+        if not isinstance(part, specs.Condition):
             members = tuple(
                 Check(
                     f"{name}[{i}]",
                     matches(sub, payload),
                     children=tuple(explain_filter(sub, payload)),
                 )
-                for i, sub in enumerate(subs)
+                for i, sub in enumerate(part or ())
             )
             if name == "all":
                 passed = all(m.passed for m in members)
             else:
-                passed = condition is None or any(m.passed for m in members)
+                passed = part is None or any(m.passed for m in members)
             checks.append(Check(name, passed, children=members))
             continue
         found, value = templates.lookup(payload, name)
         checks.append(
             Check(
                 name,
-                _condition(condition, found, value),
-                dict(condition),
+                _condition(part, found, value),
+                part.to_dict(),
                 found,
                 value if found else None,
             )
@@ -248,21 +251,20 @@ def explain_filter(spec: Mapping[str, Any] | None, payload: Mapping[str, Any]) -
     return checks
 
 
-def _condition(condition: Mapping[str, Any], found: bool, value: Any) -> bool:
-    if "exists" in condition:
-        return found is bool(condition["exists"])
+def _condition(condition: specs.Condition, found: bool, value: Any) -> bool:
+    op, wanted = condition.op, condition.value
+    if op == "exists":
+        return found is bool(wanted)
     if not found:
         return False
-    if "equals" in condition:
-        return _same(value, condition["equals"])
-    if "in" in condition:
-        return any(_same(value, option) for option in condition["in"] or [])
-    if "contains" in condition:
-        needle = str(condition["contains"]).casefold()
-        if isinstance(value, list):
-            return any(needle in _text(item).casefold() for item in value)
-        return needle in _text(value).casefold()
-    return False
+    if op == "equals":
+        return _same(value, wanted)
+    if op == "in":
+        return any(_same(value, option) for option in wanted or [])
+    needle = str(wanted).casefold()  # contains
+    if isinstance(value, list):
+        return any(needle in _text(item).casefold() for item in value)
+    return needle in _text(value).casefold()
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import inngest
 
-from planner_operator.core import scheduling
+from planner_operator.core import scheduling, specs
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.state.runs import RunStore
@@ -33,13 +33,10 @@ class Fire:
 
     @classmethod
     def of(cls, spec: Mapping[str, Any], instant: datetime) -> Fire:
-        zone = ZoneInfo(str(spec.get("timezone", "UTC")))
-        at = instant.astimezone(zone)
+        job = specs.JobSpec.from_dict(spec)
+        at = instant.astimezone(ZoneInfo(job.timezone))
         wall = at.replace(tzinfo=None).isoformat(timespec="minutes")
-        policy = spec.get("dst", "vixie")
-        once = policy == "skip" or (
-            policy == "vixie" and scheduling.is_fixed_time(str(spec["schedule"]))
-        )
+        once = job.dst == "skip" or (job.dst == "vixie" and scheduling.is_fixed_time(job.schedule))
         return cls(at, wall, wall if once else f"{wall}+fold{at.fold}")
 
 

@@ -18,6 +18,7 @@ long outage of a minutely job cannot flood the table); its catch-up fire has ori
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import logging
 import random
@@ -29,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import canonical, scheduling
+from planner_operator.core import canonical, scheduling, specs
 from planner_operator.core import clock as clock_mod
 from planner_operator.runtime.jobrun import Fire, JobRunner
 from planner_operator.state import db
@@ -60,6 +61,11 @@ class Job:
     @property
     def digest(self) -> str:
         return canonical.spec_hash(self.spec)
+
+    @functools.cached_property
+    def typed(self) -> specs.JobSpec:
+        """The spec read once per job (a reload builds new ``Job`` objects)."""
+        return specs.JobSpec.from_dict(self.spec)
 
 
 @dataclass(order=True)
@@ -116,7 +122,7 @@ class Scheduler:
     def reload(self) -> None:
         """Pick up applied changes: new, changed and removed jobs; unchanged keep their timers."""
         now = self.clock.now()
-        fresh = {j.key: j for j in self.load_jobs() if j.spec.get("enabled", True)}
+        fresh = {j.key: j for j in self.load_jobs() if specs.enabled(j.spec)}
         for key in set(self.jobs) - set(fresh):
             self._iters.pop(key, None)
         for key, job in fresh.items():
@@ -131,24 +137,20 @@ class Scheduler:
     def _schedule(self, job: Job, now: datetime, *, resumed: bool) -> None:
         """Start the job's fire iterator, resuming after its last run (catch-up on a restart)."""
         last = self.runner.runs.last(job.key) if resumed else None
+        spec = job.typed
         start = now
         if last is not None and last.slot:
-            zone = ZoneInfo(str(job.spec.get("timezone", "UTC")))
+            zone = ZoneInfo(spec.timezone)
             slot = datetime.fromisoformat(last.slot).replace(tzinfo=zone)
             start = min(now, slot.astimezone(UTC))
-        fires = scheduling.iter_fires(
-            str(job.spec["schedule"]),
-            str(job.spec.get("timezone", "UTC")),
-            start=start,
-            dst=job.spec.get("dst", "vixie"),
-        )
+        fires = scheduling.iter_fires(spec.schedule, spec.timezone, start=start, dst=spec.dst)
         missed: list[scheduling.FireTime] = []
         upcoming = next(fires, None)
         while upcoming is not None and upcoming.utc <= now:
             missed.append(upcoming)
             upcoming = next(fires, None)
         if missed:
-            run_latest = job.spec.get("catchup", "latest") == "latest"
+            run_latest = spec.catchup == "latest"
             skipped = missed[:-1] if run_latest else missed
             latest = missed[-1] if run_latest else None
             self._count(job.key, missed=len(skipped), rows=self._missed_rows(job, skipped, latest))
@@ -214,13 +216,14 @@ class Scheduler:
     def fire(self, job: Job, fire: scheduling.FireTime) -> Any:
         """Run one fire synchronously (overlap policy applied by the caller's ``running``)."""
         run_id = f"sched-{uuid.uuid4().hex[:12]}"
+        skips = job.typed.overlap == "skip"
         with self._running_lock:
             busy = job.key in self.running
             previous = self._running_ids.get(job.key, "?")
-            if not busy or job.spec.get("overlap", "skip") != "skip":
+            if not busy or not skips:
                 self.running.add(job.key)
                 self._running_ids[job.key] = run_id
-        if busy and job.spec.get("overlap", "skip") == "skip":
+        if busy and skips:
             reason = f"overlap: previous run {previous} still running"
             self._count(job.key, overlap_skipped=1, rows=[(_wall(job, fire), reason)])
             log.info("%s: fire for %s skipped, previous run still running", job.key, fire.slot)

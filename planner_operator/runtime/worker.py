@@ -262,9 +262,9 @@ class Worker:
         if prior is not None:  # the executor ran; only the inbox update was lost
             return Outcome("done", f"already ran (run {prior.id})", key=key)
         event = events.trigger_event(d, route, parsed).model_dump(mode="json")
-        variables = events.variables(route.spec, payload)
+        variables = events.variables(route.typed.action, payload)
         skip = None if route.enabled else "ignored (disabled)"
-        if skip is None and not events.matches(route.spec.get("filter"), payload):
+        if skip is None and not events.matches(route.typed.filter, payload):
             skip = "filter did not match"
         prepared: actions.Prepared | None = None
         if skip is None:

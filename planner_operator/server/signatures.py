@@ -120,11 +120,11 @@ def check_secrets(
     for route in owned:
         if route.webhook is None:
             continue
-        name = str(route.webhook.get("secret_env", ""))
+        name = route.webhook.secret_env
         value = (env.get(name) or "").strip()
         if not value:
             problems.append(f"{route.key}: its webhook secret ${name} is empty or not set")
-        elif route.webhook.get("scheme", "standard") == "standard":
+        elif route.webhook.scheme == "standard":
             try:
                 standard_key(value)
             except ValueError as exc:

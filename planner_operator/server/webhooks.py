@@ -323,11 +323,11 @@ class Webhooks:
         try:
             route = await self._webhook_route(key)
             assert route.webhook is not None
-            secret = (self.env.get(str(route.webhook.get("secret_env"))) or "").strip()
+            secret = (self.env.get(route.webhook.secret_env) or "").strip()
             if not secret:
                 raise Rejected(503, "this trigger's webhook secret is not configured")
             body = await self._body(request, headers)
-            if route.webhook.get("scheme") == "github":
+            if route.webhook.scheme == "github":
                 self.verifier.github(
                     secret, signature=headers.get("x-hub-signature-256"), body=body
                 )

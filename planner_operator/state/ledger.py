@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from planner_operator.core import canonical
+from planner_operator.core import canonical, specs
 from planner_operator.core.keys import Kind
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.errors import StateError
@@ -315,9 +315,9 @@ class Ledger(IntentStore):
                 entry.backend,
                 entry.remote_id,
                 entry.spec_hash,
-                int(bool(spec.get("enabled", True))),
+                int(specs.enabled(spec)),
                 None if schedule is None else str(schedule),
-                str(spec.get("timezone", "UTC")) if schedule is not None else None,
+                specs.timezone(spec) if schedule is not None else None,
                 entry.revision,
                 canonical.canonical_json(spec),
             ),
@@ -390,7 +390,7 @@ def _history_row(row: tuple[Any, ...]) -> HistoryRow:
     id_, at, key, kind, op, backend, remote_id, hash_, enabled, schedule, tz, revision, spec = row
     data = json.loads(spec)
     if schedule is None and "schedule" in data:
-        schedule, tz = str(data["schedule"]), str(data.get("timezone", "UTC"))
+        schedule, tz = str(data["schedule"]), specs.timezone(data)
     return HistoryRow(
         id=int(id_),
         at=datetime.fromisoformat(at),
@@ -400,7 +400,7 @@ def _history_row(row: tuple[Any, ...]) -> HistoryRow:
         backend=backend,
         remote_id=remote_id,
         spec_hash=hash_,
-        enabled=bool(data.get("enabled", True)) if enabled is None else bool(enabled),
+        enabled=specs.enabled(data) if enabled is None else bool(enabled),
         schedule=schedule,
         timezone=tz,
         revision=revision,

@@ -9,6 +9,7 @@ gave (kept here, verbatim, as the reference) for any valid job or trigger.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +273,22 @@ def test_the_config_models_take_their_defaults_from_the_specs() -> None:
     assert agent.model_fields["timezone"].default == specs.DEFAULT_TIMEZONE
 
 
+DEFAULTED = "enabled|timezone|dst|overlap|catchup|protect|scheme"
+RESTATED = re.compile(rf"""\.get\(\s*["']({DEFAULTED})["']\s*,|\.get\(\s*["']action["']""")
+
+
+def test_no_product_module_re_states_a_spec_default() -> None:
+    """``spec.get("enabled", True)`` re-states a default; core/specs is the one place for it."""
+    offenders = []
+    for path in sorted((ROOT / "planner_operator").rglob("*.py")):
+        if path.name == "specs.py" and path.parent.name == "core":
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if RESTATED.search(line):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert offenders == [], "read the spec through core.specs instead:\n" + "\n".join(offenders)
+
+
 @pytest.mark.parametrize(
     ("stored", "named"),
     [
@@ -292,4 +309,4 @@ def test_a_filter_with_a_null_group_keeps_it() -> None:
     stored = {"all": None, "sender": {"contains": "x"}}
     flt = specs.Filter.from_dict(stored)
     assert flt.to_dict() == stored
-    assert [name for name, _ in flt.parts()] == ["all", "sender"]
+    assert list(flt.parts) == ["all", "sender"] and flt.parts["all"] is None

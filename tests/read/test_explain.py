@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from planner_operator.cli.main import app
+from planner_operator.core import specs
 from planner_operator.core.clock import ManualClock
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -355,11 +356,13 @@ def test_defaulted_window_keeps_the_latest_slots() -> None:
 
 
 def test_explain_filter_names_the_failing_condition_and_agrees_with_matches() -> None:
-    spec = {
-        "subject": {"contains": "invoice"},
-        "from.domain": {"in": ["acme.com", "acme.org"]},
-        "any": [{"label": {"equals": "urgent"}}, {"priority": {"exists": True}}],
-    }
+    spec = specs.Filter.from_dict(
+        {
+            "subject": {"contains": "invoice"},
+            "from.domain": {"in": ["acme.com", "acme.org"]},
+            "any": [{"label": {"equals": "urgent"}}, {"priority": {"exists": True}}],
+        }
+    )
     payloads: list[dict[str, Any]] = [
         {"subject": "Your Invoice", "from": {"domain": "acme.com"}, "label": "urgent"},
         {"subject": "Hello", "from": {"domain": "acme.com"}, "priority": 1},

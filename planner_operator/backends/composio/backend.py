@@ -51,7 +51,7 @@ from planner_operator.backends.composio.sdk import (
     to_remote,
 )
 from planner_operator.config.desired import DesiredResource
-from planner_operator.core import canonical
+from planner_operator.core import canonical, specs
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.closing import Closing
 from planner_operator.core.settings import Settings
@@ -218,7 +218,7 @@ class ComposioTriggerBackend(Closing):
     def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         """Upsert: the same slug, owner and config give back the same instance."""
         identity = canonical.spec_hash(canonical.subset(spec, IDENTITY))
-        enabled = bool(spec.get("enabled", True))
+        enabled = specs.enabled(spec)
         if identity in self._unsure:
             found = self._find(spec)
             self._unsure.discard(identity)
@@ -255,7 +255,7 @@ class ComposioTriggerBackend(Closing):
                 "new trigger and delete this one (a replace)",
                 backend=NAME,
             )
-        return self._set_enabled(to_remote(item), bool(spec.get("enabled", True)))
+        return self._set_enabled(to_remote(item), specs.enabled(spec))
 
     def delete(self, remote_id: str) -> None:
         """Delete the instance, refusing (``Conflict``) when a desired trigger resolves to it.

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 
 from planner_operator.config.desired import DesiredResource
-from planner_operator.core import canonical, templates
+from planner_operator.core import canonical, specs, templates
 from planner_operator.errors import ConfigError, TemplateError
 
 IDENTITY = frozenset({"event", "connected_account", "user_id", "config"})
@@ -68,7 +68,8 @@ def check(
         )
     config = spec.get("config") or {}
     out += [error(m, p, h) for p, m, h in config_problems(found, config)]
-    out += [error(m, p, h) for p, m, h in placeholder_problems(found, spec.get("action") or {})]
+    action = specs.TriggerSpec.from_dict(spec).action
+    out += [error(m, p, h) for p, m, h in placeholder_problems(found, action)]
     return out
 
 
@@ -118,7 +119,7 @@ def config_problems(
 
 
 def placeholder_problems(
-    found: TriggerTypeLike, action: Mapping[str, Any]
+    found: TriggerTypeLike, action: specs.Action
 ) -> Iterator[tuple[str, str, str | None]]:
     """Placeholders that neither a variable nor the event payload can fill.
 
@@ -126,11 +127,10 @@ def placeholder_problems(
     only (the executor renders them that way: executors/actions.py).
     """
     texts: list[tuple[str, str, frozenset[str]]] = []
-    if "chat" in action:
-        variables = frozenset(action["chat"].get("variables") or {})
-        texts.append(("action.chat.template", str(action["chat"].get("template", "")), variables))
-    elif "workflow" in action:
-        for path, text in templates.strings_in(action["workflow"].get("input") or {}):
+    if isinstance(action, specs.ChatAction):
+        texts.append(("action.chat.template", action.template, frozenset(action.variables)))
+    else:
+        for path, text in templates.strings_in(action.input):
             texts.append((f"action.workflow.input.{path}", text, frozenset()))
     payload = dict(found.payload)
     for path, text, variables in texts:

@@ -21,6 +21,7 @@ from planner_operator.backends.base import BackendInfo, Page, RemoteObject, Sche
 from planner_operator.backends.inngest import sdk as inngest_app
 from planner_operator.backends.inngest.sdk import InngestConfig, ServedJob
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import specs
 from planner_operator.core.closing import Closing
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFound
@@ -183,7 +184,7 @@ class InngestScheduleBackend(Closing):
         problems = []
         expected: dict[str, str] = {}
         for job in self.table.jobs():
-            if job.spec.get("enabled", True):
+            if specs.enabled(job.spec):
                 expected[self.remote_id(job.key)] = inngest_app.cron_of(job.spec)
         for rid, cron in sorted(expected.items()):
             have = remote.get(rid)
@@ -228,15 +229,15 @@ class InngestScheduleBackend(Closing):
         remote_ids = {o.remote_id for o in out}
         for job in self.table.jobs():
             rid = self.remote_id(job.key)
-            if not job.spec.get("enabled", True) and rid not in remote_ids:
+            if not specs.enabled(job.spec) and rid not in remote_ids:
                 out.append(self._as_applied(job.key, job.spec))
         return out
 
     def _as_applied(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
-        enabled = bool(spec.get("enabled", True))
+        enabled = specs.enabled(spec)
         observed = {
             "schedule": spec.get("schedule", ""),
-            "timezone": spec.get("timezone", "UTC"),
+            "timezone": specs.timezone(spec),
             "enabled": enabled,
         }
         return RemoteObject(

@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from inngest._internal import transforms as _transforms
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from planner_operator.core import specs
 from planner_operator.errors import AuthError, BackendError, RetryableError, SourceError
 
 SENTINEL_ID = "planner-operator-sentinel"
@@ -134,7 +135,7 @@ def function_id(key: str) -> str:
 
 
 def cron_of(spec: Mapping[str, Any]) -> str:
-    return f"TZ={spec.get('timezone', 'UTC')} {spec['schedule']}"
+    return f"TZ={specs.timezone(spec)} {spec['schedule']}"
 
 
 def parse_cron(cron: str) -> dict[str, str]:
@@ -163,7 +164,7 @@ def build_functions(
     """One cron function per enabled job; a sentinel when there are none (SDK can't sync 0)."""
     functions: list[inngest.Function[Any]] = []
     for job in jobs:
-        if not job.spec.get("enabled", True):
+        if not specs.enabled(job.spec):
             continue  # paused: not registered (Inngest has no pause API)
         functions.append(_job_function(client, job, config, handler))
     if not functions:
@@ -174,7 +175,7 @@ def build_functions(
 def _job_function(
     client: inngest.Inngest, job: ServedJob, config: InngestConfig, handler: JobHandler | None
 ) -> inngest.Function[Any]:
-    overlap = job.spec.get("overlap", "skip")
+    overlap = specs.overlap(job.spec)
 
     async def run(ctx: inngest.Context) -> Any:
         if handler is None:  # a sync-only function set (reconcile): never invoked

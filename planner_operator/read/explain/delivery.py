@@ -97,7 +97,7 @@ def build(
     spec = route.spec
     if not route.enabled:
         steps.append(Step("enabled", False, "the trigger is disabled (enabled: false)"))
-    checks = tuple(events.explain_filter(spec.get("filter"), parsed.payload))
+    checks = tuple(events.explain_filter(route.typed.filter, parsed.payload))
     if checks:
         passed = all(c.passed for c in checks)
         failed = [c.path for c in checks if not c.passed]

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import keys, scheduling
+from planner_operator.core import keys, scheduling, specs
 from planner_operator.core.records import OwnedEntry
 from planner_operator.errors import InvalidRequest, NotFoundError
 from planner_operator.read.explain import slots as explain_slots
@@ -143,9 +143,10 @@ def build(inputs: Inputs) -> Timeline:
         hi = min(end, period.end) if period.end else end
         if period.since is not None and period.start and start < period.start <= end:
             lines.append(_change(period, _previous(periods, period)))
-        if lo >= hi or not period.spec.get("schedule"):
+        job = job_of(period.spec)
+        if lo >= hi or job is None:
             continue
-        for fire, dst_skip in explain_slots.expected(period.spec, lo, hi):
+        for fire, dst_skip in explain_slots.expected(job, lo, hi):
             lines.append(_slot(period, fire, dst_skip, by_slot, used, ranges, now))
     lines += [Line(x.at, "dst", x.way, x.text) for x in explain_slots.transitions(zone, start, end)]
     for group in groups:
@@ -164,12 +165,15 @@ def build(inputs: Inputs) -> Timeline:
                 f"{start:%Y-%m-%d %H:%M} UTC; pass --from to see earlier ones"
             )
             start = cut
-    following = explain_slots.next_fire(latest.spec, max(now, end)) if latest.exists else None
+    latest_job = job_of(latest.spec)
+    following = None
+    if latest.exists and latest_job is not None:
+        following = explain_slots.next_fire(latest_job, max(now, end))
     return Timeline(
         key=inputs.key,
         backend=latest.backend,
         remote_id=inputs.current.remote_id if inputs.current else "",
-        schedule=str(latest.spec["schedule"]) if latest.spec.get("schedule") else None,
+        schedule=latest_job.schedule if latest_job is not None else None,
         timezone=str(zone.key),
         spec=latest.spec,
         start=start,
@@ -240,7 +244,7 @@ def _slot(
     if not period.exists:
         what = "before the job was created" if period.end else "after the job was deleted"
         return replace(base, status="not applied", text=f"not applied: {what}")
-    if not period.spec.get("enabled", True):
+    if not specs.enabled(period.spec):
         rev = period.since.revision if period.since else ""
         text = "paused: enabled: false then" + (f" (revision {_short(rev)})" if rev else "")
         if group is not None:
@@ -331,21 +335,21 @@ def _change(period: _Period, before: _Period | None) -> Line:
     if row.op == "delete":
         return Line(at, "change", "deleted", "deleted: removed from the agent files")
     new = period.spec
-    what = f"{new.get('schedule')} ({new.get('timezone', 'UTC')})"
+    what = f"{new.get('schedule')} ({specs.timezone(new)})"
     if row.op == "create" or before is None or not before.exists:
-        state = "" if new.get("enabled", True) else ", paused"
+        state = "" if specs.enabled(new) else ", paused"
         return Line(at, "change", "created", f"created: {what}{state}{rev}")
     if row.op == "adopt":
         return Line(at, "change", "adopted", f"adopted {row.remote_id}: {what}{rev}")
     old = before.spec
     parts = []
-    for name, label in (("schedule", "schedule"), ("timezone", "timezone"), ("dst", "dst policy")):
-        if old.get(name) != new.get(name):
-            parts.append(f"{label} changed {old.get(name)} -> {new.get(name)}")
-    for name in ("catchup", "overlap"):
-        if old.get(name) != new.get(name):
-            parts.append(f"{name} changed {old.get(name)} -> {new.get(name)}")
-    was, now = bool(old.get("enabled", True)), bool(new.get("enabled", True))
+    old_job, new_job = job_of(old), job_of(new)
+    if old_job is not None and new_job is not None:
+        for name, label in _CHANGES:
+            was_set, now_set = getattr(old_job, name), getattr(new_job, name)
+            if was_set != now_set:
+                parts.append(f"{label} changed {was_set} -> {now_set}")
+    was, now = specs.enabled(old), specs.enabled(new)
     status = "updated"
     if was and not now:
         parts.insert(0, "paused (enabled: false)")
@@ -356,6 +360,15 @@ def _change(period: _Period, before: _Period | None) -> Line:
     if not parts:
         parts.append("action or other settings changed")
     return Line(at, "change", status, "; ".join(parts) + rev)
+
+
+_CHANGES = (
+    ("schedule", "schedule"),
+    ("timezone", "timezone"),
+    ("dst", "dst policy"),
+    ("catchup", "catchup"),
+    ("overlap", "overlap"),
+)
 
 
 def _no_run_hint(backend: str) -> str:
@@ -383,7 +396,12 @@ def _groups(runs: Sequence[Run]) -> list[_Group]:
 
 
 def _zone(spec: Mapping[str, Any]) -> ZoneInfo:
-    return ZoneInfo(str(spec.get("timezone", "UTC")))
+    return ZoneInfo(specs.timezone(spec))
+
+
+def job_of(spec: Mapping[str, Any]) -> specs.JobSpec | None:
+    """The job an applied spec describes; None for a spec without a schedule (nothing fires)."""
+    return specs.JobSpec.from_dict(spec) if spec.get("schedule") else None
 
 
 def _utc(value: datetime) -> datetime:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import scheduling
+from planner_operator.core import scheduling, specs
 from planner_operator.read.explain.delivery import DeliveryReport, as_dict, describe_check
 from planner_operator.read.explain.model import Line, Timeline
 from planner_operator.runtime.events import Check
@@ -39,13 +39,11 @@ def timeline_text(t: Timeline, *, utc: bool = False) -> str:
     head = [f"{t.key} (job on {t.backend}{f', {t.remote_id}' if t.remote_id else ''})"]
     if t.schedule:
         words = scheduling.describe(t.schedule)
-        state = "active" if spec.get("enabled", True) else "paused"
+        job = specs.JobSpec.from_dict(spec)
+        state = "active" if job.enabled else "paused"
         if not t.remote_id:
             state = "deleted"
-        policies = ", ".join(
-            f"{name} {spec.get(name, default)}"
-            for name, default in (("dst", "vixie"), ("catchup", "latest"), ("overlap", "skip"))
-        )
+        policies = f"dst {job.dst}, catchup {job.catchup}, overlap {job.overlap}"
         head.append(f"  schedule: {t.schedule} ({words}) in {t.timezone}; {policies}; {state}")
     shown_in = "UTC" if utc else t.timezone
     head.append(f"  window: {when(t.start)} .. {when(t.end)} (times in {shown_in})")

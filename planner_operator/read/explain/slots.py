@@ -7,13 +7,12 @@ a fire another policy would make is exactly a slot this job's policy dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import scheduling
+from planner_operator.core import scheduling, specs
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class Transition:
 
 
 def expected(
-    spec: Mapping[str, Any], lo: datetime, hi: datetime
+    job: specs.JobSpec, lo: datetime, hi: datetime
 ) -> Iterator[tuple[scheduling.FireTime, str | None]]:
     """Fires in [lo, hi) under the job's DST policy, plus the ones the policy drops (with why).
 
@@ -34,14 +33,14 @@ def expected(
     a repeated time, ``vixie`` the catch-up fire of a time the spring gap skips. Only computed
     when the window holds a clock change, so a minutely job costs one pass otherwise.
     """
-    expr, tz = str(spec["schedule"]), str(spec.get("timezone", "UTC"))
-    policy = str(spec.get("dst", "vixie"))
+    expr, tz, policy = job.schedule, job.timezone, job.dst
     kept = list(fires(expr, tz, policy, lo, hi))
     yield from ((f, None) for f in kept)
     if not transitions(ZoneInfo(tz), lo, hi):
         return
     instants = {f.utc for f in kept}
-    for other in ("literal", "vixie"):
+    others: tuple[specs.DstPolicy, ...] = ("literal", "vixie")
+    for other in others:
         if other == policy:
             continue
         for fire in fires(expr, tz, other, lo, hi):
@@ -60,21 +59,19 @@ def expected(
 
 
 def fires(
-    expr: str, tz: str, policy: str, lo: datetime, hi: datetime
+    expr: str, tz: str, policy: specs.DstPolicy, lo: datetime, hi: datetime
 ) -> Iterator[scheduling.FireTime]:
     """Fires in [lo, hi) (``iter_fires`` starts strictly after its start, hence the second)."""
-    dst = cast(scheduling.DstPolicy, policy)  # an applied spec was validated
-    for fire in scheduling.iter_fires(expr, tz, start=lo - timedelta(seconds=1), dst=dst):
+    for fire in scheduling.iter_fires(expr, tz, start=lo - timedelta(seconds=1), dst=policy):
         if fire.utc >= hi:
             return
         yield fire
 
 
-def next_fire(spec: Mapping[str, Any], after: datetime) -> datetime | None:
-    if not spec.get("schedule") or not spec.get("enabled", True):
+def next_fire(job: specs.JobSpec, after: datetime) -> datetime | None:
+    if not job.enabled:
         return None
-    expr, tz, policy = str(spec["schedule"]), str(spec.get("timezone", "UTC")), spec.get("dst")
-    following = fires(expr, tz, str(policy or "vixie"), after, after + timedelta(days=400))
+    following = fires(job.schedule, job.timezone, job.dst, after, after + timedelta(days=400))
     first = next(following, None)
     return first.utc if first else None
 

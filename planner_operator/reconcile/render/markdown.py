@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from planner_operator.core import scheduling, templates
+from planner_operator.core import scheduling, specs, templates
 from planner_operator.errors import ScheduleError, TemplateError
 from planner_operator.reconcile.plan import Change, Op, Plan
 from planner_operator.reconcile.render import text
@@ -276,10 +276,10 @@ def _fires(spec: Mapping[str, Any], now: datetime) -> tuple[list[scheduling.Fire
     try:
         fires = scheduling.next_fires(
             str(spec.get("schedule")),
-            str(spec.get("timezone", "UTC")),
+            specs.timezone(spec),
             start=now,
             count=FIRES,
-            dst=spec.get("dst", "vixie"),
+            dst=specs.dst(spec),
         )
     except ScheduleError as exc:
         return [], str(exc)
@@ -290,7 +290,7 @@ def _slot(spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], now: da
     if fires:
         return fires[0].at
     try:
-        return now.astimezone(scheduling.validate_timezone(str(spec.get("timezone", "UTC"))))
+        return now.astimezone(scheduling.validate_timezone(specs.timezone(spec)))
     except ScheduleError:
         return now
 
@@ -298,7 +298,7 @@ def _slot(spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], now: da
 def _job(
     spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], error: str, now: datetime
 ) -> list[str]:
-    schedule, tz = str(spec.get("schedule")), str(spec.get("timezone", "UTC"))
+    schedule, tz = str(spec.get("schedule")), specs.timezone(spec)
     try:
         words = esc(scheduling.describe(schedule))
     except ScheduleError:
@@ -306,9 +306,9 @@ def _job(
     lines = [f"- **Schedule:** {code(schedule)}: {words}, timezone {code(tz)}"]
     if spec.get("description"):
         lines.append(f"- **Description:** {esc(str(spec['description']))}")
-    if spec.get("dst", "vixie") != "vixie":
-        lines.append(f"- **DST policy:** {code(str(spec['dst']))}")
-    if not spec.get("enabled", True):
+    if specs.dst(spec) != specs.DEFAULT_DST:
+        lines.append(f"- **DST policy:** {code(specs.dst(spec))}")
+    if not specs.enabled(spec):
         return [*lines, "- **Paused:** does not fire until `enabled: true`."]
     if error:
         return [*lines, f"- ⚠ cannot preview fire times: {esc(error)}"]
@@ -328,9 +328,9 @@ def _job(
 
 
 def _trigger(spec: Mapping[str, Any]) -> list[str]:
-    webhook = spec.get("webhook")
-    if isinstance(webhook, Mapping):
-        env, scheme = str(webhook.get("secret_env", "?")), str(webhook.get("scheme", "standard"))
+    if spec.get("webhook") is not None:
+        webhook = specs.WebhookSpec.from_dict(spec["webhook"])
+        env, scheme = webhook.secret_env, webhook.scheme
         lines = [f"- **Source:** signed webhook ({esc(scheme)}), secret from {code('$' + env)}"]
     else:
         who = spec.get("connected_account") or spec.get("user_id") or "?"
@@ -340,25 +340,22 @@ def _trigger(spec: Mapping[str, Any]) -> list[str]:
         ]
     if spec.get("filter"):
         lines.append(f"- **Filter:** {code(text.show('filter', spec['filter'], 200))}")
-    if not spec.get("enabled", True):
+    if not specs.enabled(spec):
         lines.append("- **Disabled:** events are ignored until `enabled: true`.")
     return lines
 
 
 def _action(change: Change, spec: Mapping[str, Any], slot: datetime | None) -> list[str]:
-    action = spec.get("action")
-    kind = text.action_kind(spec)
-    if not isinstance(action, Mapping) or kind is None:
+    action = specs.action_of(spec)
+    if action is None:
         return []
-    if kind == "workflow":
-        workflow = action["workflow"]
-        body = json.dumps(text.redact(workflow.get("input")), indent=2, sort_keys=True, default=str)
-        head = f"- **Workflow:** {code(str(workflow.get('id')))} with input:"
+    if isinstance(action, specs.WorkflowAction):
+        body = json.dumps(text.redact(dict(action.input)), indent=2, sort_keys=True, default=str)
+        head = f"- **Workflow:** {code(action.id)} with input:"
         return [head, "", *fenced(body.splitlines(), "json"), ""]
-    chat = action["chat"]
-    variables = text.redact(dict(chat.get("variables") or {}))
+    variables = text.redact(dict(action.variables))
     try:
-        message = _sample(change, str(chat.get("template", "")), variables, slot)
+        message = _sample(change, action.template, variables, slot)
     except TemplateError as exc:
         return [f"- ⚠ message template does not render: {esc(str(exc))}"]
     if slot is not None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from planner_operator.backends.base import REPLACE_FIELDS
+from planner_operator.core import specs
 from planner_operator.reconcile.plan import Change, FieldChange, Op, Plan
 
 SYMBOLS: Mapping[Op, str] = {
@@ -200,30 +201,26 @@ def remote_id(change: Change) -> str | None:
 
 
 def action_kind(spec: Mapping[str, Any]) -> str | None:
-    action = spec.get("action")
-    if isinstance(action, Mapping):
-        return next((k for k in ("chat", "workflow") if k in action), None)
-    return None
+    action = specs.action_of(spec)
+    return action.kind if action is not None else None
 
 
 def key_fields(kind: str, spec: Mapping[str, Any]) -> list[str]:
     """The few fields that say what a new resource is, without its whole spec."""
     lines: list[str] = []
     if kind == "job":
-        tz = f" ({spec['timezone']})" if spec.get("timezone") else ""
-        lines.append(f"schedule: {show('schedule', spec.get('schedule'))}{tz}")
-    elif isinstance(spec.get("webhook"), Mapping):
-        webhook = spec["webhook"]
-        scheme = webhook.get("scheme", "standard")
-        lines.append(f"webhook: secret from ${webhook.get('secret_env', '?')} ({scheme})")
+        tz = specs.timezone(spec)
+        lines.append(f"schedule: {show('schedule', spec.get('schedule'))} ({tz})")
+    elif spec.get("webhook") is not None:
+        webhook = specs.WebhookSpec.from_dict(spec["webhook"])
+        lines.append(f"webhook: secret from ${webhook.secret_env} ({webhook.scheme})")
     else:
         lines.append(f"event: {show('event', spec.get('event'))} ({spec.get('toolkit', '?')})")
-    action = spec.get("action")
-    kind_name = action_kind(spec)
-    if kind_name == "chat" and isinstance(action, Mapping):
-        lines.append(f"action: chat {show('template', action['chat'].get('template'), 60)}")
-    elif kind_name == "workflow" and isinstance(action, Mapping):
-        lines.append(f"action: workflow {show('id', action['workflow'].get('id'))}")
+    action = specs.action_of(spec)
+    if isinstance(action, specs.ChatAction):
+        lines.append(f"action: chat {show('template', action.template, 60)}")
+    elif isinstance(action, specs.WorkflowAction):
+        lines.append(f"action: workflow {show('id', action.id)}")
     return lines
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from planner_operator import telemetry
-from planner_operator.core import templates
+from planner_operator.core import specs, templates
 from planner_operator.core.keys import split_key
 from planner_operator.runtime.executors.base import Executors
 
@@ -43,32 +43,28 @@ def prepare_job(key: str, spec: Mapping[str, Any], *, slot: datetime, run_id: st
     """Render a job's action for a fire at ``slot`` (aware, in the job's timezone)."""
     agent, _, name = split_key(key)
     builtins = templates.job_builtins(slot=slot, agent=agent, job=name, run_id=run_id)
-    return _prepare(agent, spec["action"], builtins, payload=None)
+    return _prepare(agent, specs.JobSpec.from_dict(spec).action, builtins, payload=None)
 
 
 def prepare_trigger(key: str, spec: Mapping[str, Any], payload: Mapping[str, Any]) -> Prepared:
     """Render a trigger's action for one event payload."""
     agent, _, _ = split_key(key)
-    return _prepare(agent, spec["action"], {}, payload=payload)
+    return _prepare(agent, specs.TriggerSpec.from_dict(spec).action, {}, payload=payload)
 
 
 def _prepare(
     agent: str,
-    action: Mapping[str, Any],
+    action: specs.Action,
     builtins: Mapping[str, Any],
     payload: Mapping[str, Any] | None,
 ) -> Prepared:
-    if "chat" in action:
-        chat = action["chat"]
-        values = {**chat.get("variables", {}), **(payload or {}), **builtins}
-        return Prepared("chat", agent, message=templates.render(chat["template"], values))
-    workflow = action["workflow"]
-    configured = workflow.get("input") or {}
-    if payload is not None and not configured:
-        return Prepared("workflow", agent, workflow=workflow["id"], input=dict(payload))
-    values = {**workflow.get("variables", {}), **(payload or {}), **builtins}
-    rendered = templates.render_value(configured, values)
-    return Prepared("workflow", agent, workflow=workflow["id"], input=rendered)
+    values = {**action.variables, **(payload or {}), **builtins}
+    if isinstance(action, specs.ChatAction):
+        return Prepared("chat", agent, message=templates.render(action.template, values))
+    if payload is not None and not action.input:
+        return Prepared("workflow", agent, workflow=action.id, input=dict(payload))
+    rendered = templates.render_value(action.input, values)
+    return Prepared("workflow", agent, workflow=action.id, input=rendered)
 
 
 def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, Any]) -> Any:

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from planner_operator.core import keys
+from planner_operator.core import keys, specs
 from planner_operator.core.records import OwnedEntry
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
@@ -168,9 +168,9 @@ def router(
     def workflows() -> dict[str, WorkflowView]:
         uses: dict[str, list[WorkflowUse]] = {}
         for entry in _entries(settings):
-            workflow = (entry.spec.get("action") or {}).get("workflow") or {}
-            if workflow.get("id"):
-                uses.setdefault(str(workflow["id"]), []).append(_use(entry))
+            action = specs.parse(entry.kind, entry.spec).action
+            if isinstance(action, specs.WorkflowAction):
+                uses.setdefault(action.id, []).append(_use(entry))
         ids = sorted({*registry.ids(), *uses})
         return {wid: _workflow(registry, platform, wid, uses.get(wid, [])) for wid in ids}
 

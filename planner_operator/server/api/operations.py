@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from planner_operator.backends import select
+from planner_operator.core import specs
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
 from planner_operator.read.runviews import TEST_PREFIX, RunSummary, summary
 from planner_operator.runtime import worker as worker_mod
@@ -107,8 +108,9 @@ class Operations:
             payload = await asyncio.to_thread(self.sample_payload, agent, name)
         else:
             payload = dict(body)
-        enabled = bool(entry.spec.get("enabled", True))
-        rejected = samples.failures(entry.spec.get("filter"), payload) if enabled else []
+        trigger = specs.TriggerSpec.from_dict(entry.spec)
+        enabled = trigger.enabled
+        rejected = samples.failures(trigger.filter, payload) if enabled else []
         if enabled and not rejected:
             try:
                 actions.prepare_trigger(entry.key, entry.spec, payload)

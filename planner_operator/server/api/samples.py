@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from planner_operator.config import catalog as trigger_catalog
-from planner_operator.core import templates
+from planner_operator.core import specs, templates
 from planner_operator.errors import TemplateError
 from planner_operator.runtime import events
 
@@ -35,7 +35,7 @@ def build(spec: Mapping[str, Any], schema: Mapping[str, Any] | None) -> dict[str
     payload = from_schema(schema or {})
     for name in missing_placeholders(spec, payload):
         _put(payload, name, f"sample {name.rsplit('.', 1)[-1]}")
-    satisfy(spec.get("filter"), payload)
+    satisfy(specs.TriggerSpec.from_dict(spec).filter, payload)
     return payload
 
 
@@ -83,13 +83,11 @@ def _value(name: str, schema: Mapping[str, Any], depth: int) -> Any:
 
 def missing_placeholders(spec: Mapping[str, Any], payload: Mapping[str, Any]) -> list[str]:
     """Placeholders of the action that neither its variables nor ``payload`` can fill."""
-    action = spec.get("action") or {}
-    body = action.get("chat") or action.get("workflow") or {}
-    if "template" in body:
-        sources = [str(body["template"])]
+    action = specs.TriggerSpec.from_dict(spec).action
+    if isinstance(action, specs.ChatAction):
+        sources = [action.template]
     else:  # a workflow without input gets the payload itself: nothing to fill
-        sources = [text for _, text in templates.strings_in(body.get("input") or {})]
-    variables = body.get("variables") or {}
+        sources = [text for _, text in templates.strings_in(action.input)]
     out: list[str] = []
     for source in sources:
         try:
@@ -97,7 +95,8 @@ def missing_placeholders(spec: Mapping[str, Any], payload: Mapping[str, Any]) ->
         except TemplateError:
             continue
         for name in names:
-            if not templates.lookup(variables, name)[0] and not templates.lookup(payload, name)[0]:
+            known = templates.lookup(action.variables, name)[0]
+            if not known and not templates.lookup(payload, name)[0]:
                 out.append(name)
     return list(dict.fromkeys(out))
 
@@ -105,34 +104,35 @@ def missing_placeholders(spec: Mapping[str, Any], payload: Mapping[str, Any]) ->
 # -- filters ----------------------------------------------------------------------------------
 
 
-def satisfy(flt: Mapping[str, Any] | None, payload: dict[str, Any]) -> None:
+def satisfy(flt: specs.Filter | None, payload: dict[str, Any]) -> None:
     """Change ``payload`` so every condition of ``flt`` holds, where one value can do it."""
-    for name, condition in (flt or {}).items():
-        if name == "all":
-            for sub in condition or []:
+    for name, part in (flt.parts if flt is not None else {}).items():
+        if isinstance(part, specs.Condition):
+            if not events.matches(specs.Filter({name: part}), payload):
+                _meet(name, part, payload)
+        elif name == "all":
+            for sub in part or ():
                 satisfy(sub, payload)
-        elif name == "any":
-            subs = condition or []
-            if subs and not any(events.matches(sub, payload) for sub in subs):
-                satisfy(subs[0], payload)
-        elif not events.matches({name: condition}, payload):
-            _meet(name, condition, payload)
+        elif part and not any(events.matches(sub, payload) for sub in part):
+            satisfy(part[0], payload)
 
 
-def _meet(name: str, condition: Mapping[str, Any], payload: dict[str, Any]) -> None:
+def _meet(name: str, condition: specs.Condition, payload: dict[str, Any]) -> None:
     found, value = templates.lookup(payload, name)
     leaf = name.rsplit(".", 1)[-1]
-    if "exists" in condition:
-        if condition["exists"]:
+    op, wanted = condition.op, condition.value
+    if op == "exists":
+        if wanted:
             _put(payload, name, f"sample {leaf}")
         else:
             _drop(payload, name)
-    elif "equals" in condition:
-        _put(payload, name, condition["equals"])
-    elif condition.get("in"):
-        _put(payload, name, condition["in"][0])
-    elif "contains" in condition:
-        needle = str(condition["contains"])
+    elif op == "equals":
+        _put(payload, name, wanted)
+    elif op == "in":
+        if wanted:
+            _put(payload, name, wanted[0])
+    else:  # contains
+        needle = str(wanted)
         if isinstance(value, list):
             _put(payload, name, [*value, needle])
         elif found and isinstance(value, str):
@@ -141,7 +141,7 @@ def _meet(name: str, condition: Mapping[str, Any], payload: dict[str, Any]) -> N
             _put(payload, name, f"sample {leaf} {needle}")
 
 
-def failures(flt: Mapping[str, Any] | None, payload: Mapping[str, Any]) -> list[str]:
+def failures(flt: specs.Filter | None, payload: Mapping[str, Any]) -> list[str]:
     """Each condition of ``flt`` that ``payload`` fails, in words (empty when it matches).
 
     Built on ``events.explain_filter`` (the verdicts ``explain --delivery`` prints), so the

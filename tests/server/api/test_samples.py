@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from planner_operator.config.desired import build
+from planner_operator.core import specs
+from planner_operator.core.specs import Filter
 from planner_operator.reconcile import source
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
@@ -26,7 +28,7 @@ def test_every_example_trigger_gets_a_sample_that_renders_and_passes(key: str) -
     spec = example_triggers()[key]
     schema = None if "webhook" in spec else samples.catalog()[spec["event"]]
     payload = samples.build(spec, schema)
-    assert events.matches(spec.get("filter"), payload)
+    assert events.matches(specs.TriggerSpec.from_dict(spec).filter, payload)
     prepared = actions.prepare_trigger(key, spec, payload)  # no placeholder is missing
     assert prepared.kind in ("chat", "workflow")
     if schema is not None:
@@ -80,16 +82,18 @@ def test_placeholders_missing_from_the_schema_are_filled_but_variables_are_kept(
 
 
 def test_filters_are_met_with_the_least_change() -> None:
-    flt: dict[str, Any] = {
-        "channel": {"equals": "C1"},
-        "kind": {"in": ["opened", "reopened"]},
-        "text": {"contains": "sev1"},
-        "labels": {"contains": "bug"},
-        "meta.team": {"exists": True},
-        "bot_id": {"exists": False},
-        "all": [{"priority": {"equals": 1}}],
-        "any": [{"sender": {"contains": "recruit"}}, {"subject": {"contains": "interview"}}],
-    }
+    flt = Filter.from_dict(
+        {
+            "channel": {"equals": "C1"},
+            "kind": {"in": ["opened", "reopened"]},
+            "text": {"contains": "sev1"},
+            "labels": {"contains": "bug"},
+            "meta.team": {"exists": True},
+            "bot_id": {"exists": False},
+            "all": [{"priority": {"equals": 1}}],
+            "any": [{"sender": {"contains": "recruit"}}, {"subject": {"contains": "interview"}}],
+        }
+    )
     payload: dict[str, Any] = {"text": "sample text", "labels": ["x"], "bot_id": "B1"}
     samples.satisfy(flt, payload)
     assert payload == {
@@ -103,17 +107,19 @@ def test_filters_are_met_with_the_least_change() -> None:
     }
     assert events.matches(flt, payload)
     already = {"subject": "Interview on Monday"}
-    samples.satisfy({"any": flt["any"]}, already)
+    samples.satisfy(Filter({"any": flt.parts["any"]}), already)
     assert already == {"subject": "Interview on Monday"}  # one branch holds: nothing added
 
 
 def test_failures_name_each_condition_and_what_the_event_had() -> None:
-    flt: dict[str, Any] = {
-        "channel": {"equals": "C0INCIDENTS"},
-        "kind": {"in": ["opened"]},
-        "meta.team": {"exists": True},
-        "any": [{"sender": {"contains": "recruit"}}, {"subject": {"contains": "interview"}}],
-    }
+    flt = Filter.from_dict(
+        {
+            "channel": {"equals": "C0INCIDENTS"},
+            "kind": {"in": ["opened"]},
+            "meta.team": {"exists": True},
+            "any": [{"sender": {"contains": "recruit"}}, {"subject": {"contains": "interview"}}],
+        }
+    )
     payload = {"channel": "C9", "kind": "opened", "subject": "lunch"}
     assert samples.failures(flt, payload) == [
         'channel equals "C0INCIDENTS" (got "C9")',
