@@ -25,7 +25,13 @@ from planner_operator.core import keys, scheduling, specs
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
-from planner_operator.errors import ConfigError, NotApproved, PlannerError, StateError
+from planner_operator.errors import (
+    ConfigError,
+    NotApproved,
+    NotFoundError,
+    PlannerError,
+    StateError,
+)
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import render, source
 from planner_operator.reconcile.apply import ItemResult, Progress
@@ -411,9 +417,9 @@ def run_now(settings: Settings, key: str) -> int:
     from planner_operator.state.runs import RunStore
 
     with Ledger(settings.ledger_db) as ledger:
+        key = keys.resolve(key, _applied(ledger), kind="job")
         entry = ledger.get(key)
-    if entry is None or entry.kind != "job":
-        raise PlannerError(f"no applied job `{key}` (run `planner-operator status` to list them)")
+    assert entry is not None  # resolved among the applied keys
     executors = executor_select.from_env(settings)
     with RunStore(settings.state_dir / "runs.db") as runs:
         runner = JobRunner(runs, executors)
@@ -421,17 +427,38 @@ def run_now(settings: Settings, key: str) -> int:
         fire = Fire.of(entry.spec, datetime.now(UTC))
         result = runner.run(key, entry.spec, fire, run_id=run_id, origin="manual", claim_slot=False)
         [record] = runs.list(key=key, limit=1)
-    out(f"{key}: {record.status} ({record.action}) run {run_id}")
+    out(f"{key}: {record.status} ({record.action}) run {record.id}")
     out(f"  {record.rendered}")
     shown = json.dumps(result, sort_keys=True, default=str)
     out(f"  result: {shown if len(shown) <= 300 else shown[:297] + '...'}")
     return 0
 
 
+def _applied(ledger: Ledger) -> list[str]:
+    return [e.key for e in ledger.entries(include_retired=False)]
+
+
+def _run_key(settings: Settings, text: str, runs_db: Path) -> str:
+    """``runs --key``: an applied job or trigger, or the full key of one that had runs."""
+    from planner_operator.state.runs import RunStore
+
+    with Ledger(settings.ledger_db) as ledger:
+        try:
+            return keys.resolve(text, _applied(ledger))
+        except NotFoundError:
+            if runs_db.exists() and text.count("/") == 2:
+                with RunStore(runs_db) as store:
+                    if store.list(key=text, limit=1):
+                        return text  # removed from the config since, but it has history
+            raise
+
+
 def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
     from planner_operator.state.runs import RunStore
 
     path = settings.state_dir / "runs.db"
+    if key is not None:
+        key = _run_key(settings, key, path)
     if not path.exists():
         out("No runs yet.")
         return 0
@@ -444,7 +471,7 @@ def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
         out("No runs yet.")
     for r in records:
         why = f"  ({r.error or r.reason})" if (r.error or r.reason) else ""
-        out(f"{r.started_at}  {r.status:<9} {r.origin:<9} {r.key}{why}")
+        out(f"run {r.id:<6} {r.started_at}  {r.status:<9} {r.origin:<9} {r.key}{why}")
         if r.rendered:
             out(f"    {r.action}: {r.rendered}")
     return 0
@@ -473,6 +500,9 @@ def explain(
         )
         return 0
     assert key is not None
+    if len(key.strip("/").split("/")) == 2:  # AGENT/JOB: the applied job of that name
+        with Ledger(settings.ledger_db) as ledger:
+            key = keys.resolve(key, _applied(ledger), kind="job")
     start, end = window
     timeline = explain_load.job(settings, key, start=start, end=end, now=datetime.now(UTC))
     if fmt == "json":

@@ -312,3 +312,21 @@ def test_run_now_records_a_run_with_the_rendered_message(tmp_path: Path, state: 
     assert run["result"]["thread_id"].startswith("thr_")
     code, _, err = invoke("run-now", "a/jobs/nope", *state)
     assert code == 1 and "no applied job `a/jobs/nope`" in err
+
+
+def test_every_command_names_a_job_the_same_way(tmp_path: Path, state: list[str]) -> None:
+    """`agent/job` and the full key work in run-now, runs and explain; the run id the CLI
+    prints is the one the API and the dashboard use (/api/runs/ID, /planner/runs/ID)."""
+    agents = tmp_path / "agents"
+    write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
+    invoke("reconcile", "--yes", "--path", str(agents), *state)
+    code, out, _ = invoke("run-now", "a/daily", *state)
+    assert code == 0 and out.startswith("a/jobs/daily: succeeded (chat) run 1\n")
+    code, out, _ = invoke("runs", "--key", "a/daily", *state)
+    assert code == 0 and out.startswith("run 1 ") and "a/jobs/daily" in out
+    code, out, _ = invoke("explain", "a/daily", *state)
+    assert code == 0 and "a/jobs/daily" in out
+    for command in (["run-now", "a/dayly"], ["runs", "--key", "a/dayly"], ["explain", "a/dayly"]):
+        code, out, err = invoke(*command, *state)
+        assert code == 1, command
+        assert "did you mean `a/jobs/daily`?" in err, (command, err)

@@ -324,7 +324,7 @@ def _other_run(group: _Group) -> Line:
 
 def _describe_run(run: Run) -> str:
     why = run.error or run.reason
-    return f"{run.status} (run {run.run_id}{f': {why}' if why else ''})"
+    return f"{run.status} (run {run.id}{f': {why}' if why else ''})"
 
 
 def _change(period: _Period, before: _Period | None) -> Line:
