@@ -18,6 +18,7 @@ from typing import Any
 
 from planner_operator.backends.base import list_all
 from planner_operator.backends.select import open_backends
+from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
@@ -200,6 +201,7 @@ def reconcile(args: ReconcileArgs) -> int:
     type ``yes``; elsewhere (CI, pipes) applying needs ``--yes``, so a script can never apply a
     plan nobody asked for. Dry runs only print.
     """
+    cli_settings.warn_unknown(args.settings)
     if args.check:
         return drift_check(args)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -381,6 +383,7 @@ def serve(
     grace: float = 30.0,
 ) -> int:
     """Serve (and, for ``run``, watch); SIGTERM/SIGINT shut down gracefully via the lifespan."""
+    cli_settings.warn_unknown(settings)
     import logging
     import signal
 
@@ -522,6 +525,7 @@ def watch(
     interval: float,
     subdir: str,
 ) -> int:
+    cli_settings.warn_unknown(settings)
     import logging
 
     from planner_operator.reconcile import watch as watch_mod

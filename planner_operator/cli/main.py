@@ -206,6 +206,20 @@ def schema(
     _run(lambda: commands.schema(output, check))
 
 
+@app.command("settings")
+def settings_command(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's configuration table.")
+    ] = False,
+) -> None:
+    """Every environment variable the operator reads, and its value here (secrets hidden).
+
+    Exit 1 when a value is invalid."""
+    from planner_operator.cli import settings as cli_settings
+
+    _run(lambda: cli_settings.show(markdown=markdown))
+
+
 @app.command()
 def reconcile(
     path: Annotated[
