@@ -214,7 +214,12 @@ def settings_command(
 ) -> None:
     """Every environment variable the operator reads, and its value here (secrets hidden).
 
-    Exit 1 when a value is invalid."""
+    Exit 1 when a value is invalid; unknown PLANNER_* variables are listed as warnings.
+
+    \b
+    Example:
+      PLANNER_WORKER=off planner-operator settings
+    """
     from planner_operator.cli import settings as cli_settings
 
     _run(lambda: cli_settings.show(markdown=markdown))
