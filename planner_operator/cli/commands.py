@@ -22,7 +22,7 @@ from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import keys, scheduling, specs
+from planner_operator.core import jsonfmt, keys, scheduling, specs
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -69,7 +69,7 @@ def validate(paths: Sequence[Path], fmt: str) -> int:
         raise PlannerError(f"no agent files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
     errors = [e for f in files for e in f.errors]
     if fmt == "json":
-        out(json.dumps(_validate_json(files), indent=2, sort_keys=True))
+        out(jsonfmt.document("validate", _validate_json(files)))
     elif fmt == "github":
         for error in errors:
             out(github_annotation(error))
@@ -132,17 +132,41 @@ def _escape(value: str) -> str:
 # -- next-runs --------------------------------------------------------------------------------
 
 
-def next_runs(paths: Sequence[Path], count: int, start: datetime) -> int:
+def next_runs(paths: Sequence[Path], count: int, start: datetime, fmt: str = "text") -> int:
     files = source.load(source.read_paths(paths))
     for error in (e for f in files for e in f.errors):
         print(str(error), file=sys.stderr)
     resources = desired_mod.build(files)
     jobs = [r for r in resources.values() if r.kind == "job"]
+    if fmt == "json":
+        out(
+            jsonfmt.document(
+                "next_runs", {"from": start, "jobs": [_job_json(j, count, start) for j in jobs]}
+            )
+        )
+        return 1 if any(f.errors for f in files) else 0
     if not jobs:
         out("No jobs.")
     for job in jobs:
         out(_job_runs(job, count, start))
     return 1 if any(f.errors for f in files) else 0
+
+
+def _job_json(job: desired_mod.DesiredResource, count: int, start: datetime) -> dict[str, Any]:
+    spec = specs.JobSpec.from_dict(job.spec)
+    fires = (
+        scheduling.next_fires(spec.schedule, spec.timezone, start=start, count=count, dst=spec.dst)
+        if spec.enabled
+        else []
+    )
+    return {
+        "key": job.key,
+        "schedule": spec.schedule,
+        "description": scheduling.describe(spec.schedule),
+        "timezone": spec.timezone,
+        "enabled": spec.enabled,
+        "fires": [{"at": f.at, "utc": f.utc, "note": f.note or None} for f in fires],
+    }
 
 
 def _job_runs(job: desired_mod.DesiredResource, count: int, start: datetime) -> str:
@@ -313,7 +337,7 @@ def drift_check(args: ReconcileArgs) -> int:
             for d in plan_mod.drift_of(e, actual.get((e.kind, e.remote_id)))
         ]
     if args.fmt == "json":
-        out(json.dumps({"drift": [d.__dict__ for d in drifts]}, indent=2, sort_keys=True))
+        out(jsonfmt.document("drift", {"drift": [d.__dict__ for d in drifts]}))
     else:
         for d in drifts:
             out(f"drift: {d.key} ({d.remote_id}): {d.what}")
@@ -456,6 +480,18 @@ def _run_key(settings: Settings, text: str, runs_db: Path) -> str:
             raise
 
 
+def _run_json(run: Any) -> dict[str, Any]:
+    """A run as ``runs --format json`` shows it: a workflow's input as JSON, not as a string."""
+    data = dict(run.__dict__)
+    data["input"] = None
+    if run.action == "workflow" and run.rendered:
+        try:
+            data["input"] = json.loads(run.rendered)
+        except ValueError:
+            data["input"] = None
+    return data
+
+
 def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
     from planner_operator.state.runs import RunStore
 
@@ -468,7 +504,7 @@ def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
     with RunStore(path) as store:
         records = store.list(key=key, limit=limit)
     if fmt == "json":
-        out(json.dumps([r.__dict__ for r in records], indent=2, sort_keys=True, default=str))
+        out(jsonfmt.document("runs", {"runs": [_run_json(r) for r in records]}))
         return 0
     if not records:
         out("No runs yet.")

@@ -170,6 +170,7 @@ def next_runs(
     start: Annotated[
         str | None, typer.Option("--from", help="ISO-8601 start time (default: now).")
     ] = None,
+    fmt: ReadFmt = ReadFormat.text,
 ) -> None:
     """Next fire times of every job, in its timezone and UTC, with DST-affected fires flagged.
 
@@ -177,7 +178,9 @@ def next_runs(
     Example:
       planner-operator next-runs agents/ -n 3 --from 2026-10-24T00:00:00Z
     """
-    _run(lambda: commands.next_runs(paths or [Path("agents")], count, _parse_start(start)))
+    _run(
+        lambda: commands.next_runs(paths or [Path("agents")], count, _parse_start(start), fmt.value)
+    )
 
 
 def _parse_start(text: str | None) -> datetime:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from planner_operator.core import scheduling, specs
+from planner_operator.core import jsonfmt, scheduling, specs
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.reconcile import plan as plan_mod
@@ -213,4 +213,4 @@ def render_text(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
-    return json.dumps(asdict(report), indent=2, sort_keys=True, default=str)
+    return jsonfmt.document("status", asdict(report))

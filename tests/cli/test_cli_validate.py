@@ -92,6 +92,8 @@ def test_json_format(agents: Path) -> None:
     code, out, _ = invoke(agents, "--format", "json")
     assert code == 1
     assert json.loads(out) == {
+        "format_version": 1,
+        "kind": "validate",
         "ok": False,
         "files": [
             {

@@ -307,8 +307,11 @@ def test_run_now_records_a_run_with_the_rendered_message(tmp_path: Path, state: 
     code, out, _ = invoke("run-now", "a/jobs/daily", *state)
     assert code == 0 and "a/jobs/daily: succeeded (chat)" in out and "Hello 20" in out
     code, out, _ = invoke("runs", "--format", "json", *state)
-    [run] = json.loads(out)
+    document = json.loads(out)
+    assert (document["format_version"], document["kind"]) == (1, "runs")
+    [run] = document["runs"]
     assert run["origin"] == "manual" and run["rendered"].startswith("Hello 20")
+    assert run["input"] is None  # a chat run; a workflow run's input is JSON, not a string
     assert run["result"]["thread_id"].startswith("thr_")
     code, _, err = invoke("run-now", "a/jobs/nope", *state)
     assert code == 1 and "no applied job `a/jobs/nope`" in err

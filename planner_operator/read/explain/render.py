@@ -8,14 +8,13 @@ the local and the UTC time, for scripts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from planner_operator.core import scheduling, specs
+from planner_operator.core import jsonfmt, scheduling, specs
 from planner_operator.read.explain.delivery import DeliveryReport, as_dict, describe_check
 from planner_operator.read.explain.model import Line, Timeline
 from planner_operator.runtime.events import Check
@@ -144,10 +143,10 @@ def timeline_json(t: Timeline) -> str:
         "now": t.now.isoformat(),
         "next_fire": t.next_fire.isoformat() if t.next_fire else None,
         "notes": list(t.notes),
-        "counts": t.counts(),
+        "counts": {jsonfmt.key(k): v for k, v in t.counts().items()},
         "lines": lines,
     }
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
+    return jsonfmt.document("explain_job", data)
 
 
 # -- deliveries ---------------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def delivery_text(r: DeliveryReport) -> str:
         why = run.error or run.reason
         tail = f": {why}" if why else ""
         out.append(
-            f"  run {run.run_id} attempt {run.attempt} ({run.origin}) {run.status} at "
+            f"  run {run.id} attempt {run.attempt} ({run.origin}) {run.status} at "
             f"{run.started_at}{tail}"
         )
     return "\n".join(out)
@@ -183,4 +182,4 @@ def _checks(checks: Sequence[Check], depth: int) -> list[str]:
 
 
 def delivery_json(r: DeliveryReport) -> str:
-    return json.dumps(as_dict(r), indent=2, sort_keys=True, default=str)
+    return jsonfmt.document("explain_delivery", as_dict(r))
