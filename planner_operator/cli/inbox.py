@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from planner_operator.core.records import Delivery, NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, StateError
-from planner_operator.state.inbox import FILE_NAME, Delivery, Inbox, NewDelivery
+from planner_operator.state.inbox import FILE_NAME, Inbox
 
 if TYPE_CHECKING:
     from planner_operator.runtime.worker import Worker

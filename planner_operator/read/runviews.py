@@ -11,7 +11,7 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner_operator.state.runs import Run
+from planner_operator.core.records import Run
 
 RunStatus = Literal["running", "succeeded", "failed", "skipped"]
 TEST_PREFIX = "test_"  # delivery ids of `POST /api/triggers/.../test` events (origin "test")

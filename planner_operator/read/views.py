@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field
 
 from planner_operator.core import scheduling, specs
-from planner_operator.core.records import OwnedEntry
+from planner_operator.core.records import Delivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
 from planner_operator.read.remote_states import RemoteStates, State, Status
@@ -37,7 +37,7 @@ from planner_operator.read.runviews import (
 from planner_operator.runtime.scheduler import Counters, read_counters
 from planner_operator.state import inbox
 from planner_operator.state.ledger import Ledger
-from planner_operator.state.runs import Run, RunStore
+from planner_operator.state.runs import RunStore
 
 __all__ = [
     "AgentView",
@@ -380,7 +380,7 @@ def _trigger(
     e: OwnedEntry,
     state: Status,
     last: Run | None,
-    event: inbox.Delivery | None,
+    event: Delivery | None,
 ) -> TriggerView:
     spec = specs.TriggerSpec.from_dict(e.spec)
     agent, _, name = _split(e.key)
@@ -417,7 +417,7 @@ def _trigger(
     )
 
 
-def _last_delivery(box: inbox.Inbox | None, key: str) -> inbox.Delivery | None:
+def _last_delivery(box: inbox.Inbox | None, key: str) -> Delivery | None:
     found = box.list(key=key, limit=1) if box is not None else []
     return found[0] if found else None
 

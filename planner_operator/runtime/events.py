@@ -23,9 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner_operator.backends.composio import payloads
 from planner_operator.core import keys, specs, templates
+from planner_operator.core.records import Delivery
 from planner_operator.errors import TemplateError
 from planner_operator.runtime.executors import actions
-from planner_operator.state.inbox import Delivery
 
 WEBHOOK_TYPE = "WEBHOOK"
 

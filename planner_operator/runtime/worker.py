@@ -32,11 +32,12 @@ from typing import Any, Literal
 
 from planner_operator import telemetry
 from planner_operator.backends.composio import payloads
+from planner_operator.core.records import Delivery
 from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.state.inbox import Delivery, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
 

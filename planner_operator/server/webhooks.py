@@ -35,13 +35,14 @@ from starlette.requests import ClientDisconnect
 
 from planner_operator.backends.composio import payloads
 from planner_operator.core import keys
+from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError, StateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.server import metrics, signatures
-from planner_operator.state.inbox import FILE_NAME, Inbox, NewDelivery
+from planner_operator.state.inbox import FILE_NAME, Inbox
 from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.webhooks")

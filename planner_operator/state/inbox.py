@@ -24,12 +24,12 @@ connected account that expired), for ``status``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
+from planner_operator.core.records import Delivery, NewDelivery
 from planner_operator.errors import StateError
 from planner_operator.state import db
 
@@ -77,48 +77,6 @@ _COLUMNS = (
     "attempts, next_attempt_at, lease_until, lease_owner, last_error, outcome, duplicates, "
     "last_duplicate_at, replays, updated_at"
 )
-
-
-@dataclass(frozen=True)
-class NewDelivery:
-    """What ingress stores: verified bytes plus the routing hints read from them."""
-
-    id: str
-    source: str  # composio | webhook | local
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)  # never signature headers
-    trigger_key: str | None = None
-    remote_id: str | None = None
-    event_type: str | None = None
-    received_at: float | None = None  # Unix time; None: the inbox clock's, when stored
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: str
-    source: str
-    trigger_key: str | None
-    remote_id: str | None
-    event_type: str | None
-    received_at: float
-    headers: Mapping[str, str]
-    body: bytes
-    status: str
-    attempts: int
-    next_attempt_at: float
-    lease_until: float | None
-    lease_owner: str | None
-    last_error: str | None
-    outcome: str | None
-    duplicates: int
-    last_duplicate_at: float | None
-    replays: int
-    updated_at: float
-
-    @property
-    def run_key(self) -> str:
-        """The idempotency key handed to executors: the delivery id, new per operator replay."""
-        return self.id if self.replays == 0 else f"{self.id}~replay{self.replays}"
 
 
 class Inbox(db.Store):

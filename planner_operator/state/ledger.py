@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from planner_operator.core import canonical, specs
 from planner_operator.core.keys import Kind
-from planner_operator.core.records import Intent, OwnedEntry
+from planner_operator.core.records import HistoryOp, HistoryRow, Intent, OwnedEntry
 from planner_operator.errors import StateError
 from planner_operator.state import db
 from planner_operator.state.intents import IntentStore
@@ -99,31 +97,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-HistoryOp = Literal["baseline", "create", "update", "delete", "adopt", "forget"]
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    """One applied change to a key. ``delete`` ends the key's life (its object was deleted);
-    ``forget`` drops a retired object after a replace and changes nothing the key does;
-    ``baseline`` is the spec that was already in effect when history began (a migrated ledger).
-    """
-
-    id: int
-    at: datetime
-    key: str
-    kind: str
-    op: HistoryOp
-    backend: str
-    remote_id: str
-    spec_hash: str
-    enabled: bool
-    schedule: str | None
-    timezone: str | None
-    revision: str
-    spec: Mapping[str, Any]
-
 
 _COLUMNS = (
     "backend, remote_id, key, kind, spec_hash, spec_json, revision, source, applied_at, "

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from planner_operator.core import clock as clock_mod
+from planner_operator.core.records import Run
 from planner_operator.state import db
 
 COMPONENT = "runs"
@@ -57,27 +57,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class Run:
-    id: int
-    key: str
-    kind: str
-    run_id: str
-    attempt: int
-    origin: str  # inngest | scheduler | manual | webhook
-    slot: str | None
-    status: str
-    reason: str | None
-    action: str | None
-    rendered: str | None
-    result: Any
-    error: str | None
-    started_at: str
-    finished_at: str | None
-    event: Any = None  # TriggerEvent as JSON (trigger runs only)
-    trigger_result: Any = None  # TriggerResult as JSON (trigger runs only)
 
 
 _COLUMNS = (

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from planner_operator.cli.main import app
 from planner_operator.core import specs
 from planner_operator.core.clock import ManualClock
-from planner_operator.core.records import OwnedEntry
+from planner_operator.core.records import HistoryRow, NewDelivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFoundError
 from planner_operator.read.explain import load as explain_load
@@ -30,9 +30,8 @@ from planner_operator.runtime.jobrun import JobRunner
 from planner_operator.runtime.scheduler import MISSED_ROWS, Job, Scheduler, read_counters
 from planner_operator.runtime.worker import Routes, Worker
 from planner_operator.server.operator import local_jobs
-from planner_operator.state.inbox import FILE_NAME, Inbox, NewDelivery
-from planner_operator.state.ledger import HistoryRow
-from planner_operator.state.runs import Run, RunStore
+from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.runs import RunStore
 from tests.runtime.test_scheduler import World
 from tests.support.builders import job_spec
 

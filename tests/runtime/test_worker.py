@@ -15,10 +15,11 @@ import pytest
 from typer.testing import CliRunner
 
 from planner_operator.cli import inbox as inbox_cli
+from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFound, RetryableError
 from planner_operator.runtime.worker import Backoff, Routes, Worker, WorkerConfig
-from planner_operator.state.inbox import Inbox, NewDelivery
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 from tests.support.webhook_env import (
     DEPLOY_KEY,

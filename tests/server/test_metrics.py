@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from planner_operator.backends.select import open_backends
 from planner_operator.core.clock import ManualClock
+from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError
 from planner_operator.reconcile.engine import SourceSpec, reconcile
@@ -30,7 +31,7 @@ from planner_operator.runtime.jobrun import Fire, JobRunner
 from planner_operator.runtime.scheduler import Job, Scheduler
 from planner_operator.server import metrics
 from planner_operator.server.app import create_app
-from planner_operator.state.inbox import FILE_NAME, Inbox, NewDelivery
+from planner_operator.state.inbox import FILE_NAME, Inbox
 from planner_operator.state.runs import RunStore
 from tests.support.builders import job_spec
 from tests.support.webhook_env import (

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
 from planner_operator.server.webhooks import GroupCommitter
 from planner_operator.state import inbox as inbox_mod
-from planner_operator.state.inbox import Inbox, NewDelivery
+from planner_operator.state.inbox import Inbox
 from tests.support.webhook_env import MAIL_ID, MAIL_KEY, apply_triggers, default_triggers
 
 

@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planner_operator.backends.composio import payloads
+from planner_operator.core.records import Delivery, Run
 from planner_operator.errors import PlannerError
 from planner_operator.runtime import events
-from planner_operator.state.inbox import Delivery
-from planner_operator.state.runs import Run
 
 SHOWN_HEADERS = frozenset(
     {"content-type", "webhook-id", "webhook-timestamp", "x-github-delivery", "x-github-event"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from planner_operator.backends.composio import payloads
+from planner_operator.core.records import Delivery, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError
 from planner_operator.read.explain import delivery as explain_delivery
@@ -21,9 +22,9 @@ from planner_operator.read.explain.model import (
 )
 from planner_operator.runtime import events
 from planner_operator.state import db
-from planner_operator.state.inbox import FILE_NAME, Delivery, Inbox
+from planner_operator.state.inbox import FILE_NAME, Inbox
 from planner_operator.state.ledger import Ledger
-from planner_operator.state.runs import Run, RunStore
+from planner_operator.state.runs import RunStore
 
 
 def job(

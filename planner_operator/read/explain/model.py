@@ -24,11 +24,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from planner_operator.core import keys, scheduling, specs
-from planner_operator.core.records import OwnedEntry
+from planner_operator.core.records import HistoryRow, OwnedEntry, Run
 from planner_operator.errors import InvalidRequest, NotFoundError
 from planner_operator.read.explain import slots as explain_slots
-from planner_operator.state.ledger import HistoryRow
-from planner_operator.state.runs import Run
 
 DEFAULT_WINDOW = timedelta(days=7)  # --from defaults to --to minus this, --to to now
 DEFAULT_MAX_SLOTS = 500  # without --from, a frequent job shows only its latest slots

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner_operator.backends import select
 from planner_operator.core import specs
+from planner_operator.core.records import Delivery, NewDelivery, Run
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
 from planner_operator.read.runviews import TEST_PREFIX, RunSummary, summary
 from planner_operator.runtime import worker as worker_mod
@@ -39,7 +40,6 @@ from planner_operator.runtime.executors.workflows import Registry
 from planner_operator.runtime.jobrun import Fire, JobRunner, Started
 from planner_operator.server.api import samples
 from planner_operator.state import inbox
-from planner_operator.state.runs import Run
 
 if TYPE_CHECKING:
     from planner_operator.core.settings import Settings
@@ -120,7 +120,7 @@ class Operations:
                     "send no body for a sample event)",
                     field="body",
                 ) from None
-        delivery = inbox.NewDelivery(
+        delivery = NewDelivery(
             id=f"{TEST_PREFIX}{secrets.token_hex(8)}",
             source="local",
             body=json.dumps(payload, default=str).encode(),
@@ -193,7 +193,7 @@ class Operations:
             )
         return self._worker
 
-    def _store(self, delivery: inbox.NewDelivery) -> inbox.Delivery | None:
+    def _store(self, delivery: NewDelivery) -> Delivery | None:
         """Store the event and lease it to our worker at once (None: another worker has it)."""
         worker = self._get_worker()
         worker.inbox.insert(delivery)

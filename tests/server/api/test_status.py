@@ -10,12 +10,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from planner_operator.backends.local import LocalScheduleBackend, LocalTriggerBackend
+from planner_operator.core.records import Run
 from planner_operator.core.settings import Settings
 from planner_operator.read import runviews, views
 from planner_operator.reconcile.engine import SourceSpec, reconcile
 from planner_operator.state.inbox import FILE_NAME, Inbox
 from planner_operator.state.ledger import Ledger
-from planner_operator.state.runs import Run
 from tests.server.api.status_state import (
     AGENTS,
     BEARER,
