@@ -31,10 +31,9 @@ from dataclasses import dataclass
 import httpx
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.errors import RetryableError, SourceError, UnknownOutcome
+from planner_operator.core import variables
+from planner_operator.errors import RetryableError, UnknownOutcome
 
-ENV_BUDGET = "PLANNER_COMPOSIO_BUDGET_PER_MIN"
-ENV_SHARE = "PLANNER_COMPOSIO_BUDGET_SHARE"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Float slack: ``now + (t - now)`` can land one ulp short of ``t``; a nanosecond is not early.
 _EPSILON = 1e-9
@@ -55,22 +54,10 @@ class Budget:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Budget:
-        per_minute = int(_number(env, ENV_BUDGET, "2000", integer=True))
-        share = _number(env, ENV_SHARE, "0.5")
-        if per_minute < 1:
-            raise SourceError(f"{ENV_BUDGET}={per_minute}: the budget must be at least 1/min")
-        if not 0 < share <= 1:
-            raise SourceError(f"{ENV_SHARE}={share}: the share must be in (0, 1], e.g. 0.5")
-        return cls(per_minute=per_minute, share=share)
-
-
-def _number(env: Mapping[str, str], name: str, default: str, *, integer: bool = False) -> float:
-    raw = (env.get(name) or default).strip()
-    try:
-        return int(raw) if integer else float(raw)
-    except ValueError:
-        kind = "whole number" if integer else "number"
-        raise SourceError(f"{name}={raw!r} is not a {kind}") from None
+        return cls(
+            per_minute=variables.COMPOSIO_BUDGET_PER_MIN.read(env),
+            share=variables.COMPOSIO_BUDGET_SHARE.read(env),
+        )
 
 
 class BudgetExhausted(RetryableError):

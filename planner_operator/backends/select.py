@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -18,15 +17,21 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 from planner_operator.backends.base import BackendInfo, Page, RemoteBackend, RemoteObject
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import variables
 from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
-from planner_operator.errors import ConfigError, Conflict, SourceError
+from planner_operator.errors import ConfigError, Conflict
 
 if TYPE_CHECKING:
     from planner_operator.backends.composio.backend import ComposioTriggerBackend
 
-ENV_SCHEDULE = "PLANNER_SCHEDULE_BACKEND"
-ENV_TRIGGER = "PLANNER_TRIGGER_BACKEND"
+# Any of these set selects Inngest for jobs, unless PLANNER_SCHEDULE_BACKEND says otherwise.
+INNGEST_CONFIGURED = (
+    variables.INNGEST_DEV,
+    variables.INNGEST_SIGNING_KEY,
+    variables.INNGEST_BASE_URL,
+    variables.INNGEST_API_BASE_URL,
+)
 
 
 @runtime_checkable
@@ -62,18 +67,17 @@ class Backends:
 
 
 def schedule_backend_name(env: Mapping[str, str]) -> str:
-    forced = env.get(ENV_SCHEDULE, "").strip().lower()
+    forced = variables.SCHEDULE_BACKEND.read(env)
     if forced:
         return forced
-    inngest = ("INNGEST_DEV", "INNGEST_SIGNING_KEY", "INNGEST_BASE_URL", "INNGEST_API_BASE_URL")
-    return "inngest" if any(env.get(k) for k in inngest) else "local"
+    return "inngest" if any(v.is_set(env) for v in INNGEST_CONFIGURED) else "local"
 
 
 def trigger_backend_name(env: Mapping[str, str]) -> str:
-    forced = env.get(ENV_TRIGGER, "").strip().lower()
+    forced = variables.TRIGGER_BACKEND.read(env)
     if forced:
         return forced
-    return "composio" if env.get("COMPOSIO_API_KEY") else "local"
+    return "composio" if variables.COMPOSIO_API_KEY.is_set(env) else "local"
 
 
 def open_backends(
@@ -83,7 +87,7 @@ def open_backends(
     clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> Backends:
     """The backends the environment names; ``clock`` stamps their rows and paces Composio."""
-    env = os.environ if env is None else env
+    env = variables.environ(env)
     by_kind: dict[Kind, RemoteBackend] = {}
     closers: list[contextlib.AbstractContextManager[object]] = []
     try:
@@ -110,7 +114,7 @@ def _schedule_backend(
         from planner_operator.backends.inngest import backend as inngest
 
         return inngest.from_env(settings, env, clock=clock)
-    raise SourceError(f"{ENV_SCHEDULE}={name!r}: use `local` or `inngest`")
+    raise AssertionError(name)  # PLANNER_SCHEDULE_BACKEND's parser admits only these two
 
 
 def _trigger_backend(
@@ -122,7 +126,7 @@ def _trigger_backend(
         return LocalTriggerBackend(settings.state_db, clock=clock)
     if name == "composio":
         return composio_triggers(settings, env, clock=clock)
-    raise SourceError(f"{ENV_TRIGGER}={name!r}: use `local` or `composio`")
+    raise AssertionError(name)  # PLANNER_TRIGGER_BACKEND's parser admits only these two
 
 
 def composio_triggers(

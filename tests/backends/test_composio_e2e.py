@@ -123,7 +123,7 @@ def test_reconcile_creates_the_instances_and_the_subscription(
         "V3",
         sorted(composio_webhooks.EVENTS),
     )
-    secret_file = tmp_path / "state" / composio_webhooks.SECRET_FILE
+    secret_file = Settings.at(tmp_path / "state").composio_secret_file
     assert secret_file.read_text().strip() == sub["secret"]
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert sub["secret"] not in out + err

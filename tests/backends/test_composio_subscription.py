@@ -88,7 +88,7 @@ def test_ensure_creates_the_subscription_and_stores_the_secret_privately(
     assert sub is not None
     assert sub["webhook_url"] == "https://planner.example.com/webhooks/composio"
     assert sub["version"] == "V3" and sub["enabled_events"] == list(EVENTS)
-    path = settings.state_dir / composio_webhooks.SECRET_FILE
+    path = settings.composio_secret_file
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert composio_webhooks.load_secret(settings, {}) == sub["secret"]
 
@@ -188,7 +188,7 @@ def test_rotate_secret_stores_the_new_secret_and_never_prints_it(
     assert result.exit_code == 0, result.stderr
     new = composio_webhooks.load_secret(settings, {})
     assert fake.subscription is not None and new == fake.subscription["secret"] != old
-    assert str(settings.state_dir / composio_webhooks.SECRET_FILE) in result.stdout
+    assert str(settings.composio_secret_file) in result.stdout
     for secret in (old, new):
         assert secret and secret not in result.stdout + result.stderr + caplog.text
 

@@ -13,6 +13,7 @@ from planner_operator.backends.inngest.sdk import (
     parse_cron,
 )
 from planner_operator.errors import AuthError, SourceError
+from tests.support import canaries
 
 KEY = "signkey-prod-" + "ab" * 32
 
@@ -81,3 +82,20 @@ def test_cron_round_trip() -> None:
     assert cron_of(spec) == "TZ=Europe/Berlin 0 9 * * 1"
     assert parse_cron(cron_of(spec)) == spec
     assert parse_cron("*/5 * * * *") == {"schedule": "*/5 * * * *", "timezone": "UTC"}
+
+
+def test_repr_never_shows_the_keys() -> None:
+    """A config in a log line or a failure report must not carry the signing or event key."""
+    config = InngestConfig.from_env(
+        {"INNGEST_SIGNING_KEY": canaries.INNGEST_SIGNING_KEY, "INNGEST_EVENT_KEY": "evt-canary"}
+    )
+    assert config.signing_key == canaries.INNGEST_SIGNING_KEY
+    assert canaries.INNGEST_SIGNING_KEY not in repr(config)
+    assert "evt-canary" not in repr(config)
+
+
+def test_dev_flag_words_and_bad_values() -> None:
+    assert not InngestConfig.from_env({"INNGEST_DEV": "true"}).production
+    assert InngestConfig.from_env({"INNGEST_DEV": "off", "INNGEST_SIGNING_KEY": KEY}).production
+    with pytest.raises(SourceError, match=r"INNGEST_SERVE_ORIGIN='ops\.example\.com' is not a URL"):
+        InngestConfig.from_env({"INNGEST_DEV": "1", "INNGEST_SERVE_ORIGIN": "ops.example.com"})

@@ -20,6 +20,7 @@ from planner_operator.backends.ratelimit import (
     RateLimiter,
     parse_retry_after,
 )
+from planner_operator.core import variables
 from planner_operator.core.clock import ManualClock
 from planner_operator.errors import SourceError, UnknownOutcome
 
@@ -38,7 +39,10 @@ def test_budget_defaults_to_half_of_2000_per_minute() -> None:
     budget = Budget.from_env({})
     assert (budget.per_minute, budget.share, budget.limit) == (2000, 0.5, 1000)
     custom = Budget.from_env(
-        {ratelimit.ENV_BUDGET: "10000", ratelimit.ENV_SHARE: "0.25"}  # a Pro plan, a quarter
+        {
+            variables.COMPOSIO_BUDGET_PER_MIN.name: "10000",
+            variables.COMPOSIO_BUDGET_SHARE.name: "0.25",
+        }  # a Pro plan, a quarter
     )
     assert custom.limit == 2500
 
@@ -46,10 +50,10 @@ def test_budget_defaults_to_half_of_2000_per_minute() -> None:
 @pytest.mark.parametrize(
     ("name", "value", "words"),
     [
-        (ratelimit.ENV_BUDGET, "lots", "whole number"),
-        (ratelimit.ENV_BUDGET, "0", "at least 1"),
-        (ratelimit.ENV_SHARE, "1.5", "(0, 1]"),
-        (ratelimit.ENV_SHARE, "half", "number"),
+        (variables.COMPOSIO_BUDGET_PER_MIN.name, "lots", "whole number"),
+        (variables.COMPOSIO_BUDGET_PER_MIN.name, "0", "at least 1"),
+        (variables.COMPOSIO_BUDGET_SHARE.name, "1.5", "(0, 1]"),
+        (variables.COMPOSIO_BUDGET_SHARE.name, "half", "number"),
     ],
 )
 def test_budget_refuses_bad_settings(name: str, value: str, words: str) -> None:

@@ -22,7 +22,7 @@ import httpx
 
 from planner_operator.backends import ratelimit
 from planner_operator.backends.base import RemoteObject, RemoteState
-from planner_operator.core import canonical
+from planner_operator.core import canonical, variables
 from planner_operator.core import clock as clock_mod
 from planner_operator.errors import (
     AuthError,
@@ -32,14 +32,10 @@ from planner_operator.errors import (
     PermanentError,
     PlannerError,
     RetryableError,
-    SourceError,
 )
 
 NAME = "composio"
-ENV_API_KEY = "COMPOSIO_API_KEY"
-ENV_BASE_URL = "COMPOSIO_BASE_URL"
-ENV_TIMEOUT = "PLANNER_COMPOSIO_TIMEOUT"
-DEFAULT_BASE_URL = "https://backend.composio.dev"
+DEFAULT_BASE_URL = variables.COMPOSIO_BASE_URL.default
 
 
 @dataclass(frozen=True)
@@ -52,22 +48,19 @@ class ComposioConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ComposioConfig:
-        key = (env.get(ENV_API_KEY) or "").strip()
+        key = variables.COMPOSIO_API_KEY.read(env)
         if not key:
             raise AuthError(
-                f"{ENV_API_KEY} is not set: create a project API key in the Composio dashboard "
+                "COMPOSIO_API_KEY is not set: create a project API key in the Composio dashboard "
                 "and export it (or set PLANNER_TRIGGER_BACKEND=local for the embedded backend)",
                 backend=NAME,
             )
-        base = (env.get(ENV_BASE_URL) or DEFAULT_BASE_URL).strip().rstrip("/")
+        base = variables.COMPOSIO_BASE_URL.read(env)
         url = httpx.URL(base)
         loopback = url.host in ("127.0.0.1", "localhost", "::1")
         if url.scheme != "https" and not (url.scheme == "http" and loopback):
-            raise SourceError(f"{ENV_BASE_URL}={base!r}: use an https:// URL (http only locally)")
-        try:
-            timeout = float(env.get(ENV_TIMEOUT) or 30)
-        except ValueError:
-            raise SourceError(f"{ENV_TIMEOUT}={env.get(ENV_TIMEOUT)!r} is not seconds") from None
+            raise variables.COMPOSIO_BASE_URL.error(base, "must be https:// (http only locally)")
+        timeout = variables.COMPOSIO_TIMEOUT.read(env)
         return cls(key, base, ratelimit.Budget.from_env(env), timeout)
 
 
@@ -139,7 +132,7 @@ def _status_error(what: str, exc: Any, api_key: str, clock: clock_mod.Clock) -> 
     ref = f" (request {exc.request_id})" if exc.request_id else ""
     if status in (401, 403):
         return AuthError(
-            f"{what}: Composio rejected {ENV_API_KEY} ({status}: {message}); check that the key "
+            f"{what}: Composio rejected COMPOSIO_API_KEY ({status}: {message}); check that the key "
             "is current and belongs to the project that holds the triggers",
             backend=NAME,
             status=status,

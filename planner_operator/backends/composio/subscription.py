@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
-from planner_operator.errors import PlannerError, SourceError, StateError
+from planner_operator.errors import PlannerError, StateError
 
 EVENTS = (
     "composio.trigger.message",
@@ -34,9 +35,8 @@ EVENTS = (
 )
 VERSION = "V3"
 PATH = "/webhooks/composio"
-SECRET_FILE = "composio-webhook-secret"
-ENV_SECRET = "COMPOSIO_WEBHOOK_SECRET"
-ENV_PUBLIC_URL = "PLANNER_PUBLIC_URL"
+ENV_SECRET = variables.COMPOSIO_WEBHOOK_SECRET.name
+ENV_PUBLIC_URL = variables.PUBLIC_URL.name
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,9 @@ class WebhookSettings:
 
     @classmethod
     def from_env(cls, settings: Settings, env: Mapping[str, str]) -> WebhookSettings:
-        public = (env.get(ENV_PUBLIC_URL) or "").strip() or None
-        if public and not public.startswith(("https://", "http://")):
-            raise SourceError(
-                f"{ENV_PUBLIC_URL}={public!r} is not a URL: use this operator's public base URL, "
-                "e.g. https://planner.example.com"
-            )
-        store = SecretStore(settings.state_dir / SECRET_FILE, (env.get(ENV_SECRET) or None))
-        return cls(public, store)
+        public = variables.PUBLIC_URL.read(env)
+        secret = variables.COMPOSIO_WEBHOOK_SECRET.read(env)
+        return cls(public, SecretStore(settings.composio_secret_file, secret))
 
 
 def load_secret(settings: Settings, env: Mapping[str, str]) -> str | None:

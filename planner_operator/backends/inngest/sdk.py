@@ -17,7 +17,7 @@ import asyncio
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,13 +28,12 @@ from fastapi import FastAPI
 from inngest._internal import transforms as _transforms
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from planner_operator.core import specs
-from planner_operator.errors import AuthError, BackendError, RetryableError, SourceError
+from planner_operator.core import specs, variables
+from planner_operator.errors import AuthError, BackendError, RetryableError
 
 SENTINEL_ID = "planner-operator-sentinel"
 SENTINEL_EVENT = "planner-operator/sentinel"
 MAX_FN_ID = 64
-_DEV_DEFAULT = "http://127.0.0.1:8288"
 
 
 @dataclass(frozen=True)
@@ -45,8 +44,8 @@ class InngestConfig:
     production: bool
     api_base_url: str
     event_api_base_url: str
-    signing_key: str | None
-    event_key: str | None
+    signing_key: str | None = field(repr=False)
+    event_key: str | None = field(repr=False)
     env: str | None
     serve_origin: str
     serve_path: str
@@ -54,33 +53,29 @@ class InngestConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> InngestConfig:
-        dev = env.get("INNGEST_DEV", "").strip()
-        production = dev in ("", "0", "false")
-        dev_url = dev if dev.startswith(("http://", "https://")) else _DEV_DEFAULT
-        base = env.get("INNGEST_BASE_URL") or (None if production else dev_url)
-        api = env.get("INNGEST_API_BASE_URL") or base or "https://api.inngest.com"
-        events = env.get("INNGEST_EVENT_API_BASE_URL") or base or "https://inn.gs"
-        signing_key = env.get("INNGEST_SIGNING_KEY") or None
+        dev_url = variables.INNGEST_DEV.read(env)
+        production = dev_url is None
+        base = variables.INNGEST_BASE_URL.read(env) or dev_url
+        api = variables.INNGEST_API_BASE_URL.read(env) or base or "https://api.inngest.com"
+        events = variables.INNGEST_EVENT_API_BASE_URL.read(env) or base or "https://inn.gs"
+        signing_key = variables.INNGEST_SIGNING_KEY.read(env)
         if production and not signing_key:
             raise AuthError(
                 "Inngest production mode needs INNGEST_SIGNING_KEY (from the Inngest dashboard); "
                 "set INNGEST_DEV=1 to use a dev server instead",
                 backend="inngest",
             )
-        retries_text = env.get("PLANNER_INNGEST_RETRIES", "3")
-        if not retries_text.isdigit():
-            raise SourceError(f"PLANNER_INNGEST_RETRIES={retries_text!r} is not a whole number")
         return cls(
-            app_id=env.get("PLANNER_INNGEST_APP_ID", "planner-operator"),
+            app_id=variables.INNGEST_APP_ID.read(env),
             production=production,
             api_base_url=api.rstrip("/"),
             event_api_base_url=events.rstrip("/"),
             signing_key=signing_key,
-            event_key=env.get("INNGEST_EVENT_KEY") or None,
-            env=env.get("INNGEST_ENV") or None,
-            serve_origin=(env.get("INNGEST_SERVE_ORIGIN") or "http://127.0.0.1:8000").rstrip("/"),
-            serve_path=env.get("INNGEST_SERVE_PATH") or "/api/inngest",
-            retries=int(retries_text),
+            event_key=variables.INNGEST_EVENT_KEY.read(env),
+            env=variables.INNGEST_ENV.read(env),
+            serve_origin=variables.INNGEST_SERVE_ORIGIN.read(env),
+            serve_path=variables.INNGEST_SERVE_PATH.read(env),
+            retries=variables.INNGEST_RETRIES.read(env),
         )
 
     def client(self, *, applied_version: int | None = None) -> inngest.Inngest:
