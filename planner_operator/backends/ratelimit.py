@@ -43,8 +43,8 @@ _EPSILON = 1e-9
 class Budget:
     """The organisation's quota and the share of it this operator may spend."""
 
-    per_minute: int = 2000
-    share: float = 0.5
+    per_minute: int = variables.COMPOSIO_BUDGET_PER_MIN.default
+    share: float = variables.COMPOSIO_BUDGET_SHARE.default
     window: float = 60.0
 
     @property

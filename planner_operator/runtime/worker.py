@@ -32,8 +32,9 @@ from typing import Any, Literal
 
 from planner_operator import telemetry
 from planner_operator.backends.composio import payloads
+from planner_operator.core import variables
 from planner_operator.core.records import Delivery
-from planner_operator.errors import PermanentError, RetryableError, SourceError, TemplateError
+from planner_operator.errors import PermanentError, RetryableError, TemplateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
@@ -126,30 +127,20 @@ class Backoff:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    concurrency: int = 4
-    lease: float = 60.0  # renewed every lease/3 while a run is in flight
-    max_attempts: int = 8
-    poll: float = 1.0
+    concurrency: int = variables.WORKER_CONCURRENCY.default
+    lease: float = variables.INBOX_LEASE.default  # renewed every lease/3 while a run is in flight
+    max_attempts: int = variables.WORKER_MAX_ATTEMPTS.default
+    poll: float = variables.WORKER_POLL.default
     unrouted_attempts: int = 3  # an event may beat its ledger row by a moment
     backoff: Backoff = field(default_factory=Backoff)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
-        def num(name: str, default: float, kind: type[float] | type[int]) -> Any:
-            raw = env.get(name) or str(default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SourceError(f"{name}={raw!r} is not a number") from None
-            if value <= 0:
-                raise SourceError(f"{name} must be positive")
-            return value
-
         return cls(
-            concurrency=num("PLANNER_WORKER_CONCURRENCY", 4, int),
-            lease=num("PLANNER_INBOX_LEASE", 60.0, float),
-            max_attempts=num("PLANNER_WORKER_MAX_ATTEMPTS", 8, int),
-            poll=num("PLANNER_WORKER_POLL", 1.0, float),
+            concurrency=variables.WORKER_CONCURRENCY.read(env),
+            lease=variables.INBOX_LEASE.read(env),
+            max_attempts=variables.WORKER_MAX_ATTEMPTS.read(env),
+            poll=variables.WORKER_POLL.read(env),
         )
 
 

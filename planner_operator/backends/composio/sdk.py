@@ -43,7 +43,7 @@ class ComposioConfig:
     api_key: str = field(repr=False)
     base_url: str = DEFAULT_BASE_URL
     budget: ratelimit.Budget = field(default_factory=ratelimit.Budget)
-    timeout: float = 30.0
+    timeout: float = variables.COMPOSIO_TIMEOUT.default
     max_retries: int = 2  # the SDK's default; every attempt is counted by the limiter
 
     @classmethod

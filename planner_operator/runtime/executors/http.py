@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
+from planner_operator.core import variables
 from planner_operator.errors import (
     AuthError,
     NotFound,
@@ -31,7 +32,7 @@ from planner_operator.errors import (
     UnknownOutcome,
 )
 
-CHAT_PATH = "/api/workforce/{agentId}/chat"
+CHAT_PATH = variables.CHAT_PATH_DEFAULT
 _RETRYABLE = frozenset({408, 409, 425, 429})
 
 

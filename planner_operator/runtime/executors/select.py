@@ -17,39 +17,31 @@ whole path working without any cloud.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
-from planner_operator.errors import SourceError
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.runtime.executors.http import CHAT_PATH, HttpExecutor
+from planner_operator.runtime.executors.http import HttpExecutor
 from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.runtime.executors.workflows import Registry, WorkflowRunner
 
-ENV_PLATFORM_URL = "PLANNER_PLATFORM_URL"
-ENV_CHAT_PATH = "PLANNER_CHAT_PATH"
-ENV_CHAT_URL = "PLANNER_CHAT_URL"
-ENV_WORKFLOW_URL = "PLANNER_WORKFLOW_URL"
-ENV_TOKEN = "PLANNER_PLATFORM_TOKEN"
-ENV_TIMEOUT = "PLANNER_EXECUTOR_TIMEOUT"
-
 
 def from_env(settings: Settings, env: Mapping[str, str] | None = None) -> Executors:
-    env = os.environ if env is None else env
-    outbox = LocalOutbox(settings.state_dir / "outbox.db")
-    platform = env.get(ENV_PLATFORM_URL) or None
-    chat_url = env.get(ENV_CHAT_URL) or None
-    workflow_url = env.get(ENV_WORKFLOW_URL) or None
+    env = variables.environ(env)
+    outbox = LocalOutbox(settings.outbox_db)
+    platform = variables.PLATFORM_URL.read(env)
+    chat_url = variables.CHAT_URL.read(env)
+    workflow_url = variables.WORKFLOW_URL.read(env)
     remote: HttpExecutor | None = None
     if platform or chat_url or workflow_url:
         remote = HttpExecutor(
             chat_url=chat_url,
             workflow_url=workflow_url,
             platform_url=platform,
-            chat_path=env.get(ENV_CHAT_PATH) or CHAT_PATH,
-            token=env.get(ENV_TOKEN) or None,
-            timeout=_timeout(env),
+            chat_path=variables.CHAT_PATH.read(env),
+            token=variables.PLATFORM_TOKEN.read(env),
+            timeout=variables.EXECUTOR_TIMEOUT.read(env),
         )
     chat = remote if remote is not None and remote.chat_url else outbox
     workflow = WorkflowRunner(
@@ -60,14 +52,3 @@ def from_env(settings: Settings, env: Mapping[str, str] | None = None) -> Execut
         env=env,
     )
     return Executors(chat=chat, workflow=workflow)
-
-
-def _timeout(env: Mapping[str, str]) -> float:
-    raw = env.get(ENV_TIMEOUT) or "30"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SourceError(f"{ENV_TIMEOUT}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise SourceError(f"{ENV_TIMEOUT} must be positive")
-    return value

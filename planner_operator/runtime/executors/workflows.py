@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,13 +33,14 @@ from typing import Any, Literal
 
 import httpx
 
+from planner_operator.core import variables
 from planner_operator.errors import PermanentError
 from planner_operator.runtime.executors.base import WorkflowExecutor
 from planner_operator.runtime.executors.http import HttpExecutor
 from planner_operator.runtime.executors.local import LocalOutbox
 
 ENTRY_POINT_GROUP = "planner_operator.workflows"
-ENV_WORKFLOWS = "PLANNER_WORKFLOWS"
+ENV_WORKFLOWS = variables.WORKFLOWS.name
 
 Workflow = Callable[..., Any]
 TargetKind = Literal["python", "http", "inngest"]
@@ -80,13 +80,11 @@ class Registry:
     def discover(cls, env: Mapping[str, str] | None = None) -> Registry:
         from planner_operator.runtime.workflows import BUILTIN
 
-        env = os.environ if env is None else env
+        env = variables.environ(env)
         targets = {wid: Target.parse(ref, "builtin") for wid, ref in BUILTIN.items()}
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             targets[ep.name] = Target.parse(ep.value, f"entry point {ep.name}")
-        for item in (env.get(ENV_WORKFLOWS) or "").replace("\n", ";").split(";"):
-            if not item.strip():
-                continue
+        for item in variables.WORKFLOWS.read(env):
             wid, sep, ref = item.partition("=")
             if not sep or not wid.strip():
                 raise PermanentError(
@@ -156,7 +154,7 @@ class WorkflowRunner:
         self.journal = journal
         self.state_dir = Path(state_dir)
         self.fallback = fallback
-        self.env = dict(os.environ if env is None else env)
+        self.env = dict(variables.environ(env))
         self._http = HttpExecutor(client=client)
 
     def close(self) -> None:

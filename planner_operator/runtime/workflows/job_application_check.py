@@ -18,9 +18,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import variables
 from planner_operator.errors import PermanentError
 
-ENV_POSTINGS = "PLANNER_POSTINGS_FILE"
 DEFAULT_FILE = Path("examples") / "postings.json"
 _FIELDS = ("title", "company", "location", "description")
 
@@ -67,7 +67,7 @@ def _keywords(value: Any) -> list[str]:
 
 
 def _postings_file(input: Mapping[str, Any]) -> Path:
-    given = input.get("postings_file") or os.environ.get(ENV_POSTINGS)
+    given = input.get("postings_file") or variables.POSTINGS_FILE.read(variables.environ())
     if given:
         return Path(str(given))
     here = Path(__file__).resolve().parents[3] / DEFAULT_FILE  # a source checkout

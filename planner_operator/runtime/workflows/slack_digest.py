@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import variables
+from planner_operator.core.settings import Settings
 from planner_operator.state.runs import RunStore
 
 
@@ -22,7 +24,8 @@ def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     agent = str(context.get("key", "")).split("/", 1)[0] or str(input.get("agent", ""))
     hours = float(input.get("hours") or 24)
     since = datetime.now(UTC) - timedelta(hours=hours)
-    path = Path(str(context.get("state_dir") or ".planner")) / "runs.db"
+    state_dir = context.get("state_dir") or variables.STATE_DIR.default
+    path = Settings.at(Path(str(state_dir))).runs_db
     events: list[tuple[str, str]] = []
     if path.exists() and agent:
         with RunStore(path) as runs:
