@@ -2,9 +2,10 @@
 
 Before this module, 44 variables were read through about nine hand-written number and flag
 parsers that disagreed (``PLANNER_GC_TUNE=true`` tuned the collector in one module and not in
-the other; ``PLANNER_WORKER=maybe`` meant on, ``PLANNER_LOCK_TIMEOUT=-1`` was accepted). Every variable now names one parser
-here, so a value means the same thing wherever it is read, and a bad value is one
-``SourceError`` that names the variable and the value (a secret's value is never shown).
+the other; ``PLANNER_WORKER=maybe`` meant on; ``PLANNER_LOCK_TIMEOUT=-1`` was accepted). Every
+variable now names one parser here, so a value means the same thing wherever it is read, and a
+bad value is one ``SourceError`` that names the variable and the value (a secret's value is
+never shown).
 
 The rules every parser shares: a variable that is unset *or empty* takes its default (a shell's
 ``export X=`` is how people unset things), except where a variable says otherwise
