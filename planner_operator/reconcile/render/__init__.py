@@ -20,9 +20,9 @@ __all__ = ["FORMATS", "Format", "render"]
 
 
 def render(plan: Plan, fmt: Format, *, now: datetime, color: bool = False) -> str:
-    """Render ``plan`` in ``fmt``; ``color`` only affects text, ``now`` only markdown."""
+    """Render ``plan`` in ``fmt``; ``color`` only affects text; ``now`` dates fire previews."""
     if fmt == "text":
-        return text.render_text(plan, color=color)
+        return text.render_text(plan, color=color, now=now)
     if fmt == "markdown":
         return markdown.render_markdown(plan, now=now)
     if fmt == "json":

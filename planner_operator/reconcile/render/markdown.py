@@ -17,7 +17,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from planner_operator.core import scheduling, specs, templates
@@ -33,7 +33,6 @@ LIST_CAP = 50
 TABLE_ROWS_CAP = 200
 QUIET_AGENTS_SHOWN = 10
 NOTE_RESERVE = 400  # room kept for the "summarised" line, whose numbers are not known yet
-SOON = timedelta(hours=1)
 _COLUMNS = ("create", "update", "replace", "delete", "unchanged")
 _FULL_PLAN = "run `planner-operator reconcile --dry-run` locally for the full plan"
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~!])")
@@ -45,7 +44,7 @@ def render_markdown(plan: Plan, *, now: datetime, limit: int = GITHUB_LIMIT) -> 
         raise ValueError("now must be timezone-aware (fire times are compared with it)")
     listed = [c for c in plan.changes if c.op is not Op.NOOP or c.blocked is not None]
     fixed = [_errors(plan), _refusals(plan), _table(plan), _blocked(plan)]
-    tail = [_frozen(plan), _drift(plan), _unmanaged(plan)]
+    tail = [_frozen(plan), _drift(plan), _unmanaged(plan), _merging(plan)]
     budget = limit - 1 - NOTE_RESERVE - len(_join([_head(plan, ""), *fixed, *tail]))
     lines = [_one_line(c) for c in listed]
     details, shown = _fit(listed, lines, budget, now)
@@ -53,6 +52,21 @@ def render_markdown(plan: Plan, *, now: datetime, limit: int = GITHUB_LIMIT) -> 
     note = _note(len(listed), len(details), shown, limit)
     out = _join([_head(plan, note), *fixed, changes, *tail])
     return out if len(out) < limit else _truncate(out, limit)
+
+
+def _merging(plan: Plan) -> str:
+    """What the reviewer's click does: the applier applies this plan from the merged commit."""
+    if plan.load_errors:
+        frozen = "; files that fail to load stay frozen: their resources are left as applied"
+    else:
+        frozen = ""
+    if not plan.has_changes:
+        return f"_Merging changes nothing remote{frozen}._"
+    return (
+        f"_Merging applies this plan ({esc(text.summary_line(plan).removeprefix('Plan: '))}) "
+        f"from the merged commit, through `planner-operator reconcile --yes`{frozen}. Blocked "
+        "changes need their flag; nothing else is touched._"
+    )
 
 
 def _fit(
@@ -165,6 +179,7 @@ def _table(plan: Plan) -> str:
             row["unchanged"] += 1
         if change.op is not Op.NOOP or change.blocked is not None:
             busy.add(change.agent)
+    rows = {a: r for a, r in rows.items() if any(r.values())}  # nothing at all: no row
     if not rows:
         return ""
     active = [a for a in sorted(rows) if a in busy]
@@ -244,7 +259,16 @@ def _label(change: Change) -> str:
 
 def _one_line(change: Change) -> str:
     blocked = " **(blocked)**" if change.blocked is not None else ""
-    return f"- {code(_label(change))} {change.op.value}: {esc(change.reason)}{blocked}"
+    where = f" ({_where(change)})" if _where(change) else ""
+    return f"- {code(_label(change))} {change.op.value}: {esc(change.reason)}{where}{blocked}"
+
+
+def _where(change: Change) -> str:
+    """``file:line`` of the change in the agent file (the JSON plan's ``source`` and ``line``)."""
+    desired = change.desired
+    if desired is None or change.op is Op.DELETE:
+        return ""
+    return code(f"{desired.source}:{desired.line}")
 
 
 def _details(change: Change, now: datetime, unfold: bool) -> str:
@@ -252,10 +276,15 @@ def _details(change: Change, now: datetime, unfold: bool) -> str:
         f"<code>{html.escape(_label(change))}</code> {change.op.value}: {esc_html(change.reason)}"
     )
     lines = [f"<details{' open' if unfold else ''}><summary>{summary}</summary>", ""]
+    if _where(change):
+        lines.append(f"- **In:** {_where(change)}")
     spec = change.desired.spec if change.desired is not None else None
     if spec is None:
         rid = text.remote_id(change)
         lines.append(f"- remote id {code(rid)}" if rid else "- no remote object")
+        applied = change.owned.spec if change.owned is not None else None
+        if change.op is Op.DELETE and applied:
+            lines.extend(f"- destroys {esc(f)}" for f in text.key_fields(change.kind, applied))
     elif change.kind == "job":
         fires, error = _fires(spec, now)
         lines.extend(_job(spec, fires, error, now))
@@ -273,17 +302,7 @@ def _details(change: Change, now: datetime, unfold: bool) -> str:
 
 
 def _fires(spec: Mapping[str, Any], now: datetime) -> tuple[list[scheduling.FireTime], str]:
-    try:
-        fires = scheduling.next_fires(
-            str(spec.get("schedule")),
-            specs.timezone(spec),
-            start=now,
-            count=FIRES,
-            dst=specs.dst(spec),
-        )
-    except ScheduleError as exc:
-        return [], str(exc)
-    return fires, ""
+    return text.preview_fires(spec, now, FIRES)
 
 
 def _slot(spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], now: datetime) -> datetime:
@@ -318,8 +337,8 @@ def _job(
         local, utc = f"{fire.at:%a %Y-%m-%d %H:%M %Z}", f"{fire.utc:%a %Y-%m-%d %H:%M}"
         lines.append(f"| {number} | {local} | {utc} | {flag} |")
     lines.append("")
-    if fires and fires[0].utc - now <= SOON:
-        minutes = max(1, round((fires[0].utc - now).total_seconds() / 60))
+    minutes = text.fires_soon(fires, now)
+    if minutes is not None:
         lines.append(
             f"- ⚠ **fires within an hour of merge:** first fire in about {minutes} min "
             f"({fires[0].at:%H:%M %Z})"
@@ -362,8 +381,7 @@ def _action(change: Change, spec: Mapping[str, Any], slot: datetime | None) -> l
         how = f"as a run at {slot:%Y-%m-%d %H:%M %Z} would send it"
     else:
         how = "event fields shown as `<name>`"
-    sample = fenced(message.splitlines() or [""], "text")
-    return [f"- **Sample message** ({how}):", "", *sample, ""]
+    return [f"- **Sample message** ({how}):", "", *quoted(message), ""]
 
 
 def _sample(change: Change, template: str, variables: dict[str, Any], slot: datetime | None) -> str:
@@ -392,6 +410,12 @@ def _diff_lines(change: Change) -> list[str]:
 
 
 # --- escaping ----------------------------------------------------------------------------------
+
+
+def quoted(message: str) -> list[str]:
+    """A message as a blockquote: it wraps on any screen (a code block scrolls sideways)."""
+    lines = message.splitlines() or [""]
+    return [f"> {esc(line)}" if line.strip() else ">" for line in lines]
 
 
 def fenced(lines: Sequence[str], lang: str) -> list[str]:

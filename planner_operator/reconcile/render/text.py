@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from planner_operator.backends.base import REPLACE_FIELDS
-from planner_operator.core import specs
+from planner_operator.core import scheduling, specs
+from planner_operator.errors import ScheduleError
 from planner_operator.reconcile.plan import Change, FieldChange, Op, Plan
 
 SYMBOLS: Mapping[Op, str] = {
@@ -62,8 +64,13 @@ _SECRET_WORD = re.compile(
 REDACTED = "<redacted>"
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
-    """The whole plan as terminal text; ANSI colour only when ``color`` is true."""
+def render_text(plan: Plan, *, color: bool = False, now: datetime | None = None) -> str:
+    """The whole plan as terminal text; ANSI colour only when ``color`` is true.
+
+    With ``now``, each created or changed job shows its next fires (its timezone and UTC, DST
+    nights flagged) and a warning when the first one is within the hour, as the markdown plan
+    does: a reviewer at a terminal should not learn less than one reading the PR comment.
+    """
     paint = _Painter(color)
     blocks: list[list[str]] = []
     if plan.revision is not None:
@@ -74,7 +81,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if listed:
         lines = ["Planned changes (+ create, ~ update, -/+ replace, - delete):"]
         for change in listed:
-            lines.extend(["", *_change(change, paint)])
+            lines.extend(["", *_change(change, paint, now)])
         blocks.append(lines)
     frozen = [c for c in plan.changes if is_frozen(c) and c.blocked is None]
     if frozen:
@@ -123,7 +130,7 @@ def _unmanaged(plan: Plan) -> list[str]:
     ]
 
 
-def _change(change: Change, paint: _Painter) -> list[str]:
+def _change(change: Change, paint: _Painter, now: datetime | None = None) -> list[str]:
     style = _OP_STYLE[change.op]
     head = f"  {paint(style, SYMBOLS[change.op])} {paint('bold', change.key)}"
     lines = [f"{head}  ({clean(change.reason)})"]
@@ -132,11 +139,43 @@ def _change(change: Change, paint: _Painter) -> list[str]:
     forced = REPLACE_FIELDS[change.kind] if change.op is Op.REPLACE else frozenset()
     lines.extend(_field(d, paint, forced) for d in change.diff)
     rid = remote_id(change)
-    if change.op is Op.DELETE and rid:
-        lines.append(f"      # remote id {clean(rid)}")
+    if change.op is Op.DELETE:
+        # what is destroyed, as Terraform lists a destroyed resource's attributes
+        applied = change.owned.spec if change.owned is not None else None
+        if applied:
+            fields = key_fields(change.kind, applied)
+            lines.extend(f"      {paint('red', '-')} {clean(line)}" for line in fields)
+        if rid:
+            lines.append(f"      # remote id {clean(rid)}")
+    if change.desired is not None and change.op is not Op.DELETE:
+        lines.append(f"      # {clean(change.desired.source)}:{change.desired.line}")
+    if now is not None and change.kind == "job" and change.desired is not None:
+        lines.extend(_fire_lines(change, paint, now))
     lines.extend(f"      # {clean(note)}" for note in change.notes)
     if change.blocked is not None:
         lines.append("      " + paint("bold red", f"! blocked: {clean(change.blocked)}"))
+    return lines
+
+
+def _fire_lines(change: Change, paint: _Painter, now: datetime) -> list[str]:
+    assert change.desired is not None
+    spec = change.desired.spec
+    if change.op is Op.DELETE or not specs.enabled(spec):
+        return []
+    fires, error = preview_fires(spec, now)
+    if error:
+        return ["      " + paint("bold red", f"! cannot preview fire times: {clean(error)}")]
+    lines = []
+    for number, fire in enumerate(fires):
+        label = "next fires:" if number == 0 else ""
+        flag = "  " + paint("yellow", f"! {clean(fire.note)}") if fire.note else ""
+        lines.append(
+            f"      {label:<12}{fire.at:%a %Y-%m-%d %H:%M %Z}  ({fire.utc:%H:%M} UTC){flag}"
+        )
+    minutes = fires_soon(fires, now)
+    if minutes is not None:
+        warn = f"! fires within an hour: first fire in about {minutes} min"
+        lines.append("      " + paint("yellow", warn))
     return lines
 
 
@@ -187,6 +226,34 @@ def summary_line(plan: Plan) -> str:
         f"Plan: {counts[Op.CREATE]} to create, {counts[Op.UPDATE]} to update, "
         f"{counts[Op.REPLACE]} to replace, {counts[Op.DELETE]} to delete."
     )
+
+
+FIRES = 3
+SOON = timedelta(hours=1)
+
+
+def preview_fires(
+    spec: Mapping[str, Any], now: datetime, count: int = FIRES
+) -> tuple[list[scheduling.FireTime], str]:
+    """The next ``count`` fires of a job spec, or the reason there are none to show."""
+    try:
+        fires = scheduling.next_fires(
+            str(spec.get("schedule")),
+            specs.timezone(spec),
+            start=now,
+            count=count,
+            dst=specs.dst(spec),
+        )
+    except ScheduleError as exc:
+        return [], str(exc)
+    return fires, ""
+
+
+def fires_soon(fires: Sequence[scheduling.FireTime], now: datetime) -> int | None:
+    """Minutes until the first fire when that is within the hour (a merge starts it soon)."""
+    if not fires or fires[0].utc - now > SOON:
+        return None
+    return max(1, round((fires[0].utc - now).total_seconds() / 60))
 
 
 def is_frozen(change: Change) -> bool:

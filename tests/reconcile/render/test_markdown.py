@@ -75,7 +75,8 @@ def test_sample_message_for_a_job_uses_first_fire_and_variables() -> None:
     plan = make_plan([job("careers", "digest", timezone="Europe/Berlin", action=action)])
     out = md(plan)
     assert "- **Sample message** (as a run at 2026-03-09 09:00 CET would send it):" in out
-    assert "```text\nHi Ann: Monday 2026-03-09 09:00, run sample of careers/digest\n```" in out
+    # a blockquote, so a long message wraps instead of scrolling sideways in a code block
+    assert "\n> Hi Ann: Monday 2026-03-09 09:00, run sample of careers/digest\n" in out
 
 
 def test_trigger_sample_shows_payload_markers() -> None:
@@ -83,7 +84,7 @@ def test_trigger_sample_shows_payload_markers() -> None:
     out = md(make_plan([trigger("careers", "mail", action=action)]))
     assert "- **Source:** `gmail` event `GMAIL_NEW_MESSAGE` for `ca_123`" in out
     assert "(event fields shown as `<name>`)" in out
-    assert "Mail for ops: <subject> from <sender.name>" in out
+    assert "> Mail for ops: \\<subject\\> from \\<sender.name\\>" in out
 
 
 def test_workflow_action_shows_id_and_input() -> None:
@@ -131,8 +132,9 @@ def test_user_text_cannot_break_out_or_ping() -> None:
     action = chat(template, x="`")
     error = ConfigError("ping @octocat <b>bold</b>", file="agents/a.yaml")
     out = md(make_plan([job("a", "j", action=action)], errors=[error]))
-    assert "@everyone" in out  # inside the fenced sample, where GitHub does not link it
-    assert "````text\n```" in out  # the fence outgrows the backticks inside
+    assert "&#64;everyone" in out and "@everyone" not in out  # quoted, never a mention
+    assert "> \\`\\`\\`\n" in out  # the sample's backticks are text, not a fence
+    assert "</details> &#64;" not in out  # nor can it close the details block
     assert "@octocat" not in out
     assert "<b>" not in out
 
@@ -188,3 +190,29 @@ def test_never_reaches_the_limit(limit: int, changes: int, errors: int, message:
     problems = [ConfigError(message, file=f"agents/e{i}.yaml") for i in range(errors)]
     resources = [job(f"agent-{i % 7}", f"j{i}", description=message) for i in range(changes)]
     assert len(render_markdown(make_plan(resources, errors=problems), now=NOW, limit=limit)) < limit
+
+
+# -- issue 18: what merging does, where each change is, no empty rows ------------------------
+
+
+def test_footer_says_what_merging_does() -> None:
+    out = md(make_plan([job("careers", "a")]))
+    assert out.rstrip().endswith(
+        "_Merging applies this plan (1 to create, 0 to update, 0 to replace, 0 to delete.) from "
+        "the merged commit, through `planner-operator reconcile --yes`. Blocked changes need "
+        "their flag; nothing else is touched._"
+    )
+    same = [job("careers", "a")]
+    assert md(make_plan(same, same)).rstrip().endswith("_Merging changes nothing remote._")
+
+
+def test_each_change_names_its_file_and_line() -> None:
+    out = md(make_plan([job("careers", "a")]))
+    assert "- **In:** `agents/careers.yaml:3`" in out
+
+
+def test_agents_with_nothing_at_all_get_no_row() -> None:
+    """A blocked delete counts nowhere: its agent has no row of zeros."""
+    gone = [job("a", f"j{i}") for i in range(4)]
+    out = md(make_plan([], gone))
+    assert "| a | 0 | 0 | 0 | 0 | 0 |" not in out

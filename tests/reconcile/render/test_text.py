@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,7 +111,7 @@ def test_no_escape_codes_without_color_even_from_user_text() -> None:
     assert not ANSI.search(out)
     assert "\x1b" not in out
     assert "\x07" not in out
-    assert render(plan, "text", now=NOW) == out
+    assert "\x1b" not in render(plan, "text", now=NOW)
 
 
 def test_color_paints_symbols() -> None:
@@ -174,3 +175,41 @@ def test_arbitrary_user_text_never_reaches_the_terminal_raw(
     )
     plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", plain)
+
+
+# -- what the markdown plan showed and the text plan did not (issue 18) --------------------------
+
+
+def test_a_created_job_shows_its_next_fires_in_its_zone_and_utc() -> None:
+    plan = make_plan([job("careers", "digest", schedule="0 9 * * 1", timezone="Europe/Berlin")])
+    out = render(plan, "text", now=NOW)
+    assert "      # agents/careers.yaml:3\n" in out
+    assert "      next fires: Mon 2026-03-09 09:00 CET  (08:00 UTC)\n" in out
+    assert "                  Mon 2026-03-16 09:00 CET  (08:00 UTC)\n" in out
+
+
+def test_a_job_firing_within_the_hour_is_flagged() -> None:
+    plan = make_plan([job("a", "soon", schedule="30 12 * * *")])  # NOW is 12:00 UTC
+    out = render(plan, "text", now=NOW)
+    assert "! fires within an hour: first fire in about 30 min" in out
+
+
+def test_dst_nights_are_flagged_on_their_fire() -> None:
+    """Europe's spring-forward night (2026-03-29): 02:30 does not exist in Berlin."""
+    plan = make_plan([job("a", "night", schedule="30 2 * * *", timezone="Europe/Berlin")])
+    out = render(plan, "text", now=datetime(2026, 3, 27, 12, tzinfo=UTC))
+    [flagged] = [line for line in out.splitlines() if "2026-03-29" in line]
+    assert "!" in flagged
+
+
+def test_a_paused_job_shows_no_fires() -> None:
+    plan = make_plan([job("a", "off", enabled=False)])
+    assert "next fires" not in render(plan, "text", now=NOW)
+
+
+def test_a_delete_shows_what_is_destroyed() -> None:
+    gone = job("a", "old", schedule="0 7 * * *", action=chat("Stand-up notes for {date}"))
+    out = render_text(make_plan([], [gone]), color=False)
+    assert '      - schedule: "0 7 * * *" (UTC)\n' in out
+    assert '      - action: chat "Stand-up notes for {date}"\n' in out
+    assert "      # remote id rid-0\n" in out
