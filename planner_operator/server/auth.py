@@ -25,6 +25,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import stat
 import time
@@ -56,6 +57,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 EXEMPT_PATHS = frozenset({"/healthz", "/hooks/git"})
 EXEMPT_PREFIXES = ("/webhooks/",)
 _SESSION_LABEL = b"planner-operator dashboard session v1|"
+_EXPIRY = re.compile(r"[0-9]{1,12}")  # Unix seconds; [0-9], not \d (other scripts' digits)
 
 
 def is_loopback(host: str) -> bool:
@@ -91,10 +93,17 @@ class ApiToken:
         return f"{expires}.{self._mac(expires)}"
 
     def session_valid(self, value: str | None, now: float | None = None) -> bool:
+        """Whether a cookie value is a live session; any other value is just not one.
+
+        The expiry is checked as ASCII digits of bounded length before ``int``: ``str.isdigit``
+        is true for ``"\xb2"`` (superscript two) and ``int`` refuses over 4,300 digits, and
+        either ``ValueError`` used to escape as a 500 to an unauthenticated client.
+        """
         expires, _, mac = (value or "").partition(".")
-        if not expires.isdigit() or int(expires) <= (time.time() if now is None else now):
+        if not _EXPIRY.fullmatch(expires) or int(expires) <= (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(self._mac(int(expires)).encode(), mac.encode())
+        presented = mac.encode("utf-8", "surrogateescape")
+        return hmac.compare_digest(self._mac(int(expires)).encode(), presented)
 
     def _mac(self, expires: int) -> str:
         label = _SESSION_LABEL + str(expires).encode()
@@ -209,28 +218,34 @@ class Guard:
         return None
 
     def denial(self, request: Request) -> Response | None:
-        """The answer that stops ``request``, or None to let it through."""
-        need = self.need(request.method, request.url.path)
+        """The answer that stops ``request``, or None to let it through.
+
+        Reads the path and scheme from the ASGI scope, not ``request.url``: building the URL
+        parses the Host header, and a Host of ``[`` raised ``ValueError`` there."""
+        need = self.need(request.method, request.scope["path"])
         if need is Need.NOTHING:
             return None
-        if need is Need.SAME_ORIGIN:
-            return _forbidden(cross_origin(request))
-        credential = self.credential(request)
-        if credential == "invalid":
-            return self._unauthorized(request, "the bearer token is not valid", invalid=True)
-        if credential is None and need is Need.TOKEN:
-            return self._unauthorized(request, "authentication required", invalid=False)
-        if credential == "cookie" and request.method not in READ_METHODS:
-            return _forbidden(cross_origin(request))
+        try:
+            if need is Need.SAME_ORIGIN:
+                return _forbidden(cross_origin(request))
+            credential = self.credential(request)
+            if credential == "invalid":
+                return self._unauthorized(request, "the bearer token is not valid", invalid=True)
+            if credential is None and need is Need.TOKEN:
+                return self._unauthorized(request, "authentication required", invalid=False)
+            if credential == "cookie" and request.method not in READ_METHODS:
+                return _forbidden(cross_origin(request))
+        except MalformedHeader as exc:
+            return JSONResponse({"detail": str(exc)}, 400)
         return None
 
     def _unauthorized(self, request: Request, what: str, *, invalid: bool) -> Response:
         if (
             request.method == "GET"
-            and request.url.path.startswith(DASHBOARD_PREFIX + "/")
+            and request.scope["path"].startswith(DASHBOARD_PREFIX + "/")
             and "text/html" in request.headers.get("accept", "")
         ):
-            target = quote(request.url.path, safe="/")
+            target = quote(request.scope["path"], safe="/")
             return RedirectResponse(f"{LOGIN_PATH}?next={target}", status_code=303)
         challenge = 'Bearer realm="planner-operator"'
         if invalid:
@@ -242,14 +257,20 @@ class Guard:
         return JSONResponse({"detail": detail}, 401, headers={"WWW-Authenticate": challenge})
 
 
+class MalformedHeader(ValueError):
+    """A header the guard must read is not in a form it can judge (answered 400, never 500)."""
+
+
 def cross_origin(request: Request) -> str | None:
     """Why ``request`` may come from another site, or None when it is provably our own.
 
     Browsers send Origin on every cross-site POST (Referer as the older fallback); a script
     on another site cannot forge either, nor add X-Forwarded-Host without a CORS preflight,
-    which this server never grants."""
+    which this server never grants. Raises :class:`MalformedHeader` for an Origin or Referer
+    that is not a URL (``http://[``): refused, but as the client's error, not ours."""
+    scheme = str(request.scope.get("scheme") or "http")
     ours = {
-        _authority(request.url.scheme, value)
+        _authority(scheme, value)
         for value in (request.headers.get("host"), request.headers.get("x-forwarded-host"))
         if value
     }
@@ -259,10 +280,15 @@ def cross_origin(request: Request) -> str | None:
         return "neither an Origin nor a Referer header: cannot rule out a cross-site request"
     if sent == "null":
         return "the Origin header is null (a sandboxed or privacy-redirected page)"
-    parts = urlsplit(sent)
-    if _authority(parts.scheme, parts.netloc) in ours:
+    try:
+        parts = urlsplit(sent)
+        netloc = parts.netloc
+        parts.port  # noqa: B018 -- validates the port the authority carries (ValueError if not)
+    except ValueError:
+        raise MalformedHeader(f"the {name} header is not a URL") from None
+    if _authority(parts.scheme, netloc) in ours:
         return None
-    return f"the {name} header ({parts.scheme}://{parts.netloc}) does not match this server's Host"
+    return f"the {name} header ({parts.scheme}://{netloc}) does not match this server's Host"
 
 
 def _authority(scheme: str, netloc: str) -> str:
@@ -290,7 +316,11 @@ class AuthMiddleware:
         if scope["type"] == "http" and self.guard.need(scope["method"], scope["path"]) is not (
             Need.NOTHING
         ):
-            denial = self.guard.denial(Request(scope))
+            try:
+                denial = self.guard.denial(Request(scope))
+            except Exception as exc:  # fail closed, as the client's error: never a 500
+                log.warning("auth: refused a request the guard could not read (%s)", exc)
+                denial = JSONResponse({"detail": "malformed request headers"}, 400)
             if denial is not None:
                 await denial(scope, receive, send)
                 return
@@ -401,7 +431,7 @@ def login_response(
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.scope.get("scheme") == "https",
     )
     return response
 
@@ -414,7 +444,7 @@ def logout_response(request: Request, redirect_to: str = LOGIN_PATH) -> Response
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=request.scope.get("scheme") == "https",
     )
     return response
 

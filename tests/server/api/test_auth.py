@@ -3,6 +3,7 @@ dashboard cookie and its CSRF check, OpenAPI, and that the token never reaches a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -354,3 +356,66 @@ def test_tokens_never_reach_the_logs(settings: Settings, caplog: pytest.LogCaptu
         login(app, TOKEN)
     assert caplog.records  # something was logged (startup, requests, the failed login)
     assert TOKEN not in caplog.text
+
+
+# -- malformed credentials are the client's error, never a 500 (issue 17 item 8) --------------
+
+
+def raw_call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """One request through the ASGI app with header bytes exactly as given (httpx would
+    re-encode a non-UTF-8 byte like ``\\xb2``, which then never reaches the guard)."""
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "scheme": "http",
+        "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return int(sent[0]["status"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("GET", "/api/runs", {"cookie": b"planner_session=\xb2.x"}, 401),
+        ("PUT", WRITE, {"cookie": b"planner_session=\xb2.x"}, 401),
+        ("GET", "/api/runs", {"cookie": b"planner_session=" + b"5" * 5000 + b".x"}, 401),
+        ("GET", "/api/runs", {"cookie": b"planner_session=" + b"9" * 13 + b".x"}, 401),
+        ("POST", auth.LOGIN_PATH, {"origin": b"http://["}, 400),
+        ("POST", auth.LOGIN_PATH, {"referer": b"http://[::1"}, 400),
+        ("POST", auth.LOGIN_PATH, {"origin": b"http://localhost:99999"}, 400),
+        ("POST", auth.LOGOUT_PATH, {"referer": b"http://[::1"}, 400),
+    ],
+)
+def test_malformed_cookies_and_origins_are_400_or_401_not_500(
+    exposed: TestClient, method: str, path: str, headers: dict[str, bytes], status: int
+) -> None:
+    sent = [(name.encode(), value) for name, value in headers.items()]
+    assert raw_call(exposed.app, method, path, sent) == status
+
+
+def test_session_values_that_are_not_digits_are_just_invalid() -> None:
+    token = auth.ApiToken(TOKEN, "x")
+    for value in (
+        "\xb2.x",
+        "5" * 5000 + ".x",
+        "١٢٣.x",
+        "-5.x",
+        " 5.x",
+        "5" * 13 + ".x",
+        "\ud800.x",
+    ):
+        assert not token.session_valid(value)
