@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner_operator.backends.composio import payloads
-from planner_operator.core import keys, specs, templates
+from planner_operator.core import jsonsafe, keys, specs, templates
 from planner_operator.core.records import Delivery
 from planner_operator.errors import TemplateError
 from planner_operator.runtime.executors import actions
@@ -102,9 +102,9 @@ class Parsed:
 def parse(d: Delivery) -> Parsed:
     """Re-read a delivery's stored bytes (ingress already validated them)."""
     try:
-        body = json.loads(d.body)
-    except ValueError as exc:
-        raise payloads.PayloadError(f"body is not JSON: {exc}") from exc
+        body = jsonsafe.loads(d.body)  # ingress's reader: a body stored before a cap, refused here
+    except jsonsafe.InvalidJSON as exc:
+        raise payloads.PayloadError(f"body: {exc}") from None
     if d.source == "composio":
         normalized = payloads.normalize_composio(body, d.headers.get("x-composio-webhook-version"))
         return Parsed(dict(normalized.data), normalized)

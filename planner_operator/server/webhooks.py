@@ -34,7 +34,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
 from planner_operator.backends.composio import payloads
-from planner_operator.core import keys
+from planner_operator.core import jsonsafe, keys
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import SourceError, StateError
@@ -172,27 +172,44 @@ class GroupCommitter:
                 await self._wake.wait()
             batch = self._pending[: self.max_batch]
             del self._pending[: len(batch)]
-            items = [d for d, _ in batch]
             try:
-                if self.inline:
-                    results = self.inbox.insert_many(items)
-                else:
-                    results = await loop.run_in_executor(self._pool, self.inbox.insert_many, items)
-            except Exception as exc:  # the requests answer 503; senders retry
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+                results: list[bool | Exception] = list(
+                    await self._insert(loop, [d for d, _ in batch])
+                )
+            except Exception:  # one delivery may spoil the transaction: find it, keep the rest
+                results = [await self._insert_one(loop, d) for d, _ in batch]
             self.batches += 1
-            self.committed += len(batch)
-            for (_, future), new in zip(batch, results, strict=True):
-                if not future.done():
-                    future.set_result(new)
+            self.committed += sum(1 for r in results if not isinstance(r, Exception))
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):  # the request answers 503; senders retry
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
             if self.on_commit is not None:
                 self.on_commit()
             if self.inline:
                 self._maybe_checkpoint(loop)
             await asyncio.sleep(0)  # let the woken requests answer before the next batch
+
+    async def _insert(
+        self, loop: asyncio.AbstractEventLoop, items: list[NewDelivery]
+    ) -> list[bool]:
+        if self.inline:
+            return self.inbox.insert_many(items)
+        return await loop.run_in_executor(self._pool, self.inbox.insert_many, items)
+
+    async def _insert_one(
+        self, loop: asyncio.AbstractEventLoop, item: NewDelivery
+    ) -> bool | Exception:
+        """After a failed batch: each delivery alone, so a delivery the inbox cannot store fails
+        only its own request, not the unrelated ones that happened to share its transaction."""
+        try:
+            [new] = await self._insert(loop, [item])
+        except Exception as exc:
+            return exc
+        return new
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
         now = time.monotonic()
@@ -431,10 +448,11 @@ def _answer(status: int, body: Mapping[str, Any], *, retry_after: bool = False) 
 
 
 def _json(body: bytes) -> Any:
+    """The body as the worker will read it (the same reader: depth cap, no surrogates)."""
     try:
-        return json.loads(body)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError alike
-        raise payloads.PayloadError("the body is not JSON") from exc
+        return jsonsafe.loads(body)
+    except jsonsafe.InvalidJSON as exc:
+        raise payloads.PayloadError(f"body: {exc}") from None
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -1,0 +1,172 @@
+"""Issue 17: what an adversarial run against ``serve`` found, one regression test per finding.
+
+Signed but hostile bodies (nesting, surrogates), one delivery spoiling a group commit, sources
+routing into each other's triggers, GitHub-scheme replays, forged log lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from planner_operator.core import jsonsafe
+from planner_operator.core.records import NewDelivery
+from planner_operator.core.settings import Settings
+from planner_operator.server.app import create_app
+from planner_operator.server.webhooks import GroupCommitter
+from planner_operator.state.inbox import FILE_NAME, Inbox
+from tests.fakes.serving import run_app
+from tests.support.webhook_env import (
+    ENV,
+    MAIL_ID,
+    Recorder,
+    apply_triggers,
+    composio_headers,
+    default_triggers,
+    github_headers,
+    standard_headers,
+    wait_settled,
+)
+
+COMPOSIO = "/webhooks/composio"
+DEPLOY = "/webhooks/engineering-agent/deploy-hook"
+GITHUB = "/webhooks/engineering-agent/gh-push"
+
+
+def envelope(trigger_id: str = MAIL_ID, data: Any = None) -> dict[str, Any]:
+    return {
+        "id": "msg_x",
+        "timestamp": "2026-01-01T12:00:00.000Z",
+        "type": "composio.trigger.message",
+        "metadata": {"trigger_id": trigger_id, "trigger_slug": "GMAIL_NEW_GMAIL_MESSAGE"},
+        "data": {"subject": "Interview", "sender": "r@x.io"} if data is None else data,
+    }
+
+
+def nest(depth: int) -> str:
+    """``depth`` levels of JSON arrays, as text (``json.dumps`` itself recurses)."""
+    return "[" * depth + "1" + "]" * depth
+
+
+def nested_body(depth: int) -> bytes:
+    """A Composio message whose ``data.deep`` brings the whole body to ``depth`` levels."""
+    text = json.dumps(envelope(data={"subject": "s", "sender": "x", "deep": "DEEP"}))
+    return text.replace('"DEEP"', nest(depth - 2)).encode()
+
+
+def signed(path: str, msg_id: str, body: bytes) -> dict[str, str]:
+    if path == COMPOSIO:
+        return composio_headers(msg_id, body)
+    if path == DEPLOY:
+        return standard_headers(msg_id, body)
+    return github_headers(msg_id, body)
+
+
+# -- item 6: nesting depth ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [COMPOSIO, DEPLOY, GITHUB])
+@pytest.mark.parametrize("depth", [jsonsafe.MAX_DEPTH + 1, 300, 900, 960, 5_000])
+def test_signed_bodies_nested_past_the_cap_are_400_and_stored_nowhere(
+    client: TestClient, recorder: Recorder, settings: Settings, path: str, depth: int
+) -> None:
+    body = nested_body(depth) if path == COMPOSIO else nest(depth).encode()
+    answer = client.post(path, content=body, headers=signed(path, f"deep-{depth}", body))
+    assert answer.status_code == 400, answer.text
+    assert f"deeper than {jsonsafe.MAX_DEPTH} levels" in answer.json()["error"]
+    assert wait_settled(settings) == {}
+    assert recorder.calls == []
+
+
+def test_a_body_at_the_depth_cap_is_accepted_and_runs(
+    client: TestClient, recorder: Recorder, settings: Settings
+) -> None:
+    body = nested_body(jsonsafe.MAX_DEPTH)
+    assert (
+        client.post(COMPOSIO, content=body, headers=signed(COMPOSIO, "at-cap", body)).status_code
+        == 202
+    )
+    deep = nest(jsonsafe.MAX_DEPTH - 1)
+    generic = ('{"service": "api", "version": "1", "deep": ' + deep + "}").encode()
+    assert (
+        client.post(DEPLOY, content=generic, headers=signed(DEPLOY, "at-cap", generic)).status_code
+        == 202
+    )
+    assert wait_settled(settings) == {"done": 2}
+    assert len(recorder.calls) == 2
+
+
+def test_a_deep_body_stored_before_the_cap_dies_once_without_a_traceback(
+    settings: Settings, recorder: Recorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    from planner_operator.runtime.worker import Routes, Worker
+    from planner_operator.state.runs import RunStore
+
+    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+        inbox.insert(NewDelivery(id="composio:old-deep", source="composio", body=nested_body(500)))
+        with RunStore(settings.state_dir / "runs.db") as runs:
+            worker = Worker(
+                inbox=inbox,
+                routes=Routes(settings.ledger_db),
+                runs=runs,
+                executors=recorder.executors(),
+            )
+            assert worker.drain() == 1
+        stored = inbox.get("composio:old-deep")
+    assert stored is not None and stored.status == "dead" and stored.attempts == 1
+    assert "deeper than" in (stored.last_error or "")
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for a body we refuse"
+    assert recorder.calls == []
+
+
+# -- item 7: one bad delivery fails only itself ------------------------------------------------
+
+
+def test_a_lone_surrogate_in_the_trigger_id_does_not_fail_its_batch(tmp_path: Path) -> None:
+    state = Settings.resolve(state_dir=tmp_path, env={})
+    apply_triggers(state, default_triggers())
+    recorder = Recorder()
+    app = create_app(state, ENV, executors=recorder.executors())
+    bad = json.dumps(envelope(trigger_id="ti_\ud800")).encode()  # json writes the escape
+    assert b"\\ud800" in bad
+
+    async def burst(url: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            sends = [http.post(COMPOSIO, content=bad, headers=composio_headers("bad-1", bad))]
+            for n in range(40):
+                good = json.dumps(envelope(data={"subject": f"s{n}", "sender": "x"})).encode()
+                sends.append(
+                    http.post(COMPOSIO, content=good, headers=composio_headers(f"good-{n}", good))
+                )
+            return [r.status_code for r in await asyncio.gather(*sends)]
+
+    with run_app(app, lifespan="on") as url:
+        statuses = asyncio.run(burst(url))
+        wait_settled(state)
+    assert 503 not in statuses and statuses[1:] == [202] * 40, statuses
+    assert statuses[0] < 500
+    assert len(recorder.calls) == 40
+
+
+async def commit_all(committer: GroupCommitter, items: list[NewDelivery]) -> list[Any]:
+    await committer.start()
+    try:
+        return await asyncio.gather(*(committer.submit(d) for d in items), return_exceptions=True)
+    finally:
+        await committer.stop()
+
+
+def test_group_commit_isolates_a_delivery_the_inbox_cannot_store(tmp_path: Path) -> None:
+    unstorable = NewDelivery(id="x:bad", source="composio", body=b"{}", remote_id="ti_\ud800")
+    good = [NewDelivery(id=f"x:{n}", source="composio", body=b"{}") for n in range(10)]
+    with Inbox(tmp_path / FILE_NAME) as inbox:
+        results = asyncio.run(commit_all(GroupCommitter(inbox), [good[0], unstorable, *good[1:]]))
+        assert isinstance(results[1], UnicodeEncodeError)
+        assert results[:1] + results[2:] == [True] * 10
+        assert inbox.counts() == {"received": 10}
