@@ -129,19 +129,23 @@ class ManualClock:
 
 
 class ScaledClock:
-    """Real time running ``scale`` times faster (benchmarks, tests of real HTTP servers).
+    """Real time running ``scale`` times faster, from ``start`` (default: ``base``'s now).
 
     Sleeping really sleeps (for ``seconds / scale``) so threads and a real server keep their
-    ordering; only the readings are scaled. ``now()`` starts at ``base``'s time.
+    ordering; only the readings are scaled. With ``scale=1`` and a ``start`` it is the real
+    clock moved to another date: what tests of the whole app use, where background work
+    (leases, caches, polls) needs time to pass but the date must be a chosen one.
     """
 
-    def __init__(self, scale: float, *, base: Clock = SYSTEM) -> None:
+    def __init__(
+        self, scale: float = 1.0, *, start: datetime | None = None, base: Clock = SYSTEM
+    ) -> None:
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
         self.scale = scale
         self._base = base
         self._t0 = base.monotonic()
-        self._wall0 = base.now()
+        self._wall0 = base.now() if start is None else _utc(start)
 
     def now(self) -> datetime:
         return self._wall0 + timedelta(seconds=self.monotonic())

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import inngest
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import scheduling, specs
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
@@ -57,11 +58,22 @@ class Started:
 
 
 class JobRunner:
-    """Synchronous core shared by every scheduler."""
+    """Synchronous core shared by every scheduler.
 
-    def __init__(self, runs: RunStore, executors: Executors) -> None:
+    ``clock`` (default: the run store's) is "now" for a fire that names no time of its own;
+    the embedded scheduler and run-now read the same one, so a pinned clock pins every run.
+    """
+
+    def __init__(
+        self, runs: RunStore, executors: Executors, *, clock: clock_mod.Clock | None = None
+    ) -> None:
         self.runs = runs
         self.executors = executors
+        self.clock = clock or runs.clock
+
+    def fire_now(self, spec: Mapping[str, Any]) -> Fire:
+        """A fire at this moment (run-now: a person asking for one run)."""
+        return Fire.of(spec, self.clock.now())
 
     def claim(self, key: str, fire: Fire, run_id: str) -> str | None:
         """None when this run may go ahead; otherwise records the skip and returns why."""
@@ -143,7 +155,7 @@ class InngestJobHandler:
 
     async def __call__(self, key: str, spec: Mapping[str, Any], ctx: inngest.Context) -> Any:
         ts = ctx.event.ts
-        instant = datetime.fromtimestamp(ts / 1000, UTC) if ts else datetime.now(UTC)
+        instant = datetime.fromtimestamp(ts / 1000, UTC) if ts else self.runner.clock.now()
         fire = Fire.of(spec, instant)
         runs = self.runner.runs
         skipped = await asyncio.to_thread(self.runner.claim, key, fire, ctx.run_id)

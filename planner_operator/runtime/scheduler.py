@@ -93,12 +93,12 @@ class Scheduler:
         runner: JobRunner,
         load_jobs: Callable[[], list[Job]],
         *,
-        clock: clock_mod.Clock = clock_mod.SYSTEM,
+        clock: clock_mod.Clock | None = None,
         jitter: float = 0.0,
     ) -> None:
         self.runner = runner
         self.load_jobs = load_jobs
-        self.clock = clock
+        self.clock = clock or runner.clock  # one clock for fires and run rows
         self.jitter = jitter
         self.jobs: dict[str, Job] = {}
         self.heap: list[_Entry] = []

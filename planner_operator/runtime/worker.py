@@ -23,7 +23,6 @@ import os
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any, Literal
 
 from planner_operator import telemetry
 from planner_operator.backends.composio import payloads
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.records import Delivery
 from planner_operator.errors import PermanentError, RetryableError, TemplateError
@@ -61,9 +61,16 @@ class Routes:
     deleted yet) still route their in-flight events, to their own applied spec.
     """
 
-    def __init__(self, ledger_path: Path, *, max_age: float = 2.0) -> None:
+    def __init__(
+        self,
+        ledger_path: Path,
+        *,
+        max_age: float = 2.0,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+    ) -> None:
         self.ledger_path = Path(ledger_path)
         self.max_age = max_age
+        self.clock = clock
         self._by_id: dict[str, events.Route] = {}
         self._by_key: dict[str, events.Route] = {}
         self._loaded = float("-inf")
@@ -78,10 +85,10 @@ class Routes:
             route = events.Route(e.key, e.remote_id, e.backend, dict(e.spec))
             by_id.setdefault(e.remote_id, route)
             by_key.setdefault(e.key, route)
-        self._by_id, self._by_key, self._loaded = by_id, by_key, time.monotonic()
+        self._by_id, self._by_key, self._loaded = by_id, by_key, self.clock.monotonic()
 
     def age(self) -> float:
-        return time.monotonic() - self._loaded
+        return self.clock.monotonic() - self._loaded
 
     def refresh(self, max_age: float | None = None) -> None:
         limit = self.max_age if max_age is None else max_age
@@ -174,8 +181,10 @@ class Worker:
         executors: Executors,
         config: WorkerConfig | None = None,
         owner: str | None = None,
+        clock: clock_mod.Clock | None = None,
     ) -> None:
         self.inbox = inbox
+        self.clock = clock or inbox.clock  # retry times compare with the inbox's "now"
         self.routes = routes
         self.runs = runs
         self.executors = executors
@@ -194,7 +203,9 @@ class Worker:
             log.exception("delivery %s: unexpected error", d.id)
             outcome = self._retry(d, f"{type(exc).__name__}: {exc}", None, "error")
         telemetry.inbox_processed(outcome.status)
-        retry_at = time.time() + outcome.retry_in if outcome.retry_in is not None else None
+        retry_at = (
+            clock_mod.epoch(self.clock) + outcome.retry_in if outcome.retry_in is not None else None
+        )
         try:
             kept = self.inbox.settle(
                 d.id,
@@ -392,7 +403,7 @@ class Worker:
                         claimed = await loop.run_in_executor(
                             db_pool, self.inbox.claim, self.owner, free, self.config.lease
                         )
-                    now = time.monotonic()
+                    now = self.clock.monotonic()
                     if in_flight and now >= next_beat:
                         ids = list(in_flight)
                         beat = functools.partial(self.inbox.heartbeat, ids, self.owner)

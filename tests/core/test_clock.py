@@ -109,3 +109,14 @@ def test_scaled_clock_reads_a_manual_base() -> None:
     assert clock.now() == datetime(2026, 3, 29, 0, 31, tzinfo=UTC)
     clock.sleep(120.0)  # two scaled minutes are two base seconds
     assert base.slept == [2.0]
+
+
+def test_scaled_clock_from_a_chosen_start_is_the_real_clock_on_another_date() -> None:
+    start = datetime(2026, 10, 25, 0, 59, 59, tzinfo=UTC)
+    clock = ScaledClock(start=start)
+    first = clock.now()
+    assert first.tzinfo is UTC and timedelta(0) <= first - start < timedelta(seconds=1)
+    clock.sleep(0.01)
+    assert clock.now() > first
+    with pytest.raises(ValueError, match="aware"):
+        ScaledClock(start=datetime(2026, 10, 25))

@@ -16,13 +16,14 @@ URLs in messages lose their query string (it may carry tokens).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.errors import (
     AuthError,
@@ -51,7 +52,9 @@ class HttpExecutor:
         client: httpx.Client | None = None,
         platform_url: str | None = None,
         chat_path: str = CHAT_PATH,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
+        self.clock = clock  # turns an HTTP-date Retry-After into a delay
         if not chat_url and platform_url:
             chat_url = platform_url.rstrip("/") + "/" + chat_path.lstrip("/")
         self.chat_url = chat_url
@@ -115,14 +118,16 @@ class HttpExecutor:
             raise RetryableError(
                 f"POST {where} failed: {type(exc).__name__}", backend="executor"
             ) from exc
-        raise_for_status(response, where)
+        raise_for_status(response, where, clock=self.clock)
         try:
             return response.json()
         except ValueError:
             return {"status": response.status_code}
 
 
-def raise_for_status(response: httpx.Response, where: str) -> None:
+def raise_for_status(
+    response: httpx.Response, where: str, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> None:
     """Translate an HTTP error status into our error tree (``where``: the redacted URL)."""
     status = response.status_code
     if status < 400:
@@ -130,7 +135,7 @@ def raise_for_status(response: httpx.Response, where: str) -> None:
     what = f"POST {where} answered {status}"
     if status in _RETRYABLE or status >= 500:
         raise RetryableError(
-            what, backend="executor", status=status, retry_after=retry_after(response)
+            what, backend="executor", status=status, retry_after=retry_after(response, clock)
         )
     if status in (401, 403):
         raise AuthError(what, backend="executor", status=status)
@@ -162,7 +167,7 @@ def _where(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}{parsed.path}"
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response, clock: clock_mod.Clock) -> float | None:
     """``Retry-After`` as seconds: a number, or an HTTP date."""
     value = response.headers.get("retry-after", "").strip()
     if not value:
@@ -175,4 +180,4 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - clock.now()).total_seconds())

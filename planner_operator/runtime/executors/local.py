@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.state import db
 
 COMPONENT = "outbox"
@@ -57,8 +57,12 @@ class LocalOutbox(db.Store):
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str) -> None:
-        super().__init__(path, check_same_thread=False)  # one connection, used from threads
+    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
+        # one connection, used from threads
+        super().__init__(path, check_same_thread=False, clock=clock)
+
+    def _now(self) -> str:
+        return clock_mod.iso(self.clock, "milliseconds")
 
     def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
         run_key = context.get("run_key")
@@ -72,7 +76,7 @@ class LocalOutbox(db.Store):
             thread_id = f"thr_{secrets.token_hex(8)}"
             self._conn.execute(
                 "INSERT INTO outbox_threads VALUES (?, ?, ?, ?, ?, ?)",
-                (thread_id, run_key, agent, message, _json(context), _now()),
+                (thread_id, run_key, agent, message, _json(context), self._now()),
             )
         return thread_id
 
@@ -89,7 +93,7 @@ class LocalOutbox(db.Store):
             self._conn.execute(
                 "INSERT INTO outbox_workflows (id, run_key, workflow, input, context, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, run_key, workflow, _json(input), _json(context), _now()),
+                (run_id, run_key, workflow, _json(input), _json(context), self._now()),
             )
         return {"workflow_run_id": run_id, "status": "queued"}
 
@@ -123,7 +127,7 @@ class LocalOutbox(db.Store):
                     workflow,
                     _json(input),
                     _json(context),
-                    _now(),
+                    self._now(),
                     json.dumps(result, sort_keys=True, default=str),
                 ),
             )
@@ -176,7 +180,3 @@ class LocalOutbox(db.Store):
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")

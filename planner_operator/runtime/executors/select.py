@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
@@ -27,9 +28,14 @@ from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.runtime.executors.workflows import Registry, WorkflowRunner
 
 
-def from_env(settings: Settings, env: Mapping[str, str] | None = None) -> Executors:
+def from_env(
+    settings: Settings,
+    env: Mapping[str, str] | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+) -> Executors:
     env = variables.environ(env)
-    outbox = LocalOutbox(settings.outbox_db)
+    outbox = LocalOutbox(settings.outbox_db, clock=clock)
     platform = variables.PLATFORM_URL.read(env)
     chat_url = variables.CHAT_URL.read(env)
     workflow_url = variables.WORKFLOW_URL.read(env)
@@ -42,6 +48,7 @@ def from_env(settings: Settings, env: Mapping[str, str] | None = None) -> Execut
             chat_path=variables.CHAT_PATH.read(env),
             token=variables.PLATFORM_TOKEN.read(env),
             timeout=variables.EXECUTOR_TIMEOUT.read(env),
+            clock=clock,
         )
     chat = remote if remote is not None and remote.chat_url else outbox
     workflow = WorkflowRunner(
@@ -50,5 +57,6 @@ def from_env(settings: Settings, env: Mapping[str, str] | None = None) -> Execut
         state_dir=settings.state_dir,
         fallback=remote if workflow_url else None,
         env=env,
+        clock=clock,
     )
     return Executors(chat=chat, workflow=workflow)

@@ -13,18 +13,18 @@ do the shipped examples: they stand in for the platform only when there is none.
 unknown id is a permanent error naming the three ways to register it.
 
 A Python workflow is ``fn(input, context) -> JSON-able`` (or ``fn(input)``); ``context`` has the
-run key (the idempotency key: for an event, its delivery id), the resource key and the
-operator's ``state_dir``. Local runs are journaled by run key in the outbox database, so a
-retried or re-delivered run returns the first result instead of running again. An Inngest target
-sends one event whose ``id`` is the run key (Inngest dedupes on it for 24 h; the inbox covers
-7 days).
+run key (the idempotency key: for an event, its delivery id), the resource key, the
+operator's ``state_dir`` and ``now`` (ISO 8601 UTC from the operator's clock: a workflow that
+looks back "the last 24 h" reads it rather than the system time, so tests can pin it). Local
+runs are journaled by run key in the outbox database, so a retried or re-delivered run returns
+the first result instead of running again. An Inngest target sends one event whose ``id`` is
+the run key (Inngest dedupes on it for 24 h; the inbox covers 7 days).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 import httpx
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.errors import PermanentError
 from planner_operator.runtime.executors.base import WorkflowExecutor
@@ -149,13 +150,15 @@ class WorkflowRunner:
         fallback: WorkflowExecutor | None = None,
         env: Mapping[str, str] | None = None,
         client: httpx.Client | None = None,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.registry = registry
+        self.clock = clock
         self.journal = journal
         self.state_dir = Path(state_dir)
         self.fallback = fallback
         self.env = dict(variables.environ(env))
-        self._http = HttpExecutor(client=client)
+        self._http = HttpExecutor(client=client, clock=clock)
 
     def close(self) -> None:
         self._http.close()
@@ -187,7 +190,12 @@ class WorkflowRunner:
             if done:
                 return result
         fn = self.registry.load(workflow)
-        local_context = {**context, "workflow": workflow, "state_dir": str(self.state_dir)}
+        local_context = {
+            **context,
+            "workflow": workflow,
+            "state_dir": str(self.state_dir),
+            "now": clock_mod.iso(self.clock),
+        }
         result = call(fn, input, local_context)
         return self.journal.record_workflow(
             workflow=workflow, input=input, context=context, result=result
@@ -210,7 +218,7 @@ class WorkflowRunner:
                 "name": event,
                 "data": {"input": dict(input), "context": dict(context)},
                 "id": key,  # Inngest's idempotency key: the delivery id
-                "ts": int(time.time() * 1000),
+                "ts": int(clock_mod.epoch(self.clock) * 1000),
             }
         ]
         shown = f"{config.event_api_base_url}/e/<event key>"

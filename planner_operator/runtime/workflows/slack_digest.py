@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.state.runs import RunStore
@@ -23,7 +24,8 @@ from planner_operator.state.runs import RunStore
 def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     agent = str(context.get("key", "")).split("/", 1)[0] or str(input.get("agent", ""))
     hours = float(input.get("hours") or 24)
-    since = datetime.now(UTC) - timedelta(hours=hours)
+    now = _now(context)
+    since = now - timedelta(hours=hours)
     state_dir = context.get("state_dir") or variables.STATE_DIR.default
     path = Settings.at(Path(str(state_dir))).runs_db
     events: list[tuple[str, str]] = []
@@ -33,7 +35,7 @@ def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
                 if datetime.fromisoformat(r.started_at) >= since and r.status == "succeeded":
                     events.append((r.key.rsplit("/", 1)[-1], r.rendered or ""))
     counts = Counter(name for name, _ in events)
-    day = input.get("day") or datetime.now(UTC).date().isoformat()
+    day = input.get("day") or now.date().isoformat()
     lines = [f"Digest for {agent or 'the agent'} ({day}), last {hours:g} h:"]
     if not events:
         lines.append("- nothing happened")
@@ -47,3 +49,13 @@ def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
         "posted": False,
         "note": "local: composed from run history, not posted (no Slack connection here)",
     }
+
+
+def _now(context: Mapping[str, Any]) -> datetime:
+    """The run's "now" from the operator's clock (``context["now"]``); called without one (a
+    script, a test), the system clock's."""
+    given = context.get("now")
+    if not given:
+        return clock_mod.SYSTEM.now()
+    moment = datetime.fromisoformat(str(given))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
