@@ -59,6 +59,20 @@ def summarize(outcome: Outcome) -> tuple[str, bool]:
     return text + ("" if ok else f" ({'; '.join(problems)})"), ok
 
 
+def applied_lines(outcome: Outcome) -> list[str]:
+    """One line per change the apply made: what it did, to which resource, which fields."""
+    if outcome.applied is None:
+        return []
+    lines = []
+    for item in outcome.applied.items:
+        change = item.change
+        fields = sorted({d.path.split(".", 1)[0] for d in change.diff})
+        what = f" ({', '.join(fields)})" if fields else ""
+        result = "ok" if item.ok else f"FAILED: {item.error}"
+        lines.append(f"{change.op.value} {change.key}{what}: {result}")
+    return lines
+
+
 def run_cycle(
     spec: SourceSpec,
     settings: Settings,
@@ -77,6 +91,8 @@ def run_cycle(
     summary, ok = summarize(outcome)
     revision = str(outcome.plan.revision) if outcome.plan.revision else "?"
     (log.info if ok else log.warning)("watch %s: %s: %s", trigger, revision, summary)
+    for line in applied_lines(outcome):
+        log.info("  %s", line)
     for error in outcome.plan.load_errors:
         log.warning("  %s", error)
     return Cycle(trigger, revision, summary, ok)

@@ -230,6 +230,9 @@ class Scheduler:
             return None
         catchup = (job.key, fire.utc) in self._catchups
         self._catchups.discard((job.key, fire.utc))
+        log.info(
+            "%s: fire for %s (%s)%s", job.key, fire.slot, run_id, " catch-up" if catchup else ""
+        )
         try:
             self._count(job.key, fires=1, slot=fire.slot.isoformat(timespec="minutes"))
             return self.runner.run(

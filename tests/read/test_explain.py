@@ -252,11 +252,26 @@ def test_slots_before_creation_are_not_applied() -> None:
     history = [hist("create", utc(2026, 3, 3, 12), spec)]
     t = timeline(spec, [], utc(2026, 3, 2), utc(2026, 3, 4, 12), history=history)
     assert [s[1:] for s in slots(t)] == [
-        ("not applied", "not applied: before the job was created"),
-        ("not applied", "not applied: before the job was created"),
+        ("not applied", "before the job was created"),
+        ("not applied", "before the job was created"),
         ("no run", explain._no_run_hint("local")),
     ]
     assert [line.status for line in t.lines if line.kind == "change"] == ["created"]
+
+
+def test_no_line_repeats_its_status_in_its_text() -> None:
+    """The text view prints status then text: `not applied  not applied: ...` said it twice."""
+    spec = job_spec("0 9 * * *")
+    history = [
+        hist("create", utc(2026, 3, 3, 12), spec),
+        hist("delete", utc(2026, 3, 5, 12), spec),
+    ]
+    t = timeline(spec, [], utc(2026, 3, 2), utc(2026, 3, 7), history=history)
+    for line in t.lines:
+        assert not line.text.startswith(line.status), line
+    rendered = timeline_text(t, utc=True)
+    for status in ("not applied", "created", "deleted", "upcoming"):
+        assert f"{status}  {status}" not in rendered and f"{status}: " not in rendered
 
 
 def test_no_history_assumes_current_spec_and_says_so() -> None:
@@ -277,8 +292,8 @@ def test_no_run_hint_names_the_backend_and_recent_or_future_slots() -> None:
     )
     assert [s[1:] for s in slots(t)] == [
         ("no run", explain._no_run_hint("inngest")),
-        ("no run", "due: no run recorded yet (may be starting)"),
-        ("upcoming", "upcoming"),
+        ("no run", "due: nothing recorded yet (may be starting)"),
+        ("upcoming", "not due yet"),
     ]
     assert "Inngest did not call" in explain._no_run_hint("inngest")
 

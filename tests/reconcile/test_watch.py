@@ -190,3 +190,23 @@ def test_push_wakes_the_poller(remote: tuple[git.Repo, Path], settings: Settings
     assert [c.trigger for c in seen] == ["start", "push"]
     with Ledger(settings.ledger_db) as ledger:
         assert json.loads(ledger.get_meta("last_reconcile") or "{}")["counts"]["update"] == 1
+
+
+def test_each_applied_change_is_logged_with_its_resource_and_fields(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from planner_operator.reconcile import plan as plan_mod
+    from planner_operator.reconcile.engine import SourceSpec
+    from planner_operator.reconcile.watch import run_cycle
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "a1.yaml").write_text(agent(1))
+    spec, options = SourceSpec(path=agents), plan_mod.PlanOptions()
+    with caplog.at_level("INFO", logger="planner_operator"):
+        run_cycle(spec, settings, options, "start")
+        (agents / "a1.yaml").write_text(agent(1, "0 10 * * *"))
+        run_cycle(spec, settings, options, "change")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "  create a1/jobs/daily: ok" in messages
+    assert "  update a1/jobs/daily (schedule): ok" in messages

@@ -181,3 +181,14 @@ def test_heap_holds_one_entry_per_job_for_many_jobs(world: World) -> None:
     world.scheduler.reload()
     assert len(world.scheduler.heap) == 2000
     assert world.scheduler.next_at() == datetime(2026, 3, 7, 12, 1, tzinfo=UTC)
+
+
+def test_each_fire_is_logged_with_its_slot_and_run(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.jobs = [Job("a/jobs/daily", ny("0 9 * * *"))]
+    world.scheduler.reload()
+    with caplog.at_level("INFO", logger="planner_operator"):
+        world.run_until(datetime(2026, 3, 8, 0, 0, tzinfo=UTC))
+    [line] = [r.getMessage() for r in caplog.records if "fire for" in r.getMessage()]
+    assert line.startswith("a/jobs/daily: fire for 2026-03-07 09:00:00 (sched-")

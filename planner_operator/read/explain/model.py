@@ -241,7 +241,7 @@ def _slot(
         used.add(id(group))
     if not period.exists:
         what = "before the job was created" if period.end else "after the job was deleted"
-        return replace(base, status="not applied", text=f"not applied: {what}")
+        return replace(base, status="not applied", text=what)
     if not specs.enabled(period.spec):
         rev = period.since.revision if period.since else ""
         text = "paused: enabled: false then" + (f" (revision {_short(rev)})" if rev else "")
@@ -257,9 +257,9 @@ def _slot(
             text = f"{why} (one of the slots folded into one summary row)"
             return replace(base, status="skipped", text=text)
     if fire.utc > now:
-        return replace(base, status="upcoming", text="upcoming")
+        return replace(base, status="upcoming", text="not due yet")
     if now - fire.utc < DUE_GRACE:
-        return replace(base, status="no run", text="due: no run recorded yet (may be starting)")
+        return replace(base, status="no run", text="due: nothing recorded yet (may be starting)")
     return replace(base, status="no run", text=_no_run_hint(period.backend))
 
 
@@ -331,14 +331,14 @@ def _change(period: _Period, before: _Period | None) -> Line:
     at = _utc(row.at)
     rev = f" at revision {_short(row.revision)}" if row.revision else ""
     if row.op == "delete":
-        return Line(at, "change", "deleted", "deleted: removed from the agent files")
+        return Line(at, "change", "deleted", "removed from the agent files")
     new = period.spec
     what = f"{new.get('schedule')} ({specs.timezone(new)})"
     if row.op == "create" or before is None or not before.exists:
         state = "" if specs.enabled(new) else ", paused"
-        return Line(at, "change", "created", f"created: {what}{state}{rev}")
+        return Line(at, "change", "created", f"{what}{state}{rev}")
     if row.op == "adopt":
-        return Line(at, "change", "adopted", f"adopted {row.remote_id}: {what}{rev}")
+        return Line(at, "change", "adopted", f"{row.remote_id}: {what}{rev}")
     old = before.spec
     parts = []
     old_job, new_job = job_of(old), job_of(new)
@@ -372,15 +372,15 @@ _CHANGES = (
 def _no_run_hint(backend: str) -> str:
     if backend == "local":
         return (
-            "no run recorded: the embedded scheduler was not running then (it runs inside "
+            "nothing recorded: the embedded scheduler was not running then (it runs inside "
             "`planner-operator serve`/`run` on the local backend; check that process's log)"
         )
     if backend == "inngest":
         return (
-            "no run recorded: Inngest did not call the function for this slot (check the "
+            "nothing recorded: Inngest did not call the function for this slot (check the "
             "function's runs in Inngest and that /api/inngest was reachable and in sync)"
         )
-    return f"no run recorded: the {backend} backend did not fire this slot (check its logs)"
+    return f"nothing recorded: the {backend} backend did not fire this slot (check its logs)"
 
 
 # -- small helpers ------------------------------------------------------------------------------
