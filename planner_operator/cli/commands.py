@@ -35,10 +35,11 @@ from planner_operator.errors import (
 )
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import render, source
-from planner_operator.reconcile.apply import ItemResult, Progress
+from planner_operator.reconcile.apply import ApplyResult, ItemResult, Progress
 from planner_operator.reconcile.engine import SourceSpec, read_actual, session
 from planner_operator.reconcile.engine import reconcile as run_reconcile
 from planner_operator.reconcile.plan import PlanOptions
+from planner_operator.reconcile.render import jsonout
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.lock import ApplyLock
 
@@ -241,10 +242,12 @@ def reconcile(args: ReconcileArgs) -> int:
         sys.stdout.flush()  # before the apply's progress lines on stderr, even under a pipe
 
     def approve(plan: plan_mod.Plan) -> bool:
-        show(plan)
-        if args.yes or not plan.has_changes:
-            return True
-        return _ask(plan)
+        asking = not args.yes and plan.has_changes
+        if args.fmt != "json":
+            show(plan)
+        elif asking:  # stdout gets one document, after the apply; the review goes to stderr
+            print(render.render(plan, fmt, now=datetime.now(UTC)), file=sys.stderr)
+        return _ask(plan) if asking else True
 
     with _progress(enabled=not args.dry_run) as progress:
         outcome = run_reconcile(
@@ -262,19 +265,30 @@ def reconcile(args: ReconcileArgs) -> int:
         print("Apply cancelled: nothing was changed.", file=sys.stderr)
         return 1
     if outcome.applied is not None:
-        failed = outcome.applied.failed
-        done = len(outcome.applied.succeeded)
-        summary = f"Apply: {done} change(s) applied, {len(failed)} failed."
-        print(summary, file=sys.stderr if args.fmt == "json" else sys.stdout)
-        for item in failed:
+        applied = outcome.applied
+        if args.fmt == "json":
+            out(jsonout.render_applied(plan, applied))
+        print(_apply_summary(applied), file=sys.stderr if args.fmt == "json" else sys.stdout)
+        for item in applied.failed:
             print(f"error: {item.change.key}: {item.error}", file=sys.stderr)
-        if failed:
+        for problem in applied.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        if not applied.ok:
             return 1
     if plan.load_errors or plan.blocked:
         return 1
     if args.dry_run and args.detailed_exitcode and plan.has_changes:
         return 2
     return 0
+
+
+def _apply_summary(result: ApplyResult) -> str:
+    """One line; a failed once-per-apply step (an Inngest sync, its read-back) is named in it,
+    because the writes it follows do not take effect without it."""
+    counts = f"{len(result.succeeded)} change(s) applied, {len(result.failed)} failed"
+    if not result.problems:
+        return f"Apply: {counts}."
+    return f"Apply failed: {counts}; {'; '.join(result.problems)}"
 
 
 def _ask(plan: plan_mod.Plan) -> bool:

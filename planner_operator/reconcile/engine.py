@@ -22,7 +22,7 @@ from planner_operator.backends.select import Backends, Finisher, Preflight, open
 from planner_operator.config import desired as desired_mod
 from planner_operator.config.loader import LoadedFile
 from planner_operator.core.settings import Settings
-from planner_operator.errors import ConfigError
+from planner_operator.errors import ConfigError, PlannerError
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import source
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
@@ -215,10 +215,13 @@ def reconcile(
 
 def finish(backends: Backends, result: ApplyResult) -> ApplyResult:
     """Run each backend's once-per-apply step (e.g. sync and verify); problems fail the apply."""
-    problems = []
+    problems: list[str] = []
     for backend in backends.by_kind.values():
         if isinstance(backend, Finisher):
-            problems.extend(backend.finish())
+            try:
+                problems.extend(backend.finish())
+            except PlannerError as exc:  # e.g. the read-back could not reach the server
+                problems.append(f"{backend.info.name}: {exc}")
     if not problems:
         return result
     return ApplyResult(result.items, tuple(problems))

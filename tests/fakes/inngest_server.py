@@ -124,6 +124,9 @@ class FakeFaults:
 
     register_500: int = 0  # next N registers answer 500 {"error": ...}
     register_400: int = 0  # next N registers answer 400 {"error": ...} (SDK: PUT 200 + error)
+    register_drop: int = 0  # next N registers: close the socket without answering
+    list_without_crons: bool = False  # the read-back lists functions without cron triggers
+    read_back_500: int = 0  # once a register is accepted, the next N function reads answer 500
     slow_seconds: float = 0.0  # delay every response by this much
     drop_connection: int = 0  # next N requests of any kind: close the socket, no response
     forget_crons_after_restart: bool = False  # restart() unschedules every cron
@@ -159,11 +162,10 @@ class FakeFunction:
         step = steps.get("step") or next(iter(steps.values()))
         return int(step.get("retries", {}).get("attempts", DEFAULT_RETRIES)) + 1
 
-    def to_api(self, app: FakeApp, env_id: str) -> dict[str, Any]:
+    def to_api(self, app: FakeApp, env_id: str, *, crons: bool = True) -> dict[str, Any]:
         """The ``cqrs.Function`` JSON that ``GET /v1/apps/{app}/functions`` lists."""
-        triggers = [
-            t for t in self.config.get("triggers", []) if self.crons_scheduled or "cron" not in t
-        ]
+        scheduled = crons and self.crons_scheduled
+        triggers = [t for t in self.config.get("triggers", []) if scheduled or "cron" not in t]
         config = {**self.config, "id": self.internal_id, "slug": self.slug, "triggers": triggers}
         return {
             "internal_id": self.internal_id,
@@ -370,6 +372,7 @@ class FakeInngest:
         self.call_timeout = 30.0
         self.clock: Callable[[], float] = time.time  # for the 24 h event dedupe window
         self._event_ids: dict[str, tuple[float, str]] = {}
+        self._synced_since_fault = False  # arms faults.read_back_500
         self._lock = threading.RLock()
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -440,7 +443,8 @@ class FakeInngest:
             app = self.apps.get(app_id)
             if app is None:
                 return []
-            return [fn.to_api(app, self.env_id) for fn in app.functions.values()]
+            crons = not self.faults.list_without_crons
+            return [fn.to_api(app, self.env_id, crons=crons) for fn in app.functions.values()]
 
     def find_function(self, function_id: str) -> tuple[FakeApp, FakeFunction]:
         with self._lock:
@@ -474,6 +478,10 @@ class FakeInngest:
         ):
             if not self._authorized(headers):
                 return 401, {"error": "No auth found", "status": 401}
+            with self._lock:
+                if self._synced_since_fault and self.faults.read_back_500 > 0:
+                    self.faults.read_back_500 -= 1
+                    return 500, {"error": "fake inngest: injected read error", "status": 500}
             return 200, self.functions(urllib.parse.unquote(parts[2]))
         if method == "POST" and len(parts) == 2 and parts[0] == "e":
             return self._receive_events(urllib.parse.unquote(parts[1]), body)
@@ -493,6 +501,9 @@ class FakeInngest:
             if self.faults.register_400 > 0:
                 self.faults.register_400 -= 1
                 return 400, {"error": "fake inngest: injected bad request"}
+            if self.faults.register_drop > 0:
+                self.faults.register_drop -= 1
+                return None
         if not self._authorized(headers):
             return 401, {"error": "authentication failed: signing key mismatch"}
         try:
@@ -502,6 +513,7 @@ class FakeInngest:
         if problem := _register_problem(body):
             return 400, {"error": problem}
         env = headers.get("x-inngest-env") or ("production" if self.production else "dev")
+        self._synced_since_fault = True
         checksum = hashlib.sha256(canonical_json({"request": body, "env": env})).hexdigest()
         with self._lock:
             app = self.apps.get(body["appname"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError
+from planner_operator.reconcile.apply import ApplyResult
 from planner_operator.reconcile.plan import Change, Drift, FieldChange, Op, Plan
 from planner_operator.reconcile.render import text
 
@@ -25,6 +26,29 @@ def render_json(plan: Plan) -> str:
     """Deterministic, indented JSON with a trailing newline."""
     body = json.dumps(plan_to_dict(plan), sort_keys=True, indent=2, ensure_ascii=False, default=str)
     return body + "\n"
+
+
+def render_applied(plan: Plan, result: ApplyResult) -> str:
+    """The plan document after an apply: ``apply`` says how it went, ``ok`` covers both.
+
+    One document, written once the apply is over, so a CI gate reading ``ok`` cannot be told
+    a run succeeded when the sync that makes the writes take effect failed.
+    """
+    document = plan_to_dict(plan)
+    document["apply"] = apply_to_dict(result)
+    document["ok"] = plan.ok and result.ok
+    return json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def apply_to_dict(result: ApplyResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "applied": len(result.succeeded),
+        "failed": [
+            {"key": i.change.key, "op": i.change.op.value, "error": i.error} for i in result.failed
+        ],
+        "problems": list(result.problems),
+    }
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:

@@ -191,3 +191,22 @@ def test_drift_and_unmanaged_keys_are_documented() -> None:
 def test_render_rejects_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown plan format"):
         render(sample_plan(), "yaml", now=NOW)  # type: ignore[arg-type]
+
+
+def test_applied_document_adds_a_documented_apply_section_and_ok_covers_it() -> None:
+    from planner_operator.reconcile.apply import ApplyResult, ItemResult
+    from planner_operator.reconcile.render.jsonout import render_applied
+
+    sample = sample_plan()
+    [first, *_] = sample.actionable
+    result = ApplyResult((ItemResult(first, True),), ("inngest: sync failed: status 500",))
+    doc = json.loads(render_applied(sample, result))
+    assert set(doc) == TOP | {"apply"}
+    assert set(doc["apply"]) == _documented("`apply`")
+    assert doc["apply"] == {
+        "ok": False,
+        "applied": 1,
+        "failed": [],
+        "problems": ["inngest: sync failed: status 500"],
+    }
+    assert doc["ok"] is False

@@ -1,0 +1,112 @@
+"""`reconcile` on the Inngest backend through the CLI: a failed sync or read-back fails the run.
+
+The library result (``ApplyResult.ok``) already knew; what users and CI see is the exit code,
+the summary line and the JSON document, so these tests check those.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from planner_operator.cli.main import app
+from tests.fakes.inngest_server import FakeInngest
+
+runner = CliRunner()
+
+JOB = (
+    "name: A\nplanner:\n  jobs:\n    - name: only\n      schedule: '@hourly'\n"
+    "      action: {workflow: {id: wf}}\n"
+)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInngest]:
+    for name in list(os.environ):
+        if name.startswith(("INNGEST_", "COMPOSIO_", "PLANNER_")):
+            monkeypatch.delenv(name)
+    with FakeInngest() as server:
+        monkeypatch.setenv("INNGEST_DEV", server.base_url)
+        monkeypatch.setenv("PLANNER_TRIGGER_BACKEND", "local")
+        yield server
+
+
+def reconcile(tmp_path: Path, *extra: str) -> tuple[int, str, str]:
+    agents = tmp_path / "agents"
+    agents.mkdir(exist_ok=True)
+    (agents / "a.yaml").write_text(JOB)
+    args = ["reconcile", "--yes", "--path", str(agents), "--state-dir", str(tmp_path / "state")]
+    result = runner.invoke(app, [*args, *extra])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _500(fake: FakeInngest) -> None:
+    fake.faults.register_500 = 1
+
+
+def _400(fake: FakeInngest) -> None:
+    fake.faults.register_400 = 1
+
+
+def _drop(fake: FakeInngest) -> None:
+    fake.faults.register_drop = 1
+
+
+def _no_crons(fake: FakeInngest) -> None:
+    fake.faults.list_without_crons = True
+
+
+def _read_back_500(fake: FakeInngest) -> None:
+    fake.faults.read_back_500 = 1
+
+
+FAULTS: dict[str, Callable[[FakeInngest], None]] = {
+    "read-back-500": _read_back_500,
+    "register-500": _500,
+    "register-400": _400,
+    "register-dropped": _drop,
+    "read-back-without-crons": _no_crons,
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_failed_sync_or_read_back_exits_1_and_says_so(
+    fault: str, fake: FakeInngest, tmp_path: Path
+) -> None:
+    FAULTS[fault](fake)
+    code, out, err = reconcile(tmp_path)
+    assert code == 1, (out, err)
+    assert "Apply: 1 change(s) applied, 0 failed." not in out
+    assert "sync" in out.lower() or "inngest" in out.lower(), out
+    assert "error: inngest:" in err, err
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_failed_sync_or_read_back_is_not_ok_in_json(
+    fault: str, fake: FakeInngest, tmp_path: Path
+) -> None:
+    FAULTS[fault](fake)
+    code, out, _ = reconcile(tmp_path, "--format", "json")
+    assert code == 1
+    document = json.loads(out)  # one document on stdout, written after the apply
+    assert document["ok"] is False
+    assert document["apply"]["ok"] is False
+    assert document["apply"]["failed"] == []  # the item was written; the sync was not
+    [problem] = document["apply"]["problems"]
+    assert problem.startswith("inngest:")
+
+
+def test_good_sync_exits_0_and_json_says_applied(fake: FakeInngest, tmp_path: Path) -> None:
+    code, out, _ = reconcile(tmp_path, "--format", "json")
+    assert code == 0, out
+    document = json.loads(out)
+    assert document["ok"] is True
+    assert document["apply"] == {"ok": True, "applied": 1, "failed": [], "problems": []}
+    code, out, _ = reconcile(tmp_path)
+    assert code == 0 and "No changes." in out
