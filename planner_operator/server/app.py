@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.routing import Route
 
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.server import auth, metrics, webhooks, webhooks_openapi
@@ -39,7 +39,7 @@ def create_app(
     ``PLANNER_WORKER``, on). ``bind_host`` is where the server listens: off loopback, reads
     need the API token too (``api/auth.py``). Raises ``AuthError`` when an applied trigger's
     webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty."""
-    env = os.environ if env is None else env
+    env = variables.environ(env)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     token = auth.load_token(settings, env)  # refuse to start before anything else runs
     runtime = server_runtime.build(settings, env, executors=executors, worker=worker)

@@ -39,13 +39,15 @@ from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from planner_operator.core import settings as settings_mod
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import AuthError, StateError
 
 log = logging.getLogger("planner_operator.server.auth")
 
-ENV_TOKEN = "PLANNER_API_TOKEN"
-TOKEN_FILE = "api-token"
+ENV_TOKEN = variables.API_TOKEN.name
+TOKEN_FILE = settings_mod.API_TOKEN_FILE
 COOKIE_NAME = "planner_session"
 SESSION_MAX_AGE = 12 * 3600  # seconds; the browser forgets it sooner when closed
 DASHBOARD_PREFIX = "/planner"
@@ -117,17 +119,17 @@ def load_token(settings: Settings, env: Mapping[str, str]) -> ApiToken:
     silently fall back to a file nobody knows about) and ``StateError`` for a file others can
     read or that cannot be written.
     """
-    if ENV_TOKEN in env:
-        value = env[ENV_TOKEN].strip()
+    value = variables.API_TOKEN.read(env)  # "" when set but empty
+    if value is not None:
         if not value:
             raise AuthError(
                 f"{ENV_TOKEN} is set but empty: set it to a long random value (e.g. "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), or unset it to "
-                f"use the generated token in {settings.state_dir / TOKEN_FILE}",
+                f"use the generated token in {settings.api_token_file}",
                 backend="api",
             )
         return ApiToken(value, f"the environment variable {ENV_TOKEN}")
-    path = settings.state_dir / TOKEN_FILE
+    path = settings.api_token_file
     created = False
     if not path.exists():
         created = _create_token_file(path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -25,8 +24,8 @@ from fastapi import FastAPI, Request, Response
 from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalScheduleBackend
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
-from planner_operator.errors import SourceError
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 from planner_operator.reconcile.watch import record as watch_record
@@ -38,8 +37,7 @@ from planner_operator.server.signatures import SignatureError, verify_github
 
 log = logging.getLogger("planner_operator.operator")
 
-ENV_GIT_SECRET = "PLANNER_GIT_WEBHOOK_SECRET"
-ENV_JITTER = "PLANNER_SCHEDULER_JITTER"
+ENV_GIT_SECRET = variables.GIT_WEBHOOK_SECRET.name
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def build(
     grace: float = 30.0,
     bind_host: str = "127.0.0.1",
 ) -> FastAPI:
-    env = os.environ if env is None else env
+    env = variables.environ(env)
     app = create_app(settings, env, bind_host=bind_host)
     runtime: Runtime = app.state.runtime
     stop = threading.Event()
@@ -108,7 +106,7 @@ def build(
                 scheduler = Scheduler(
                     JobRunner(runtime.runs, runtime.executors),
                     local_jobs(settings.state_db),
-                    jitter=_jitter(env),
+                    jitter=variables.SCHEDULER_JITTER.read(env),
                 )
                 changed = data_version(settings.state_db)
                 tasks.append(asyncio.create_task(scheduler.run_forever(changed=changed)))
@@ -129,15 +127,6 @@ def build(
 
     app.router.lifespan_context = lifespan
     return app
-
-
-def _jitter(env: Mapping[str, str]) -> float:
-    """``PLANNER_SCHEDULER_JITTER``: up to this many seconds of random delay per fire."""
-    raw = env.get(ENV_JITTER, "0") or "0"
-    try:
-        return max(float(raw), 0.0)
-    except ValueError:
-        raise SourceError(f"{ENV_JITTER}={raw!r} is not a number of seconds") from None
 
 
 async def _drain(scheduler: Scheduler | None, grace: float) -> None:
@@ -199,7 +188,7 @@ def _start_watcher(
 
 def _add_git_hook(app: FastAPI, watcher: GitWatcher | None, env: Mapping[str, str]) -> None:
     """``POST /hooks/git``: a GitHub push (HMAC-verified) wakes the poller for a fetch now."""
-    secret = env.get(ENV_GIT_SECRET, "")
+    secret = variables.GIT_WEBHOOK_SECRET.read(env)
 
     @app.post("/hooks/git", status_code=202)
     async def git_push(request: Request) -> Response:

@@ -47,7 +47,7 @@ def build(
     """``executors`` replaces the environment's (tests, benchmarks); ``worker`` False leaves the
     inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    runs = RunStore(settings.state_dir / "runs.db")
+    runs = RunStore(settings.runs_db)
     executors = executors or executor_select.from_env(settings, env)
     reader = Reader(settings, env=env)
     hooks = webhooks.Webhooks(

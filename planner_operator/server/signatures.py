@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from planner_operator.core import variables
 from planner_operator.errors import AuthError
 
 if TYPE_CHECKING:
@@ -87,9 +88,6 @@ def standard_key(secret: str) -> bytes:
 
 # -- secrets (configuration) -------------------------------------------------------------------
 
-ENV_COMPOSIO_SECRET = "COMPOSIO_WEBHOOK_SECRET"  # = composio_webhooks.ENV_SECRET
-SECRET_FILE = "composio-webhook-secret"  # = composio_webhooks.SECRET_FILE, in the state dir
-
 
 def composio_secret(settings: Settings, env: Mapping[str, str]) -> str | None:
     """``COMPOSIO_WEBHOOK_SECRET``, else ``<state_dir>/composio-webhook-secret``; None if empty.
@@ -99,8 +97,8 @@ def composio_secret(settings: Settings, env: Mapping[str, str]) -> str | None:
     """
     from planner_operator.backends.composio import subscription as composio_webhooks
 
-    value = (env.get(ENV_COMPOSIO_SECRET) or "").strip()
-    secret = composio_webhooks.load_secret(settings, {ENV_COMPOSIO_SECRET: value} if value else {})
+    value = variables.COMPOSIO_WEBHOOK_SECRET.read(env)
+    secret = composio_webhooks.SecretStore(settings.composio_secret_file, value).load()
     return (secret or "").strip() or None
 
 
@@ -115,13 +113,14 @@ def check_secrets(
     ):
         problems.append(
             f"Composio triggers are applied but their webhook secret is missing: set "
-            f"{ENV_COMPOSIO_SECRET} or write it to {settings.state_dir / SECRET_FILE}"
+            f"{variables.COMPOSIO_WEBHOOK_SECRET.name} or write it to "
+            f"{settings.composio_secret_file}"
         )
     for route in owned:
         if route.webhook is None:
             continue
         name = route.webhook.secret_env
-        value = (env.get(name) or "").strip()
+        value = variables.dynamic_secret(env, name)
         if not value:
             problems.append(f"{route.key}: its webhook secret ${name} is empty or not set")
         elif route.webhook.scheme == "standard":

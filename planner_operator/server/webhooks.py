@@ -34,24 +34,20 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
 from planner_operator.backends.composio import payloads
-from planner_operator.core import jsonsafe, keys
+from planner_operator.core import jsonsafe, keys, variables
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
-from planner_operator.errors import SourceError, StateError
+from planner_operator.errors import StateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.server import metrics, signatures
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.webhooks")
 
-ENV_MAX_BODY = "PLANNER_WEBHOOK_MAX_BODY"
-ENV_WORKER = "PLANNER_WORKER"
-ENV_INBOX_SYNC = "PLANNER_INBOX_SYNCHRONOUS"
-ENV_GC_TUNE = "PLANNER_GC_TUNE"
-DEFAULT_MAX_BODY = 1024 * 1024
+DEFAULT_MAX_BODY = variables.WEBHOOK_MAX_BODY.default
 # stored with a delivery (for replays and `inbox show`); never the signature headers
 KEEP_HEADERS = (
     *("webhook-id", "webhook-timestamp", "x-composio-webhook-version"),
@@ -81,11 +77,6 @@ def tune_gc() -> None:
     gc.freeze()
     young, middle, old = gc.get_threshold()
     gc.set_threshold(max(young, 10_000), middle, old)
-
-
-def _enabled(env: Mapping[str, str], name: str, *, default: bool = True) -> bool:
-    value = (env.get(name) or "").strip().lower()
-    return default if not value else value not in ("0", "false", "off", "no")
 
 
 class GroupCommitter:
@@ -244,14 +235,12 @@ class Webhooks:
         signatures.check_secrets(self.routes.all(), settings, self.env)
         self.composio_secret = signatures.composio_secret(settings, self.env)
         self.verifier = signatures.Verifier()
-        self.max_body = _max_body(self.env)
-        sync = (self.env.get(ENV_INBOX_SYNC) or "NORMAL").upper()
-        if sync not in ("NORMAL", "FULL"):
-            raise SourceError(f"{ENV_INBOX_SYNC} must be NORMAL or FULL")
-        path = settings.state_dir / FILE_NAME
+        self.max_body = variables.WEBHOOK_MAX_BODY.read(self.env)
+        sync = variables.INBOX_SYNCHRONOUS.read(self.env)
+        path = settings.inbox_db
         self.inbox = Inbox(path, synchronous="FULL" if sync == "FULL" else "NORMAL")
         self.worker: Worker | None = None
-        if _enabled(self.env, ENV_WORKER) if worker is None else worker:
+        if variables.WORKER.read(self.env) if worker is None else worker:
             self.worker = Worker(
                 inbox=Inbox(path),
                 routes=self.routes,
@@ -268,7 +257,7 @@ class Webhooks:
             self.worker.wake()
 
     async def start(self) -> None:
-        if _enabled(self.env, ENV_GC_TUNE, default=False):
+        if variables.GC_TUNE.read(self.env):
             tune_gc()
         await self.committer.start()
         self._tasks.append(asyncio.create_task(self._refresh_routes(), name="webhook-routes"))
@@ -341,7 +330,7 @@ class Webhooks:
         try:
             route = await self._webhook_route(key)
             assert route.webhook is not None
-            secret = (self.env.get(route.webhook.secret_env) or "").strip()
+            secret = variables.dynamic_secret(self.env, route.webhook.secret_env)
             if not secret:
                 raise Rejected(503, "this trigger's webhook secret is not configured")
             body = await self._body(request, headers)
@@ -467,13 +456,6 @@ def _headers(request: Request) -> dict[str, str]:
 
 def _kept(headers: Mapping[str, str]) -> dict[str, str]:
     return {name: headers[name] for name in KEEP_HEADERS if name in headers}
-
-
-def _max_body(env: Mapping[str, str]) -> int:
-    raw = env.get(ENV_MAX_BODY) or str(DEFAULT_MAX_BODY)
-    if not raw.isdigit() or int(raw) <= 0:
-        raise SourceError(f"{ENV_MAX_BODY}={raw!r} must be a positive number of bytes")
-    return int(raw)
 
 
 def router(hooks: Webhooks) -> APIRouter:

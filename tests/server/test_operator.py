@@ -173,10 +173,11 @@ def test_embedded_scheduler_fires_on_the_real_clock(tmp_path: Path) -> None:
 
 
 def test_scheduler_jitter_setting() -> None:
+    from planner_operator.core import variables
     from planner_operator.errors import SourceError
-    from planner_operator.server.operator import _jitter
 
-    assert _jitter({}) == 0.0
-    assert _jitter({"PLANNER_SCHEDULER_JITTER": "2.5"}) == 2.5
+    jitter = variables.SCHEDULER_JITTER
+    assert jitter.read({}) == 0.0
+    assert jitter.read({"PLANNER_SCHEDULER_JITTER": "2.5"}) == 2.5
     with pytest.raises(SourceError, match="PLANNER_SCHEDULER_JITTER"):
-        _jitter({"PLANNER_SCHEDULER_JITTER": "soon"})
+        jitter.read({"PLANNER_SCHEDULER_JITTER": "soon"})

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from planner_operator.core import keys, specs
+from planner_operator.core import keys, specs, variables
 from planner_operator.core.records import OwnedEntry
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # app.py includes this router
     from planner_operator.read.views import Reader
     from planner_operator.server.api.operations import Operations
 
-ENV_WORKFLOW_URL = "PLANNER_WORKFLOW_URL"
+ENV_WORKFLOW_URL = variables.WORKFLOW_URL.name
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _APPLY = (
     "commit and merge it; the operator applies it on its next reconcile "
@@ -117,7 +117,7 @@ def router(
 ) -> APIRouter:
     """The compat routes, over the same ``reader`` and ``operations`` as ``api/status.py``."""
     registry = Registry.discover(env)
-    platform = bool(env.get(ENV_WORKFLOW_URL))
+    platform = variables.WORKFLOW_URL.is_set(env)
     api = APIRouter(tags=["compat (Triggers module)"])
 
     # -- triggers -------------------------------------------------------------------------------
