@@ -11,8 +11,8 @@ input.
 
 Rules (docs reference/reliability.md): verify the bytes as received, before any parsing; integer
 timestamps only, within ±300 s either way; several space-separated signatures may be present
-(key rotation) and any ``v1`` match passes, unknown versions are skipped; compare in constant
-time.
+(key rotation) and any ``v1`` match passes, unknown versions and malformed entries are skipped
+(a header with no well-formed entry at all is malformed); compare in constant time.
 """
 
 from __future__ import annotations
@@ -287,17 +287,15 @@ def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:
 
 
 def _v1_signatures(header: str | None) -> list[str]:
-    """The base64 values of every ``v1,`` entry; other versions are skipped (rotation)."""
+    """The base64 values of every well-formed ``v1,`` entry; other versions are skipped."""
     if not header or not header.strip():
         raise MalformedHeaders("missing webhook-signature header")
     entries = header.split()
     if len(entries) > 16:
         raise MalformedHeaders("too many entries in webhook-signature")
-    values: list[str] = []
-    for entry in entries:
-        match = _ENTRY.fullmatch(entry)
-        if match is None:
-            raise MalformedHeaders("webhook-signature entries must look like v1,<base64>")
-        if match.group(1) == "v1":
-            values.append(match.group(2))
-    return values
+    matches = [m for m in map(_ENTRY.fullmatch, entries) if m is not None]
+    if not matches:  # nothing to check at all: the sender has a bug
+        raise MalformedHeaders("webhook-signature entries must look like v1,<base64>")
+    # Malformed entries next to well-formed ones are skipped, as the Composio SDK's verifier does
+    # (composio 0.29 ``Triggers._verify_signature``): one odd entry must not hide a valid one.
+    return [m.group(2) for m in matches if m.group(1) == "v1"]

@@ -200,3 +200,13 @@ def _status(check: Callable[[], object]) -> int | None:
     except sig.SignatureError as exc:
         return exc.status
     return None
+
+
+def test_a_malformed_entry_beside_a_valid_one_is_skipped_as_the_sdk_does() -> None:
+    """composio 0.29 ``Triggers._verify_signature`` skips entries it cannot read."""
+    assert composio(f"v1,abc! {COMPOSIO_SIG}") == COMPOSIO_ID
+    assert composio(f"garbage v1 {COMPOSIO_SIG} v1,é") == COMPOSIO_ID
+    with pytest.raises(sig.BadSignature):  # well-formed but wrong, beside a malformed one
+        composio("v1,abc! v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+    with pytest.raises(sig.MalformedHeaders):  # nothing readable at all
+        composio("v1,abc! v1,é")
