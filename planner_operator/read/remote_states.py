@@ -107,8 +107,8 @@ class RemoteStates:
 
 
 def state_of(entry: OwnedEntry, have: RemoteObject | None) -> Status:
-    """Like ``status.collect``, except that an object the backend reports in error is
-    ``error`` (with the backend's reason), not ``drifted``: nothing was changed, it broke."""
+    """As ``status.collect`` does: an object the backend reports in error is ``error`` (with the
+    backend's reason), not ``drifted``: nothing was changed, it broke."""
     if have is None:
         return Status("drifted", "missing remotely: the next reconcile re-creates it")
     if have.state == "error":

@@ -63,10 +63,10 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         if entry.key in lifecycle:  # Composio said so (trigger disabled, account expired)
             event, why = lifecycle[entry.key]
             state, detail = "error", f"{event}: {why}" if why else event
+        elif have is not None and have.state == "error":  # broken, not changed: say why
+            state, detail = "error", have.reason or "; ".join(d.what for d in drift)
         elif drift:
             state, detail = "drifted", "; ".join(d.what for d in drift)
-        elif have is not None and have.state == "error":
-            state, detail = "error", have.reason or ""
         elif have is not None and have.state in ("paused", "disabled"):
             state, detail = "paused", have.reason or ""
         else:

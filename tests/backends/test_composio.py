@@ -143,6 +143,49 @@ def test_preflight_reads_each_type_and_account_once_per_run(
     assert fake.count("GET", "connected_accounts") == 1
 
 
+def test_preflight_checks_the_account_status_toolkit_and_a_users_connection(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    """Each would pass the upsert (or fail only then) and leave a trigger that never fires."""
+    fake.expire_account("ca_123")
+    by_user = gmail(user_id="nobody")
+    del by_user["connected_account"]
+    has_one = gmail(user_id="user-1", config={"labelIds": "X"})
+    del has_one["connected_account"]
+    errors = [
+        str(e)
+        for e in backend.preflight(
+            [
+                resource(gmail(connected_account="ca_123"), "expired", 3),
+                resource(gmail(connected_account="ca_slack_eng", config={}), "slack", 9),
+                resource(by_user, "user", 15),
+                resource(has_one, "fine", 21),
+            ]
+        )
+    ]
+    assert [e.split(" (")[0] for e in errors] == [
+        "agents/agent.yaml:3:1: connected_account: connected account `ca_123` is EXPIRED, not "
+        "ACTIVE: Composio disables its triggers",
+        "agents/agent.yaml:9:1: connected_account: connected account `ca_slack_eng` is a `slack` "
+        "connection, but `GMAIL_NEW_GMAIL_MESSAGE` is a `gmail` trigger",
+        "agents/agent.yaml:15:1: user_id: user `nobody` has no ACTIVE `gmail` connection in this "
+        "Composio project",
+    ], errors
+    assert "reconnect the account in Composio" in errors[0]
+
+
+def test_an_unknown_slug_gets_suggestions_from_the_toolkits_trigger_types(
+    backend: composio.ComposioTriggerBackend, fake: FakeComposio
+) -> None:
+    [typo] = backend.preflight([resource(gmail(event="GMAIL_NEW_GMAIL_MESAGE"), "typo")])
+    assert "unknown Composio trigger type `GMAIL_NEW_GMAIL_MESAGE`" in str(typo)
+    assert "did you mean `GMAIL_NEW_GMAIL_MESSAGE`?" in str(typo)
+    slack = gmail(event="SLACK_CHANNEL_MESSAGE_RECEIVED", toolkit="slack", config={})
+    [renamed] = backend.preflight([resource({**slack, "connected_account": "ca_slack_eng"})])
+    assert "(`slack` trigger types: SLACK_RECEIVE_MESSAGE)" in str(renamed)  # none close
+    assert fake.count("GET", "triggers_types$") == 2  # one list per toolkit asked about
+
+
 def test_preflight_refuses_two_triggers_on_one_instance(
     backend: composio.ComposioTriggerBackend,
 ) -> None:
@@ -175,16 +218,41 @@ def test_lists_only_the_accounts_in_scope_and_reports_composio_disabling(
     assert list(list_all(backend)) == []  # nothing in scope yet: not even listed
     mine = backend.create("agent/triggers/mail", gmail())
     theirs = fake.add_instance("GMAIL_NEW_GMAIL_MESSAGE", "ca_gmail_jobsearch", {"query": "x"})
-    fake.disable_by_composio(mine.remote_id, "connected account expired")
+    fake.disable_by_composio(mine.remote_id)  # e.g. a failing poller: the API says only when
     listed = {o.remote_id: o for o in list_all(backend)}
     assert set(listed) == {mine.remote_id, theirs}
     gone = listed[mine.remote_id]
-    assert (gone.state, gone.reason, gone.key) == ("error", "connected account expired", None)
+    assert (gone.state, gone.reason, gone.key) == ("disabled", None, None)
     assert dict(gone.spec) == {**composio_sdk.observed(gmail(), True), "enabled": False}
 
     again = backend.update(mine.remote_id, "agent/triggers/mail", gmail())  # reconcile re-enables
     assert (again.state, again.reason) == ("active", None)
     assert fake.instances()[0]["disabled_at"] is None
+
+
+def test_an_instance_of_an_expired_account_is_an_error_and_not_re_enabled(
+    fake: FakeComposio, settings: Settings
+) -> None:
+    """Composio disables the instances of an expired connection: re-enabling them would loop."""
+    with composio.from_env(settings, fake.env(**FAST)) as first:
+        mine = first.create("agent/triggers/mail", gmail())
+    fake.expire_account("ca_gmail_jobsearch")
+    with composio.from_env(settings, fake.env(**FAST)) as later:
+        [seen] = list_all(later)
+        assert (seen.state, seen.reason) == (
+            "error",
+            "connected account ca_gmail_jobsearch is EXPIRED: reconnect it in Composio",
+        )
+        patches = fake.count("PATCH")
+        with pytest.raises(PermanentError, match=r"not re-enabling trigger .* is EXPIRED"):
+            later.update(mine.remote_id, "agent/triggers/mail", gmail())
+        assert fake.count("PATCH") == patches  # no enable call
+        paused = later.update(mine.remote_id, "agent/triggers/mail", gmail(enabled=False))
+        assert paused.state == "error" and fake.count("PATCH") == patches  # already disabled
+    fake.reconnect("ca_gmail_jobsearch")
+    with composio.from_env(settings, fake.env(**FAST)) as fixed:
+        back = fixed.update(mine.remote_id, "agent/triggers/mail", gmail())
+        assert back.state == "active" and fake.instances()[0]["disabled_at"] is None
 
 
 def test_scope_remembers_accounts_that_left_the_config(

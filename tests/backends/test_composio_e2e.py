@@ -158,7 +158,7 @@ def test_disable_then_delete(fake: FakeComposio, agents: Path, state: list[str])
     code, out, _ = apply(agents, state)
     assert code == 0 and "~ " + GMAIL_KEY in out and "disabled" in out
     [gmail] = [i for i in fake.instances() if i["trigger_name"] == "GMAIL_NEW_GMAIL_MESSAGE"]
-    assert gmail["disabled_at"] is not None and gmail["disabled_reason"] is None
+    assert gmail["disabled_at"] is not None
     assert status_rows(state)[GMAIL_KEY]["state"] == "paused"
 
     (agents / "mail.yaml").write_text(agent(enabled=False, only="gmail"), encoding="utf-8")
@@ -205,13 +205,32 @@ def test_an_instance_composio_disabled_is_shown_and_reenabled(
 ) -> None:
     apply(agents, state)
     gmail = ids(fake)["GMAIL_NEW_GMAIL_MESSAGE"]
-    fake.disable_by_composio(gmail, "connected account expired")
+    fake.disable_by_composio(gmail)  # a failing poller: the account is fine
     code, out, _ = apply(agents, state, "--dry-run", "--detailed-exitcode")
-    assert code == 2 and "disabled remotely: connected account expired" in out
+    assert code == 2 and "resume" in out
     row = status_rows(state)[GMAIL_KEY]
-    assert row["state"] == "drifted" and "(connected account expired)" in row["detail"]
+    assert row["state"] == "drifted" and "changed remotely: enabled" in row["detail"]
     code, out, _ = invoke("reconcile", "--check", *state)
-    assert code == 2 and "connected account expired" in out
+    assert code == 2 and "changed remotely: enabled" in out
+    code, out, _ = apply(agents, state)
+    assert code == 0 and "resume" in out
+    assert [i["disabled_at"] for i in fake.instances() if i["id"] == gmail] == [None]
+
+
+def test_an_expired_account_stops_its_file_and_nothing_loops(
+    fake: FakeComposio, agents: Path, state: list[str]
+) -> None:
+    """Composio disabled the instance because the connection expired: say so, do not re-enable."""
+    apply(agents, state)
+    gmail = ids(fake)["GMAIL_NEW_GMAIL_MESSAGE"]
+    fake.expire_account("ca_gmail_jobsearch")
+    code, out, err = apply(agents, state)
+    assert code == 1 and "mail.yaml:4:" in out + err
+    assert "connected account `ca_gmail_jobsearch` is EXPIRED" in out + err
+    assert fake.count("PATCH", gmail) == 0  # not re-enabled
+    row = status_rows(state)[GMAIL_KEY]
+    assert row["state"] == "error" and "is EXPIRED: reconnect it in Composio" in row["detail"]
+    fake.reconnect("ca_gmail_jobsearch")
     code, out, _ = apply(agents, state)
     assert code == 0 and "resume" in out
     assert [i["disabled_at"] for i in fake.instances() if i["id"] == gmail] == [None]

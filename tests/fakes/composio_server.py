@@ -2,25 +2,31 @@
 
 Where each shape comes from (so a reader can check the fake against something real):
 
-* Endpoints, request bodies and responses: /work/shared/reference/composio.md, "HTTP endpoints
-  the SDK hits" (recorded from SDK 0.29.0), cross-checked against the generated client the SDK
-  calls: ``composio_client/resources/trigger_instances/{trigger_instances,manage}.py`` (upsert,
-  list_active incl. its ``user_ids`` query, manage PATCH/DELETE), ``resources/triggers_types.py``,
-  ``resources/connected_accounts.py``, ``resources/webhook_subscriptions.py``, and the response
-  models in ``composio_client/_generated/pydantic_gen.py`` / ``types/trigger_instance_list_active_
-  response.py`` (active items carry snake_case and camelCase duplicates).
+* Response bodies: ``composio_shapes.py`` beside this file, built to the generated client's
+  models (``composio_client`` 2.0.0rc19, ``_generated/pydantic_gen.py``);
+  ``test_composio_server.py`` validates every answer against them and fails on a field they do
+  not declare.
+* Endpoints and request bodies: /work/shared/reference/composio.md, "HTTP endpoints the SDK hits"
+  (recorded from SDK 0.29.0), and the generated resources the SDK calls:
+  ``composio_client/resources/trigger_instances/{trigger_instances,manage}.py`` (upsert,
+  list_active incl. its ``user_ids`` query, manage PATCH/DELETE), ``resources/triggers_types.py``
+  (get one, list per toolkit), ``resources/connected_accounts.py`` (get one, list by user and
+  toolkit), ``resources/webhook_subscriptions.py`` (list, get, create, update, delete,
+  rotate_secret, event_types).
 * Trigger types and example payloads: ``composio_trigger_types.json`` beside this file, a verbatim
   copy of the reference ``composio-trigger-types.json`` (real config/payload JSON Schemas).
-* Error body ``{"error": {message, code, slug, status, request_id}}``: composio.md, and
-  ``composio_client/_exceptions.py`` (``_error_details``), which is how the SDK reads it.
-* ``disabled_reason`` on active items: the older JS SDK's ``TActiveTrigger`` (``disabledAt``,
-  ``disabledReason``) and the ``composio.trigger.disabled`` event's data (composio.md, "Webhook
-  deliveries"); Composio sets it when it disables an instance itself.
-* Upsert semantics (same config -> same instance, re-enabled; config fixed at creation) and
-  ``limit`` <= 50 with an opaque cursor: composio.md "SDK (verified)".
+* Disabling: the API shows only ``disabled_at``, never why. Composio disables an instance itself
+  when its connection expires or its poller fails (:meth:`FakeComposio.expire_account`,
+  :meth:`FakeComposio.disable_by_composio`), and says so in the ``composio.connected_account.
+  expired`` / ``composio.trigger.disabled`` webhook events (composio.md, "Webhook deliveries";
+  their data shape is unverified: neither the SDK nor composio_client models them).
+* Upsert semantics (same config -> same instance, re-enabled; config fixed at creation; config
+  validated against the type, ComposioHQ/composio#3702) and ``limit`` <= 50: composio.md.
+* Webhook URLs must be HTTPS (the generated create/update bodies: "HTTPS URL to receive webhook
+  events"); one subscription per project.
 * Rate limit: composio.md, per-organisation fixed one-minute window, 429 with ``Retry-After``.
 * Webhook signing: composio.md "Webhook deliveries" (key = the raw secret string; message
-  ``{id}.{timestamp}.{body}``; ``v1,<base64>``); the secret is returned only by create/rotate.
+  ``{id}.{timestamp}.{body}``; ``v1,<base64>``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +54,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from tests.fakes import composio_shapes as shapes
+from tests.fakes.composio_shapes import Account, ApiError, Instance, now_iso
 from tests.support import canaries
 
 TYPES_FILE = Path(__file__).with_name("composio_trigger_types.json")
@@ -58,6 +65,11 @@ EVENT_TYPES = (
     "composio.trigger.disabled",
     "composio.connected_account.expired",
 )
+EVENT_DESCRIPTIONS = [
+    {"event_type": EVENT_TYPES[0], "description": "A trigger instance fired"},
+    {"event_type": EVENT_TYPES[1], "description": "Composio disabled a trigger instance"},
+    {"event_type": EVENT_TYPES[2], "description": "A connected account expired"},
+]
 # connected account id -> (user id, toolkit): the example agents' accounts and the contract's.
 DEFAULT_ACCOUNTS: dict[str, tuple[str, str]] = {
     "ca_gmail_jobsearch": ("user-1", "gmail"),
@@ -108,46 +120,6 @@ class Fault:
         )
 
 
-@dataclass
-class Instance:
-    id: str
-    seq: int
-    slug: str
-    connected_account_id: str
-    user_id: str
-    config: dict[str, Any]
-    updated_at: str
-    disabled_at: str | None = None
-    disabled_reason: str | None = None
-
-    def item(self) -> dict[str, Any]:
-        """The ``/trigger_instances/active`` item, with the API's camelCase duplicates."""
-        item: dict[str, Any] = {
-            "id": self.id,
-            "uuid": f"uuid-{self.id}",
-            "connected_account_id": self.connected_account_id,
-            "connected_account_uuid": f"uuid-{self.connected_account_id}",
-            "trigger_name": self.slug,
-            "user_id": self.user_id,
-            "trigger_config": self.config,
-            "trigger_data": None,
-            "version": "00000000_00",
-            "state": {},
-            "egress_url": None,
-            "updated_at": self.updated_at,
-            "disabled_at": self.disabled_at,
-            "disabled_reason": self.disabled_reason,
-            "deprecated": {"createdAt": self.updated_at},
-        }
-        for snake in _CAMEL:
-            item[re.sub(r"_(\w)", lambda m: m.group(1).upper(), snake)] = item[snake]
-        return item
-
-
-_CAMEL = ("connected_account_id", "trigger_name", "trigger_config", "updated_at", "disabled_at",
-          "disabled_reason")  # fmt: skip
-
-
 @dataclass(frozen=True)
 class Seen:
     """One request as the fake received it (times on the fake's clock)."""
@@ -161,16 +133,6 @@ class Seen:
     not_before: float | None = None  # a 429's Retry-After, as a time on the fake's clock
 
 
-class _Error(Exception):
-    def __init__(self, status: int, message: str, slug: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.slug = status, message, slug
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _pause(retry_after: str | None) -> float | None:
     """Seconds a Retry-After value (delta seconds or HTTP-date) asks for, from now."""
     if retry_after is None:
@@ -180,12 +142,12 @@ def _pause(retry_after: str | None) -> float | None:
     return email.utils.parsedate_to_datetime(retry_after).timestamp() - time.time()
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
 class FakeComposio:
-    """The fake API, served by uvicorn on 127.0.0.1 (random port) while the context is open."""
+    """The fake API, served by uvicorn on 127.0.0.1 (random port) while the context is open.
+
+    ``secret_on_read=False`` answers subscription reads and updates without ``secret``, as
+    Composio's docs describe (the generated types mark it required everywhere).
+    """
 
     def __init__(
         self,
@@ -194,12 +156,15 @@ class FakeComposio:
         budget_per_minute: int = 2000,
         clock: Callable[[], float] = time.monotonic,
         accounts: Mapping[str, tuple[str, str]] | None = None,
+        secret_on_read: bool = True,
     ) -> None:
         self.api_key = api_key
         self.budget_per_minute = budget_per_minute
         self.clock = clock
+        self.secret_on_read = secret_on_read
         self.types, self.examples = load_types()
-        self.accounts = dict(DEFAULT_ACCOUNTS if accounts is None else accounts)
+        accounts = DEFAULT_ACCOUNTS if accounts is None else accounts
+        self.accounts = {a: Account(a, user, toolkit) for a, (user, toolkit) in accounts.items()}
         self.faults: list[Fault] = []
         self.requests: list[Seen] = []
         self.subscription: dict[str, Any] | None = None
@@ -213,16 +178,21 @@ class FakeComposio:
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Result]]] = [
             (m, re.compile(f"^/api/v3\\.1/{p}$"), fn)
             for m, p, fn in (
+                ("GET", "triggers_types", self._list_types),
                 ("GET", "triggers_types/(?P<slug>[^/]+)", self._get_type),
                 ("POST", "trigger_instances/(?P<slug>[^/]+)/upsert", self._upsert),
                 ("GET", "trigger_instances/active", self._list_active),
                 ("PATCH", "trigger_instances/manage/(?P<id>[^/]+)", self._manage),
                 ("DELETE", "trigger_instances/manage/(?P<id>[^/]+)", self._delete),
+                ("GET", "connected_accounts", self._list_accounts),
                 ("GET", "connected_accounts/(?P<id>[^/]+)", self._get_account),
                 ("GET", "webhook_subscriptions", self._list_subs),
                 ("POST", "webhook_subscriptions", self._create_sub),
+                ("GET", "webhook_subscriptions/event_types", self._event_types),
                 ("POST", "webhook_subscriptions/(?P<id>[^/]+)/rotate_secret", self._rotate),
+                ("GET", "webhook_subscriptions/(?P<id>[^/]+)", self._get_sub),
                 ("PATCH", "webhook_subscriptions/(?P<id>[^/]+)", self._update_sub),
+                ("DELETE", "webhook_subscriptions/(?P<id>[^/]+)", self._delete_sub),
             )
         ]
 
@@ -265,15 +235,31 @@ class FakeComposio:
     def add_instance(self, slug: str, connected_account_id: str, config: dict[str, Any]) -> str:
         """An instance made outside the operator (by the product, a dashboard user...)."""
         with self._lock:
-            user = self.accounts[connected_account_id][0]
-            return self._make(slug, connected_account_id, user, config).id
+            account = self.accounts[connected_account_id]
+            return self._make(slug, account, account.user_id, config).id
 
-    def disable_by_composio(self, trigger_id: str, reason: str) -> dict[str, Any]:
-        """Composio disabling an instance itself (expired connection, failing poller)."""
+    def disable_by_composio(self, trigger_id: str) -> dict[str, Any]:
+        """Composio disabling an instance itself (a failing poller): the API says only when."""
         with self._lock:
             inst = self._instances[trigger_id]
-            inst.disabled_at, inst.disabled_reason = _now_iso(), reason
+            inst.disabled_at = now_iso()
             return inst.item()
+
+    def expire_account(self, account_id: str, status: str = "EXPIRED") -> list[str]:
+        """A connection that expired: its status changes and Composio disables its instances."""
+        assert status in shapes.ACCOUNT_STATUSES
+        with self._lock:
+            account = self.accounts[account_id]
+            account.status, account.updated_at = status, now_iso()
+            hit = [i for i in self._instances.values() if i.account is account]
+            for inst in hit:
+                inst.disabled_at = inst.disabled_at or now_iso()
+            return [i.id for i in hit]
+
+    def reconnect(self, account_id: str) -> None:
+        """The user reconnected the account (its instances stay disabled until enabled)."""
+        with self._lock:
+            self.accounts[account_id].status = "ACTIVE"
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment that selects the Composio backend and points it here."""
@@ -313,13 +299,13 @@ class FakeComposio:
             data = self.examples.get(inst.slug, {})
         envelope = {
             "id": msg_id,
-            "timestamp": _now_iso(),
+            "timestamp": now_iso(),
             "type": event_type,
             "metadata": {
                 "log_id": f"log_{secrets.token_hex(6)}",
                 "trigger_slug": inst.slug,
                 "trigger_id": inst.id,
-                "connected_account_id": inst.connected_account_id,
+                "connected_account_id": inst.account.id,
                 "auth_config_id": "ac_fake",
                 "user_id": inst.user_id,
             },
@@ -361,30 +347,29 @@ class FakeComposio:
     def _respond(
         self, request: Request, method: str, path: str, raw: bytes
     ) -> tuple[int, Any, dict[str, str], Fault | None]:
-        headers: dict[str, str] = {}
+        req = shapes.request_id()
+        headers: dict[str, str] = {"x-request-id": req}
         with self._lock:
             fault = next((f for f in self.faults if f.matches(method, path)), None)
             if fault is not None:
                 fault.times -= 1
         try:
             if request.headers.get("x-api-key") != self.api_key:
-                raise _Error(401, "Invalid API key provided", "Auth_InvalidApiKey")
+                raise ApiError(401, "Invalid API key provided", "Auth_InvalidApiKey")
             wait = self._spend()
             if wait is not None:
                 headers["retry-after"] = str(wait)
-                raise _Error(429, "Rate limit exceeded for this organisation", "RateLimited")
+                raise ApiError(429, "Rate limit exceeded for this organisation", "RateLimited")
             if fault is not None and fault.kind in ("429", "500"):
                 if fault.kind == "429" and fault.retry_after is not None:
                     headers["retry-after"] = fault.retry_after
-                raise _Error(int(fault.kind), "injected failure", "Injected")
+                raise ApiError(int(fault.kind), "injected failure", "Injected")
             body = json.loads(raw) if raw else None
             status, payload = self._route(method, path, request, body)
             if fault is not None and fault.kind == "commit_then_500":
-                raise _Error(500, "injected failure after commit", "Injected")
-        except _Error as err:
-            error = {"message": err.message, "code": err.status * 10, "slug": err.slug}
-            error |= {"status": err.status, "request_id": f"req_{secrets.token_hex(4)}"}
-            return err.status, {"error": error}, headers, fault
+                raise ApiError(500, "injected failure after commit", "Injected")
+        except ApiError as err:
+            return err.status, shapes.error_body(err, req), headers, fault
         return status, payload, headers, fault
 
     def _spend(self) -> int | None:
@@ -406,175 +391,165 @@ class FakeComposio:
                 query = {k: request.query_params.getlist(k) for k in request.query_params}
                 with self._lock:
                     return handler(body=body, query=query, **match.groupdict())
-        raise _Error(404, f"no route {method} {path}", "NotFound")
+        raise ApiError(404, f"no route {method} {path}", "NotFound")
 
     # -- trigger types and accounts -----------------------------------------------------------
 
     def _get_type(self, slug: str, **_: Any) -> Result:
         if slug not in self.types:
-            raise _Error(404, f"Trigger type {slug} not found", "TriggerType_NotFound")
-        return 200, self.types[slug]
+            fix = "list the trigger types of the toolkit (GET /api/v3.1/triggers_types)"
+            raise ApiError(404, f"Trigger type {slug} not found", "TriggerType_NotFound", fix)
+        return 200, shapes.trigger_type_body(self.types[slug])
+
+    def _list_types(self, query: dict[str, list[str]], **_: Any) -> Result:
+        toolkits = _values(query, "toolkit_slugs")
+        found = [
+            shapes.trigger_type_body(t)
+            for slug, t in sorted(self.types.items())
+            if not toolkits or t["toolkit"]["slug"] in toolkits
+        ]
+        return 200, shapes.page(found, query)
+
+    def _account(self, id: str) -> Account:
+        if id not in self.accounts:
+            fix = "check the connected account id, or connect the account first"
+            raise ApiError(
+                404, f"Connected account {id} not found", "ConnectedAccount_NotFound", fix
+            )
+        return self.accounts[id]
 
     def _get_account(self, id: str, **_: Any) -> Result:
-        if id not in self.accounts:
-            raise _Error(404, f"Connected account {id} not found", "ConnectedAccount_NotFound")
-        user, toolkit = self.accounts[id]
-        now = _now_iso()
-        return 200, {
-            "id": id,
-            "user_id": user,
-            "status": "ACTIVE",
-            "toolkit": {"slug": toolkit},
-            "auth_config": {"id": "ac_fake", "is_composio_managed": True},
-            "state": {},
-            "data": {},
-            "params": {},
-            "is_disabled": False,
-            "created_at": now,
-            "updated_at": now,
-        }
+        return 200, self._account(id).body()
+
+    def _list_accounts(self, query: dict[str, list[str]], **_: Any) -> Result:
+        wanted: list[tuple[set[str], Callable[[Account], str]]] = [
+            (_values(query, "user_ids"), lambda a: a.user_id),
+            (_values(query, "toolkit_slugs"), lambda a: a.toolkit),
+            (_values(query, "statuses"), lambda a: a.status),
+            (_values(query, "connected_account_ids"), lambda a: a.id),
+        ]
+        found = [
+            a.body(listed=True)
+            for a in sorted(self.accounts.values(), key=lambda a: a.id)
+            if all(not w or get(a) in w for w, get in wanted)
+        ]
+        return 200, shapes.page(found, query)
 
     # -- trigger instances -------------------------------------------------------------------
 
-    def _make(self, slug: str, account: str, user: str, config: dict[str, Any]) -> Instance:
+    def _make(self, slug: str, account: Account, user: str, config: dict[str, Any]) -> Instance:
         self._seq += 1
-        inst = Instance(
-            f"ti_{secrets.token_urlsafe(9)}", self._seq, slug, account, user, config, _now_iso()
-        )
+        inst = Instance(f"ti_{secrets.token_urlsafe(9)}", self._seq, slug, account, user, config)
         self._instances[inst.id] = inst
         return inst
 
     def _upsert(self, slug: str, body: Any, **_: Any) -> Result:
         ttype = self.types.get(slug)
         if ttype is None:
-            raise _Error(404, f"Trigger type {slug} not found", "TriggerType_NotFound")
+            raise ApiError(404, f"Trigger type {slug} not found", "TriggerType_NotFound")
         body = body or {}
         config = body.get("trigger_config") or body.get("triggerConfig") or {}
-        account, user = body.get("connected_account_id"), body.get("user_id")
+        account_id, user = body.get("connected_account_id"), body.get("user_id")
         toolkit = ttype["toolkit"]["slug"]
-        if account is None and user is None:
-            raise _Error(400, "connected_account_id or user_id is required", "BadRequest")
-        if account is not None and account not in self.accounts:
-            msg = f"Connected account {account} not found"
-            raise _Error(400, msg, "ConnectedAccount_NotFound")
-        if account is None:
-            mine = [a for a, (u, t) in self.accounts.items() if u == user and t == toolkit]
+        if account_id is None and user is None:
+            raise ApiError(400, "connected_account_id or user_id is required", "BadRequest")
+        if account_id is not None:
+            if account_id not in self.accounts:
+                msg = f"Connected account {account_id} not found"
+                raise ApiError(400, msg, "ConnectedAccount_NotFound")
+            account = self.accounts[account_id]
+        else:
+            mine = [
+                a
+                for a in self.accounts.values()
+                if (a.user_id, a.toolkit, a.status) == (user, toolkit, "ACTIVE")
+            ]
             if not mine:
                 msg = f"No active connected account for user {user} and toolkit {toolkit}"
-                raise _Error(400, msg, "ConnectedAccount_NotFound")
+                raise ApiError(400, msg, "ConnectedAccount_NotFound", "connect the account first")
             account = mine[0]
-        user = user or self.accounts[account][0]
+        user = user or account.user_id
         errors = sorted(jsonschema.Draft7Validator(ttype["config"]).iter_errors(config), key=str)
         if errors:
-            raise _Error(400, f"Invalid trigger config: {errors[0].message}", "TriggerConfig")
-        same = (slug, account, user, _canonical(config))
+            msg = f"Invalid trigger config: {errors[0].message}"
+            raise ApiError(400, msg, "TriggerInstance_PollingConfigInvalid")
+        same = (slug, account.id, user, _canonical(config))
         for inst in self._instances.values():
-            if (
-                inst.slug,
-                inst.connected_account_id,
-                inst.user_id,
-                _canonical(inst.config),
-            ) == same:
-                inst.disabled_at = inst.disabled_reason = None
-                inst.updated_at = _now_iso()
+            if (inst.slug, inst.account.id, inst.user_id, _canonical(inst.config)) == same:
+                inst.disabled_at = None
+                inst.updated_at = now_iso()
                 return 200, {"trigger_id": inst.id}
         return 200, {"trigger_id": self._make(slug, account, user, config).id}
 
     def _list_active(self, query: dict[str, list[str]], **_: Any) -> Result:
-        def values(*names: str) -> set[str]:
-            return {s for n in names for v in query.get(n, []) for s in v.split(",") if s}
-
         getters: list[tuple[set[str], Callable[[Instance], str]]] = [
-            (values("trigger_ids", "triggerIds"), lambda i: i.id),
-            (values("trigger_names", "triggerNames"), lambda i: i.slug),
+            (_values(query, "trigger_ids", "triggerIds"), lambda i: i.id),
+            (_values(query, "trigger_names", "triggerNames"), lambda i: i.slug),
             (
-                values("connected_account_ids", "connectedAccountIds"),
-                lambda i: i.connected_account_id,
+                _values(query, "connected_account_ids", "connectedAccountIds"),
+                lambda i: i.account.id,
             ),
-            (values("user_ids"), lambda i: i.user_id),
+            (_values(query, "user_ids"), lambda i: i.user_id),
         ]
-        show = {"true", "1"} & values("show_disabled", "showDisabled")
+        show = {"true", "1"} & _values(query, "show_disabled", "showDisabled")
         items = [
-            i
+            i.item()
             for i in sorted(self._instances.values(), key=lambda i: i.seq)
             if (show or i.disabled_at is None) and all(not w or get(i) in w for w, get in getters)
         ]
-        return 200, self._page([i.item() for i in items], query, key=lambda i: str(i["id"]))
-
-    def _page(
-        self, items: list[dict[str, Any]], query: dict[str, list[str]], key: Callable[..., str]
-    ) -> dict[str, Any]:
-        """An opaque-cursor page (base64 of the position); ``limit`` above 50 is refused."""
-        limit = int(float((query.get("limit") or ["20"])[0]))
-        if not 1 <= limit <= 50:
-            raise _Error(400, "limit must be between 1 and 50", "BadRequest")
-        start = 0
-        if query.get("cursor") and query["cursor"][0]:
-            try:
-                after = json.loads(base64.urlsafe_b64decode(query["cursor"][0]))["after"]
-            except (ValueError, KeyError) as exc:
-                raise _Error(400, "invalid cursor", "BadRequest") from exc
-            start = next((n for n, i in enumerate(items) if key(i) == after), -1) + 1
-        chunk = items[start : start + limit]
-        more = start + limit < len(items)
-        cursor = json.dumps({"after": key(chunk[-1])}).encode() if more and chunk else None
-        return {
-            "items": chunk,
-            "next_cursor": base64.urlsafe_b64encode(cursor).decode() if cursor else None,
-            "total_items": len(items),
-            "total_pages": max(1, math.ceil(len(items) / limit)),
-            "current_page": start // limit + 1,
-        }
+        return 200, shapes.page(items, query)
 
     def _instance(self, id: str) -> Instance:
         if id not in self._instances:
-            raise _Error(404, f"Trigger instance {id} not found", "TriggerInstance_NotFound")
+            raise ApiError(404, f"Trigger instance {id} not found", "TriggerInstance_NotFound")
         return self._instances[id]
 
     def _manage(self, id: str, body: Any, **_: Any) -> Result:
         inst, body = self._instance(id), body or {}
         if body.get("status") == "enable":
-            inst.disabled_at = inst.disabled_reason = None
+            inst.disabled_at = None
         elif body.get("status") == "disable":
-            inst.disabled_at, inst.disabled_reason = _now_iso(), None
+            inst.disabled_at = now_iso()
         if body.get("user_id"):
             inst.user_id = body["user_id"]
-        inst.updated_at = _now_iso()
+        inst.updated_at = now_iso()
         return 200, {"status": "success"}
 
     def _delete(self, id: str, **_: Any) -> Result:
         del self._instances[self._instance(id).id]
         return 200, {"trigger_id": id}
 
-    # -- webhook subscription (one per project; the secret only from create and rotate) --------
-
-    def _public_sub(self) -> dict[str, Any]:
-        assert self.subscription is not None
-        return {k: v for k, v in self.subscription.items() if k != "secret"}
+    # -- webhook subscription (one per project) ----------------------------------------------
 
     def _sub(self, id: str) -> dict[str, Any]:
         if self.subscription is None or self.subscription["id"] != id:
-            raise _Error(404, f"Webhook subscription {id} not found", "Webhook_NotFound")
+            raise ApiError(404, f"Webhook subscription {id} not found", "Webhook_NotFound")
         return self.subscription
 
-    def _list_subs(self, **_: Any) -> Result:
-        items = [self._public_sub()] if self.subscription else []
-        page = {"next_cursor": None, "total_pages": 1, "current_page": 1}
-        return 200, {"items": items, "total_items": len(items), **page}
+    def _read(self, sub: dict[str, Any]) -> dict[str, Any]:
+        return shapes.subscription_body(sub, with_secret=self.secret_on_read)
+
+    def _list_subs(self, query: dict[str, list[str]], **_: Any) -> Result:
+        items = [self._read(self.subscription)] if self.subscription else []
+        return 200, shapes.page(items, {"limit": ["20"], **query})
+
+    def _get_sub(self, id: str, **_: Any) -> Result:
+        return 200, self._read(self._sub(id))
 
     def _check_sub(self, body: dict[str, Any]) -> None:
         url = str(body.get("webhook_url", ""))
-        if "webhook_url" in body and not url.startswith(("https://", "http://127.0.0.1")):
-            raise _Error(400, "webhook_url must be an https URL", "BadRequest")
+        if "webhook_url" in body and not url.startswith("https://"):
+            fix = "use an https:// URL that Composio can reach"
+            raise ApiError(400, "webhook_url must be an HTTPS URL", "BadRequest", fix)
         unknown = set(body.get("enabled_events") or []) - set(EVENT_TYPES)
         if unknown:
-            raise _Error(400, f"unknown event types: {sorted(unknown)}", "BadRequest")
+            raise ApiError(400, f"unknown event types: {sorted(unknown)}", "BadRequest")
 
     def _create_sub(self, body: Any, **_: Any) -> Result:
         if self.subscription is not None:
-            raise _Error(409, "a webhook subscription already exists", "Webhook_Exists")
+            raise ApiError(409, "a webhook subscription already exists", "Webhook_Exists")
         self._check_sub(body or {})
-        now = _now_iso()
+        now = now_iso()
         self.subscription = {
             "id": f"ws_{secrets.token_hex(6)}",
             "webhook_url": body["webhook_url"],
@@ -584,16 +559,34 @@ class FakeComposio:
             "created_at": now,
             "updated_at": now,
         }
-        return 201, dict(self.subscription)
+        return 201, shapes.subscription_body(self.subscription, with_secret=True)
 
     def _update_sub(self, id: str, body: Any, **_: Any) -> Result:
         sub, body = self._sub(id), body or {}
         self._check_sub(body)
         sub.update({k: body[k] for k in ("webhook_url", "version", "enabled_events") if k in body})
-        sub["updated_at"] = _now_iso()
-        return 200, self._public_sub()
+        sub["updated_at"] = now_iso()
+        return 200, self._read(sub)
+
+    def _delete_sub(self, id: str, **_: Any) -> Result:
+        self._sub(id)
+        self.subscription = None
+        return 200, {"success": True}
 
     def _rotate(self, id: str, **_: Any) -> Result:
         sub = self._sub(id)
         sub["secret"] = f"whsec_{secrets.token_urlsafe(24)}"
+        sub["updated_at"] = now_iso()
         return 200, {"id": id, "secret": sub["secret"]}
+
+    def _event_types(self, **_: Any) -> Result:
+        return 200, {"items": [{**e, "supported_versions": ["V3"]} for e in EVENT_DESCRIPTIONS]}
+
+
+def _values(query: dict[str, list[str]], *names: str) -> set[str]:
+    """A list parameter, sent repeated or comma-joined."""
+    return {s for n in names for v in query.get(n, []) for s in v.split(",") if s}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -13,8 +13,10 @@ the same SDK at a fake of the API; the SDK plumbing is in ``composio_sdk.py``). 
   still resolves to (a renamed trigger gets its old instance back).
 * **What is observed.** An instance reports ``event``, ``config`` and ``enabled`` (its state) and
   no key (the ledger maps keys). Not the account or user: Composio fills in whichever of the two
-  the config left out, which would read as a change on every plan. Instances Composio disabled
-  itself (expired connection, failing poller) are ``error`` with Composio's reason.
+  the config left out, which would read as a change on every plan. The API says when an instance
+  was disabled, never why, so a disabled instance whose connected account is not ACTIVE is
+  ``error`` with the account's status (``sdk.to_remote``), and is not re-enabled until the
+  account is usable again (``update``; ``preflight`` stops its file first).
 * **Scope.** Listing asks only for the connected accounts and user ids named in the config (told
   by ``preflight``) or used by an earlier create (kept in the state db, so an owned instance whose
   account left the config is still seen). Other instances of the project are not ours to list.
@@ -91,6 +93,23 @@ class TriggerType:
     toolkit: str
     config: Mapping[str, Any]
     payload: Mapping[str, Any]
+    name: str = ""
+    kind: str = ""  # "poll" or "webhook"
+    description: str = ""
+
+    @classmethod
+    def of(cls, found: Any) -> TriggerType:
+        """From ``GetV31TriggersTypesBySlugResponse`` or a ``GetV31TriggersTypesItems``."""
+        kind = getattr(found, "type", "")
+        return cls(
+            slug=str(found.slug),
+            toolkit=str(getattr(getattr(found, "toolkit", None), "slug", "") or ""),
+            config=dict(found.config or {}),
+            payload=dict(found.payload or {}),
+            name=str(getattr(found, "name", "") or ""),
+            kind=str(getattr(kind, "value", kind) or ""),
+            description=str(getattr(found, "description", "") or "").strip(),
+        )
 
 
 class ComposioTriggerBackend(Closing):
@@ -117,7 +136,10 @@ class ComposioTriggerBackend(Closing):
             self.close()
             raise
         self._types: dict[str, TriggerType | None] = {}
-        self._accounts: dict[str, bool] = {}
+        self._toolkit_slugs: dict[str, builtins.list[str]] = {}
+        # Per backend, i.e. per run (reconcile and status open one each): accounts expire.
+        self._accounts: dict[str, composio_sdk.Account | None] = {}
+        self._users: dict[tuple[str, str], bool] = {}  # (user, toolkit) -> an ACTIVE connection
         self._wanted: set[tuple[str, str]] = set()  # (field, value) named in the config
         self._desired: builtins.list[DesiredResource] | None = None  # known after preflight
         self._composio_wanted = False
@@ -155,9 +177,12 @@ class ComposioTriggerBackend(Closing):
             owner, values = queries[position]
             page = self._active({owner: values}, cursor=inner or None)
             for item in page.items:  # listed already under its account: skip
-                if owner == "user_ids" and item_field(item, "connected_account_id") in accounts:
+                account_id = str(item_field(item, "connected_account_id") or "")
+                if owner == "user_ids" and account_id in accounts:
                     continue
-                items.append(to_remote(item))
+                disabled = bool(item_field(item, "disabled_at"))
+                account = self._account(account_id) if disabled and account_id else None
+                items.append(to_remote(item, account))
             if page.next_cursor:
                 return Page(tuple(items), f"{position}:{page.next_cursor}")
             if position + 1 < len(queries):
@@ -244,7 +269,12 @@ class ComposioTriggerBackend(Closing):
         return self._set_enabled(obj, enabled)
 
     def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
-        """Only enabling and disabling happen in place; what Composio fixes is a Conflict."""
+        """Only enabling and disabling happen in place; what Composio fixes is a Conflict.
+
+        A disabled instance is re-enabled only while its connected account is usable: Composio
+        disabled it because the account expired (or was revoked), and enabling it again would
+        only have it disabled again, every reconcile.
+        """
         item = self._fetch(remote_id)
         if item is None:
             raise NotFound(f"trigger instance {remote_id} does not exist", backend=NAME)
@@ -255,7 +285,18 @@ class ComposioTriggerBackend(Closing):
                 "new trigger and delete this one (a replace)",
                 backend=NAME,
             )
-        return self._set_enabled(to_remote(item), specs.enabled(spec))
+        enable = specs.enabled(spec)
+        account_id = str(item_field(item, "connected_account_id") or "")
+        disabled = bool(item_field(item, "disabled_at"))
+        account = self._account(account_id) if disabled and account_id else None
+        current = to_remote(item, account)
+        if enable and current.state != "active" and account is not None and not account.usable:
+            raise PermanentError(
+                f"not re-enabling trigger {remote_id} of {key}: {account.problem}, then "
+                "reconcile again",
+                backend=NAME,
+            )
+        return self._set_enabled(current, enable)
 
     def delete(self, remote_id: str) -> None:
         """Delete the instance, refusing (``Conflict``) when a desired trigger resolves to it.
@@ -315,8 +356,9 @@ class ComposioTriggerBackend(Closing):
         self._desired = mine
         self._wanted = {(f, str(r.spec[f])) for r in mine for f, _ in OWNERS if r.spec.get(f)}
         errors = composio_checks.shared_instances(mine)
+        lookups = composio_checks.Lookups(self._type, self._account, self._user_has, self._slugs)
         for resource in mine:
-            errors += composio_checks.check(resource, self._type, self._account_exists)
+            errors += composio_checks.check(resource, lookups)
         failed = {e.file for e in errors}  # those files freeze: no write for them, not even here
         self._composio_wanted = any(r.source not in failed for r in mine)
         return errors
@@ -355,21 +397,53 @@ class ComposioTriggerBackend(Closing):
                     raise
                 self._types[slug] = None
             else:
-                toolkit = str(getattr(getattr(found, "toolkit", None), "slug", "") or "")
-                config, payload = dict(found.config or {}), dict(found.payload or {})
-                self._types[slug] = TriggerType(slug, toolkit, config, payload)
+                self._types[slug] = TriggerType.of(found)
         return self._types[slug]
 
-    def _account_exists(self, account: str) -> bool:
+    def trigger_types(self, toolkit: str | None = None) -> builtins.list[TriggerType]:
+        """Every trigger type Composio offers (of ``toolkit``), all pages."""
+        query: dict[str, Any] = {"limit": PAGE_MAX, "toolkit_versions": "latest"}
+        if toolkit:
+            query["toolkit_slugs"] = [toolkit]
+        out: builtins.list[TriggerType] = []
+        cursor: str | None = None
+        while True:
+            with self._sdk(f"list Composio trigger types{f' of {toolkit}' if toolkit else ''}"):
+                page = self._client.client.triggers_types.list(
+                    **query, **({"cursor": cursor} if cursor else {})
+                )
+            out += [TriggerType.of(item) for item in page.items]
+            cursor = page.next_cursor
+            if not cursor or not page.items:
+                return out
+
+    def _slugs(self, toolkit: str) -> builtins.list[str]:
+        """The toolkit's trigger type slugs, once per backend (for did-you-mean hints)."""
+        if toolkit not in self._toolkit_slugs:
+            self._toolkit_slugs[toolkit] = [t.slug for t in self.trigger_types(toolkit)]
+        return self._toolkit_slugs[toolkit]
+
+    def _account(self, account: str) -> composio_sdk.Account | None:
+        """The connected account (status, toolkit), once per run; None when it does not exist."""
         if account not in self._accounts:
             try:
                 with self._sdk(f"read Composio connected account {account}"):
-                    self._client.connected_accounts.get(account)
+                    found = self._client.client.connected_accounts.retrieve(account)
             except NotFound:
-                self._accounts[account] = False
+                self._accounts[account] = None
             else:
-                self._accounts[account] = True
+                self._accounts[account] = composio_sdk.Account.of(found)
         return self._accounts[account]
+
+    def _user_has(self, user: str, toolkit: str) -> bool:
+        """Whether ``user`` has an ACTIVE ``toolkit`` connection (an upsert by user needs one)."""
+        if (user, toolkit) not in self._users:
+            with self._sdk(f"list the Composio connections of user {user}"):
+                page = self._client.client.connected_accounts.list(
+                    user_ids=[user], toolkit_slugs=[toolkit], statuses=["ACTIVE"], limit=1
+                )
+            self._users[(user, toolkit)] = bool(getattr(page, "items", None))
+        return self._users[(user, toolkit)]
 
 
 def from_env(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
@@ -32,21 +33,50 @@ class TriggerTypeLike(Protocol):
     def payload(self) -> Mapping[str, Any]: ...
 
 
-def check(
-    resource: DesiredResource,
-    trigger_type: Callable[[str], TriggerTypeLike | None],
-    account_exists: Callable[[str], bool],
-) -> list[ConfigError]:
+class AccountLike(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def toolkit(self) -> str: ...
+    @property
+    def is_disabled(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What the checks ask Composio, supplied (and cached per run) by the backend.
+
+    ``account`` is None for an id Composio does not know; ``user_has(user, toolkit)`` says
+    whether the user has an ACTIVE connection for the toolkit; ``slugs(toolkit)`` lists the
+    toolkit's trigger types, for suggestions when a slug is unknown.
+    """
+
+    trigger_type: Callable[[str], TriggerTypeLike | None]
+    account: Callable[[str], AccountLike | None]
+    user_has: Callable[[str, str], bool]
+    slugs: Callable[[str], Sequence[str]] = lambda toolkit: ()
+
+
+def toolkit_of(spec: Mapping[str, Any]) -> str:
+    """The toolkit a trigger names, else its slug's prefix (``GMAIL_NEW_...`` -> ``gmail``)."""
+    named = str(spec.get("toolkit") or "")
+    return (named or str(spec.get("event", "")).split("_", 1)[0]).lower()
+
+
+def check(resource: DesiredResource, lookups: Lookups) -> list[ConfigError]:
     spec = resource.spec
 
     def error(message: str, path: str, hint: str | None = None) -> ConfigError:
         return ConfigError(message, file=resource.source, line=resource.line, path=path, hint=hint)
 
     slug = str(spec.get("event", ""))
-    found = trigger_type(slug)
+    found = lookups.trigger_type(slug)
     if found is None:
-        hint = "check the slug in the Composio dashboard; slugs get renamed between versions"
-        return [error(f"unknown Composio trigger type `{slug}`", "event", hint)]
+        return [
+            error(f"unknown Composio trigger type `{slug}`", "event", _slug_hint(spec, lookups))
+        ]
     out: list[ConfigError] = []
     toolkit = spec.get("toolkit")
     if toolkit and found.toolkit and str(toolkit).lower() != found.toolkit.lower():
@@ -57,20 +87,71 @@ def check(
                 f"set `toolkit: {found.toolkit}`",
             )
         )
-    account = spec.get("connected_account")
-    if account and not account_exists(str(account)):
-        out.append(
-            error(
-                f"connected account `{account}` does not exist in this Composio project",
-                "connected_account",
-                "connect the account in Composio first, or fix the id",
-            )
-        )
+    out += [error(m, p, h) for p, m, h in owner_problems(spec, found, lookups)]
     config = spec.get("config") or {}
     out += [error(m, p, h) for p, m, h in config_problems(found, config)]
     action = specs.TriggerSpec.from_dict(spec).action
     out += [error(m, p, h) for p, m, h in placeholder_problems(found, action)]
     return out
+
+
+def owner_problems(
+    spec: Mapping[str, Any], found: TriggerTypeLike, lookups: Lookups
+) -> Iterator[tuple[str, str, str | None]]:
+    """The connected account exists, is ACTIVE and is of the trigger's toolkit; a ``user_id``
+    has an ACTIVE connection for it. Each is otherwise accepted by the upsert (or fails only
+    then) and the trigger never fires, or Composio disables it again right after a re-enable.
+    """
+    toolkit = (found.toolkit or toolkit_of(spec)).lower()
+    account_id = spec.get("connected_account")
+    if account_id:
+        account = lookups.account(str(account_id))
+        if account is None:
+            yield (
+                "connected_account",
+                f"connected account `{account_id}` does not exist in this Composio project",
+                "connect the account in Composio first, or fix the id",
+            )
+            return
+        if account.toolkit and toolkit and account.toolkit.lower() != toolkit:
+            yield (
+                "connected_account",
+                f"connected account `{account_id}` is a `{account.toolkit}` connection, but "
+                f"`{found.slug}` is a `{toolkit}` trigger",
+                f"use a `{toolkit}` connected account",
+            )
+        if account.is_disabled or account.status != "ACTIVE":
+            state = "disabled" if account.is_disabled else account.status
+            yield (
+                "connected_account",
+                f"connected account `{account_id}` is {state}, not ACTIVE: Composio disables "
+                "its triggers",
+                "reconnect the account in Composio, then reconcile again",
+            )
+    elif spec.get("user_id") and toolkit and not lookups.user_has(str(spec["user_id"]), toolkit):
+        yield (
+            "user_id",
+            f"user `{spec['user_id']}` has no ACTIVE `{toolkit}` connection in this Composio "
+            "project",
+            f"connect a `{toolkit}` account for that user, or name a `connected_account`",
+        )
+
+
+def _slug_hint(spec: Mapping[str, Any], lookups: Lookups) -> str:
+    slug = str(spec.get("event", ""))
+    toolkit = toolkit_of(spec)
+    known = list(lookups.slugs(toolkit)) if toolkit else []
+    close = difflib.get_close_matches(slug.upper(), known, n=3, cutoff=0.6)
+    if close:
+        return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+    if known:
+        shown = sorted(known)
+        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+        return f"`{toolkit}` trigger types: {', '.join(shown[:8])}{more}"
+    return (
+        f"no `{toolkit}` trigger types found; list them with `planner-operator composio "
+        "trigger-types`"
+    )
 
 
 def shared_instances(resources: Sequence[DesiredResource]) -> list[ConfigError]:

@@ -170,15 +170,55 @@ def item_field(item: Any, name: str) -> Any:
     return None
 
 
-def to_remote(item: Any) -> RemoteObject:
+@dataclass(frozen=True)
+class Account:
+    """A connected account as the checks need it (``GetV31ConnectedAccountsByNanoidResponse``)."""
+
+    id: str
+    status: str  # INITIALIZING INITIATED ACTIVE FAILED EXPIRED INACTIVE REVOKED
+    toolkit: str
+    user_id: str
+    is_disabled: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "ACTIVE" and not self.is_disabled
+
+    @property
+    def problem(self) -> str:
+        """Why triggers on it cannot run ("" when they can)."""
+        if self.is_disabled:
+            return f"connected account {self.id} is disabled in Composio: enable it"
+        if self.status != "ACTIVE":
+            return f"connected account {self.id} is {self.status}: reconnect it in Composio"
+        return ""
+
+    @classmethod
+    def of(cls, found: Any) -> Account:
+        status = getattr(found, "status", None)
+        toolkit = getattr(getattr(found, "toolkit", None), "slug", "")
+        return cls(
+            id=str(found.id),
+            status=str(getattr(status, "value", status) or ""),
+            toolkit=str(toolkit or ""),
+            user_id=str(getattr(found, "user_id", "") or ""),
+            is_disabled=bool(getattr(found, "is_disabled", False)),
+        )
+
+
+def to_remote(item: Any, account: Account | None = None) -> RemoteObject:
     """An active item as the planner sees it.
 
-    Disabled with a reason means Composio disabled it itself (expired connection, failing
-    poller): that is ``error`` with the reason, so plan notes *and* status show why, and the
-    spec's ``enabled: false`` still makes the planner re-enable it when the config says so.
+    The API says *when* an instance was disabled (``disabled_at``), never why: there is no
+    ``disabled_reason`` in ``GetV31TriggerInstancesActiveItems``. So the reason is derived: a
+    disabled instance whose connected account (``account``, when the caller looked it up) is not
+    usable is ``error`` with the account's problem, which plan notes and status show and which
+    keeps reconcile from re-enabling it into the same wall; otherwise it is plainly ``disabled``
+    (by someone, or by Composio for a failing poller, which the ``composio.trigger.disabled``
+    event tells the receiver). ``enabled: false`` in the spec still lets the planner re-enable.
     """
     disabled = bool(item_field(item, "disabled_at"))
-    reason = str(item_field(item, "disabled_reason") or "") if disabled else ""
+    reason = account.problem if disabled and account is not None else ""
     spec = {
         "event": item_field(item, "trigger_name"),
         "config": dict(item_field(item, "trigger_config") or {}),

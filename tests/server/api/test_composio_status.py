@@ -1,6 +1,6 @@
 """The status API on the Composio backend (over the fake Composio API): instance state and
-Composio's own disabled reason, the request budget a dashboard refresh spends, and sample
-payloads from the live trigger type."""
+why Composio disabled it (derived from its connected account), the request budget a dashboard
+refresh spends, and sample payloads from the live trigger type."""
 
 from __future__ import annotations
 
@@ -47,12 +47,14 @@ def test_composio_instance_state_and_its_disabled_reason(
     with Ledger(applied.ledger_db) as ledger:
         email = ledger.get("job-application-agent/triggers/recruiter-email")
     assert email is not None and email.backend == "composio"
-    fake.disable_by_composio(email.remote_id, "Connected account expired")
+    fake.expire_account("ca_gmail_jobsearch")  # the API says only disabled_at; the account why
     reads = fake.count("GET", "trigger_instances/active")
     triggers = {t["key"]: t for t in client.get("/api/triggers").json()}
     failing = triggers[email.key]
     assert failing["state"] == "error" and failing["backend"] == "composio"
-    assert failing["disabled_reason"] == "Connected account expired"
+    assert failing["disabled_reason"] == (
+        "connected account ca_gmail_jobsearch is EXPIRED: reconnect it in Composio"
+    )
     assert triggers["sales-agent/triggers/new-contact"]["state"] == "active"
     assert triggers["engineering-agent/triggers/deploy-hook"]["state"] == "active"  # local table
     listed = fake.count("GET", "trigger_instances/active") - reads
