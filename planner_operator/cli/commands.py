@@ -258,6 +258,8 @@ def reconcile(args: ReconcileArgs) -> int:
             progress=progress,
             approve=None if args.dry_run else approve,
         )
+    if outcome.lock_takeover is not None:
+        print(f"warning: {outcome.lock_takeover}", file=sys.stderr)
     plan = outcome.plan
     if args.dry_run:
         show(plan)

@@ -58,9 +58,12 @@ class Desired:
 
 @dataclass(frozen=True)
 class Outcome:
+    """``lock_takeover`` says whose stale apply lock this apply took, when it took one."""
+
     plan: plan_mod.Plan
     applied: ApplyResult | None = None
     declined: bool = False  # the plan was shown and not approved: nothing was applied
+    lock_takeover: str | None = None
 
 
 # Shown the plan (under the apply lock, so it cannot change before the apply), says whether to
@@ -199,10 +202,10 @@ def reconcile(
     with session(settings, backends_factory) as (backends, ledger):
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
-        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout):
+        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout) as lock:
             plan = make_plan(wanted, backends, ledger, options)
             if approve is not None and not approve(plan):
-                return Outcome(plan, declined=True)
+                return Outcome(plan, declined=True, lock_takeover=lock.takeover)
             applier = Applier(
                 backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
             )
@@ -210,7 +213,7 @@ def reconcile(
             result = finish(backends, result)
             record_outcome(ledger, plan, result)
             record_agents(ledger, wanted)
-            return Outcome(plan, result)
+            return Outcome(plan, result, lock_takeover=lock.takeover)
 
 
 def finish(backends: Backends, result: ApplyResult) -> ApplyResult:

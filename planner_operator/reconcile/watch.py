@@ -89,6 +89,8 @@ def run_cycle(
         log.error("watch %s: reconcile failed: %s", trigger, exc)
         return Cycle(trigger, spec.rev if spec.repo else str(spec.path), "", False, str(exc))
     summary, ok = summarize(outcome)
+    if outcome.lock_takeover is not None:
+        summary += f"; {outcome.lock_takeover}"
     revision = str(outcome.plan.revision) if outcome.plan.revision else "?"
     (log.info if ok else log.warning)("watch %s: %s: %s", trigger, revision, summary)
     for line in applied_lines(outcome):

@@ -8,12 +8,15 @@ write the ledger sees the lock, and taking it is a single ``BEGIN IMMEDIATE`` ch
 A crashed applier cannot release its row, so a lock counts as stale, and is taken over, when its
 holder is on this host and its pid is gone, or when it is older than ``stale_after`` (a holder on
 another host cannot be probed). The error for a held lock names holder, pid, host and start time,
-because the person reading it must decide whether that process is really still running.
+because the person reading it must decide whether that process is really still running. A
+takeover is never silent: it is logged here, and :attr:`ApplyLock.takeover` is the sentence the
+caller prints, because a takeover by age may have pushed aside an apply that was still running.
 """
 
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import socket
@@ -44,6 +47,8 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 DEFAULT_STALE_AFTER = timedelta(hours=1)
+
+log = logging.getLogger("planner_operator.state.lock")
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,8 @@ class ApplyLock:
 
     ``timeout`` is how long :meth:`__enter__` waits; :meth:`acquire` takes its own. After a
     takeover, ``took_over`` holds the stale holder so the caller can say so. Leaving the ``with``
-    block releases *and closes*, so one object serves one ``with``.
+    block releases *and closes*, so one object serves one ``with``. ``takeover`` says in one
+    sentence whose stale lock was taken and why it counted as stale (also logged as a warning).
     """
 
     def __init__(
@@ -112,6 +118,7 @@ class ApplyLock:
         self.timeout = timeout
         self.stale_after = stale_after
         self.took_over: LockHolder | None = None
+        self.takeover: str | None = None
         self._host = socket.gethostname()
         self._token: str | None = None
         # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
@@ -210,7 +217,8 @@ class ApplyLock:
                 (self.name,),
             ).fetchone()
             current = None if row is None else _holder(row)
-            if current is not None and not self._is_stale(current):
+            stale = None if current is None else self._stale_reason(current)
+            if current is not None and stale is None:
                 return current
             self._conn.execute("DELETE FROM locks WHERE name = ?", (self.name,))
             self._conn.execute(
@@ -220,12 +228,26 @@ class ApplyLock:
             )
             self._token = token
             self.took_over = current
+            self.takeover = None
+            if current is not None:
+                self.takeover = (
+                    f"took over the stale apply lock {self.name!r} held by "
+                    f"{current.describe()}: {stale}"
+                )
+        if self.takeover is not None:
+            log.warning("%s", self.takeover)
         return None
 
-    def _is_stale(self, current: LockHolder) -> bool:
+    def _stale_reason(self, current: LockHolder) -> str | None:
         if current.host == self._host and not pid_alive(current.pid):
-            return True
-        return self.clock.now() - current.started_at > self.stale_after
+            return f"process {current.pid} no longer runs on this host"
+        age = self.clock.now() - current.started_at
+        if age > self.stale_after:
+            return (
+                f"it is {_duration(age)} old, older than the {_duration(self.stale_after)} "
+                f"after which a lock counts as stale (a holder on another host cannot be probed)"
+            )
+        return None
 
     def _held_message(self, current: LockHolder) -> str:
         return (
@@ -233,6 +255,17 @@ class ApplyLock:
             f"finish; if that process is gone, run `planner-operator unlock` (or delete the "
             f"{self.name!r} row of table locks in {self.path} after checking the process is gone)"
         )
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _holder(row: tuple[object, ...]) -> LockHolder:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import git
@@ -17,6 +19,7 @@ from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.cli.main import app
 from planner_operator.reconcile.engine import SourceSpec, read_desired
+from planner_operator.state import db
 from planner_operator.state.lock import ApplyLock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,6 +168,29 @@ def test_second_applier_waits_then_fails_naming_holder(tmp_path: Path, state: li
         waited = time.monotonic() - started
     assert code == 1 and "alice@ci" in err
     assert waited >= 0.5
+
+
+def test_taking_over_a_stale_lock_is_said_on_stderr(tmp_path: Path, state: list[str]) -> None:
+    agents = tmp_path / "agents"
+    write(agents, "a.yaml", JOB.format(n=1, schedule="0 9 * * *"))
+    ledger_db = tmp_path / "state" / "ledger.db"
+    crashed = subprocess.Popen([sys.executable, "-c", "pass"])
+    crashed.wait()
+    ApplyLock(ledger_db).close()  # the table, then the row a SIGKILLed apply leaves behind
+    conn = db.connect(ledger_db)
+    with db.transaction(conn):
+        conn.execute(
+            "INSERT INTO locks (name, holder, pid, host, started_at, token) "
+            "VALUES ('apply', 'crashed@ci', ?, ?, ?, 'left')",
+            (crashed.pid, socket.gethostname(), datetime.now(UTC).isoformat()),
+        )
+    conn.close()
+    code, out, err = invoke("reconcile", "--path", str(agents), *state)
+    assert code == 0 and "Apply: 1 change(s) applied" in out
+    assert "warning: took over the stale apply lock 'apply' held by crashed@ci" in err
+    assert f"process {crashed.pid} no longer runs on this host" in err
+    code, _, err = invoke("reconcile", "--path", str(agents), *state)
+    assert code == 0 and "took over" not in err  # released normally this time
 
 
 def test_two_appliers_together_exactly_one_applies(tmp_path: Path, state: list[str]) -> None:

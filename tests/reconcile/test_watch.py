@@ -6,7 +6,7 @@ import json
 import queue
 import shutil
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import git
@@ -14,8 +14,12 @@ import pytest
 
 from planner_operator.core.settings import Settings
 from planner_operator.read.status import collect, render_text
-from planner_operator.reconcile.watch import Cycle, GitWatcher, record, watch_files
+from planner_operator.reconcile.engine import SourceSpec
+from planner_operator.reconcile.plan import PlanOptions
+from planner_operator.reconcile.watch import Cycle, GitWatcher, record, run_cycle, watch_files
+from planner_operator.state import db
 from planner_operator.state.ledger import Ledger
+from planner_operator.state.lock import ApplyLock
 
 JOB = (
     'name: A{n}\nplanner:\n  jobs:\n    - name: daily\n      schedule: "{cron}"\n'
@@ -210,3 +214,22 @@ def test_each_applied_change_is_logged_with_its_resource_and_fields(
     messages = [r.getMessage() for r in caplog.records]
     assert "  create a1/jobs/daily: ok" in messages
     assert "  update a1/jobs/daily (schedule): ok" in messages
+
+
+def test_a_cycle_that_took_over_a_stale_lock_says_so(tmp_path: Path, settings: Settings) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "a1.yaml").write_text(agent(1))
+    ApplyLock(settings.ledger_db).close()
+    conn = db.connect(settings.ledger_db)
+    with db.transaction(conn):  # the row an apply killed two hours ago on another host left
+        conn.execute(
+            "INSERT INTO locks (name, holder, pid, host, started_at, token) "
+            "VALUES ('apply', 'ci@runner', 7, 'runner.example', ?, 'left')",
+            ((datetime.now(UTC) - timedelta(hours=2)).isoformat(),),
+        )
+    conn.close()
+    cycle = run_cycle(SourceSpec(path=agents), settings, PlanOptions(), "start")
+    assert cycle.ok and "1 create" in cycle.summary
+    assert "took over the stale apply lock 'apply' held by ci@runner" in cycle.summary
+    assert "2 h old" in cycle.summary

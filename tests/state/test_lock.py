@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -124,6 +125,47 @@ def test_stale_lock_of_a_dead_pid_is_taken_over(tmp_path: Path) -> None:
         current = lock.current()
         assert current is not None
         assert current.holder == "me"
+
+
+def test_takeover_of_a_dead_pid_is_said_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    pid = dead_pid()
+    plant(path, pid=pid, host=socket.gethostname(), started_at=datetime.now(UTC))
+    with (
+        caplog.at_level(logging.WARNING, logger="planner_operator.state.lock"),
+        ApplyLock(path, holder="me") as lock,
+    ):
+        said = lock.takeover
+    assert said is not None
+    assert f"pid {pid} on {socket.gethostname()}" in said and "ghost" in said
+    assert f"process {pid} no longer runs on this host" in said
+    assert [r.getMessage() for r in caplog.records] == [said]
+
+
+def test_takeover_by_age_says_how_old_the_lock_was(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state.db"
+    plant(path, pid=1, host="elsewhere.example", started_at=datetime.now(UTC) - timedelta(hours=2))
+    with (
+        caplog.at_level(logging.WARNING, logger="planner_operator.state.lock"),
+        ApplyLock(path) as lock,
+    ):
+        said = lock.takeover
+    assert said is not None and "elsewhere.example" in said
+    assert "2 h old, older than the 1 h after which a lock counts as stale" in said
+    assert said in caplog.text
+
+
+def test_a_free_lock_is_no_takeover(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="planner_operator.state.lock"),
+        ApplyLock(tmp_path / "state.db") as lock,
+    ):
+        assert lock.takeover is None and lock.took_over is None
+    assert caplog.records == []
 
 
 def test_live_pid_on_this_host_is_not_stale(tmp_path: Path) -> None:
