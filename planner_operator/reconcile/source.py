@@ -75,24 +75,25 @@ def read_git(repo_path: Path, rev: str = "HEAD", subdir: str = "agents") -> Snap
         repo = git.Repo(repo_path, search_parent_directories=False)
     except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError) as exc:
         raise SourceError(f"{repo_path} is not a git repository") from exc
-    try:
-        commit = repo.commit(rev)
-    except (git.exc.BadName, ValueError) as exc:
-        raise SourceError(
-            f"revision `{rev}` not found in {repo_path} (try a branch, tag or commit sha)"
-        ) from exc
-    revision = Revision("git", str(repo_path), sha=commit.hexsha, ref=rev)
-    try:
-        tree = commit.tree / subdir if subdir not in ("", ".") else commit.tree
-    except KeyError:
-        return Snapshot(revision, (), directory_exists=False)
-    files: list[SourceFile] = []
-    for blob in sorted(tree.blobs, key=lambda b: b.path):
-        if not blob.name.endswith(SUFFIXES):
-            continue
-        size = int(blob.size)
-        data = None if size > loader.MAX_FILE_BYTES else blob.data_stream.read()
-        files.append(SourceFile(blob.path, data, size))
+    with repo:  # closes its `git cat-file` helpers, which would otherwise outlive the read
+        try:
+            commit = repo.commit(rev)
+        except (git.exc.BadName, ValueError) as exc:
+            raise SourceError(
+                f"revision `{rev}` not found in {repo_path} (try a branch, tag or commit sha)"
+            ) from exc
+        revision = Revision("git", str(repo_path), sha=commit.hexsha, ref=rev)
+        try:
+            tree = commit.tree / subdir if subdir not in ("", ".") else commit.tree
+        except KeyError:
+            return Snapshot(revision, (), directory_exists=False)
+        files: list[SourceFile] = []
+        for blob in sorted(tree.blobs, key=lambda b: b.path):
+            if not blob.name.endswith(SUFFIXES):
+                continue
+            size = int(blob.size)
+            data = None if size > loader.MAX_FILE_BYTES else blob.data_stream.read()
+            files.append(SourceFile(blob.path, data, size))
     return Snapshot(revision, tuple(files))
 
 
@@ -128,13 +129,18 @@ def _worktree_git_state(directory: Path) -> tuple[str | None, bool]:
         repo = git.Repo(
             directory if directory.exists() else Path.cwd(), search_parent_directories=True
         )
-        sha = repo.head.commit.hexsha
-    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError, ValueError):
+    except (git.exc.InvalidGitRepositoryError, git.exc.NoSuchPathError):
         return None, False
     try:
-        root = Path(repo.working_tree_dir or ".").resolve()
-        rel = str(directory.resolve().relative_to(root)) if directory.exists() else "."
-        dirty = repo.is_dirty(untracked_files=True, path=rel)
-    except (ValueError, git.exc.GitCommandError):
-        dirty = True
+        sha = repo.head.commit.hexsha
+    except ValueError:  # a repository without commits
+        repo.close()
+        return None, False
+    with repo:  # closes its `git cat-file` helpers
+        try:
+            root = Path(repo.working_tree_dir or ".").resolve()
+            rel = str(directory.resolve().relative_to(root)) if directory.exists() else "."
+            dirty = repo.is_dirty(untracked_files=True, path=rel)
+        except (ValueError, git.exc.GitCommandError):
+            dirty = True
     return sha, dirty
