@@ -164,16 +164,16 @@ class GitWatcher:
 
     def fetch(self) -> str:
         """Fetch the branch (force-pushes included) and return its sha."""
-        repo = self.repo()
         refspec = f"+refs/heads/{self.branch}:refs/heads/{self.branch}"
-        try:
-            repo.git.fetch(self.url, refspec, "--prune")
-        except git.GitCommandError as exc:
-            raise SourceError(f"fetch of {_safe(self.url)} failed: {_first_line(exc)}") from exc
-        try:
-            return str(repo.commit(self.branch).hexsha)
-        except (git.BadName, ValueError) as exc:
-            raise SourceError(f"branch `{self.branch}` not found in {_safe(self.url)}") from exc
+        with self.repo() as repo:  # closed each time: its `git cat-file` helpers go with it
+            try:
+                repo.git.fetch(self.url, refspec, "--prune")
+            except git.GitCommandError as exc:
+                raise SourceError(f"fetch of {_safe(self.url)} failed: {_first_line(exc)}") from exc
+            try:
+                return str(repo.commit(self.branch).hexsha)
+            except (git.BadName, ValueError) as exc:
+                raise SourceError(f"branch `{self.branch}` not found in {_safe(self.url)}") from exc
 
     def poll_once(self, trigger: str = "commit") -> Cycle | None:
         """One fetch; a reconcile when the sha is new. Returns the cycle (or the failed fetch),

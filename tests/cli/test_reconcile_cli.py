@@ -185,11 +185,11 @@ def test_taking_over_a_stale_lock_is_said_on_stderr(tmp_path: Path, state: list[
             (crashed.pid, socket.gethostname(), datetime.now(UTC).isoformat()),
         )
     conn.close()
-    code, out, err = invoke("reconcile", "--path", str(agents), *state)
+    code, out, err = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 0 and "Apply: 1 change(s) applied" in out
     assert "warning: took over the stale apply lock 'apply' held by crashed@ci" in err
     assert f"process {crashed.pid} no longer runs on this host" in err
-    code, _, err = invoke("reconcile", "--path", str(agents), *state)
+    code, _, err = invoke("reconcile", "--yes", "--path", str(agents), *state)
     assert code == 0 and "took over" not in err  # released normally this time
 
 
