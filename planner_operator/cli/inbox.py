@@ -30,7 +30,7 @@ import typer
 from planner_operator.core.records import Delivery, NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, StateError
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import FILE_NAME, Inbox, delivery_id
 
 if TYPE_CHECKING:
     from planner_operator.runtime.worker import Worker
@@ -189,7 +189,8 @@ def preview(settings: Settings, delivery_id: str, rev: str, repo: Path, agents_d
         envelope = parse(found).composio
         routes = Routes(settings.ledger_db)
         routes.reload()
-        route = routes.by_remote_id(envelope.trigger_id or "") if envelope else None
+        remote_id = envelope.trigger_id if envelope else None
+        route = routes.find(found.source, remote_id=remote_id, key=found.trigger_key)
         if route is None:
             raise PlannerError(f"{delivery_id}: no applied trigger owns it, so no key to look up")
         key = route.key
@@ -237,7 +238,7 @@ def inject(
             raise PlannerError(f"--data is not JSON: {exc}") from None
         settings = _settings(state_dir)
         delivery = NewDelivery(
-            id=f"local_{secrets.token_hex(8)}",
+            id=delivery_id("local", f"inject_{secrets.token_hex(8)}"),
             source="local",
             body=json.dumps(payload).encode(),
             trigger_key=key,

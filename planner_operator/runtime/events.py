@@ -90,6 +90,19 @@ class Route:
     def enabled(self) -> bool:
         return self.typed.enabled
 
+    @property
+    def source(self) -> str:
+        """The one receiver whose deliveries may reach this trigger (the inbox's ``source``).
+
+        ``webhook``: a trigger with a ``webhook`` spec, through its own URL and secret;
+        ``composio``: a Composio trigger instance, through the project's Composio webhook;
+        ``local``: any other (embedded) trigger, reached only by the operator's own events.
+        A delivery from another source is not for it, whatever ids it names.
+        """
+        if self.webhook is not None:
+            return "webhook"
+        return "composio" if self.backend == "composio" else "local"
+
 
 @dataclass(frozen=True)
 class Parsed:

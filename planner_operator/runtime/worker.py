@@ -79,11 +79,12 @@ class Routes:
     def reload(self) -> None:
         with Ledger(self.ledger_path) as ledger:
             entries = [e for e in ledger.entries() if e.kind == "trigger"]
-        by_id: dict[str, events.Route] = {}
+        by_id: dict[str, events.Route] = {}  # Composio trigger ids: only Composio triggers
         by_key: dict[str, events.Route] = {}
         for e in entries:  # active rows come before retired ones for the same key
             route = events.Route(e.key, e.remote_id, e.backend, dict(e.spec))
-            by_id.setdefault(e.remote_id, route)
+            if route.source == "composio":
+                by_id.setdefault(e.remote_id, route)
             by_key.setdefault(e.key, route)
         self._by_id, self._by_key, self._loaded = by_id, by_key, self.clock.monotonic()
 
@@ -97,11 +98,22 @@ class Routes:
                 if self.age() > limit:
                     self.reload()
 
-    def by_remote_id(self, remote_id: str) -> events.Route | None:
-        return self._by_id.get(remote_id)
+    def find(
+        self, source: str, *, remote_id: str | None = None, key: str | None = None
+    ) -> events.Route | None:
+        """The trigger a delivery from ``source`` may reach, or None.
 
-    def by_key(self, key: str) -> events.Route | None:
-        return self._by_key.get(key)
+        Each receiver routes only to triggers of its own source (:attr:`events.Route.source`):
+        a Composio delivery by Composio trigger id, to Composio triggers; a generic webhook by
+        key, to triggers with that webhook spec (and its own secret). The operator's own events
+        (``local``: ``inbox inject``, trigger tests) go to any trigger by key.
+        """
+        if source == "composio":
+            return self._by_id.get(remote_id or "")
+        route = self._by_key.get(key or "")
+        if route is None or source not in ("local", route.source):
+            return None
+        return route
 
     def all(self) -> list[events.Route]:
         return list(self._by_key.values())
@@ -248,9 +260,8 @@ class Worker:
 
     def _route(self, d: Delivery, envelope: payloads.Normalized | None) -> events.Route | None:
         def find() -> events.Route | None:
-            if envelope is not None:
-                return self.routes.by_remote_id(envelope.trigger_id or "")
-            return self.routes.by_key(d.trigger_key or "")
+            remote_id = envelope.trigger_id if envelope is not None else None
+            return self.routes.find(d.source, remote_id=remote_id, key=d.trigger_key)
 
         self.routes.refresh()
         route = find()

@@ -42,6 +42,7 @@ from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.server import metrics, signatures
+from planner_operator.state import inbox as inbox_mod
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 
@@ -311,9 +312,9 @@ class Webhooks:
             )
         except (Rejected, signatures.SignatureError, payloads.PayloadError) as exc:
             return self._reject(exc, hint, "composio")
-        route = self.routes.by_remote_id(envelope.trigger_id or "")
+        route = self.routes.find("composio", remote_id=envelope.trigger_id)
         delivery = NewDelivery(
-            id=msg_id,
+            id=inbox_mod.delivery_id("composio", msg_id),
             source="composio",
             body=body,
             headers=_kept(headers),
@@ -351,7 +352,7 @@ class Webhooks:
         except (Rejected, signatures.SignatureError, payloads.PayloadError) as exc:
             return self._reject(exc, hint, key)
         delivery = NewDelivery(
-            id=f"{agent}/{trigger}:{sent_id}",  # ids are unique per sender, not across senders
+            id=inbox_mod.delivery_id("webhook", f"{agent}/{trigger}:{sent_id}"),  # per sender
             source="webhook",
             body=body,
             headers=_kept(headers),
@@ -362,10 +363,10 @@ class Webhooks:
         return await self._store(delivery, key)
 
     async def _webhook_route(self, key: str) -> events.Route:
-        route = self.routes.by_key(key)
-        if (route is None or route.webhook is None) and self.routes.age() > 0.5:
+        route = self.routes.find("webhook", key=key)
+        if route is None and self.routes.age() > 0.5:
             await asyncio.to_thread(self.routes.refresh, 0.5)  # applied a moment ago?
-            route = self.routes.by_key(key)
+            route = self.routes.find("webhook", key=key)
         if route is None or route.webhook is None:
             raise Rejected(404, "no webhook trigger here")
         return route

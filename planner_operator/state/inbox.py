@@ -5,6 +5,10 @@ Senders retry anything they don't see acknowledged and may deliver twice anyway 
 repeat is counted on the original row and acknowledged again, never run again. Ids are kept
 :data:`RETENTION` (7 days), longer than any sender's retry horizon (Svix ~28 h, Stripe 72 h).
 
+Each sender picks its own ids, so the key is namespaced by source (:func:`delivery_id`:
+``composio:<webhook-id>``, ``webhook:<agent>/<trigger>:<id>``, ``local:<id>``): a Composio id
+shaped like a generic webhook's can no longer make that webhook's real delivery a "duplicate".
+
 Workers claim due deliveries in a ``BEGIN IMMEDIATE`` transaction with a lease: a worker that
 dies leaves ``processing`` rows whose lease runs out and which the next claim takes back; a
 live worker renews its leases (:meth:`Inbox.heartbeat`). Every settle (done, retry, dead) is
@@ -70,7 +74,22 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     """,
+    # v2: ids namespaced by source. Through a prefix no stored id can have (ids are visible
+    # ASCII), so no renamed id meets one not yet renamed; the executors' idempotency keys of
+    # deliveries still pending at the upgrade change with them.
+    "UPDATE deliveries SET id = ' ' || source || ':' || id;"
+    "UPDATE deliveries SET id = substr(id, 2);",
 )
+
+SOURCES = ("composio", "webhook", "local")
+
+
+def delivery_id(source: str, sent_id: str) -> str:
+    """The inbox key (and executor idempotency key) of a delivery ``source`` calls ``sent_id``."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown delivery source {source!r}")
+    return f"{source}:{sent_id}"
+
 
 _COLUMNS = (
     "id, source, trigger_key, remote_id, event_type, received_at, headers, body, status, "
@@ -367,6 +386,9 @@ def trigger_statuses(settings: Any) -> dict[str, tuple[str, str]]:
         return {}
     with Ledger(settings.ledger_db) as ledger:
         entries = [e for e in ledger.entries(include_retired=False) if e.kind == "trigger"]
+    # Composio speaks only for its own triggers: a signed event naming a webhook trigger's id
+    # must not mark that trigger disabled.
+    entries = [e for e in entries if e.backend == "composio" and not e.spec.get("webhook")]
     out: dict[str, tuple[str, str]] = {}
     for entry in entries:
         found = rows.get(f"trigger:{entry.remote_id}")

@@ -131,8 +131,8 @@ async def send(
             body = composio_body(subject=msg_id, sender="sender@example.com")
             head = "".join(f"{k}: {v}\r\n" for k, v in sign(msg_id, body).items())
             request = (
-                f"POST /webhooks/composio HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}"
-                f"\r\n{head}\r\n"
+                f"POST /webhooks/composio HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+                f"content-length: {len(body)}\r\n{head}\r\n"
             ).encode() + body
             try:
                 if stream is None:
@@ -169,7 +169,13 @@ async def read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
+def stored_ids(ids: list[str]) -> list[str]:
+    """The inbox keys (and executor run keys) of Composio webhook-ids: namespaced by source."""
+    return [f"composio:{i}" for i in ids]
+
+
 def settle(state: Path, ids: list[str], timeout: float = 120) -> None:
+    ids = stored_ids(ids)
     deadline = time.monotonic() + timeout
     marks = ",".join("?" * len(ids))
     while True:
@@ -246,6 +252,7 @@ def check_exactly_once(state: Path, ids: list[str], *, require_reclaimed: bool) 
     it does depends on where the random kill falls, so only the large run requires it; the lease
     path itself is tested deterministically in test_inbox.py and test_worker.py.
     """
+    ids = stored_ids(ids)
     with sqlite3.connect(state / "inbox.db") as inbox:
         stored = dict(inbox.execute("SELECT id, status FROM deliveries").fetchall())
         reclaimed = inbox.execute("SELECT COUNT(*) FROM deliveries WHERE attempts > 1").fetchone()

@@ -170,3 +170,59 @@ def test_group_commit_isolates_a_delivery_the_inbox_cannot_store(tmp_path: Path)
         assert isinstance(results[1], UnicodeEncodeError)
         assert results[:1] + results[2:] == [True] * 10
         assert inbox.counts() == {"received": 10}
+
+
+# -- item 1: each receiver routes only to triggers of its own source --------------------------
+
+
+@pytest.mark.parametrize("remote_id", ["trg_deploy", "trg_gh"])
+def test_a_composio_signed_delivery_cannot_fire_a_generic_webhook_trigger(
+    client: TestClient, recorder: Recorder, settings: Settings, remote_id: str
+) -> None:
+    body = json.dumps(
+        envelope(trigger_id=remote_id, data={"service": "x", "version": "1"})
+    ).encode()
+    answer = client.post(COMPOSIO, content=body, headers=composio_headers("forged-1", body))
+    assert answer.status_code == 202  # Composio sends unmanaged ids too: stored, never routed
+    wait_settled(settings)
+    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+        stored = inbox.get("composio:forged-1")
+    assert stored is not None and stored.trigger_key is None
+    assert recorder.calls == []
+
+
+def test_a_composio_lifecycle_event_cannot_mark_a_webhook_trigger_disabled(
+    client: TestClient, settings: Settings
+) -> None:
+    from planner_operator.state import inbox as inbox_mod
+
+    event = {
+        "id": "e1",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "type": "composio.trigger.disabled",
+        "metadata": {},
+        "data": {"id": "trg_deploy", "disabled_reason": "forged"},
+    }
+    body = json.dumps(event).encode()
+    assert (
+        client.post(COMPOSIO, content=body, headers=composio_headers("life-1", body)).status_code
+        == 202
+    )
+    wait_settled(settings)
+    assert inbox_mod.trigger_statuses(settings) == {}
+
+
+def test_delivery_ids_of_different_sources_do_not_collide(
+    client: TestClient, recorder: Recorder, settings: Settings
+) -> None:
+    guid = "0b3f6c1e-6a43-4d3a-9a57-6d2f3c1b9e11"
+    squatter = json.dumps(envelope()).encode()
+    composio_id = f"engineering-agent/deploy-hook:{guid}"  # the generic receiver's old key
+    first = client.post(COMPOSIO, content=squatter, headers=composio_headers(composio_id, squatter))
+    assert first.status_code == 202
+    real = json.dumps({"service": "api", "version": "2.0"}).encode()
+    second = client.post(DEPLOY, content=real, headers=standard_headers(guid, real))
+    assert (second.status_code, second.json()["status"]) == (202, "accepted")
+    wait_settled(settings)
+    assert sorted(recorder.keys) == [f"composio:{composio_id}", f"webhook:{composio_id}"]
+    assert ("chat", f"webhook:{composio_id}", "Deploy of api 2.0") in recorder.calls

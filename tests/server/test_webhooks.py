@@ -53,11 +53,11 @@ def test_accepts_then_acknowledges_a_duplicate_and_runs_once(
     assert (first.status_code, first.json()["status"]) == (202, "accepted")
     assert (again.status_code, again.json()["status"]) == (200, "duplicate")
     wait_settled(settings)
-    assert recorder.keys == ["msg_a"]
+    assert recorder.keys == ["composio:msg_a"]  # the inbox key, namespaced by source
     stored = client.get("/api/inbox").json()
     assert stored["counts"] == {"done": 1}
     with inbox_mod.Inbox(settings.state_dir / "inbox.db") as inbox:
-        delivery = inbox.get("msg_a")
+        delivery = inbox.get("composio:msg_a")
     assert delivery is not None and delivery.duplicates == 1
     assert "webhook-signature" not in delivery.headers
     assert delivery.headers["webhook-id"] == "msg_a"
@@ -149,10 +149,12 @@ def test_generic_webhooks_standard_and_github(
     assert (missing.status_code, composio_key.status_code) == (404, 404)
     wait_settled(settings)
     assert sorted(recorder.keys) == [
-        "engineering-agent/deploy-hook:evt_1",
-        "engineering-agent/gh-push:8c4e-1",
+        "webhook:engineering-agent/deploy-hook:evt_1",
+        "webhook:engineering-agent/gh-push:8c4e-1",
     ]
-    assert ("chat", "engineering-agent/deploy-hook:evt_1", "Deploy of api 1.4.2") in recorder.calls
+    assert ("chat", "webhook:engineering-agent/deploy-hook:evt_1", "Deploy of api 1.4.2") in (
+        recorder.calls
+    )
 
 
 def test_v1_and_v2_payloads_route_like_v3(
@@ -364,7 +366,7 @@ def test_fuzzed_requests_never_get_5xx_nor_run_when_rejected(tmp_path: Path) -> 
             assert answer.status_code < 500, answer.text
             seen.add(answer.status_code)
             if answer.status_code in (200, 202):
-                accepted.add(msg_id)
+                accepted.add(f"composio:{msg_id}")
 
         check()
         wait_settled(state, timeout=30)
@@ -401,7 +403,7 @@ def test_replaying_every_delivery_three_times_across_a_restart_runs_each_once(
             wait_settled(fresh_state)
     assert statuses[:30] == [202] * 30
     assert statuses[30:] == [200] * 90
-    assert sorted(recorder.keys) == sorted(ids)
+    assert sorted(recorder.keys) == sorted(f"composio:{i}" for i in ids)
 
 
 def test_the_bare_health_and_runs_endpoints_still_work(client: TestClient) -> None:

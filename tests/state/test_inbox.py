@@ -171,3 +171,28 @@ def test_group_commit_reports_a_failed_commit_to_every_waiter(tmp_path: Path) ->
             await committer.submit(new("late"))
 
     asyncio.run(scenario())
+
+
+def test_migration_v2_namespaces_stored_ids_by_source(tmp_path: Path) -> None:
+    """Ids stored before v2 get their source prefix, so a re-send after the upgrade is still a
+    duplicate; ids that already look namespaced do not collide on the way (issue 17 item 1)."""
+    from planner_operator.state import db
+
+    path = tmp_path / "inbox.db"
+    conn = db.connect(path)
+    db.migrate(conn, inbox_mod.COMPONENT, inbox_mod.MIGRATIONS[:1])
+    old = [("msg_a", "composio"), ("composio:msg_a", "composio"), ("a/b:x", "webhook")]
+    for old_id, source in old:
+        conn.execute(
+            "INSERT INTO deliveries (id, source, received_at, headers, body, status, "
+            "next_attempt_at, updated_at) VALUES (?, ?, 1, '{}', x'7b7d', 'done', 1, 1)",
+            (old_id, source),
+        )
+    conn.close()
+    with Inbox(path) as store:
+        ids = {d.id for d in store.list(limit=10)}
+        assert ids == {"composio:msg_a", "composio:composio:msg_a", "webhook:a/b:x"}
+        again = NewDelivery(
+            id=inbox_mod.delivery_id("composio", "msg_a"), source="composio", body=b"{}"
+        )
+        assert store.insert(again) is False

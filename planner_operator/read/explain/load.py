@@ -123,9 +123,8 @@ def _route(settings: Settings, d: Delivery) -> events.Route | None:
         envelope = events.parse(d).composio
     except payloads.PayloadError:
         envelope = None
-    if envelope is not None:
-        return routes.by_remote_id(envelope.trigger_id or "")
-    return routes.by_key(d.trigger_key or "")
+    remote_id = envelope.trigger_id if envelope is not None else None
+    return routes.find(d.source, remote_id=remote_id, key=d.trigger_key)
 
 
 def _delivery_runs(settings: Settings, delivery_id: str) -> list[Run]:

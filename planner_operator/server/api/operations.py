@@ -121,7 +121,7 @@ class Operations:
                     field="body",
                 ) from None
         delivery = NewDelivery(
-            id=f"{TEST_PREFIX}{secrets.token_hex(8)}",
+            id=inbox.delivery_id("local", f"{TEST_PREFIX}{secrets.token_hex(8)}"),
             source="local",
             body=json.dumps(payload, default=str).encode(),
             trigger_key=entry.key,
