@@ -242,6 +242,15 @@ WORKER_POLL: Var[float] = Var(
     p.seconds(positive=True),
 )  # fmt: skip
 
+# -- the dashboard (server.dashboard) ---------------------------------------------------------
+_D = "server.dashboard"
+REPO_WEB_URL: Var[str | None] = Var(
+    "PLANNER_REPO_WEB_URL", "URL", None,
+    "web address of the agent files in the repository (e.g. "
+    "`https://github.com/org/agents/blob/main`); the dashboard links each job and trigger to "
+    "its file there, since config lives in git", _D, p.url,
+)  # fmt: skip
+
 ALL: tuple[Var[Any], ...] = tuple(
     v for v in globals().values() if isinstance(v, Var)
 )  # in the order above, which is the README's

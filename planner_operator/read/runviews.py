@@ -40,6 +40,7 @@ class RunSummary(ReadModel):
     reason: str | None
     action: str | None = Field(description="chat | workflow")
     summary: str | None = Field(description="The rendered message or workflow input, shortened.")
+    error: str | None = Field(default=None, description="Why the run failed (failed runs).")
     started_at: str
     finished_at: str | None
     duration_ms: float | None
@@ -50,7 +51,6 @@ class RunDetail(RunSummary):
 
     rendered: str | None = Field(description="Rendered chat message or workflow input (JSON).")
     result: Any = None
-    error: str | None = None
     event: Any = Field(default=None, description="TriggerEvent (trigger runs).")
     trigger_result: Any = Field(default=None, description="TriggerResult (trigger runs).")
 
@@ -72,7 +72,6 @@ def detail(run: Run) -> RunDetail:
         **_summary_fields(run),
         rendered=run.rendered,
         result=run.result,
-        error=run.error,
         event=run.event,
         trigger_result=run.trigger_result,
     )
@@ -99,6 +98,7 @@ def _summary_fields(run: Run) -> dict[str, Any]:
         "reason": run.reason,
         "action": run.action,
         "summary": text or None,
+        "error": run.error,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "duration_ms": _duration(run.started_at, run.finished_at),

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
 from planner_operator.core import variables
@@ -57,7 +58,8 @@ def create_app(
         for task in tasks:
             task.cancel()
 
-    app = FastAPI(title="planner-operator", version="0.1.0", lifespan=lifespan)
+    # /docs with Swagger UI's files served from the package (fastapi-offline), not a CDN
+    app = FastAPIOffline(title="planner-operator", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     exempt: list[str] = []
     if runtime.inngest is not None:
@@ -72,7 +74,8 @@ def create_app(
     app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
     app.include_router(metrics.router(settings))  # GET /metrics
     # /planner/: the dashboard (last: its 404 page)
-    app.include_router(dashboard_router(runtime.reader, runtime.operations))
+    repo_url = variables.REPO_WEB_URL.read(env)
+    app.include_router(dashboard_router(runtime.reader, runtime.operations, repo_url=repo_url))
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

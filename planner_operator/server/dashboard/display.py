@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from markupsafe import Markup
 
 
 def parse(value: str | None) -> datetime | None:
@@ -122,6 +125,53 @@ def shorten(value: str | None, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+# -- what the top of the Planner page says ------------------------------------------------------
+
+
+def broken_files(load_errors: Iterable[str]) -> dict[str, list[str]]:
+    """Load errors (``file:line:col: message``) by file: those files' resources are frozen."""
+    out: dict[str, list[str]] = {}
+    for error in load_errors:
+        file = error.split(":", 1)[0]
+        out.setdefault(file, []).append(error)
+    return out
+
+
+def code_spans(text: str) -> Markup:
+    """Our messages quote names in `backticks`: shown as code, the rest escaped."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an odd backtick: show the text as it is
+        return Markup.escape(text)
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if index % 2 else Markup.escape(part)
+        for index, part in enumerate(parts)
+    )
+
+
+def slug(text: str | None) -> Markup:
+    """An event slug that may wrap after its underscores, never inside a word."""
+    return Markup("_<wbr>").join(Markup.escape(part) for part in str(text or "").split("_"))
+
+
+def summary(
+    resources: Sequence[Any], jobs: Sequence[Any], last: Any, *, now: datetime
+) -> dict[str, Any]:
+    """Counts by state, the next fire across all jobs and what needs attention, for the strip
+    at the top of the page (on a phone the tables below are long)."""
+    states: dict[str, int] = {}
+    for resource in resources:
+        states[resource.state] = states.get(resource.state, 0) + 1
+    upcoming = [(job.next_runs[0], job) for job in jobs if job.next_runs]
+    upcoming.sort(key=lambda pair: parse(pair[0].utc) or now)
+    attention = [r for r in resources if r.state in ("error", "drifted", "frozen")]
+    return {
+        "states": dict(sorted(states.items())),
+        "next": upcoming[0] if upcoming else None,
+        "attention": attention,
+        "failures": len(last.failures) + len(last.load_errors) if last is not None else 0,
+    }
+
+
 FILTERS = {
     "zoned": zoned,
     "utc": utc,
@@ -130,4 +180,6 @@ FILTERS = {
     "duration": duration,
     "pretty": pretty,
     "shorten": shorten,
+    "code_spans": code_spans,
+    "slug": slug,
 }

@@ -38,8 +38,10 @@ _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 FLASH = {  # fixed texts only: a query parameter never puts words on the page
-    "run": "Run started. This page refreshes itself until the run has finished.",
-    "test": "Test event sent. This page refreshes itself until the run has finished.",
+    ("run", True): "Run started. This page refreshes itself until the run has finished.",
+    ("test", True): "Test event sent. This page refreshes itself until the run has finished.",
+    ("run", False): "Run started; it has already finished (its outcome is below).",
+    ("test", False): "Test event sent; its run has already finished (its outcome is below).",
 }
 
 _env = jinja2.Environment(
@@ -87,9 +89,14 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     )
 
 
-def router(reader: Reader, operations: Operations) -> APIRouter:
-    """The dashboard routes for ``create_app``: the same reader and operations as the API."""
+def router(reader: Reader, operations: Operations, *, repo_url: str | None = None) -> APIRouter:
+    """The dashboard routes for ``create_app``: the same reader and operations as the API.
+
+    ``repo_url`` (``PLANNER_REPO_WEB_URL``) is where the agent files can be read on the web;
+    each job and trigger links to its file there.
+    """
     routes = APIRouter(include_in_schema=False)
+    source = repo_url.rstrip("/") if repo_url else None
 
     @routes.get("/")
     def home() -> RedirectResponse:
@@ -108,6 +115,7 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
     @routes.get(f"{BASE}/")
     def planner(request: Request) -> HTMLResponse:
         jobs, triggers = reader.jobs(), reader.triggers()
+        last = reader.reconcile()
         return render(
             request,
             "planner.html",
@@ -117,7 +125,10 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
                 "agent_names": {a.id: a.name for a in reader.agents()},
                 "jobs": jobs,
                 "triggers": triggers,
-                "reconcile": reader.reconcile(),
+                "reconcile": last,
+                "broken": display.broken_files(last.load_errors),
+                "repo_url": source,
+                "summary": display.summary([*jobs, *triggers], jobs, last, now=datetime.now(UTC)),
             },
             refresh=_refresh_if_running([*jobs, *triggers]),
         )
@@ -137,6 +148,8 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
                 "agent_names": {found.id: found.name},
                 "jobs": jobs,
                 "triggers": triggers,
+                "broken": display.broken_files(reader.reconcile().load_errors),
+                "repo_url": source,
             },
             refresh=_refresh_if_running([*jobs, *triggers]),
         )
@@ -200,7 +213,7 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         return render(
             request,
             "run.html",
-            {"tab": "runs", "run": run, "flash": FLASH.get(flash)},
+            {"tab": "runs", "run": run, "flash": FLASH.get((flash, run.status == "running"))},
             refresh=2 if run.status == "running" else None,
         )
 
