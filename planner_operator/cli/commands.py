@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -433,10 +432,6 @@ def serve(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
-    if os.environ.get("PLANNER_GC_TUNE") == "1":  # process-wide, so opt-in (see docs/webhooks.md)
-        from planner_operator.server import webhooks
-
-        webhooks.tune_gc()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
     # was installed before it: make that a clean exit, as supervisors expect after a stop.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
@@ -464,7 +459,7 @@ def run_now(settings: Settings, key: str) -> int:
         entry = ledger.get(key)
     assert entry is not None  # resolved among the applied keys
     executors = executor_select.from_env(settings)
-    with RunStore(settings.state_dir / "runs.db") as runs:
+    with RunStore(settings.runs_db) as runs:
         runner = JobRunner(runs, executors)
         run_id = f"manual-{uuid.uuid4().hex[:12]}"
         fire = Fire.of(entry.spec, datetime.now(UTC))
@@ -511,7 +506,7 @@ def _run_json(run: Any) -> dict[str, Any]:
 def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
     from planner_operator.state.runs import RunStore
 
-    path = settings.state_dir / "runs.db"
+    path = settings.runs_db
     if key is not None:
         key = _run_key(settings, key, path)
     if not path.exists():

@@ -7,12 +7,12 @@ The webhook secret is never printed; only where it went.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 
@@ -44,7 +44,7 @@ def rotate_secret(
 
     try:
         settings = Settings.resolve(state_dir=state_dir)
-        with composio.from_env(settings, os.environ) as backend:
+        with composio.from_env(settings, variables.environ()) as backend:
             subscription, store = backend.rotate_webhook_secret()
     except PlannerError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from planner_operator.core import variables
 from planner_operator.core.records import Delivery, NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, StateError
-from planner_operator.state.inbox import FILE_NAME, Inbox, delivery_id
+from planner_operator.state.inbox import Inbox, delivery_id
 
 if TYPE_CHECKING:
     from planner_operator.runtime.worker import Worker
@@ -88,7 +89,7 @@ def _settings(state_dir: Path | None, ledger_db: Path | None = None) -> Settings
 
 
 def _open(settings: Settings) -> Inbox:
-    path = settings.state_dir / FILE_NAME
+    path = settings.inbox_db
     if not path.exists():
         raise StateError(f"no inbox at {path}: nothing was received yet")
     return Inbox(path)
@@ -244,7 +245,7 @@ def inject(
             trigger_key=key,
             event_type="local",
         )
-        with Inbox(settings.state_dir / FILE_NAME) as inbox:
+        with Inbox(settings.inbox_db) as inbox:
             inbox.insert(delivery)
         typer.echo(delivery.id)
         return 0
@@ -254,20 +255,19 @@ def inject(
 
 def _worker(settings: Settings, concurrency: int | None = None) -> Worker:
     import dataclasses
-    import os
 
     from planner_operator.runtime.executors import select as executor_select
     from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
     from planner_operator.state.runs import RunStore
 
-    config = WorkerConfig.from_env(os.environ)
+    config = WorkerConfig.from_env(variables.environ())
     if concurrency:
         config = dataclasses.replace(config, concurrency=concurrency)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Worker(
-        inbox=Inbox(settings.state_dir / FILE_NAME),
+        inbox=Inbox(settings.inbox_db),
         routes=Routes(settings.ledger_db),
-        runs=RunStore(settings.state_dir / "runs.db"),
+        runs=RunStore(settings.runs_db),
         executors=executor_select.from_env(settings),
         config=config,
     )

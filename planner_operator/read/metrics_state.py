@@ -161,8 +161,8 @@ class StateCollector:
     def collect(self) -> Iterator[Metric]:
         readers: tuple[tuple[str, Path, Callable[[sqlite3.Connection], list[Metric]]], ...] = (
             ("ledger", self.settings.ledger_db, self._ledger),
-            ("inbox", self.settings.state_dir / "inbox.db", self._inbox),
-            ("runs", self.settings.state_dir / "runs.db", self._runs),
+            ("inbox", self.settings.inbox_db, self._inbox),
+            ("runs", self.settings.runs_db, self._runs),
         )
         ok = GaugeMetricFamily(
             "planner_state_read_ok",

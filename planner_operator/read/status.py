@@ -125,7 +125,7 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
     """Last run and scheduler counters per key (empty when nothing has run yet)."""
-    path = settings.state_dir / "runs.db"
+    path = settings.runs_db
     if not path.exists():
         return {}
     from planner_operator.runtime.scheduler import read_counters
@@ -149,7 +149,7 @@ def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None,
 
 def _lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
     """Lifecycle events received by the webhook receiver, per trigger key."""
-    if not (settings.state_dir / "inbox.db").exists():
+    if not (settings.inbox_db).exists():
         return {}
     from planner_operator.state import inbox
 

@@ -148,7 +148,8 @@ class Reader:
 
     Stores are opened per call (local SQLite files, cheap to open), so a reconcile or the
     scheduler in another process is seen at once; only the backend read is cached (see
-    ``remote_states``). ``env`` picks the backends, as ``serve`` does (default: os.environ).
+    ``remote_states``). ``env`` picks the backends, as ``serve`` does (default: the process
+    environment).
     """
 
     def __init__(
@@ -242,7 +243,7 @@ class Reader:
             key = f"{agent}/triggers/{trigger}"
         elif agent:
             prefix = f"{agent}/"
-        with RunStore(self.settings.state_dir / "runs.db") as store:
+        with RunStore(self.settings.runs_db) as store:
             found = store.list(
                 key=key, prefix=prefix, status=status, limit=limit + 1, before_id=before
             )
@@ -251,7 +252,7 @@ class Reader:
         return RunPage(items=items, next_before=items[-1].id if more and items else None)
 
     def run(self, run_id: int) -> RunDetail:
-        with RunStore(self.settings.state_dir / "runs.db") as store:
+        with RunStore(self.settings.runs_db) as store:
             found = store.get(run_id)
         if found is None:
             raise NotFoundError(f"no run {run_id} (GET /api/runs lists the recent runs)")
@@ -300,7 +301,7 @@ class Reader:
 
     def _jobs(self, entries: list[OwnedEntry]) -> list[JobView]:
         states = self.remote.of(entries)
-        path = self.settings.state_dir / "runs.db"
+        path = self.settings.runs_db
         counters = read_counters(path) if path.exists() else {}
         now = datetime.now(UTC)
         with RunStore(path) as store:
@@ -310,10 +311,10 @@ class Reader:
 
     def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
         states = self.remote.of(entries)
-        box_path = self.settings.state_dir / inbox.FILE_NAME
+        box_path = self.settings.inbox_db
         box = inbox.Inbox(box_path) if box_path.exists() else None
         try:
-            with RunStore(self.settings.state_dir / "runs.db") as store:
+            with RunStore(self.settings.runs_db) as store:
                 return [
                     _trigger(e, states[e.key], store.last(e.key), _last_delivery(box, e.key))
                     for e in entries

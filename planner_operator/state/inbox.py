@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import settings as settings_mod
 from planner_operator.core.records import Delivery, NewDelivery
+from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
 from planner_operator.state import db
 
 COMPONENT = "inbox"
-FILE_NAME = "inbox.db"
+FILE_NAME = settings_mod.INBOX_DB_FILE  # under the state dir: Settings.inbox_db
 RETENTION = 7 * 24 * 3600.0
 
 MIGRATIONS: tuple[str, ...] = (
@@ -367,7 +369,7 @@ class Inbox(db.Store):
         return {str(r[0]): (str(r[1]), r[2], float(r[3])) for r in rows}
 
 
-def trigger_statuses(settings: Any) -> dict[str, tuple[str, str]]:
+def trigger_statuses(settings: Settings) -> dict[str, tuple[str, str]]:
     """Lifecycle state per trigger key, for ``status``: ``{key: (state, reason)}``.
 
     ``state`` is ``disabled`` (Composio disabled the trigger instance) or ``expired`` (its
@@ -377,7 +379,7 @@ def trigger_statuses(settings: Any) -> dict[str, tuple[str, str]]:
     """
     from planner_operator.state.ledger import Ledger
 
-    path = Path(settings.state_dir) / FILE_NAME
+    path = settings.inbox_db
     if not path.exists():
         return {}
     with Inbox(path) as inbox:

@@ -155,6 +155,29 @@ def test_every_variable_named_in_the_code_is_in_the_table() -> None:
     assert not missing
 
 
+def test_only_the_table_reads_the_process_environment() -> None:
+    """Modules take an ``env`` mapping (tests pass their own); only ``variables.environ``
+    falls back to ``os.environ``, and only variables' ``read`` looks a name up in it."""
+    readers = [
+        str(path.relative_to(ROOT))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "variables.py"
+        and re.search(r"os\.environ|getenv\(", path.read_text(encoding="utf-8"))
+    ]
+    assert readers == []
+
+
+def test_store_file_names_are_spelled_once() -> None:
+    """Every caller takes a store's path from Settings (``runs.db`` was spelled in 8 modules)."""
+    names = ("state.db", "ledger.db", "runs.db", "inbox.db", "outbox.db", "api-token")
+    spelled: dict[str, list[str]] = {name: [] for name in names}
+    for path in PACKAGE.rglob("*.py"):
+        for value in _string_constants(path):
+            if value in spelled:
+                spelled[value].append(str(path.relative_to(ROOT)))
+    assert spelled == {name: ["planner_operator/core/settings.py"] for name in names}
+
+
 def test_unknown_planner_variables_are_warned_about_with_a_did_you_mean() -> None:
     env = {
         "PLANNER_STATE_DIRR": "x",

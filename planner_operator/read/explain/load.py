@@ -22,7 +22,7 @@ from planner_operator.read.explain.model import (
 )
 from planner_operator.runtime import events
 from planner_operator.state import db
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
 
@@ -72,7 +72,7 @@ def job(
 
 def _job_runs(settings: Settings, key: str, *, since: datetime) -> list[Run]:
     """The key's runs started after ``since``, paging newest first until older ones appear."""
-    path = settings.state_dir / "runs.db"
+    path = settings.runs_db
     if not path.exists():
         return []
     out: list[Run] = []
@@ -88,7 +88,7 @@ def _job_runs(settings: Settings, key: str, *, since: datetime) -> list[Run]:
 
 def delivery(settings: Settings, delivery_id: str) -> DeliveryReport:
     """Read the delivery, today's route for it and its runs, and explain it."""
-    path = settings.state_dir / FILE_NAME
+    path = settings.inbox_db
     found = None
     if path.exists():
         with Inbox(path) as inbox:
@@ -129,7 +129,7 @@ def _route(settings: Settings, d: Delivery) -> events.Route | None:
 
 def _delivery_runs(settings: Settings, delivery_id: str) -> list[Run]:
     """Runs whose run id is the delivery id or one of its replays (indexed on run_id)."""
-    path = settings.state_dir / "runs.db"
+    path = settings.runs_db
     if not path.exists():
         return []
     with RunStore(path) as store:

@@ -185,7 +185,7 @@ class Operations:
 
             hooks, settings = self.webhooks, self.settings
             self._worker = Worker(
-                inbox=inbox.Inbox(settings.state_dir / inbox.FILE_NAME),
+                inbox=inbox.Inbox(settings.inbox_db),
                 routes=hooks.routes if hooks is not None else Routes(settings.ledger_db),
                 runs=self.runs,
                 executors=self.executors,
