@@ -255,16 +255,21 @@ def verify_standard(
     )
 
 
-def verify_github(secret: str, *, signature: str | None, body: bytes) -> None:
-    """GitHub-style ``X-Hub-Signature-256``; GitHub signs no timestamp, so none is checked."""
+def verify_github(secret: str, *, signature: str | None, body: bytes) -> str:
+    """GitHub-style ``X-Hub-Signature-256``; returns the verified digest (lowercase hex).
+
+    GitHub signs neither a timestamp nor ``X-GitHub-Delivery``, so nothing here bounds a
+    replay; the receiver dedupes on the returned digest instead (docs/webhooks.md)."""
     if not signature:
         raise MalformedHeaders("missing X-Hub-Signature-256 header")
     match = _GITHUB.fullmatch(signature.strip())
     if match is None:
         raise MalformedHeaders("X-Hub-Signature-256 must be sha256=<64 hex digits>")
     expected = sign_github(secret, body)[len("sha256=") :]
-    if not hmac.compare_digest(expected, match.group(1).lower()):
+    presented = match.group(1).lower()
+    if not hmac.compare_digest(expected, presented):
         raise BadSignature("signature does not match")
+    return presented
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,7 @@ class Verifier:
 
     composio: Callable[..., str] = verify_composio
     standard: Callable[..., str] = verify_standard
-    github: Callable[..., None] = verify_github
+    github: Callable[..., str] = verify_github
 
 
 def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:

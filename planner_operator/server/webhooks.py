@@ -336,10 +336,14 @@ class Webhooks:
                 raise Rejected(503, "this trigger's webhook secret is not configured")
             body = await self._body(request, headers)
             if route.webhook.scheme == "github":
-                self.verifier.github(
+                digest = self.verifier.github(
                     secret, signature=headers.get("x-hub-signature-256"), body=body
                 )
-                sent_id = signatures.check_id(headers.get("x-github-delivery"), "X-GitHub-Delivery")
+                signatures.check_id(headers.get("x-github-delivery"), "X-GitHub-Delivery")
+                # X-GitHub-Delivery is not signed: a captured body re-sent under new delivery
+                # ids would run each time. The signature is what was signed, so it is the key;
+                # the inbox keeps it RETENTION (7 days), the window of this dedupe.
+                sent_id = f"sha256={digest}"
             else:
                 sent_id = self.verifier.standard(
                     secret,

@@ -226,3 +226,30 @@ def test_delivery_ids_of_different_sources_do_not_collide(
     wait_settled(settings)
     assert sorted(recorder.keys) == [f"composio:{composio_id}", f"webhook:{composio_id}"]
     assert ("chat", f"webhook:{composio_id}", "Deploy of api 2.0") in recorder.calls
+
+
+# -- item 5: GitHub-scheme replays -----------------------------------------------------------
+
+
+def test_a_captured_github_delivery_replayed_under_new_ids_runs_once(
+    client: TestClient, recorder: Recorder, settings: Settings
+) -> None:
+    body = json.dumps({"deployment": {"environment": "production"}}).encode()
+    captured = github_headers("72d3162e-cc78-11e3-81ab-4c9367dc0958", body)
+    answers = []
+    for n in range(4):  # the original, then three replays under fresh delivery ids
+        headers = {**captured, "x-github-delivery": f"replayed-{n}"} if n else captured
+        answers.append(client.post(GITHUB, content=body, headers=headers))
+    assert [(a.status_code, a.json()["status"]) for a in answers] == [(202, "accepted")] + [
+        (200, "duplicate")
+    ] * 3
+    other = json.dumps({"deployment": {"environment": "staging"}}).encode()
+    assert (
+        client.post(GITHUB, content=other, headers=github_headers("d-2", other)).status_code == 202
+    )
+    wait_settled(settings)
+    assert len(recorder.calls) == 2
+    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+        first = inbox.get(answers[0].json()["id"])
+    assert first is not None and first.duplicates == 3
+    assert first.headers["x-github-delivery"] == "72d3162e-cc78-11e3-81ab-4c9367dc0958"

@@ -148,9 +148,10 @@ def test_generic_webhooks_standard_and_github(
     assert (bad.status_code, nohdr.status_code) == (401, 400)
     assert (missing.status_code, composio_key.status_code) == (404, 404)
     wait_settled(settings)
+    signed = github_headers("8c4e-1", body)["x-hub-signature-256"]  # GitHub ids: the signature
     assert sorted(recorder.keys) == [
         "webhook:engineering-agent/deploy-hook:evt_1",
-        "webhook:engineering-agent/gh-push:8c4e-1",
+        f"webhook:engineering-agent/gh-push:{signed}",
     ]
     assert ("chat", "webhook:engineering-agent/deploy-hook:evt_1", "Deploy of api 1.4.2") in (
         recorder.calls

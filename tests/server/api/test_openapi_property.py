@@ -15,6 +15,7 @@ is named). Every other default check runs.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,8 @@ def trust_id(secret: str, *, msg_id: str | None, **_: object) -> str:
     return signatures.check_id(msg_id)
 
 
-def trust_github(secret: str, **_: object) -> None:
-    return None
+def trust_github(secret: str, *, body: bytes, **_: object) -> str:
+    return hashlib.sha256(body).hexdigest()
 
 
 TRUSTING = signatures.Verifier(composio=trust_id, standard=trust_id, github=trust_github)
