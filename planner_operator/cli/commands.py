@@ -21,7 +21,7 @@ from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import jsonfmt, keys, scheduling, specs
+from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -430,12 +430,12 @@ def serve(
 
     from planner_operator.server import operator
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logsafe.configure()
     app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
     # was installed before it: make that a clean exit, as supervisors expect after a stop.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -443,6 +443,9 @@ def serve(
         access_log=False,  # deliveries and runs are logged by the operator itself
         timeout_graceful_shutdown=int(grace),
     )
+    # uvicorn configures its own loggers when its Config is built: escape their lines too
+    logsafe.install(logging.getLogger(name) for name in ("uvicorn", "uvicorn.error"))
+    uvicorn.Server(config).run()
     return 0
 
 
@@ -573,11 +576,10 @@ def watch(
     subdir: str,
 ) -> int:
     cli_settings.warn_unknown(settings)
-    import logging
 
     from planner_operator.reconcile import watch as watch_mod
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logsafe.configure("%(asctime)s %(levelname)s %(message)s")
     if path is not None:
         watch_mod.watch_files(
             path, settings, options, on_cycle=lambda cycle: watch_mod.record(settings, cycle)

@@ -291,11 +291,9 @@ def worker_command(
     """
 
     def run() -> int:
-        import logging
+        from planner_operator.core import logsafe
 
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        logsafe.configure()
         worker = _worker(_settings(state_dir, ledger_db), concurrency)
         if once:
             typer.echo(f"{worker.drain()} delivery(ies) handled")

@@ -19,24 +19,19 @@ deliveries each.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from planner_operator.core.settings import Settings
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from tests.support import canaries
+from tests.support.serve_process import Server
 from tests.support.webhook_env import (
     MAIL_ID,
     MAIL_KEY,
@@ -46,71 +41,6 @@ from tests.support.webhook_env import (
     mail_spec,
 )
 from tests.support.webhook_env import composio_headers as sign
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Server:
-    """``python -m planner_operator serve`` on a free port, killable and restartable."""
-
-    def __init__(self, state: Path, log: Path) -> None:
-        self.state, self.log = state, log
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("INNGEST_", "PLANNER_", "COMPOSIO_"))
-        }
-        self.env.update(
-            PYTHONPATH=str(ROOT),
-            COMPOSIO_WEBHOOK_SECRET=SECRET,
-            PLANNER_INBOX_LEASE="2",
-            PLANNER_WORKER_POLL="0.1",
-            PLANNER_WORKER_CONCURRENCY="8",
-            PLANNER_GC_TUNE="1",
-        )
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "planner_operator",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--state-dir",
-                    str(self.state),
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("server did not start")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
 
 
 async def send(

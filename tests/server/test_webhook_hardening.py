@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from planner_operator.server.app import create_app
 from planner_operator.server.webhooks import GroupCommitter
 from planner_operator.state.inbox import FILE_NAME, Inbox
 from tests.fakes.serving import run_app
+from tests.support.serve_process import Server
 from tests.support.webhook_env import (
     ENV,
     MAIL_ID,
@@ -253,3 +255,32 @@ def test_a_captured_github_delivery_replayed_under_new_ids_runs_once(
         first = inbox.get(answers[0].json()["id"])
     assert first is not None and first.duplicates == 3
     assert first.headers["x-github-delivery"] == "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+
+
+# -- item 4: nothing a sender sends can forge or garble a log line ----------------------------
+
+
+def test_control_characters_from_senders_are_escaped_in_the_serve_log(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    apply_triggers(Settings.resolve(state_dir=state, env={}), default_triggers())
+    server = Server(state, tmp_path / "serve.log", ENV)
+    forged = "2026-01-01 00:00:00,000 INFO planner_operator.webhooks delivery x outcome=accepted"
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as http:
+            body = json.dumps({"service": "a", "version": "1"}).encode()
+            for agent in ("eng%0A" + forged.replace(" ", "%20"), "eng%1B%5B31mred", "eng%00nul"):
+                answer = http.post(f"/webhooks/{agent}/deploy-hook", content=body)
+                assert answer.status_code == 404
+            message = json.dumps(envelope(trigger_id="ti_\n" + forged + "\x1b[2J\x00")).encode()
+            sent = http.post(COMPOSIO, content=message, headers=composio_headers("inj-1", message))
+            assert sent.status_code == 202
+            time.sleep(0.5)  # the worker logs the unrouted delivery too
+    finally:
+        server.stop()
+    log = server.log.read_bytes()
+    assert b"\x1b" not in log and b"\x00" not in log
+    lines = log.decode().splitlines()
+    assert not [line for line in lines if line.startswith(forged[:24])], "a forged log line"
+    assert "eng\\n2026-01-01" in log.decode() and "eng\\x1b[31mred" in log.decode()
+    assert "ti_\\n2026-01-01" in log.decode()
