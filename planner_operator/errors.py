@@ -164,3 +164,15 @@ class AuthError(PermanentError):
 
 class Conflict(PermanentError):
     """The remote refuses the change in its current state."""
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether trying the same thing again may succeed: decided by type, never by message.
+
+    Our own errors say so (``RetryableError``); any other ``PlannerError`` (a permanent backend
+    answer, a template that cannot render) will fail the same way again. Anything else is
+    unexpected (a bug, an exhausted resource) and gets the benefit of the doubt.
+    """
+    if isinstance(exc, RetryableError):
+        return True
+    return not isinstance(exc, PlannerError)

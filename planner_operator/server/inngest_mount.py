@@ -17,13 +17,14 @@ from starlette.types import ASGIApp
 from planner_operator.backends.inngest import sdk as inngest_app
 from planner_operator.backends.inngest.backend import JobTable
 from planner_operator.backends.inngest.sdk import InngestConfig, SwappableApp
-from planner_operator.runtime.jobrun import InngestJobHandler
 
 log = logging.getLogger("planner_operator.serve")
 
 
 class InngestMount:
-    def __init__(self, config: InngestConfig, table: JobTable, handler: InngestJobHandler) -> None:
+    def __init__(
+        self, config: InngestConfig, table: JobTable, handler: inngest_app.JobHandler
+    ) -> None:
         self.config = config
         self.table = table
         self.handler = handler

@@ -18,7 +18,7 @@ from planner_operator.core.settings import Settings
 from planner_operator.read.views import Reader
 from planner_operator.runtime.executors import select as executor_select
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.runtime.jobrun import InngestJobHandler, JobRunner
+from planner_operator.runtime.jobrun import DurableJobHandler, JobRunner
 from planner_operator.server import webhooks
 from planner_operator.server.api.operations import Operations
 from planner_operator.server.inngest_mount import InngestMount
@@ -59,6 +59,6 @@ def build(
     inngest = None
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
-        handler = InngestJobHandler(JobRunner(runs, executors))
+        handler = DurableJobHandler(JobRunner(runs, executors))
         inngest = InngestMount(config, JobTable(settings.state_db), handler)
     return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest)

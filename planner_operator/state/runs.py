@@ -2,9 +2,12 @@
 
 One row per (resource key, run id, attempt), written with insert-or-ignore, because the code that
 records a run may execute more than once for the same attempt (Inngest re-invokes a function
-for every step; a worker may be retried). Slots are claimed in their own table so that the two
-fires Inngest may make for one repeated wall-clock time (DST fall-back) are told apart by slot,
-not by run id.
+for every step; a worker may be retried). A job run keeps one row for all its attempts
+(:meth:`RunStore.resume`, :meth:`RunStore.retrying`): Inngest retries a step within one run id.
+
+Slots are claimed in their own table, by the *scheduled fire* that holds them (its instant), so
+the two fires Inngest makes for one repeated wall-clock time (DST fall-back) are told apart,
+while a rerun or replay of a fire (a new run id, the same scheduled event) is not a repeat.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN trigger_result TEXT;
     CREATE INDEX runs_by_run_id ON runs (run_id);
     """,
+    # v3: a slot remembers the scheduled fire (UTC instant) that claimed it, not only its run.
+    """
+    ALTER TABLE run_slots ADD COLUMN fire TEXT;
+    """,
 )
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
@@ -76,21 +83,23 @@ class RunStore(db.Store):
     def _now(self) -> str:
         return clock_mod.iso(self.clock, "milliseconds")
 
-    def claim_slot(self, key: str, slot: str, run_id: str) -> str | None:
-        """Claim a wall-clock slot for a run; returns the run id that already had it, if any.
+    def claim_slot(
+        self, key: str, slot: str, run_id: str, *, fire: str | None = None
+    ) -> tuple[str, str | None]:
+        """Claim a wall-clock slot for a scheduled fire; returns the holder's (run id, fire).
 
-        Re-claiming by the same run id (a retry, or a step re-invocation) is not a conflict.
+        The caller compares: the same ``fire`` (a retry, a step re-invocation, a rerun of the
+        fire) or, for claims recorded without one, the same run id, is the holder itself.
         """
         with self._lock, db.transaction(self._conn):
             self._conn.execute(
-                "INSERT OR IGNORE INTO run_slots (key, slot, run_id) VALUES (?, ?, ?)",
-                (key, slot, run_id),
+                "INSERT OR IGNORE INTO run_slots (key, slot, run_id, fire) VALUES (?, ?, ?, ?)",
+                (key, slot, run_id, fire),
             )
             row = self._conn.execute(
-                "SELECT run_id FROM run_slots WHERE key = ? AND slot = ?", (key, slot)
+                "SELECT run_id, fire FROM run_slots WHERE key = ? AND slot = ?", (key, slot)
             ).fetchone()
-        holder = str(row[0])
-        return None if holder == run_id else holder
+        return str(row[0]), None if row[1] is None else str(row[1])
 
     def start(
         self,
@@ -117,6 +126,64 @@ class RunStore(db.Store):
             ).fetchone()
         return int(row[0])
 
+    def resume(
+        self,
+        *,
+        key: str,
+        kind: str,
+        run_id: str,
+        origin: str,
+        slot: str | None = None,
+        action: str | None = None,
+        rendered: str | None = None,
+    ) -> int:
+        """The one row of a run, whatever attempt it is on: found by (key, run id), else started.
+
+        Inngest calls a function again for every step and every retry; each call resumes the
+        same row rather than starting one per attempt.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id FROM runs WHERE key = ? AND run_id = ? ORDER BY id LIMIT 1",
+                (key, run_id),
+            ).fetchone()
+        if row is not None:
+            return int(row[0])
+        return self.start(
+            key=key,
+            kind=kind,
+            run_id=run_id,
+            origin=origin,
+            slot=slot,
+            action=action,
+            rendered=rendered,
+        )
+
+    def retrying(self, row_id: int, *, attempt: int, error: str | None = None) -> None:
+        """Record that a run is on ``attempt`` (0-based), with the error that made it retry."""
+        with self._lock, db.transaction(self._conn):
+            self._conn.execute(
+                "UPDATE runs SET attempt = MAX(attempt, ?), error = COALESCE(?, error) "
+                "WHERE id = ? AND status = 'running'",
+                (attempt, error, row_id),
+            )
+
+    def settle(
+        self, row_id: int, *, status: Status, result: Any = None, error: str | None = None
+    ) -> bool:
+        """Finish a run still ``running`` (a no-op once it has ended); True if it was running.
+
+        What a re-invoked function calls after its step: the step itself normally recorded the
+        end already, and a second writer must not overwrite it.
+        """
+        with self._lock, db.transaction(self._conn):
+            cur = self._conn.execute(
+                "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ? "
+                "WHERE id = ? AND status = 'running'",
+                (status, _dumps_result(result), error, self._now(), row_id),
+            )
+        return cur.rowcount > 0
+
     def finish(
         self,
         row_id: int,
@@ -135,7 +202,7 @@ class RunStore(db.Store):
                 "finished_at = ? WHERE id = ?",
                 (
                     status,
-                    None if result is None else json.dumps(result, default=str),
+                    _dumps_result(result),
                     error,
                     reason,
                     rendered,
@@ -218,6 +285,10 @@ class RunStore(db.Store):
 
 def _like_prefix(prefix: str) -> str:
     return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _dumps_result(result: Any) -> str | None:
+    return None if result is None else json.dumps(result, default=str)
 
 
 def _dumps(value: Any) -> str | None:

@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import git
 import httpx
 import pytest
-import uvicorn
 
 from planner_operator.backends.base import list_all
 from planner_operator.backends.inngest.backend import InngestScheduleBackend
@@ -33,33 +28,10 @@ from planner_operator.server.app import create_app
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
 from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
+from tests.support.inngest_serve import inngest_env, operator_server, wait_served
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "planner-operator"
-
-
-@contextmanager
-def operator_server(settings: Settings, env: dict[str, str]) -> Iterator[str]:
-    """`planner-operator serve` on a free loopback port, lifespan on (initial sync + watcher)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    env["INNGEST_SERVE_ORIGIN"] = origin
-    app = create_app(settings, env, reload_interval=0.1)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.01)
-    try:
-        yield origin
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def commit(repo: git.Repo, message: str) -> str:
@@ -81,20 +53,6 @@ def repo(tmp_path: Path) -> git.Repo:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.resolve(state_dir=tmp_path / "state", env={})
-
-
-def inngest_env(fake: FakeInngest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name in list(os.environ):
-        if name.startswith(("INNGEST_", "COMPOSIO_", "PLANNER_")):
-            monkeypatch.delenv(name)
-    env = {"PLANNER_TRIGGER_BACKEND": "local"}
-    if fake.production:
-        env |= {"INNGEST_SIGNING_KEY": TEST_SIGNING_KEY, "INNGEST_BASE_URL": fake.base_url}
-    else:
-        env |= {"INNGEST_DEV": fake.base_url}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return dict(env)
 
 
 def one_hourly_job(tmp_path: Path) -> Path:
@@ -169,12 +127,7 @@ def test_reconcile_serve_fire_update_archive(
             assert f"{APP}-engineering-agent--x-digest" in listed
 
             # the served app swapped its function set: the new function runs
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                status = httpx.get(f"{origin}/healthz").json()["inngest"]
-                if status["last_sync_ok"] and status["served_version"] > 0:
-                    break
-                time.sleep(0.05)
+            wait_served(origin)
             new = fake.fire_cron(
                 f"{APP}-engineering-agent--x-digest", datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
             )

@@ -18,9 +18,11 @@ installed SDK; **GO** = the open-source server, github.com/inngest/inngest.
     (the REST docs' form). Anything else: 401 ``{"error": ...}``.
     Checksum: like GO ``pkg/sdk/register.go`` ``RegisterRequest.Checksum``, a sha256 of the whole
     request (url, sdk, framework, appVersion, functions, capabilities, env header), not of
-    ``deployId``. Same checksum: ``{"ok": true, "modified": false}`` and nothing else (crons are
-    *not* re-initialised). Otherwise upsert by function id, archive functions missing from the
-    sync, re-initialise every cron, reply ``{"ok": true, "modified": true, "app_id", "sync_id"}``.
+    ``deployId``. Same checksum: ``{"ok": true, "modified": false, "app_id", "sync_id"}`` and
+    nothing else (crons are *not* re-initialised; GO ``pkg/devserver/api.go`` ``register``
+    answers ``sync.Reply`` with ``AppID`` and ``SyncID`` on this path too). Otherwise upsert by
+    function id, archive functions missing from the sync, re-initialise every cron, reply
+    ``{"ok": true, "modified": true, "app_id", "sync_id"}`` (GO ``pkg/cqrs/sync`` ``Reply``).
     The SDK returns whatever JSON object the server answered as a **200** PUT body, whatever the
     status: see ``Syncer._parse_out_of_band_response`` (it builds an error response for status
     >= 400, then drops it). So injected 400s *and* 500s reach the caller as ``200 {"error": ..}``.
@@ -28,14 +30,15 @@ installed SDK; **GO** = the open-source server, github.com/inngest/inngest.
 ``GET /v1/apps/{app}/functions`` (R "REST"; GO ``pkg/api/apiv1`` ``GetAppFunctions``)
     Production: same bearer rule as register. The body is what GO encodes: a **bare JSON array**
     of ``cqrs.Function`` (GO ``pkg/cqrs/function.go``), archived ones left out (sqlc
-    ``GetAppFunctionsBySlug``: ``archived_at IS NULL``); unknown app -> ``[]``::
+    ``GetAppFunctionsBySlug``: ``archived_at IS NULL``); unknown app -> ``null`` (a nil slice)::
 
         [{"internal_id": uuid, "env_id": uuid, "app_id": uuid, "id": "<app>-<fn>",
           "name": "...", "config": {...}, "created_at": iso, "archived_at": "0001-01-01T00:00:00Z"}]
 
-    ``config`` is the function config as synced with ``id`` = internal uuid and ``slug`` =
-    ``"<app>-<fn>"`` (as GO's ``inngest.Function``); triggers are ``config.triggers``, e.g.
-    ``[{"cron": "TZ=Europe/Berlin 0 9 * * 1"}]``. **Forgotten crons** (``restart()`` with
+    ``config`` is the server's own function format, not the SDK's register body (GO
+    ``inngest.Function``): ``id`` = internal uuid, ``fv``, ``slug`` = ``"<app>-<fn>"``,
+    ``triggers`` (e.g. ``[{"cron": "TZ=Europe/Berlin 0 9 * * 1"}]``), ``steps`` as an array of
+    ``{id, name, uri, retries}``. **Forgotten crons** (``restart()`` with
     ``faults.forget_crons_after_restart``): the function is still listed but its cron triggers
     are missing from ``config.triggers`` (event triggers stay) and ``fire_cron`` refuses it, until
     a sync that *changes the checksum* re-initialises them; an identical re-sync answers
@@ -46,6 +49,14 @@ installed SDK; **GO** = the open-source server, github.com/inngest/inngest.
     (SDK ``client_lib/models.py`` ``SendEventsResult``). Production: key must equal
     ``event_key`` else 401. An event ``id`` dedupes for 24 h (the duplicate gets the first id).
     Events received over HTTP are recorded, not run; ``send_event_and_run`` records and runs.
+
+Cron fires, reruns, invokes (R "Additions"; GO ``pkg/execution/executor/service.go``)
+    ``fire_cron`` sends what the cron service publishes: ``{"id": <scheduled time, RFC 3339>,
+    "name": "inngest/scheduled.timer", "data": {"cron", "scheduledAt", "fireAt"}, "ts":
+    <fireAt ms>}`` (no jitter: ``fireAt`` = ``scheduledAt``). ``rerun`` is the dashboard's Rerun
+    (GO ``coreapi/graph/resolvers/function_run.resolver.go``): the original event, a new run id.
+    ``invoke`` is the dashboard's Invoke (GO ``pkg/event/invoke.go``): event
+    ``inngest/function.invoked`` with a ULID id, ts now and ``data._inngest``.
 
 Executor (R "Invocation")
     ``POST`` to the synced ``steps.step.runtime.url`` (``stepId`` replaced by the hashed step id
@@ -101,6 +112,7 @@ from tests.support import canaries
 #: the canary value, so a leak of it into any test output fails the test.
 TEST_SIGNING_KEY = canaries.INNGEST_SIGNING_KEY
 CRON_EVENT = "inngest/scheduled.timer"
+INVOKE_EVENT = "inngest/function.invoked"
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 DEFAULT_RETRIES = 3  # Inngest's default when a function config carries no retries
 DEDUPE_SECONDS = 24 * 3600
@@ -144,6 +156,7 @@ class FakeFunction:
     created_at: str = field(default_factory=lambda: _iso(datetime.now(UTC)))
     archived_at: str | None = None
     crons_scheduled: bool = True
+    version: int = 0  # GO's FunctionVersion ("fv"): 1 on first sync, +1 on every changed sync
 
     @property
     def crons(self) -> list[str]:
@@ -163,10 +176,34 @@ class FakeFunction:
         return int(step.get("retries", {}).get("attempts", DEFAULT_RETRIES)) + 1
 
     def to_api(self, app: FakeApp, env_id: str, *, crons: bool = True) -> dict[str, Any]:
-        """The ``cqrs.Function`` JSON that ``GET /v1/apps/{app}/functions`` lists."""
+        """The ``cqrs.Function`` JSON that ``GET /v1/apps/{app}/functions`` lists.
+
+        ``config`` is the server's own function format (GO ``pkg/inngest/function.go``
+        ``Function``, ``function_step.go`` ``Step``), not the SDK's register body: ``fv``,
+        ``slug``, ``triggers``, and ``steps`` as an *array* of ``{id, name, uri, retries}``.
+        """
         scheduled = crons and self.crons_scheduled
         triggers = [t for t in self.config.get("triggers", []) if scheduled or "cron" not in t]
-        config = {**self.config, "id": self.internal_id, "slug": self.slug, "triggers": triggers}
+        steps = [
+            {
+                "id": step_id,
+                "name": step.get("name", step_id),
+                "uri": step["runtime"]["url"],
+                "retries": int(step.get("retries", {}).get("attempts", DEFAULT_RETRIES)),
+            }
+            for step_id, step in self.config["steps"].items()
+        ]
+        config: dict[str, Any] = {
+            "id": self.internal_id,
+            "fv": self.version,
+            "name": self.name,
+            "slug": self.slug,
+            "triggers": triggers,
+            "steps": steps,
+        }
+        for optional in ("concurrency", "singleton", "idempotency", "rateLimit", "throttle"):
+            if optional in self.config:
+                config[optional] = self.config[optional]
         return {
             "internal_id": self.internal_id,
             "env_id": env_id,
@@ -346,6 +383,11 @@ def new_ulid() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
+def _rfc3339(moment: datetime) -> str:
+    """GO ``time.RFC3339`` of a UTC time: seconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -438,7 +480,7 @@ class FakeInngest:
     # -- state for tests -------------------------------------------------------------------------
 
     def functions(self, app_id: str) -> list[dict[str, Any]]:
-        """What ``GET /v1/apps/{app_id}/functions`` returns (see the module docstring)."""
+        """The live functions ``GET /v1/apps/{app_id}/functions`` lists (module docstring)."""
         with self._lock:
             app = self.apps.get(app_id)
             if app is None:
@@ -482,7 +524,11 @@ class FakeInngest:
                 if self._synced_since_fault and self.faults.read_back_500 > 0:
                     self.faults.read_back_500 -= 1
                     return 500, {"error": "fake inngest: injected read error", "status": 500}
-            return 200, self.functions(urllib.parse.unquote(parts[2]))
+            app_id = urllib.parse.unquote(parts[2])
+            with self._lock:
+                known = app_id in self.apps
+            # GO encodes the nil slice of an unknown app as null
+            return 200, self.functions(app_id) if known else None
         if method == "POST" and len(parts) == 2 and parts[0] == "e":
             return self._receive_events(urllib.parse.unquote(parts[1]), body)
         return 404, {"error": f"not found: {method} {url.path}", "status": 404}
@@ -519,7 +565,13 @@ class FakeInngest:
             app = self.apps.get(body["appname"])
             if app is not None and app.checksum == checksum:
                 app.sync_count += 1
-                return 200, {"ok": True, "modified": False}
+                app.sync_ids.append(str(uuid.uuid4()))
+                return 200, {
+                    "ok": True,
+                    "modified": False,
+                    "app_id": app.internal_id,
+                    "sync_id": app.sync_ids[-1],
+                }
             if app is None:
                 app = self.apps[body["appname"]] = FakeApp(id=body["appname"], url="", env=env)
             self._apply_sync(app, body, env)
@@ -544,6 +596,7 @@ class FakeInngest:
             fn = known or FakeFunction(slug=slug, name="", config={})
             fn.name, fn.config = config.get("name") or slug, config
             fn.archived_at, fn.crons_scheduled = None, True
+            fn.version += 1
             synced[slug] = fn
         now = _iso(datetime.now(UTC))
         for slug, fn in app.functions.items():
@@ -597,11 +650,36 @@ class FakeInngest:
         zone, expr = split_cron(chosen)
         if not croniter.match(expr, slot.astimezone(zone).replace(tzinfo=None)):
             raise ValueError(f"{slot.isoformat()} is not a slot of {chosen!r}")
+        scheduled = _rfc3339(slot)
         event = {
+            "id": scheduled,  # the idempotency key: one event per scheduled time
             "name": CRON_EVENT,
-            "data": {"cron": chosen},
+            "data": {"cron": chosen, "scheduledAt": scheduled, "fireAt": scheduled},
+            "user": {},
+            "ts": int(slot.timestamp()) * 1000,  # fireAt (no jitter configured)
+        }
+        return self._execute(app, fn, event)
+
+    def rerun(self, run: FakeRun) -> FakeRun:
+        """The dashboard's Rerun (GO ``function_run.resolver.go`` ``Rerun``): a new run of the
+        same function with the original event, same id and ts, nothing memoised."""
+        app, fn = self.find_function(run.function_id)
+        return self._execute(app, fn, dict(run.event))
+
+    def invoke(self, function_id: str, data: dict[str, Any] | None = None) -> FakeRun:
+        """The dashboard's Invoke (GO ``event/invoke.go`` ``NewInvocationEvent``): an
+        ``inngest/function.invoked`` event with a fresh ULID id, ts now, ``data._inngest``."""
+        app, fn = self.find_function(function_id)
+        now = self.clock()
+        event = {
             "id": new_ulid(),
-            "ts": int(slot.timestamp() * 1000),
+            "name": INVOKE_EVENT,
+            "data": {
+                **(data or {}),
+                "_inngest": {"fn_id": fn.slug, "source_app_id": "", "gid": ""},
+            },
+            "user": {},
+            "ts": int(now * 1000),
         }
         return self._execute(app, fn, event)
 

@@ -161,9 +161,10 @@ def test_sync_lists_functions_with_tz_crons(
     assert fn["archived_at"] == "0001-01-01T00:00:00Z"
     assert fn["config"]["slug"] == "planner-nightly-report"
     assert fn["config"]["triggers"] == [{"cron": CRON}]
-    step = fn["config"]["steps"]["step"]
-    assert step["runtime"]["url"] == f"{url}{SERVE_PATH}?fnId=planner-nightly-report&stepId=step"
-    assert step["retries"] == {"attempts": 1}
+    [step] = fn["config"]["steps"]  # the server's format: an array, the runtime URL as uri
+    assert step["uri"] == f"{url}{SERVE_PATH}?fnId=planner-nightly-report&stepId=step"
+    assert step["retries"] == 1
+    assert fn["config"]["fv"] == 1
 
 
 def test_same_sync_twice_is_unmodified(
@@ -174,8 +175,13 @@ def test_same_sync_twice_is_unmodified(
         first = put_sync(url).json()
         second = put_sync(url, deploy_id="another-deploy").json()  # deployId is not checksummed
     assert first["modified"] is True
-    assert second == {"ok": True, "modified": False}
     app = fake_inngest.apps[APP]
+    assert second == {
+        "ok": True,
+        "modified": False,
+        "app_id": app.internal_id,
+        "sync_id": app.sync_ids[-1],
+    }
     assert (app.sync_count, app.modified_count, app.last_deploy_id) == (2, 1, None)
 
 
@@ -269,7 +275,10 @@ def test_fire_cron_memoises_steps_across_206_round_trips(
     assert [c.status_code for c in run.calls] == [206, 206, 206, 200]
     assert [c.signature_valid for c in run.calls] == [None] * 4  # dev mode signs nothing
     assert run.event["name"] == CRON_EVENT
-    assert run.event["data"] == {"cron": CRON}
+    slot = "2026-03-02T08:00:00Z"  # the cron service's event: id = the scheduled time
+    assert run.event["id"] == slot
+    assert run.event["data"] == {"cron": CRON, "scheduledAt": slot, "fireAt": slot}
+    assert run.event["ts"] == int(MONDAY_9_BERLIN.timestamp()) * 1000
     assert run.event["ts"] == int(MONDAY_9_BERLIN.timestamp() * 1000)
     assert fake_inngest.runs == [run]
 
@@ -496,7 +505,7 @@ def test_wrong_signing_key_is_rejected_by_the_sdk(
 def test_slow_knob_delays_every_response(fake_inngest: FakeInngest) -> None:
     fake_inngest.faults.slow_seconds = 0.2
     started = time.monotonic()
-    assert list_functions(fake_inngest).json() == []
+    assert list_functions(fake_inngest).json() is None  # unknown app: GO encodes nil as null
     assert time.monotonic() - started >= 0.2
 
 
@@ -545,7 +554,7 @@ def test_forgotten_crons_show_in_the_function_list(
         assert listed["config"]["triggers"] == []  # ... but its cron is gone
         with pytest.raises(CronNotScheduledError):
             fake.fire_cron("planner-nightly-report", MONDAY_9_BERLIN)
-        assert put_sync(url).json() == {"ok": True, "modified": False}  # not proof of crons
+        assert put_sync(url).json()["modified"] is False  # not proof of crons
         assert list_functions(fake).json()[0]["config"]["triggers"] == []
     bumped = make_client(fake, app_version="2")  # a different checksum re-initialises crons
     with served(bumped, [report_fn(bumped, calls)]) as url:

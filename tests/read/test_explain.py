@@ -196,6 +196,15 @@ def test_inngest_duplicate_fire_row_explains_the_repeat() -> None:
     assert not [line for line in t.lines if line.kind == "run"]  # both rows account for slots
 
 
+def test_inngest_run_counts_the_attempts_recorded_on_its_one_row() -> None:
+    spec = job_spec("0 9 * * *")
+    runs = [run("2026-11-23T09:00", utc(2026, 11, 23, 9), origin="inngest", attempt=2)]
+    t = timeline(spec, runs, utc(2026, 11, 23, 8), utc(2026, 11, 23, 10), backend="inngest")
+    [line] = [line for line in t.lines if line.run_id == "run-" + str(runs[0].id)]
+    assert line.attempts == 3
+    assert line.text.endswith(", 3 attempts")
+
+
 # -- history: pauses, changes, creation -----------------------------------------------------------
 
 

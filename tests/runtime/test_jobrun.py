@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from planner_operator.errors import NotFound, RetryableError
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
@@ -39,7 +40,10 @@ def test_second_fire_of_repeated_slot_is_skipped_under_vixie(runner: JobRunner) 
     first = runner.run(KEY, spec, Fire.of(spec, FIRST), run_id="r1", origin="inngest")
     second = runner.run(KEY, spec, Fire.of(spec, SECOND), run_id="r2", origin="inngest")
     assert "thread_id" in first
-    assert "DST repeat: slot 2026-11-01T01:30 already ran as run r1" in second["skipped"]
+    assert (
+        "DST repeat: slot 2026-11-01T01:30 already fired at 2026-11-01T05:30:00Z as run r1"
+        in second["skipped"]
+    )
     runs = runner.runs.list(key=KEY)
     assert [r.status for r in runs] == ["skipped", "succeeded"]
     assert runs[1].slot == "2026-11-01T01:30"
@@ -64,6 +68,94 @@ def test_retry_of_same_run_is_not_a_duplicate(runner: JobRunner) -> None:
     fire = Fire.of(spec, FIRST)
     assert runner.claim(KEY, fire, "r1") is None
     assert runner.claim(KEY, fire, "r1") is None  # same run again (step re-invocation, retry)
+
+
+def test_rerun_of_a_fire_runs_again_under_a_new_run_key(runner: JobRunner) -> None:
+    """Inngest's Rerun/Replay: the same scheduled fire (same event) under a new run id."""
+    spec = ny("30 1 * * *")
+    fire = Fire.of(spec, FIRST)
+    first = runner.run(KEY, spec, fire, run_id="r1", origin="inngest")
+    again = runner.run(KEY, spec, fire, run_id="r1-rerun", origin="inngest")
+    assert "skipped" not in again and again != first  # the outbox did not dedupe it away
+    assert [r.status for r in runner.runs.list(key=KEY)] == ["succeeded", "succeeded"]
+    outbox = runner.executors.chat
+    assert isinstance(outbox, LocalOutbox)
+    assert sorted(t["context"]["run_key"] for t in outbox.threads()) == [
+        f"{KEY}@2026-11-01T01:30",
+        f"{KEY}@2026-11-01T01:30:rerun:r1-rerun",
+    ]
+    # the other occurrence of the repeated wall time is still a repeat, rerun or not
+    assert (
+        "DST repeat"
+        in runner.run(KEY, spec, Fire.of(spec, SECOND), run_id="r2", origin="inngest")["skipped"]
+    )
+
+
+class Flaky:
+    """A chat platform that fails ``failures`` times (retryably), then starts threads."""
+
+    def __init__(self, failures: int, error: Exception | None = None) -> None:
+        self.failures = failures
+        self.error = error or RetryableError("platform answered 503", backend="chat")
+        self.calls = 0
+
+    def start_thread(self, *, agent: str, message: str, context: Any) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return f"thread-{self.calls}"
+
+    def run(self, *, workflow: str, input: Any, context: Any) -> Any:
+        return self.start_thread(agent="", message="", context=context)
+
+
+def test_attempts_of_a_durable_run_share_one_row_that_ends(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "runs.db") as runs:
+        flaky = Flaky(failures=2)
+        runner = JobRunner(runs, Executors(chat=flaky, workflow=flaky))
+        spec = job_spec()
+        fire = Fire.of(spec, FIRST)
+        for attempt in (0, 1):
+            started = runner.start(KEY, spec, fire, run_id="inn-1", origin="inngest")
+            assert not isinstance(started, str)
+            with pytest.raises(RetryableError):
+                runner.execute(started, attempt=attempt, final=False)
+            [run] = runs.list(key=KEY)
+            assert run.status == "running" and run.attempt == attempt
+            assert (
+                run.error == f"attempt {attempt + 1} failed, retrying: chat: platform answered 503"
+            )
+        started = runner.start(KEY, spec, fire, run_id="inn-1", origin="inngest")
+        assert not isinstance(started, str)
+        assert runner.execute(started, attempt=2, final=False) == {"thread_id": "thread-3"}
+        [run] = runs.list(key=KEY)
+        assert (run.status, run.attempt, run.error) == ("succeeded", 2, None)
+
+
+def test_permanent_error_ends_a_durable_run_at_once(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "runs.db") as runs:
+        gone = Flaky(failures=9, error=NotFound("POST /chat answered 404", backend="executor"))
+        runner = JobRunner(runs, Executors(chat=gone, workflow=gone))
+        spec = job_spec()
+        started = runner.start(KEY, spec, Fire.of(spec, FIRST), run_id="inn-2", origin="inngest")
+        assert not isinstance(started, str)
+        with pytest.raises(NotFound):
+            runner.execute(started, attempt=0, final=False)
+        [run] = runs.list(key=KEY)
+        assert run.status == "failed" and run.error == "executor: POST /chat answered 404"
+
+
+def test_last_attempt_failure_ends_the_run(tmp_path: Path) -> None:
+    with RunStore(tmp_path / "runs.db") as runs:
+        down = Flaky(failures=9)
+        runner = JobRunner(runs, Executors(chat=down, workflow=down))
+        spec = job_spec()
+        started = runner.start(KEY, spec, Fire.of(spec, FIRST), run_id="inn-3", origin="inngest")
+        assert not isinstance(started, str)
+        with pytest.raises(RetryableError):
+            runner.execute(started, attempt=3, final=True)
+        [run] = runs.list(key=KEY)
+        assert (run.status, run.attempt) == ("failed", 3)
 
 
 def test_rendered_message_uses_slot_time_in_job_timezone(runner: JobRunner) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -28,6 +29,7 @@ from fastapi import FastAPI
 from inngest._internal import transforms as _transforms
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from planner_operator import errors
 from planner_operator.core import specs, variables
 from planner_operator.errors import AuthError, BackendError, RetryableError
 
@@ -141,7 +143,63 @@ def parse_cron(cron: str) -> dict[str, str]:
     return {"timezone": match.group(1) or "UTC", "schedule": " ".join(match.group(2).split())}
 
 
-JobHandler = Callable[[str, Mapping[str, Any], inngest.Context], Awaitable[Any]]
+CRON_EVENT = "inngest/scheduled.timer"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of a job function in terms the job runner knows (``runtime.jobrun.DurableCall``).
+
+    Built from the SDK's context, so nothing above this module touches the SDK. What the
+    server sends for a cron fire (inngest/inngest ``executor/service.go``): event name
+    ``inngest/scheduled.timer``, ``id`` = the scheduled time (RFC 3339), ``data.scheduledAt``
+    (the slot) and ``data.fireAt`` (the slot plus any jitter, also the event ``ts``). The slot
+    comes from ``scheduledAt``, else the id, and only the ``ts`` is left to a server that sends
+    neither. A Rerun or Replay reuses that event under a new ``run_id``.
+    """
+
+    run_id: str
+    attempt: int
+    final: bool
+    scheduled_at: datetime | None
+    sent_at: datetime | None
+    _ctx: inngest.Context
+
+    @classmethod
+    def of(cls, ctx: inngest.Context, *, max_attempts: int) -> Invocation:
+        event = ctx.event
+        sent = datetime.fromtimestamp(event.ts / 1000, UTC) if event.ts else None
+        scheduled = None
+        if event.name == CRON_EVENT:
+            scheduled = _instant(event.data.get("scheduledAt")) or _instant(event.id) or sent
+        final = ctx.attempt + 1 >= max_attempts
+        return cls(ctx.run_id, ctx.attempt, final, scheduled, sent, ctx)
+
+    async def step(self, name: str, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """``step.run``, with our permanent errors made Inngest's non-retriable error."""
+
+        async def guarded() -> Any:
+            try:
+                return await fn()
+            except Exception as exc:
+                if not errors.retryable(exc):
+                    raise inngest.NonRetriableError(str(exc)) from exc
+                raise
+
+        return await self._ctx.step.run(name, guarded)
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+JobHandler = Callable[[str, Mapping[str, Any], Invocation], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -171,11 +229,21 @@ def _job_function(
     client: inngest.Inngest, job: ServedJob, config: InngestConfig, handler: JobHandler | None
 ) -> inngest.Function[Any]:
     overlap = specs.overlap(job.spec)
+    attempts = config.retries + 1  # what the server sends as ctx.max_attempts
 
     async def run(ctx: inngest.Context) -> Any:
         if handler is None:  # a sync-only function set (reconcile): never invoked
             raise inngest.NonRetriableError("this process does not run jobs")
-        return await handler(job.key, job.spec, ctx)
+        try:
+            return await handler(job.key, job.spec, Invocation.of(ctx, max_attempts=attempts))
+        except inngest.NonRetriableError:
+            raise
+        except inngest.StepError as exc:  # retries spent: a function retry only replays it
+            raise inngest.NonRetriableError(str(exc)) from exc
+        except Exception as exc:
+            if not errors.retryable(exc):  # e.g. a template that cannot render
+                raise inngest.NonRetriableError(str(exc)) from exc
+            raise
 
     return client.create_function(
         fn_id=function_id(job.key),

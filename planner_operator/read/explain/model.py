@@ -115,6 +115,11 @@ class _Group:
     def last(self) -> Run:
         return max(self.rows, key=lambda r: (r.attempt, r.id))
 
+    @property
+    def attempts(self) -> int:
+        """Attempts made: an Inngest run keeps one row and counts its attempts on it."""
+        return max(len(self.rows), max(r.attempt for r in self.rows) + 1)
+
 
 # -- building ---------------------------------------------------------------------------------
 
@@ -273,7 +278,7 @@ def _from_run(base: Line, group: _Group, fire: scheduling.FireTime) -> Line:
     if late is not None:
         timing = f", started {_duration(abs(late))} {'after' if late >= 0 else 'before'} the slot"
     how = " (catch-up after a restart)" if run.origin == "catchup" else ""
-    tries = f", {len(group.rows)} attempts" if len(group.rows) > 1 else ""
+    tries = f", {group.attempts} attempts" if group.attempts > 1 else ""
     text = f"{run.status}: run {run.run_id} via {run.origin}{how}{timing}{tries}"
     if run.error:
         text += f"; error: {run.error}"
@@ -291,7 +296,7 @@ def _run_fields(group: _Group | None, fire: scheduling.FireTime) -> dict[str, An
         "outcome": run.status,
         "origin": run.origin,
         "latency_s": None if run.status == "skipped" else latency,
-        "attempts": len(group.rows),
+        "attempts": group.attempts,
     }
 
 
@@ -316,7 +321,7 @@ def _other_run(group: _Group) -> Line:
         run_id=run.run_id,
         outcome=run.status,
         origin=run.origin,
-        attempts=len(group.rows),
+        attempts=group.attempts,
     )
 
 
