@@ -150,6 +150,11 @@ def is_fixed_time(expr: str) -> bool:
     return not (minute.startswith("*") or hour.startswith("*"))
 
 
+def days_of_week(expr: str) -> frozenset[int]:
+    """The weekdays a schedule's fifth field names, 0 = Sunday (7 and wrapping ranges folded)."""
+    return _compile(normalize_schedule(expr)).dows
+
+
 def validate_timezone(name: str) -> ZoneInfo:
     """A zone by IANA name, or an error naming the zone the user most likely meant."""
     if not isinstance(name, str):

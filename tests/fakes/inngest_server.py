@@ -10,8 +10,10 @@ installed SDK; **GO** = the open-source server, github.com/inngest/inngest.
     Body: SDK ``server_lib/registration.py`` ``SynchronizeRequest`` as sent by
     ``comm_lib/handler.py`` ``Syncer._create_out_of_band_request`` (``deep_strip_none``-ed,
     ``appname``, ``functions[].steps.step.runtime.url`` = ``<serve url>?fnId=..&stepId=step``).
-    Validated minimally (function ids, triggers, step runtime URLs, cron syntax); garbage gets
-    400 ``{"error": msg}``. An empty function list is accepted and archives everything (R).
+    Validated minimally (function ids, triggers, step runtime URLs) and crons exactly as the
+    server does (``robfig_cron.py``: robfig/cron's parser, day-of-week 0-6, no ``@hourly``; one
+    bad cron fails the whole sync); garbage gets 400 ``{"error": msg}``. An empty function
+    list is accepted and archives everything (R).
     Auth (production only): the SDK sends ``Bearer <sha256(hex-decoded key, prefix removed)>``
     (SDK ``net.py`` ``fetch_with_auth_fallback_sync`` + ``transforms.hash_signing_key``). Also
     accepted: that hash behind the ``signkey-<env>-`` prefix (R: "accept both") and the raw key
@@ -104,8 +106,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import jcs  # type: ignore[import-untyped]  # the SDK's own canonicaliser (transforms.py)
-from croniter import croniter
 
+from tests.fakes import robfig_cron
 from tests.support import canaries
 
 #: A well-formed signing key for production-mode tests (hex after the ``signkey-<env>-`` prefix);
@@ -321,14 +323,18 @@ def split_cron(cron: str) -> tuple[tzinfo, str]:
     return ZoneInfo(match.group(1)), match.group(2)
 
 
+MAX_CRON_LENGTH = 255  # GO pkg/inngest/trigger.go MaxCronLength
+
+
 def _cron_problem(cron: object) -> str | None:
+    """GO ``CronTrigger.Validate``: robfig's standard 5-field parser, no descriptors."""
     if not isinstance(cron, str):
         return "cron must be a string"
+    if len(cron) > MAX_CRON_LENGTH:
+        return f"cron is too long. maximum length is {MAX_CRON_LENGTH} characters"
     try:
-        _, expr = split_cron(cron)
-    except (KeyError, ValueError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        return f"'{cron}' has an unknown timezone: {exc}"
-    if len(expr.split()) != 5 or not croniter.is_valid(expr):
+        robfig_cron.parse(cron, robfig_cron.STANDARD)
+    except robfig_cron.CronParseError:
         return f"'{cron}' isn't a valid cron schedule"
     return None
 
@@ -354,10 +360,14 @@ def _register_problem(body: object) -> str | None:
         triggers = fn.get("triggers")
         if not isinstance(triggers, list) or not triggers:
             return f"function {fn['id']} has no triggers"
+        crons: set[object] = set()
         for trigger in triggers:
             if isinstance(trigger, dict) and "cron" in trigger:
                 if problem := _cron_problem(trigger["cron"]):
                     return problem
+                if trigger["cron"] in crons:
+                    return f"duplicate cron expression: {trigger['cron']}"
+                crons.add(trigger["cron"])
             elif not isinstance(trigger, dict) or not isinstance(trigger.get("event"), str):
                 return f"function {fn['id']} has an invalid trigger"
         steps = fn.get("steps")
@@ -636,6 +646,19 @@ class FakeInngest:
 
     # -- executor controls -----------------------------------------------------------------------
 
+    def next_slots(self, function_id: str, after: datetime, count: int) -> list[datetime]:
+        """When the cron service fires ``function_id`` next (UTC): robfig's ``Next``, chained,
+        as ``pkg/execution/cron`` schedules each fire from the previous one."""
+        _, fn = self.find_function(function_id)
+        schedule = robfig_cron.parse(fn.crons[0], robfig_cron.SCHEDULER)
+        out: list[datetime] = []
+        moment: datetime | None = after
+        while moment is not None and len(out) < count:
+            moment = schedule.next(moment)
+            if moment is not None:
+                out.append(moment)
+        return out
+
     def fire_cron(self, function_id: str, slot: datetime, *, cron: str | None = None) -> FakeRun:
         """Run ``function_id`` as Inngest's cron scheduler would at ``slot`` (aware datetime,
         matching the cron in its ``TZ=``), synchronously in the calling thread."""
@@ -647,8 +670,7 @@ class FakeInngest:
         chosen = cron or fn.crons[0]
         if chosen not in fn.crons:
             raise CronNotScheduledError(f"{function_id} has no cron {chosen!r}")
-        zone, expr = split_cron(chosen)
-        if not croniter.match(expr, slot.astimezone(zone).replace(tzinfo=None)):
+        if not robfig_cron.parse(chosen, robfig_cron.SCHEDULER).fires_at(slot):
             raise ValueError(f"{slot.isoformat()} is not a slot of {chosen!r}")
         scheduled = _rfc3339(slot)
         event = {

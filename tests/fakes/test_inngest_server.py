@@ -222,7 +222,7 @@ def test_register_rejects_garbage(fake_inngest: FakeInngest) -> None:
             }
         ],
     }
-    assert "unknown timezone" in httpx.post(register, json=bad_cron).json()["error"]
+    assert "isn't a valid cron schedule" in httpx.post(register, json=bad_cron).json()["error"]
     assert APP not in fake_inngest.apps
 
 

@@ -213,15 +213,15 @@ class InngestScheduleBackend(Closing):
             if fn_id == inngest_app.SENTINEL_ID:
                 continue
             crons = inngest_app.crons_of(function)
-            spec: dict[str, Any] = inngest_app.parse_cron(crons[0]) if crons else {"schedule": ""}
-            spec["enabled"] = True  # registered: paused jobs are not registered
+            key = self.table.key_of(fn_id)
+            spec = self._observed(key, crons)
             reason = None if crons else "registered without a cron trigger (not scheduled)"
             out.append(
                 RemoteObject(
                     rid,
                     "job",
                     spec,
-                    key=self.table.key_of(fn_id),
+                    key=key,
                     state="active" if crons else "error",
                     reason=reason,
                 )
@@ -232,6 +232,18 @@ class InngestScheduleBackend(Closing):
             if not specs.enabled(job.spec) and rid not in remote_ids:
                 out.append(self._as_applied(job.key, job.spec))
         return out
+
+    def _observed(self, key: str | None, crons: builtins.list[str]) -> dict[str, Any]:
+        """Schedule and timezone as listed; the applied spelling when Inngest has exactly the
+        cron we send for it (``cron_of`` may rewrite day-of-week for robfig: not drift)."""
+        if not crons:
+            return {"schedule": "", "enabled": True}
+        applied = self.table.get(key) if key is not None else None
+        if applied is not None and crons[0] == inngest_app.cron_of(applied.spec):
+            spec = {"schedule": applied.spec["schedule"], "timezone": specs.timezone(applied.spec)}
+        else:
+            spec = inngest_app.parse_cron(crons[0])
+        return {**spec, "enabled": True}  # registered: paused jobs are not registered
 
     def _as_applied(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         enabled = specs.enabled(spec)

@@ -30,6 +30,7 @@ from inngest._internal import transforms as _transforms
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from planner_operator import errors
+from planner_operator.backends.inngest import cron as inngest_cron
 from planner_operator.core import specs, variables
 from planner_operator.errors import AuthError, BackendError, RetryableError
 
@@ -132,7 +133,8 @@ def function_id(key: str) -> str:
 
 
 def cron_of(spec: Mapping[str, Any]) -> str:
-    return f"TZ={specs.timezone(spec)} {spec['schedule']}"
+    """The cron trigger we sync for a job (day-of-week rewritten for robfig: ``cron.py``)."""
+    return f"TZ={specs.timezone(spec)} {inngest_cron.for_robfig(str(spec['schedule']))}"
 
 
 def parse_cron(cron: str) -> dict[str, str]:
