@@ -276,3 +276,19 @@ def test_serve_refuses_production_without_signing_key(settings: Settings) -> Non
 
     with pytest.raises(AuthError, match="INNGEST_SIGNING_KEY"):
         create_app(settings, {"PLANNER_SCHEDULE_BACKEND": "inngest"})
+
+
+def test_branch_environment_is_synced_and_read_back_in_that_environment(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents = one_hourly_job(tmp_path)
+    with FakeInngest() as fake:
+        inngest_env(fake, monkeypatch)
+        monkeypatch.setenv("INNGEST_ENV", "branch-42")
+        outcome = reconcile(SourceSpec(path=agents), settings)
+        assert outcome.applied is not None and outcome.applied.ok, outcome.applied
+        assert fake.functions(APP) == []  # nothing in the default environment
+        [fn] = fake.functions(APP, env="branch-42")
+        assert fn["id"] == f"{APP}-a--only"
+        again = reconcile(SourceSpec(path=agents), settings, dry_run=True)
+        assert not again.plan.has_changes, [c.reason for c in again.plan.actionable]

@@ -29,6 +29,11 @@ installed SDK; **GO** = the open-source server, github.com/inngest/inngest.
     status: see ``Syncer._parse_out_of_band_response`` (it builds an error response for status
     >= 400, then drops it). So injected 400s *and* 500s reach the caller as ``200 {"error": ..}``.
 
+Environments (R "Additions": branch environments)
+    Apps live per environment: register and the REST read-back act on the one named by
+    ``x-inngest-env``, else the key's own (``production``, or ``dev`` in dev mode). A read-back
+    without the header does not see what a branch environment synced.
+
 ``GET /v1/apps/{app}/functions`` (R "REST"; GO ``pkg/api/apiv1`` ``GetAppFunctions``)
     Production: same bearer rule as register. The body is what GO encodes: a **bare JSON array**
     of ``cqrs.Function`` (GO ``pkg/cqrs/function.go``), archived ones left out (sqlc
@@ -414,7 +419,9 @@ class FakeInngest:
         self.signing_key = signing_key
         self.event_key = event_key
         self.base_url = ""
-        self.apps: dict[str, FakeApp] = {}
+        # apps per Inngest environment (``x-inngest-env``); ``apps`` is the key's default one
+        self.envs: dict[str, dict[str, FakeApp]] = {self.default_env: {}}
+        self.apps: dict[str, FakeApp] = self.envs[self.default_env]
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self.runs: list[FakeRun] = []
@@ -432,6 +439,18 @@ class FakeInngest:
     @property
     def production(self) -> bool:
         return self.signing_key is not None
+
+    @property
+    def default_env(self) -> str:
+        """The environment a request without ``x-inngest-env`` is about."""
+        return "production" if self.production else "dev"
+
+    def _env_apps(self, headers: Mapping[str, str]) -> dict[str, FakeApp]:
+        env = headers.get("x-inngest-env") or self.default_env
+        return self.envs.setdefault(env, {})
+
+    def _all_apps(self) -> list[FakeApp]:
+        return [app for apps in self.envs.values() for app in apps.values()]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -461,7 +480,7 @@ class FakeInngest:
         with self._lock:
             self.restart_count += 1
             if self.faults.forget_crons_after_restart:
-                for app in self.apps.values():
+                for app in self._all_apps():
                     for fn in app.functions.values():
                         fn.crons_scheduled = False
         self._serve(port=port)
@@ -489,10 +508,10 @@ class FakeInngest:
 
     # -- state for tests -------------------------------------------------------------------------
 
-    def functions(self, app_id: str) -> list[dict[str, Any]]:
+    def functions(self, app_id: str, *, env: str | None = None) -> list[dict[str, Any]]:
         """The live functions ``GET /v1/apps/{app_id}/functions`` lists (module docstring)."""
         with self._lock:
-            app = self.apps.get(app_id)
+            app = self.envs.get(env or self.default_env, {}).get(app_id)
             if app is None:
                 return []
             crons = not self.faults.list_without_crons
@@ -500,7 +519,7 @@ class FakeInngest:
 
     def find_function(self, function_id: str) -> tuple[FakeApp, FakeFunction]:
         with self._lock:
-            for app in self.apps.values():
+            for app in self._all_apps():
                 if function_id in app.functions:
                     return app, app.functions[function_id]
         raise LookupError(f"no live function {function_id!r}")
@@ -535,10 +554,11 @@ class FakeInngest:
                     self.faults.read_back_500 -= 1
                     return 500, {"error": "fake inngest: injected read error", "status": 500}
             app_id = urllib.parse.unquote(parts[2])
+            env = headers.get("x-inngest-env") or self.default_env
             with self._lock:
-                known = app_id in self.apps
+                known = app_id in self.envs.get(env, {})
             # GO encodes the nil slice of an unknown app as null
-            return 200, self.functions(app_id) if known else None
+            return 200, self.functions(app_id, env=env) if known else None
         if method == "POST" and len(parts) == 2 and parts[0] == "e":
             return self._receive_events(urllib.parse.unquote(parts[1]), body)
         return 404, {"error": f"not found: {method} {url.path}", "status": 404}
@@ -568,11 +588,12 @@ class FakeInngest:
             return 400, {"error": "body is not valid JSON"}
         if problem := _register_problem(body):
             return 400, {"error": problem}
-        env = headers.get("x-inngest-env") or ("production" if self.production else "dev")
+        env = headers.get("x-inngest-env") or self.default_env
         self._synced_since_fault = True
         checksum = hashlib.sha256(canonical_json({"request": body, "env": env})).hexdigest()
         with self._lock:
-            app = self.apps.get(body["appname"])
+            apps = self._env_apps(headers)
+            app = apps.get(body["appname"])
             if app is not None and app.checksum == checksum:
                 app.sync_count += 1
                 app.sync_ids.append(str(uuid.uuid4()))
@@ -583,7 +604,7 @@ class FakeInngest:
                     "sync_id": app.sync_ids[-1],
                 }
             if app is None:
-                app = self.apps[body["appname"]] = FakeApp(id=body["appname"], url="", env=env)
+                app = apps[body["appname"]] = FakeApp(id=body["appname"], url="", env=env)
             self._apply_sync(app, body, env)
             app.checksum, app.last_deploy_id = checksum, deploy_id
             app.sync_count += 1
@@ -721,7 +742,7 @@ class FakeInngest:
         with self._lock:
             targets = [
                 (app, fn)
-                for app in self.apps.values()
+                for app in self._all_apps()
                 for fn in app.functions.values()
                 if any(t.get("event") == name for t in fn.config.get("triggers", []))
             ]

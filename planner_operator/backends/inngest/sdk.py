@@ -105,6 +105,14 @@ class InngestConfig:
             return {}
         return {"authorization": f"Bearer {hash_signing_key(self.signing_key)}"}
 
+    def rest_headers(self) -> dict[str, str]:
+        """Headers of our own REST calls: the bearer, and the environment as the SDK sends it at
+        sync (``x-inngest-env``), so a branch environment reads back its own functions."""
+        headers = self.bearer()
+        if self.env:
+            headers["x-inngest-env"] = self.env
+        return headers
+
 
 def hash_signing_key(key: str) -> str:
     """The SDK's own derivation (a non-hex key is a configuration error, said plainly)."""
@@ -325,7 +333,7 @@ def read_functions(config: InngestConfig, *, timeout: float = 30.0) -> list[dict
     """``GET /v1/apps/{app}/functions``: what Inngest actually has for our app."""
     url = f"{config.api_base_url}/v1/apps/{config.app_id}/functions"
     try:
-        response = httpx.get(url, headers=config.bearer(), timeout=timeout)
+        response = httpx.get(url, headers=config.rest_headers(), timeout=timeout)
     except httpx.HTTPError as exc:
         raise RetryableError(f"reading functions failed: {exc}", backend="inngest") from exc
     if response.status_code == 404:
