@@ -31,6 +31,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports  # the layer contracts in pyproject.toml [tool.importlinter]
+	$(BIN)/python scripts/readme_settings.py --check  # README's table = core/variables.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

@@ -2,9 +2,10 @@
 
 This is the one place a variable is named. Code reads a value as ``variables.LOCK_TIMEOUT.read(
 env)`` (typed, parsed by the one parser of its type in ``envparse``); the README's configuration
-table is generated from ``ALL`` (``planner-operator settings --markdown``; a test fails when they
-differ); and ``unknown`` warns at start about ``PLANNER_*`` names that are not here, with a
-did-you-mean for near misses, because a mistyped variable is otherwise silently ignored.
+table is generated from ``ALL`` (``make readme`` after adding a row; ``make check`` and a test
+fail while they differ); and ``unknown`` warns at start about ``PLANNER_*`` names that are not
+here, with a did-you-mean for near misses, because a mistyped variable is otherwise silently
+ignored.
 
 Vendor variables that the SDKs define (``INNGEST_*``, ``COMPOSIO_*``) are here when the operator
 reads them too. One kind of variable cannot be listed: an agent file's webhook trigger names its
