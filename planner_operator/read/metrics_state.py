@@ -18,7 +18,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 
 log = logging.getLogger("planner_operator.server.metrics")
@@ -151,7 +151,7 @@ class RunTally:
 class StateCollector:
     """Reads one state dir's SQLite files at scrape time (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
         self.settings = settings
         self.clock = clock
         self.tally = RunTally()
@@ -216,7 +216,7 @@ class StateCollector:
         return out
 
     def _inbox(self, conn: sqlite3.Connection) -> list[Metric]:
-        now = self.clock()
+        now = clock_mod.epoch(self.clock)
         counts = dict.fromkeys(INBOX_STATUSES, 0)
         counts.update(_rows(conn, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"))
         by_status = GaugeMetricFamily(

@@ -14,13 +14,13 @@ come from the local inbox, are cheap to read and so are never cached.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from planner_operator.backends.base import RemoteObject
 from planner_operator.backends.select import open_backends
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import specs
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -58,7 +58,7 @@ class RemoteStates:
         *,
         ttl: float = 15.0,
         env: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.settings = settings
         self.ttl = ttl
@@ -75,7 +75,7 @@ class RemoteStates:
             with Ledger(self.settings.ledger_db) as ledger:
                 stamp = ledger.get_meta("last_reconcile")
                 fresh = snap is not None and snap.stamp == stamp and wanted <= snap.seen
-                if not fresh or snap is None or self._clock() - snap.at >= self.ttl:
+                if not fresh or snap is None or self._clock.monotonic() - snap.at >= self.ttl:
                     owned = ledger.entries(include_retired=False)  # one read serves every page
                     snap = self._snapshot = self._read(owned, stamp)
         lifecycle = inbox.trigger_statuses(self.settings)
@@ -93,17 +93,17 @@ class RemoteStates:
     def _read(self, entries: list[OwnedEntry], stamp: str | None) -> _Snapshot:
         seen = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
         try:
-            backends = open_backends(self.settings, self.env)
+            backends = open_backends(self.settings, self.env, clock=self._clock)
             try:
                 actual = read_actual(backends)
             finally:
                 backends.close()
         except Exception as exc:  # SDK errors too: the page shows them, it must not fail
             text = str(exc) if isinstance(exc, PlannerError) else f"{type(exc).__name__}: {exc}"
-            return _Snapshot({}, text, self._clock(), seen, stamp)
+            return _Snapshot({}, text, self._clock.monotonic(), seen, stamp)
         by_id = {(o.kind, o.remote_id): o for o in actual}
         states = {e.key: state_of(e, by_id.get((e.kind, e.remote_id))) for e in entries}
-        return _Snapshot(states, None, self._clock(), seen, stamp)
+        return _Snapshot(states, None, self._clock.monotonic(), seen, stamp)
 
 
 def state_of(entry: OwnedEntry, have: RemoteObject | None) -> Status:

@@ -13,13 +13,13 @@ for events the operator recorded (run start/finish, deliveries).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import Field
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import scheduling, specs
 from planner_operator.core.records import Delivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
@@ -158,9 +158,10 @@ class Reader:
         *,
         backends_ttl: float = 15.0,
         env: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.settings = settings
+        self.clock = clock  # next fires start from its now(); the backend read's TTL runs on it
         self.remote = RemoteStates(settings, ttl=backends_ttl, env=env, clock=clock)
 
     # -- agents, jobs, triggers ----------------------------------------------------------------
@@ -303,8 +304,8 @@ class Reader:
         states = self.remote.of(entries)
         path = self.settings.runs_db
         counters = read_counters(path) if path.exists() else {}
-        now = datetime.now(UTC)
-        with RunStore(path) as store:
+        now = self.clock.now()
+        with RunStore(path, clock=self.clock) as store:
             return [
                 _job(e, states[e.key], store.last(e.key), counters.get(e.key), now) for e in entries
             ]
@@ -312,9 +313,9 @@ class Reader:
     def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
         states = self.remote.of(entries)
         box_path = self.settings.inbox_db
-        box = inbox.Inbox(box_path) if box_path.exists() else None
+        box = inbox.Inbox(box_path, clock=self.clock) if box_path.exists() else None
         try:
-            with RunStore(self.settings.runs_db) as store:
+            with RunStore(self.settings.runs_db, clock=self.clock) as store:
                 return [
                     _trigger(e, states[e.key], store.last(e.key), _last_delivery(box, e.key))
                     for e in entries

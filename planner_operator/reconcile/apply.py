@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TypeVar
 
 from planner_operator.backends.base import RemoteBackend
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.errors import NotFound, PermanentError, PlannerError, RetryableError
@@ -88,15 +87,16 @@ class Applier:
         *,
         revision: str,
         retry: RetryPolicy = RetryPolicy(),
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: clock_mod.Clock | None = None,
     ) -> None:
+        """``clock`` (default: the ledger's) stamps intents and ledger rows and waits out
+        retry delays, so a test clock makes a Retry-After cost nothing and shows what was
+        waited (``ManualClock.slept``)."""
         self._backends = backends
         self._ledger = ledger
         self._revision = revision
         self._retry = retry
-        self._sleep = sleep
-        self._clock = clock
+        self._clock = clock or ledger.clock
 
     def apply(
         self,
@@ -176,7 +176,7 @@ class Applier:
             spec_hash=desired.spec_hash,
             spec=desired.spec,
             revision=self._revision,
-            created_at=self._clock(),
+            created_at=self._clock.now(),
         )
         intent, fresh = self._ledger.write_intent(announced)
         try:
@@ -228,7 +228,7 @@ class Applier:
             spec=desired.spec,
             revision=self._revision,
             source=desired.source,
-            applied_at=self._clock(),
+            applied_at=self._clock.now(),
             protect=desired.protect,
         )
 
@@ -242,7 +242,7 @@ class Applier:
                 attempt += 1
                 if attempt >= self._retry.attempts:
                     raise
-                self._sleep(self._retry.delay(attempt, exc))
+                self._clock.sleep(self._retry.delay(attempt, exc))
 
 
 def _settled(change: Change, result: ItemResult | None) -> bool:

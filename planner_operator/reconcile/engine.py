@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec
 
@@ -21,6 +20,7 @@ from planner_operator.backends.base import RemoteObject, list_all
 from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
 from planner_operator.config import desired as desired_mod
 from planner_operator.config.loader import LoadedFile
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, PlannerError
 from planner_operator.reconcile import plan as plan_mod
@@ -171,11 +171,17 @@ BackendFactory = Callable[[Settings], Backends]
 
 @contextlib.contextmanager
 def session(
-    settings: Settings, backends_factory: BackendFactory | None = None
+    settings: Settings,
+    backends_factory: BackendFactory | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> Iterator[tuple[Backends, Ledger]]:
-    backends = (backends_factory or open_backends)(settings)
+    if backends_factory is None:
+        backends = open_backends(settings, clock=clock)
+    else:
+        backends = backends_factory(settings)
     try:
-        with Ledger(settings.ledger_db) as ledger:
+        with Ledger(settings.ledger_db, clock=clock) as ledger:
             yield backends, ledger
     finally:
         backends.close()
@@ -193,21 +199,27 @@ def reconcile(
     backends_factory: BackendFactory | None = None,
     stop: Callable[[], bool] | None = None,
     approve: Approve | None = None,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> Outcome:
     """Plan, and apply unless ``dry_run``; the apply holds the lock from read to last write.
 
     ``approve`` sees the plan before anything is written; False ends the run unapplied.
+    ``clock`` stamps the ledger, the lock and the local backends, and waits out retries.
     """
     wanted = read_desired(spec)
-    with session(settings, backends_factory) as (backends, ledger):
+    with session(settings, backends_factory, clock=clock) as (backends, ledger):
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
-        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout) as lock:
+        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout, clock=clock) as lock:
             plan = make_plan(wanted, backends, ledger, options)
             if approve is not None and not approve(plan):
                 return Outcome(plan, declined=True, lock_takeover=lock.takeover)
             applier = Applier(
-                backends.by_kind, ledger, revision=plan_revision_id(plan), retry=retry
+                backends.by_kind,
+                ledger,
+                revision=plan_revision_id(plan),
+                retry=retry,
+                clock=clock,
             )
             result = applier.apply(plan, progress, stop=stop)
             result = finish(backends, result)
@@ -240,7 +252,7 @@ def record_outcome(ledger: Ledger, plan: plan_mod.Plan, result: ApplyResult | No
     failures = [f"{i.change.key}: {i.error}" for i in result.failed] if result else []
     failures += list(result.problems) if result else []  # e.g. an Inngest sync that failed
     summary = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "at": clock_mod.iso(ledger.clock, "seconds"),
         "revision": str(plan.revision) if plan.revision else None,
         "counts": counts,
         "blocked": len(plan.blocked),

@@ -21,6 +21,7 @@ from pathlib import Path
 import git
 import watchfiles
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, SourceError
 from planner_operator.reconcile import plan as plan_mod
@@ -79,11 +80,17 @@ def run_cycle(
     options: plan_mod.PlanOptions,
     trigger: str,
     stop: threading.Event | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> Cycle:
     """Reconcile once; never raises for our errors (the watcher must keep going)."""
     try:
         outcome = reconcile(
-            spec, settings, options=options, stop=stop.is_set if stop is not None else None
+            spec,
+            settings,
+            options=options,
+            stop=stop.is_set if stop is not None else None,
+            clock=clock,
         )
     except PlannerError as exc:
         log.error("watch %s: reconcile failed: %s", trigger, exc)
@@ -108,13 +115,14 @@ def watch_files(
     debounce_ms: int = 200,
     stop: threading.Event | None = None,
     on_cycle: Callable[[Cycle], None] | None = None,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> None:
     """Reconcile at start, then after every debounced batch of changes under ``directory``."""
     if not directory.is_dir():
         raise SourceError(f"{directory} is not a directory of agent files")
     spec = SourceSpec(path=directory)
     report = on_cycle or (lambda cycle: None)
-    report(run_cycle(spec, settings, options, "start", stop))
+    report(run_cycle(spec, settings, options, "start", stop, clock=clock))
     for _changes in watchfiles.watch(
         directory,
         debounce=debounce_ms,
@@ -124,7 +132,7 @@ def watch_files(
         rust_timeout=1000,
         yield_on_timeout=False,
     ):
-        report(run_cycle(spec, settings, options, "files", stop))
+        report(run_cycle(spec, settings, options, "files", stop, clock=clock))
 
 
 def _agent_files(change: watchfiles.Change, path: str) -> bool:
@@ -148,6 +156,7 @@ class GitWatcher:
     last_error: str | None = None
     failures: int = 0
     sleep: Callable[[float], None] | None = None
+    clock: clock_mod.Clock = clock_mod.SYSTEM  # what each cycle's reconcile stamps
 
     @property
     def clone_dir(self) -> Path:
@@ -191,7 +200,7 @@ class GitWatcher:
         if sha == self.last_sha:
             return None
         spec = SourceSpec(repo=self.clone_dir, rev=sha, subdir=self.subdir)
-        cycle = run_cycle(spec, self.settings, self.options, trigger, self.stop)
+        cycle = run_cycle(spec, self.settings, self.options, trigger, self.stop, clock=self.clock)
         self.last_sha = sha  # one reconcile per sha, like Argo CD and Flux
         return cycle
 
@@ -221,11 +230,11 @@ class GitWatcher:
         return self.wake.is_set()
 
 
-def record(settings: Settings, cycle: Cycle) -> None:
+def record(settings: Settings, cycle: Cycle, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
     """Keep the last cycle and the last failure where ``status`` (another process) reads them."""
     from planner_operator.state.ledger import Ledger
 
-    with Ledger(settings.ledger_db) as ledger:
+    with Ledger(settings.ledger_db, clock=clock) as ledger:
         ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
         if not cycle.ok:
             ledger.set_meta("watch_last_error", json.dumps(cycle.__dict__, sort_keys=True))

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
@@ -34,16 +35,18 @@ def create_app(
     executors: Executors | None = None,
     worker: bool | None = None,
     bind_host: str = "127.0.0.1",
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> FastAPI:
     """The serve app. ``executors`` replaces the environment's (tests, benchmarks); ``worker``
     False leaves the inbox to ``planner-operator worker`` processes (default: env
     ``PLANNER_WORKER``, on). ``bind_host`` is where the server listens: off loopback, reads
     need the API token too (``api/auth.py``). Raises ``AuthError`` when an applied trigger's
-    webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty."""
+    webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty. ``clock``
+    is the app's one source of time (tests pin the date with ``core.clock.ManualClock``)."""
     env = variables.environ(env)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     token = auth.load_token(settings, env)  # refuse to start before anything else runs
-    runtime = server_runtime.build(settings, env, executors=executors, worker=worker)
+    runtime = server_runtime.build(settings, env, executors=executors, worker=worker, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -66,16 +69,18 @@ def create_app(
         path = runtime.inngest.config.serve_path
         app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
         exempt.append(path)  # the Inngest SDK checks its own signing key
-    auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt))
+    auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt, clock=clock))
     webhooks_openapi.install(app)  # the Starlette ingress routes, described for senders
     app.include_router(webhooks.router(runtime.webhooks))
     app.include_router(api_status.router(runtime.reader, runtime.operations))
     # /triggers, /workflows (the Triggers module's routes)
     app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
-    app.include_router(metrics.router(settings))  # GET /metrics
+    app.include_router(metrics.router(settings, clock=clock))  # GET /metrics
     # /planner/: the dashboard (last: its 404 page)
     repo_url = variables.REPO_WEB_URL.read(env)
-    app.include_router(dashboard_router(runtime.reader, runtime.operations, repo_url=repo_url))
+    app.include_router(
+        dashboard_router(runtime.reader, runtime.operations, repo_url=repo_url, clock=clock)
+    )
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

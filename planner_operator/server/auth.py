@@ -28,7 +28,6 @@ import os
 import re
 import secrets
 import stat
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import settings as settings_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
@@ -89,12 +89,12 @@ class ApiToken:
         theirs = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
         return hmac.compare_digest(ours, theirs)
 
-    def session(self, now: float | None = None) -> str:
-        """A cookie value: ``<expiry>.<HMAC(token, label|expiry)>``."""
-        expires = int(time.time() if now is None else now) + SESSION_MAX_AGE
+    def session(self, now: float) -> str:
+        """A cookie value: ``<expiry>.<HMAC(token, label|expiry)>`` (``now``: Unix time)."""
+        expires = int(now) + SESSION_MAX_AGE
         return f"{expires}.{self._mac(expires)}"
 
-    def session_valid(self, value: str | None, now: float | None = None) -> bool:
+    def session_valid(self, value: str | None, now: float) -> bool:
         """Whether a cookie value is a live session; any other value is just not one.
 
         The expiry is checked as ASCII digits of bounded length before ``int``: ``str.isdigit``
@@ -102,7 +102,7 @@ class ApiToken:
         either ``ValueError`` used to escape as a 500 to an unauthenticated client.
         """
         expires, _, mac = (value or "").partition(".")
-        if not _EXPIRY.fullmatch(expires) or int(expires) <= (time.time() if now is None else now):
+        if not _EXPIRY.fullmatch(expires) or int(expires) <= now:
             return False
         presented = mac.encode("utf-8", "surrogateescape")
         return hmac.compare_digest(self._mac(int(expires)).encode(), presented)
@@ -180,9 +180,17 @@ class Guard:
     loopback: bool
     exempt_paths: frozenset[str] = EXEMPT_PATHS
     exempt_prefixes: tuple[str, ...] = EXEMPT_PREFIXES
+    clock: clock_mod.Clock = clock_mod.SYSTEM  # session cookies expire on this clock
 
     @classmethod
-    def create(cls, token: ApiToken, *, bind_host: str, exempt: Iterable[str] = ()) -> Guard:
+    def create(
+        cls,
+        token: ApiToken,
+        *,
+        bind_host: str,
+        exempt: Iterable[str] = (),
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+    ) -> Guard:
         """The guard for a server listening on ``bind_host``; logs where the token is."""
         if token.created:
             log.info("API token: %s not set; generated a token in %s", ENV_TOKEN, token.where)
@@ -191,7 +199,7 @@ class Guard:
         loopback = is_loopback(bind_host)
         if not loopback:
             log.info("bound to %s (not loopback): every API request needs the token", bind_host)
-        return cls(token, loopback, EXEMPT_PATHS | frozenset(exempt))
+        return cls(token, loopback, EXEMPT_PATHS | frozenset(exempt), clock=clock)
 
     def need(self, method: str, path: str) -> Need:
         if path in self.exempt_paths or path.startswith(self.exempt_prefixes):
@@ -215,7 +223,7 @@ class Guard:
             ok = scheme.lower() == "bearer" and self.token.matches(presented.strip())
             return "bearer" if ok else "invalid"
         cookie = request.cookies.get(COOKIE_NAME)
-        if cookie is not None and self.token.session_valid(cookie):
+        if cookie is not None and self.token.session_valid(cookie, clock_mod.epoch(self.clock)):
             return "cookie"
         return None
 
@@ -428,7 +436,7 @@ def login_response(
     response = RedirectResponse(safe_redirect(redirect_to), status_code=303)
     response.set_cookie(
         COOKIE_NAME,
-        guard.token.session(),
+        guard.token.session(clock_mod.epoch(guard.clock)),
         max_age=SESSION_MAX_AGE,
         path="/",
         httponly=True,

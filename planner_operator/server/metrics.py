@@ -33,6 +33,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from planner_operator import telemetry
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.read.metrics_state import StateCollector
 
@@ -173,16 +174,19 @@ class _Proxy:
         return self.registry.collect()
 
 
-def registry_for(settings: Settings) -> CollectorRegistry:
-    """One app's registry: this process's metrics plus the state of ``settings.state_dir``."""
+def registry_for(
+    settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> CollectorRegistry:
+    """One app's registry: this process's metrics plus the state of ``settings.state_dir``
+    (ages such as the oldest pending delivery's are measured on ``clock``)."""
     telemetry.install(RECORDER)  # this process's reports feed PROCESS from now on
     registry = CollectorRegistry()
     registry.register(_Proxy(PROCESS))
-    registry.register(StateCollector(settings))
+    registry.register(StateCollector(settings, clock=clock))
     return registry
 
 
-def router(settings: Settings) -> APIRouter:
+def router(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> APIRouter:
     """``GET /metrics`` as its own router, so auth can be added where it is included.
 
     fastapi is imported here, not at the top: this module is on the CLI's import path
@@ -196,7 +200,7 @@ def router(settings: Settings) -> APIRouter:
         generate_latest,
     )
 
-    registry = registry_for(settings)
+    registry = registry_for(settings, clock=clock)
     api = APIRouter(tags=["metrics"])
     text = {"schema": {"type": "string"}}
 

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalScheduleBackend
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.reconcile import plan as plan_mod
@@ -85,12 +86,15 @@ def build(
     watch: WatchSpec | None = None,
     grace: float = 30.0,
     bind_host: str = "127.0.0.1",
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> FastAPI:
+    """The ``run`` process: the serve app plus the embedded scheduler and the watcher, all on
+    ``clock``."""
     env = variables.environ(env)
-    app = create_app(settings, env, bind_host=bind_host)
+    app = create_app(settings, env, bind_host=bind_host, clock=clock)
     runtime: Runtime = app.state.runtime
     stop = threading.Event()
-    git_watcher = _git_watcher(settings, watch, stop)
+    git_watcher = _git_watcher(settings, watch, stop, clock)
     _add_git_hook(app, git_watcher, env)
     embedded = select.schedule_backend_name(env) == "local"
     original = app.router.lifespan_context
@@ -102,15 +106,16 @@ def build(
             scheduler = None
             if embedded:
                 settings.state_db.parent.mkdir(parents=True, exist_ok=True)
-                LocalScheduleBackend(settings.state_db).close()  # create the schema if new
+                # create the schema if new
+                LocalScheduleBackend(settings.state_db, clock=clock).close()
                 scheduler = Scheduler(
-                    JobRunner(runtime.runs, runtime.executors),
+                    JobRunner(runtime.runs, runtime.executors, clock=clock),
                     local_jobs(settings.state_db),
                     jitter=variables.SCHEDULER_JITTER.read(env),
                 )
                 changed = data_version(settings.state_db)
                 tasks.append(asyncio.create_task(scheduler.run_forever(changed=changed)))
-            watcher_thread = _start_watcher(settings, watch, git_watcher, stop)
+            watcher_thread = _start_watcher(settings, watch, git_watcher, stop, clock)
             try:
                 yield state
             finally:
@@ -141,7 +146,7 @@ async def _drain(scheduler: Scheduler | None, grace: float) -> None:
 
 
 def _git_watcher(
-    settings: Settings, watch: WatchSpec | None, stop: threading.Event
+    settings: Settings, watch: WatchSpec | None, stop: threading.Event, clock: clock_mod.Clock
 ) -> GitWatcher | None:
     if watch is None or watch.repo is None:
         return None
@@ -153,6 +158,7 @@ def _git_watcher(
         interval=watch.interval,
         subdir=watch.subdir,
         stop=stop,
+        clock=clock,
     )
 
 
@@ -161,12 +167,13 @@ def _start_watcher(
     watch: WatchSpec | None,
     git_watcher: GitWatcher | None,
     stop: threading.Event,
+    clock: clock_mod.Clock,
 ) -> threading.Thread | None:
     if watch is None:
         return None
 
     def record(cycle: Cycle) -> None:
-        watch_record(settings, cycle)
+        watch_record(settings, cycle, clock=clock)
 
     if git_watcher is not None:
 
@@ -179,7 +186,7 @@ def _start_watcher(
         path = watch.path
 
         def loop() -> None:
-            watch_files(path, settings, watch.options, stop=stop, on_cycle=record)
+            watch_files(path, settings, watch.options, stop=stop, on_cycle=record, clock=clock)
 
     thread = threading.Thread(target=loop, name="planner-watch", daemon=True)
     thread.start()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from planner_operator.backends import select
 from planner_operator.backends.inngest.backend import JobTable
 from planner_operator.backends.inngest.sdk import InngestConfig
+from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.read.views import Reader
 from planner_operator.runtime.executors import select as executor_select
@@ -35,6 +36,7 @@ class Runtime:
     operations: Operations  # run now, trigger tests, workflow runs
     webhooks: webhooks.Webhooks  # ingress, durable inbox and worker
     inngest: InngestMount | None = None  # the Inngest endpoint, when Inngest runs the jobs
+    clock: clock_mod.Clock = clock_mod.SYSTEM  # the one "now" of every part above
 
 
 def build(
@@ -43,22 +45,30 @@ def build(
     *,
     executors: Executors | None = None,
     worker: bool | None = None,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> Runtime:
     """``executors`` replaces the environment's (tests, benchmarks); ``worker`` False leaves the
-    inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on)."""
+    inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on).
+    ``clock`` is handed to every part, so a test that pins it pins the whole app's time."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    runs = RunStore(settings.runs_db)
-    executors = executors or executor_select.from_env(settings, env)
-    reader = Reader(settings, env=env)
+    runs = RunStore(settings.runs_db, clock=clock)
+    executors = executors or executor_select.from_env(settings, env, clock=clock)
+    reader = Reader(settings, env=env, clock=clock)
     hooks = webhooks.Webhooks(
-        settings=settings, env=env, runs=runs, executors=executors, worker=worker
+        settings=settings, env=env, runs=runs, executors=executors, worker=worker, clock=clock
     )
     operations = Operations(
-        settings=settings, env=env, runs=runs, executors=executors, reader=reader, webhooks=hooks
+        settings=settings,
+        env=env,
+        runs=runs,
+        executors=executors,
+        reader=reader,
+        webhooks=hooks,
+        clock=clock,
     )
     inngest = None
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
-        handler = DurableJobHandler(JobRunner(runs, executors))
-        inngest = InngestMount(config, JobTable(settings.state_db), handler)
-    return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest)
+        handler = DurableJobHandler(JobRunner(runs, executors, clock=clock))
+        inngest = InngestMount(config, JobTable(settings.state_db, clock=clock), handler)
+    return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest, clock)

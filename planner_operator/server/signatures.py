@@ -22,7 +22,6 @@ import binascii
 import hashlib
 import hmac
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -171,13 +170,13 @@ def check_id_ok(value: str) -> bool:
     return _ID.fullmatch(value) is not None
 
 
-def check_timestamp(value: str | None, *, now: float | None, tolerance: int = TOLERANCE) -> str:
+def check_timestamp(value: str | None, *, now: float, tolerance: int = TOLERANCE) -> str:
+    """``now`` is Unix time from the receiver's clock (``core.clock``)."""
     if not value:
         raise MalformedHeaders("missing webhook-timestamp header")
     if not _TIMESTAMP.fullmatch(value):
         raise MalformedHeaders("webhook-timestamp must be integer seconds")
-    current = time.time() if now is None else now
-    if abs(current - int(value)) > tolerance:
+    if abs(now - int(value)) > tolerance:
         raise BadSignature(f"webhook-timestamp is more than {tolerance} s away from now")
     return value
 
@@ -189,7 +188,7 @@ def verify_v1(
     timestamp: str | None,
     signature: str | None,
     body: bytes,
-    now: float | None = None,
+    now: float,
     tolerance: int = TOLERANCE,
 ) -> str:
     """Check a ``webhook-signature`` list against ``key``; returns the delivery id.
@@ -216,7 +215,7 @@ def verify_composio(
     timestamp: str | None,
     signature: str | None,
     body: bytes,
-    now: float | None = None,
+    now: float,
     tolerance: int = TOLERANCE,
 ) -> str:
     return verify_v1(
@@ -237,7 +236,7 @@ def verify_standard(
     timestamp: str | None,
     signature: str | None,
     body: bytes,
-    now: float | None = None,
+    now: float,
     tolerance: int = TOLERANCE,
 ) -> str:
     try:

@@ -24,7 +24,6 @@ import contextlib
 import gc
 import json
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +33,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.requests import ClientDisconnect
 
 from planner_operator.backends.composio import payloads
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import jsonsafe, keys, variables
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
@@ -118,7 +118,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="inbox-writer")
         self._checkpointing: asyncio.Future[None] | None = None
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint = inbox.clock.monotonic()
         self.batches = 0
         self.committed = 0
 
@@ -204,7 +204,7 @@ class GroupCommitter:
         return new
 
     def _maybe_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
-        now = time.monotonic()
+        now = self.inbox.clock.monotonic()
         if self._checkpointing is not None or now - self._last_checkpoint < self.checkpoint_every:
             return
         self._last_checkpoint = now
@@ -228,10 +228,12 @@ class Webhooks:
         runs: RunStore,
         executors: Executors,
         worker: bool | None = None,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.settings = settings
         self.env = dict(env)
-        self.routes = Routes(settings.ledger_db)
+        self.clock = clock  # signature timestamps, arrival times, leases, route ages
+        self.routes = Routes(settings.ledger_db, clock=clock)
         self.routes.reload()
         signatures.check_secrets(self.routes.all(), settings, self.env)
         self.composio_secret = signatures.composio_secret(settings, self.env)
@@ -239,11 +241,11 @@ class Webhooks:
         self.max_body = variables.WEBHOOK_MAX_BODY.read(self.env)
         sync = variables.INBOX_SYNCHRONOUS.read(self.env)
         path = settings.inbox_db
-        self.inbox = Inbox(path, synchronous="FULL" if sync == "FULL" else "NORMAL")
+        self.inbox = Inbox(path, synchronous="FULL" if sync == "FULL" else "NORMAL", clock=clock)
         self.worker: Worker | None = None
         if variables.WORKER.read(self.env) if worker is None else worker:
             self.worker = Worker(
-                inbox=Inbox(path),
+                inbox=Inbox(path, clock=clock),
                 routes=self.routes,
                 runs=runs,
                 executors=executors,
@@ -306,6 +308,7 @@ class Webhooks:
                 timestamp=headers.get("webhook-timestamp"),
                 signature=headers.get("webhook-signature"),
                 body=body,
+                now=clock_mod.epoch(self.clock),
             )
             envelope = payloads.normalize_composio(
                 _json(body), headers.get("x-composio-webhook-version")
@@ -321,6 +324,7 @@ class Webhooks:
             trigger_key=route.key if route else None,
             remote_id=envelope.trigger_id or envelope.connected_account_id,
             event_type=envelope.type,
+            received_at=clock_mod.epoch(self.clock),
         )
         return await self._store(delivery, route.key if route else envelope.trigger_id)
 
@@ -351,6 +355,7 @@ class Webhooks:
                     timestamp=headers.get("webhook-timestamp"),
                     signature=headers.get("webhook-signature"),
                     body=body,
+                    now=clock_mod.epoch(self.clock),
                 )
             _json(body)
         except (Rejected, signatures.SignatureError, payloads.PayloadError) as exc:
@@ -363,6 +368,7 @@ class Webhooks:
             trigger_key=key,
             remote_id=route.remote_id,
             event_type=headers.get("x-github-event") or events.WEBHOOK_TYPE,
+            received_at=clock_mod.epoch(self.clock),
         )
         return await self._store(delivery, key)
 

@@ -10,6 +10,7 @@ import pytest
 from planner_operator.backends.base import list_all
 from planner_operator.backends.local import LocalFaults, LocalScheduleBackend, LocalTriggerBackend
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core.clock import ManualClock
 from planner_operator.errors import NotFound, PermanentError, RetryableError, UnknownOutcome
 from planner_operator.reconcile.apply import Applier, RetryPolicy
 from planner_operator.reconcile.plan import Op, Plan, plan
@@ -24,7 +25,7 @@ class World:
         self.jobs = LocalScheduleBackend(directory / "state.db", faults=self.job_faults)
         self.triggers = LocalTriggerBackend(directory / "state.db", faults=self.trigger_faults)
         self.ledger = Ledger(directory / "ledger.db")
-        self.sleeps: list[float] = []
+        self.clock = ManualClock()  # retry waits pass at once and are recorded
 
     def plan(self, items: list[DesiredResource]) -> Plan:
         actual = [*list_all(self.jobs), *list_all(self.triggers)]
@@ -38,7 +39,7 @@ class World:
             self.ledger,
             revision="rev1",
             retry=RetryPolicy(attempts=attempts, base_delay=0.01),
-            sleep=self.sleeps.append,
+            clock=self.clock,
         )
 
     def close(self) -> None:
@@ -70,7 +71,7 @@ def test_rate_limit_honours_retry_after_then_succeeds(world: World) -> None:
     world.job_faults.fail_next = [RetryableError("429", status=429, retry_after=7.0)]
     result = world.applier().apply(world.plan(JOBS[:1]))
     assert not result.failed
-    assert world.sleeps == [7.0]  # exactly the server's Retry-After, before the next request
+    assert world.clock.slept == [7.0]  # exactly the server's Retry-After, before the next request
 
 
 def test_server_errors_retry_with_backoff_then_give_up(world: World) -> None:
@@ -78,7 +79,7 @@ def test_server_errors_retry_with_backoff_then_give_up(world: World) -> None:
     result = world.applier(attempts=3).apply(world.plan(JOBS[:2]))
     # first item exhausts its 3 attempts; the second, independent, still applies
     assert [i.ok for i in result.items] == [False, True]
-    assert len(world.sleeps) == 2
+    assert len(world.clock.slept) == 2
     assert "500" in (result.items[0].error or "")
     assert [e.key for e in world.ledger.entries()] == [JOBS[1].key]
 
@@ -87,7 +88,7 @@ def test_permanent_error_is_not_retried_and_apply_continues(world: World) -> Non
     world.job_faults.fail_next = [PermanentError("refused", status=400)]
     result = world.applier().apply(world.plan(JOBS))
     assert [i.ok for i in result.items] == [False, True, True]
-    assert world.sleeps == []
+    assert world.clock.slept == []
     again = world.applier().apply(world.plan(JOBS))  # the re-run converges
     assert [i.change.key for i in again.items] == [JOBS[0].key]
     assert not world.plan(JOBS).has_changes

@@ -15,6 +15,7 @@ from planner_operator.server import signatures as sig
 COMPOSIO_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 COMPOSIO_ID = "msg_01JH0000000000000000000000"
 COMPOSIO_TS = "1767268800"
+NOW = float(COMPOSIO_TS)  # the receiver's clock in these tests
 COMPOSIO_BODY = (
     b'{"id":"msg_01JH0000000000000000000000","timestamp":"2026-01-01T12:00:00.000Z",'
     b'"type":"composio.trigger.message","metadata":{"log_id":"log_abc123","trigger_slug":'
@@ -184,7 +185,7 @@ def test_verifiers_fail_closed_on_any_input(
     """Only SignatureError (400/401) ever escapes: never ValueError, UnicodeError, TypeError."""
     for verify in (sig.verify_composio, sig.verify_standard):
         check = functools.partial(
-            verify, secret, msg_id=msg_id, timestamp=ts, signature=signature, body=body
+            verify, secret, msg_id=msg_id, timestamp=ts, signature=signature, body=body, now=NOW
         )
         assert _status(check) in (None, 400, 401)
     assert _status(lambda: sig.verify_github(secret, signature=signature, body=body)) in (

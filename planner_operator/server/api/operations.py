@@ -26,10 +26,10 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from planner_operator.backends import select
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import specs
 from planner_operator.core.records import Delivery, NewDelivery, Run
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
@@ -37,7 +37,7 @@ from planner_operator.read.runviews import TEST_PREFIX, RunSummary, summary
 from planner_operator.runtime import worker as worker_mod
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.workflows import Registry
-from planner_operator.runtime.jobrun import Fire, JobRunner, Started
+from planner_operator.runtime.jobrun import JobRunner, Started
 from planner_operator.server.api import samples
 from planner_operator.state import inbox
 
@@ -64,12 +64,14 @@ class Operations:
         executors: Executors,
         reader: Reader,
         webhooks: Webhooks | None,
+        clock: clock_mod.Clock | None = None,
     ) -> None:
         self.settings, self.env = settings, env
         self.runs, self.executors = runs, executors
         self.reader = reader
         self.webhooks = webhooks
-        self.runner = JobRunner(runs, executors)
+        self.clock = clock or runs.clock  # "now" of a run-now, and of a trigger test's event
+        self.runner = JobRunner(runs, executors, clock=self.clock)
         self._pending: set[asyncio.Task[None]] = set()
         self._schemas: dict[str, Mapping[str, Any] | None] = {}
         self._worker: Worker | None = None
@@ -80,7 +82,7 @@ class Operations:
         """Start one run of an applied job now; the answer is the run, usually ``running``."""
         entry = await asyncio.to_thread(self.reader.entry, "job", agent, name)
         run_id = f"manual-{uuid.uuid4().hex[:12]}"
-        fire = Fire.of(entry.spec, datetime.now(UTC))
+        fire = self.runner.fire_now(entry.spec)
 
         def start() -> Started | str:
             return self.runner.start(
@@ -185,8 +187,12 @@ class Operations:
 
             hooks, settings = self.webhooks, self.settings
             self._worker = Worker(
-                inbox=inbox.Inbox(settings.inbox_db),
-                routes=hooks.routes if hooks is not None else Routes(settings.ledger_db),
+                inbox=inbox.Inbox(settings.inbox_db, clock=self.clock),
+                routes=(
+                    hooks.routes
+                    if hooks is not None
+                    else Routes(settings.ledger_db, clock=self.clock)
+                ),
                 runs=self.runs,
                 executors=self.executors,
                 owner=f"api-test:{uuid.uuid4().hex[:8]}",

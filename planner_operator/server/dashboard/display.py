@@ -76,12 +76,12 @@ def utc(value: str | None) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
-def relative(value: str | None, now: datetime | None = None) -> str:
-    """'in 3 h', '5 min ago', 'just now': the distance from ``now``, roughly."""
+def relative(value: str | None, now: datetime) -> str:
+    """'in 3 h', '5 min ago', 'just now': the distance from ``now`` (the page's), roughly."""
     moment = parse(value)
     if moment is None:
         return ""
-    seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    seconds = (moment - now).total_seconds()
     span = abs(seconds)
     if span < 45:
         return "just now" if seconds <= 0 else "in a few seconds"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ import jinja2
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from planner_operator.core import clock as clock_mod
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
 from planner_operator.read.views import RunStatus
 from planner_operator.server import auth
@@ -58,11 +59,13 @@ def render(
     template: str,
     context: Mapping[str, Any],
     *,
+    now: datetime,
     status_code: int = 200,
     refresh: int | None = None,
 ) -> HTMLResponse:
-    """One template with what every page needs (login state, the time, where we are)."""
-    now = datetime.now(UTC)
+    """One template with what every page needs (login state, the time, where we are).
+
+    ``now`` is the app clock's: "in 3 h" and "5 min ago" are measured from it."""
     page = _env.get_template(template).render(
         base=BASE,
         css_version=_CSS_VERSION,
@@ -83,20 +86,32 @@ def _authenticated(request: Request) -> bool:
     return auth.is_authenticated(request)
 
 
-def not_found(request: Request, message: str) -> HTMLResponse:
+def not_found(request: Request, message: str, *, now: datetime) -> HTMLResponse:
     return render(
-        request, "error.html", {"title": "Not found", "message": message}, status_code=404
+        request,
+        "error.html",
+        {"title": "Not found", "message": message},
+        now=now,
+        status_code=404,
     )
 
 
-def router(reader: Reader, operations: Operations, *, repo_url: str | None = None) -> APIRouter:
-    """The dashboard routes for ``create_app``: the same reader and operations as the API.
+def router(
+    reader: Reader,
+    operations: Operations,
+    *,
+    repo_url: str | None = None,
+    clock: clock_mod.Clock | None = None,
+) -> APIRouter:
+    """The dashboard routes for ``create_app``: the same reader and operations as the API, and
+    the same clock (default: the reader's).
 
     ``repo_url`` (``PLANNER_REPO_WEB_URL``) is where the agent files can be read on the web;
     each job and trigger links to its file there.
     """
     routes = APIRouter(include_in_schema=False)
     source = repo_url.rstrip("/") if repo_url else None
+    clock = clock or reader.clock
 
     @routes.get("/")
     def home() -> RedirectResponse:
@@ -128,8 +143,9 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
                 "reconcile": last,
                 "broken": display.broken_files(last.load_errors),
                 "repo_url": source,
-                "summary": display.summary([*jobs, *triggers], jobs, last, now=datetime.now(UTC)),
+                "summary": display.summary([*jobs, *triggers], jobs, last, now=clock.now()),
             },
+            now=clock.now(),
             refresh=_refresh_if_running([*jobs, *triggers]),
         )
 
@@ -137,7 +153,11 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
     def agent_page(request: Request, agent: str) -> HTMLResponse:
         found = next((a for a in reader.agents() if a.id == agent), None)
         if found is None:
-            return not_found(request, f"There is no agent `{agent}` in the applied configuration.")
+            return not_found(
+                request,
+                f"There is no agent `{agent}` in the applied configuration.",
+                now=clock.now(),
+            )
         jobs, triggers = reader.jobs(agent=agent), reader.triggers(agent=agent)
         return render(
             request,
@@ -151,6 +171,7 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
                 "broken": display.broken_files(reader.reconcile().load_errors),
                 "repo_url": source,
             },
+            now=clock.now(),
             refresh=_refresh_if_running([*jobs, *triggers]),
         )
 
@@ -180,7 +201,9 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
                 before=cursor,
             )
         except InvalidRequest as exc:
-            return _failed(request, exc, "Cannot list these runs", back=f"{BASE}/runs")
+            return _failed(
+                request, exc, "Cannot list these runs", back=f"{BASE}/runs", now=clock.now()
+            )
 
         def query(**changes: Any) -> str:
             values = {**filters, "before": cursor, **changes}
@@ -199,21 +222,25 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
                 "agents": reader.agents(),
                 "query": query,
             },
+            now=clock.now(),
             refresh=5 if running else None,
         )
 
     @routes.get(f"{BASE}/runs/{{run_id}}")
     def run_page(request: Request, run_id: str, flash: str = "") -> HTMLResponse:
         if not run_id.isdigit():
-            return not_found(request, f"`{run_id}` is not a run number.")
+            return not_found(request, f"`{run_id}` is not a run number.", now=clock.now())
         try:
             run = reader.run(int(run_id))
         except NotFoundError:
-            return not_found(request, f"There is no run #{run_id} in the run history.")
+            return not_found(
+                request, f"There is no run #{run_id} in the run history.", now=clock.now()
+            )
         return render(
             request,
             "run.html",
             {"tab": "runs", "run": run, "flash": FLASH.get((flash, run.status == "running"))},
+            now=clock.now(),
             refresh=2 if run.status == "running" else None,
         )
 
@@ -222,7 +249,7 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
         try:
             run = await operations.run_job(agent, name)
         except PlannerError as exc:
-            return _failed(request, exc, f"Could not run {agent}/{name}")
+            return _failed(request, exc, f"Could not run {agent}/{name}", now=clock.now())
         return RedirectResponse(f"{BASE}/runs/{run.id}?flash=run", status_code=303)
 
     @routes.post(f"{BASE}/triggers/{{agent}}/{{name}}/test")
@@ -230,16 +257,20 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
         try:
             run = await operations.test_trigger(agent, name)
         except PlannerError as exc:
-            return _failed(request, exc, f"Could not send a test event to {agent}/{name}")
+            return _failed(
+                request, exc, f"Could not send a test event to {agent}/{name}", now=clock.now()
+            )
         return RedirectResponse(f"{BASE}/runs/{run.id}?flash=test", status_code=303)
 
     @routes.get(auth.LOGIN_PATH)
     def login_form(request: Request, next: str = "") -> HTMLResponse:
-        return _login_page(request, next)
+        return _login_page(request, next, now=clock.now())
 
     @routes.post(auth.LOGIN_PATH)
     def login(request: Request, token: str = Form(""), next: str = Form("")) -> Response:
-        failure = _login_page(request, next, error="That token is not valid.", status_code=401)
+        failure = _login_page(
+            request, next, now=clock.now(), error="That token is not valid.", status_code=401
+        )
         return auth.login_response(request, token, auth.safe_redirect(next), failure=failure)
 
     @routes.post(auth.LOGOUT_PATH)
@@ -248,25 +279,33 @@ def router(reader: Reader, operations: Operations, *, repo_url: str | None = Non
 
     @routes.get(f"{BASE}/{{rest:path}}")
     def unknown(request: Request, rest: str) -> HTMLResponse:
-        return not_found(request, f"The dashboard has no page at {request.url.path}.")
+        return not_found(
+            request, f"The dashboard has no page at {request.url.path}.", now=clock.now()
+        )
 
     return routes
 
 
 def _login_page(
-    request: Request, next_path: str, *, error: str | None = None, status_code: int = 200
+    request: Request,
+    next_path: str,
+    *,
+    now: datetime,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> HTMLResponse:
     where = auth.token_location(request) if getattr(request.app.state, "auth", None) else None
     return render(
         request,
         "login.html",
         {"tab": "login", "next": auth.safe_redirect(next_path), "error": error, "where": where},
+        now=now,
         status_code=status_code,
     )
 
 
 def _failed(
-    request: Request, exc: PlannerError, title: str, *, back: str = f"{BASE}/"
+    request: Request, exc: PlannerError, title: str, *, now: datetime, back: str = f"{BASE}/"
 ) -> HTMLResponse:
     """A request that could not be served as asked: say why on a page, with the way back."""
     status = (
@@ -281,6 +320,7 @@ def _failed(
             "back": back,
             "back_text": "Back to the Planner" if back == f"{BASE}/" else "Back",
         },
+        now=now,
         status_code=status,
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from planner_operator.backends.select import open_backends
+from planner_operator.core.clock import Clock, ManualClock
 from planner_operator.core.settings import Settings
 from planner_operator.reconcile.engine import SourceSpec, reconcile
 from planner_operator.server.app import create_app
@@ -25,6 +27,9 @@ ENV: Mapping[str, str] = {
     "DEPLOY_WEBHOOK_SECRET": "deploy-secret-for-status-tests",
 }
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+# A Monday morning in Berlin: the day the example's morning-job-check is scheduled for, and
+# the one the run-detail test's expectations (a message under 160 characters) are written for.
+MONDAY = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +53,11 @@ def applied(applied_once: Settings, tmp_path: Path) -> Settings:
     return Settings.resolve(state_dir=state, env={})
 
 
-def serve(settings: Settings, **env: str) -> TestClient:
-    return TestClient(create_app(settings, {**ENV, **env}), raise_server_exceptions=True)
+def serve(settings: Settings, *, clock: Clock | None = None, **env: str) -> TestClient:
+    """The app on a clock pinned to :data:`MONDAY` (or ``clock``): what it renders and lists
+    does not depend on the day the tests run."""
+    app = create_app(settings, {**ENV, **env}, clock=clock or ManualClock(MONDAY))
+    return TestClient(app, raise_server_exceptions=True)
 
 
 @pytest.fixture

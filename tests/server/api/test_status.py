@@ -10,6 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from planner_operator.backends.local import LocalScheduleBackend, LocalTriggerBackend
+from planner_operator.core.clock import ManualClock
 from planner_operator.core.records import Run
 from planner_operator.core.settings import Settings
 from planner_operator.read import runviews, views
@@ -192,11 +193,15 @@ def test_bad_run_queries_are_422_naming_the_parameter(client: TestClient) -> Non
 
 
 def test_run_detail_has_what_was_sent_what_came_back_and_timing(client: TestClient) -> None:
+    # the app's clock is pinned to a Monday (status_state.MONDAY): the message names that day
+    # whatever day the tests run on, and stays under the 160-character summary limit
     answer = client.post("/api/jobs/job-application-agent/morning-job-check/run", headers=BEARER)
     run = finished(client, answer.headers["location"])
     assert run["key"] == "job-application-agent/jobs/morning-job-check" and run["kind"] == "job"
     assert run["rendered"].startswith("Good morning! Check job boards for new postings matching")
     assert "senior Python roles" in run["rendered"]
+    assert "Today is Monday, 2026-12-07." in run["rendered"]
+    assert run["started_at"].startswith("2026-12-07T08:00:00")
     assert run["summary"] == run["rendered"]  # under 160 characters: whole
     assert run["result"]["thread_id"].startswith("thr_") and run["result"]["sink"] == "local"
     assert run["error"] is None and run["event"] is None
@@ -256,8 +261,8 @@ def test_a_backend_that_cannot_be_read_shows_the_ledger_view_in_error(applied: S
 
 
 def test_the_backend_read_is_cached_until_the_ttl_or_a_reconcile(applied: Settings) -> None:
-    now = [0.0]
-    reader = views.Reader(applied, backends_ttl=15.0, env={}, clock=lambda: now[0])
+    clock = ManualClock()
+    reader = views.Reader(applied, backends_ttl=15.0, env={}, clock=clock)
     key = "engineering-agent/jobs/on-call-handover"
     assert reader.job("engineering-agent", "on-call-handover").state == "active"
     with Ledger(applied.ledger_db) as ledger:
@@ -265,9 +270,9 @@ def test_the_backend_read_is_cached_until_the_ttl_or_a_reconcile(applied: Settin
     assert entry is not None
     with LocalScheduleBackend(applied.state_db) as jobs:
         jobs.set_state(entry.remote_id, "paused")
-    now[0] = 14.0
+    clock.advance(14.0)
     assert reader.job("engineering-agent", "on-call-handover").state == "active"  # cached
-    now[0] = 15.0
+    clock.advance(1.0)
     assert reader.job("engineering-agent", "on-call-handover").state == "drifted"  # re-read
     # a reconcile changes the ledger: the next answer reads the backends again at once
     reconcile(SourceSpec(path=AGENTS), applied)
