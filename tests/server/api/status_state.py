@@ -53,7 +53,7 @@ def applied(applied_once: Settings, tmp_path: Path) -> Settings:
     return Settings.resolve(state_dir=state, env={})
 
 
-def serve(settings: Settings, *, clock: Clock | None = None, **env: str) -> TestClient:
+def serve(settings: Settings, clock: Clock | None = None, /, **env: str) -> TestClient:
     """The app on a clock pinned to :data:`MONDAY` (or ``clock``): what it renders and lists
     does not depend on the day the tests run."""
     app = create_app(settings, {**ENV, **env}, clock=clock or ManualClock(MONDAY))
