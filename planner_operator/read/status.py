@@ -11,11 +11,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from planner_operator.backends.base import RemoteObject
+from planner_operator.backends.select import open_backends
 from planner_operator.core import jsonfmt, scheduling, specs
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
-from planner_operator.reconcile import plan as plan_mod
-from planner_operator.reconcile.engine import read_actual, session
+from planner_operator.read import states
+from planner_operator.reconcile.engine import BackendFactory, read_actual
+from planner_operator.state.ledger import Ledger
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class Row:
     kind: str
     backend: str
     remote_id: str
-    state: str  # active | paused | error | drifted | unmanaged
+    state: str  # states.State, or unmanaged
     detail: str
     schedule: str | None
     timezone: str | None
@@ -44,33 +47,40 @@ class Report:
     watch_last_error: dict[str, Any] | None = None
 
 
-def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
-    with session(settings) as (backends, ledger):
-        actual = read_actual(backends)
+def collect(
+    settings: Settings,
+    *,
+    now: datetime,
+    runs: int = 3,
+    backends_factory: BackendFactory | None = None,
+) -> Report:
+    """Every owned resource's state (``states.classify``, as the API and /metrics show it).
+
+    A backend that cannot be read makes every resource ``error`` with the reason, as in the
+    API: the ledger's view is still worth showing, and an exit code alone says less.
+    """
+    with Ledger(settings.ledger_db) as ledger:
         entries = ledger.entries(include_retired=False)
         last = ledger.get_meta("last_reconcile")
         revision = ledger.get_meta("last_applied_revision")
         watch_cycle = ledger.get_meta("watch_last_cycle")
         watch_error = ledger.get_meta("watch_last_error")
+    actual, read_error = _read(settings, backends_factory)
     history = _history(settings, [e.key for e in entries])
     lifecycle = _lifecycle(settings)
+    frozen = states.frozen_files(last)
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
     rows: list[Row] = []
     for entry in entries:
-        have = by_id.get((entry.kind, entry.remote_id))
-        drift = plan_mod.drift_of(entry, have)
-        if entry.key in lifecycle:  # Composio said so (trigger disabled, account expired)
-            event, why = lifecycle[entry.key]
-            state, detail = "error", f"{event}: {why}" if why else event
-        elif have is not None and have.state == "error":  # broken, not changed: say why
-            state, detail = "error", have.reason or "; ".join(d.what for d in drift)
-        elif drift:
-            state, detail = "drifted", "; ".join(d.what for d in drift)
-        elif have is not None and have.state in ("paused", "disabled"):
-            state, detail = "paused", have.reason or ""
-        else:
-            state, detail = "active", ""
+        found = states.classify(
+            entry,
+            by_id.get((entry.kind, entry.remote_id)),
+            read_error=read_error,
+            lifecycle=lifecycle.get(entry.key),
+            frozen_by=states.frozen_by(entry, frozen),
+        )
+        state, detail = found.state, found.detail
         spec = entry.spec
         job = specs.JobSpec.from_dict(spec) if entry.kind == "job" else None
         schedule = job.schedule if job else None
@@ -121,6 +131,19 @@ def collect(settings: Settings, *, now: datetime, runs: int = 3) -> Report:
         json.loads(watch_cycle) if watch_cycle else None,
         json.loads(watch_error) if watch_error else None,
     )
+
+
+def _read(
+    settings: Settings, factory: BackendFactory | None
+) -> tuple[list[RemoteObject], str | None]:
+    try:
+        backends = (factory or open_backends)(settings)
+        try:
+            return read_actual(backends), None
+        finally:
+            backends.close()
+    except PlannerError as exc:
+        return [], str(exc)
 
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:

@@ -4,7 +4,8 @@ The JSON API (``api/status.py``) and the server-rendered dashboard (``dashboard/
 ``Reader``, so a page and its API answer can never disagree. Everything is read from the
 operator's own state (ledger, run history, inbox, scheduler counters) plus a short-lived cached
 read of the backends (``remote_states``), because a dashboard refresh must not spend the
-Composio request budget. Run rows live in ``runviews`` (re-exported here).
+Composio request budget. A resource's ``state`` is ``states.classify``'s, as in the CLI's
+``status`` and ``/metrics``. Run rows live in ``runviews`` (re-exported here).
 
 Times are ISO 8601 with their offset: in the job's own timezone for schedules and slots, in UTC
 for events the operator recorded (run start/finish, deliveries).
@@ -24,7 +25,7 @@ from planner_operator.core import scheduling, specs
 from planner_operator.core.records import Delivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
-from planner_operator.read.remote_states import RemoteStates, State, Status
+from planner_operator.read.remote_states import RemoteStates
 from planner_operator.read.runviews import ReadModel as _Model
 from planner_operator.read.runviews import (
     RunDetail,
@@ -34,6 +35,7 @@ from planner_operator.read.runviews import (
     detail,
     summary,
 )
+from planner_operator.read.states import ResourceState, State
 from planner_operator.runtime.scheduler import Counters, read_counters
 from planner_operator.state import inbox
 from planner_operator.state.ledger import Ledger
@@ -204,6 +206,12 @@ class Reader:
     def trigger(self, agent: str, name: str) -> TriggerView:
         return self._triggers([self._entry("trigger", agent, name)])[0]
 
+    def resource_states(self) -> list[tuple[OwnedEntry, ResourceState]]:
+        """Every applied job and trigger with its state (what ``/metrics`` exports)."""
+        entries, _ = self._ledger()
+        states = self.remote.of(entries)
+        return [(e, states[e.key]) for e in entries]
+
     def entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         """The applied ledger row of one job or trigger (``NotFoundError`` if none)."""
         return self._entry(kind, agent, name)
@@ -327,7 +335,7 @@ class Reader:
 
 def _job(
     e: OwnedEntry,
-    state: Status,
+    state: ResourceState,
     last: Run | None,
     counters: Counters | None,
     now: datetime,
@@ -380,7 +388,7 @@ def _job(
 
 def _trigger(
     e: OwnedEntry,
-    state: Status,
+    state: ResourceState,
     last: Run | None,
     event: Delivery | None,
 ) -> TriggerView:

@@ -257,6 +257,7 @@ def record_outcome(ledger: Ledger, plan: plan_mod.Plan, result: ApplyResult | No
         "counts": counts,
         "blocked": len(plan.blocked),
         "load_errors": [str(e) for e in plan.load_errors],
+        "frozen_files": list(plan.frozen_files),  # their resources stay as applied (status)
         "failures": failures,
     }
     ledger.set_meta("last_reconcile", json.dumps(summary, sort_keys=True))

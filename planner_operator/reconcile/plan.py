@@ -274,12 +274,17 @@ def _left_by(intent: Intent) -> str:
 
 
 def _frozen(entry: OwnedEntry, failed_files: Collection[str]) -> bool:
+    return frozen_by(entry, failed_files) is not None
+
+
+def frozen_by(entry: OwnedEntry, failed_files: Collection[str]) -> str | None:
+    """The failed file that declares ``entry`` (its agent's file), if one of them does."""
     agent = split_key(entry.key)[0]
     for file in failed_files:
         path = PurePath(file)
         if path.stem == agent or (entry.source and PurePath(entry.source).name == path.name):
-            return True
-    return False
+            return file
+    return None
 
 
 def _frozen_change(
@@ -388,14 +393,19 @@ def drift_of(entry: OwnedEntry, have: RemoteObject | None) -> list[Drift]:
     if have is None:
         return [Drift(entry.key, entry.remote_id, "missing remotely")]
     out = []
-    current = observed(entry, have)
-    changed = [] if current == entry.spec else [d.path for d in field_diff(entry.spec, current)]
+    changed = changed_remotely(entry, have)
     if changed:
         out.append(Drift(entry.key, entry.remote_id, "changed remotely: " + ", ".join(changed)))
     if have.state == "error":
         why = f" ({have.reason})" if have.reason else ""
         out.append(Drift(entry.key, entry.remote_id, f"in error remotely{why}"))
     return out
+
+
+def changed_remotely(entry: OwnedEntry, have: RemoteObject) -> list[str]:
+    """The spec fields that differ remotely from what the ledger says was applied."""
+    current = observed(entry, have)
+    return [] if current == entry.spec else [d.path for d in field_diff(entry.spec, current)]
 
 
 def _guard(

@@ -75,7 +75,8 @@ def create_app(
     app.include_router(api_status.router(runtime.reader, runtime.operations))
     # /triggers, /workflows (the Triggers module's routes)
     app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
-    app.include_router(metrics.router(settings, clock=clock))  # GET /metrics
+    # GET /metrics
+    app.include_router(metrics.router(settings, runtime.reader.resource_states, clock=clock))
     # /planner/: the dashboard (last: its 404 page)
     repo_url = variables.REPO_WEB_URL.read(env)
     app.include_router(

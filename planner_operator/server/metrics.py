@@ -35,6 +35,7 @@ from prometheus_client.process_collector import ProcessCollector
 from planner_operator import telemetry
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
+from planner_operator.read.metrics_resources import ResourceStateCollector, ResourceStates
 from planner_operator.read.metrics_state import StateCollector
 
 if TYPE_CHECKING:
@@ -175,18 +176,30 @@ class _Proxy:
 
 
 def registry_for(
-    settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+    settings: Settings,
+    resource_states: ResourceStates | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> CollectorRegistry:
     """One app's registry: this process's metrics plus the state of ``settings.state_dir``
-    (ages such as the oldest pending delivery's are measured on ``clock``)."""
+    (ages such as the oldest pending delivery's are measured on ``clock``; given
+    ``resource_states``, e.g. the app's ``Reader.resource_states``, each resource's state as
+    the API shows it)."""
     telemetry.install(RECORDER)  # this process's reports feed PROCESS from now on
     registry = CollectorRegistry()
     registry.register(_Proxy(PROCESS))
     registry.register(StateCollector(settings, clock=clock))
+    if resource_states is not None:
+        registry.register(ResourceStateCollector(resource_states))
     return registry
 
 
-def router(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> APIRouter:
+def router(
+    settings: Settings,
+    resource_states: ResourceStates | None = None,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+) -> APIRouter:
     """``GET /metrics`` as its own router, so auth can be added where it is included.
 
     fastapi is imported here, not at the top: this module is on the CLI's import path
@@ -200,7 +213,7 @@ def router(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> 
         generate_latest,
     )
 
-    registry = registry_for(settings, clock=clock)
+    registry = registry_for(settings, resource_states, clock=clock)
     api = APIRouter(tags=["metrics"])
     text = {"schema": {"type": "string"}}
 
