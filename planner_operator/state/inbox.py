@@ -388,9 +388,9 @@ def trigger_statuses(settings: Settings) -> dict[str, tuple[str, str]]:
         return {}
     with Ledger(settings.ledger_db) as ledger:
         entries = [e for e in ledger.entries(include_retired=False) if e.kind == "trigger"]
-    # Composio speaks only for its own triggers: a signed event naming a webhook trigger's id
+    # Composio speaks only for event triggers: a signed event naming a webhook trigger's id
     # must not mark that trigger disabled.
-    entries = [e for e in entries if e.backend == "composio" and not e.spec.get("webhook")]
+    entries = [e for e in entries if not e.spec.get("webhook")]
     out: dict[str, tuple[str, str]] = {}
     for entry in entries:
         found = rows.get(f"trigger:{entry.remote_id}")

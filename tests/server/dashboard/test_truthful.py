@@ -74,8 +74,9 @@ def test_composio_triggers_on_the_embedded_backend_say_nothing_delivers(
     assert "no event source" not in triggers["engineering-agent/triggers/deploy-hook"]  # webhook
 
 
-def test_a_paused_job_cannot_be_run_by_accident(broken: TestClient) -> None:
-    paused = rows(broken.get("/planner/").text, "job")["sales-agent/jobs/quarterly-forecast"]
+def test_a_paused_job_cannot_be_run_by_accident(client: TestClient) -> None:
+    client.headers.update(BEARER)
+    paused = rows(client.get("/planner/").text, "job")["sales-agent/jobs/quarterly-forecast"]
     assert "disabled" in paused and "<form" not in paused and "enabled: true" in paused
 
 
