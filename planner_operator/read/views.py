@@ -77,6 +77,10 @@ class JobView(_Model):
     timezone: str
     state: State
     detail: str = Field(description="Why the state is what it is (empty when active).")
+    enabled: bool = Field(
+        description="false: paused in its agent file (`enabled: false`), whatever else its "
+        "state says (a frozen file's paused job is still paused)."
+    )
     next_runs: list[NextRun] = Field(description="Next 5 fire times (none when paused).")
     last_run: RunSummary | None
     fires: int
@@ -372,6 +376,7 @@ def _job(
         timezone=tz,
         state=state.state,
         detail=state.detail,
+        enabled=spec.enabled,
         next_runs=upcoming,
         last_run=summary(last) if last else None,
         fires=counters.fires if counters else 0,

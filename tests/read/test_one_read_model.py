@@ -1,8 +1,9 @@
 """One read model: `status`, the API, the dashboard and /metrics agree on every resource's state.
 
 A table of fixture states is built on real state (the example agents plus a small agent whose
-file breaks, reconciled on the embedded backend; then remote edits, a backend error, Composio
-lifecycle events and a remote deletion) and read through all four consumers: the CLI's
+file breaks, reconciled with Composio triggers on the fake Composio API and the rest embedded;
+then remote edits and a deletion, instances Composio disabled, an expired account and
+Composio lifecycle events) and read through all four consumers: the CLI's
 ``status --format json``, ``GET /api/jobs`` and ``/api/triggers``, the dashboard page and the
 ``planner_resource_state`` series of ``/metrics``. Each must say what the table says, for every
 row, and so all four agree. A backend that cannot be read is its own case (every row error).
@@ -14,6 +15,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Iterator, Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -28,8 +30,9 @@ from planner_operator.cli.main import app as cli
 from planner_operator.core.settings import Settings
 from planner_operator.reconcile.engine import SourceSpec, reconcile
 from planner_operator.server.app import create_app
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
+from tests.fakes.composio_server import FakeComposio
 from tests.server.api.status_state import AGENTS, ENV
 
 FROZEN_AGENT = """\
@@ -54,45 +57,62 @@ TABLE: dict[str, tuple[str, str]] = {
     "job-application-agent/jobs/morning-job-check": ("active", ""),
     "sales-agent/jobs/quarterly-forecast": ("paused", "enabled: false in its file"),
     "engineering-agent/jobs/slack-digest": ("drifted", "changed remotely: schedule"),
-    "sales-agent/triggers/new-contact": ("drifted", "missing remotely"),
-    "job-application-agent/triggers/recruiter-email": ("error", "token revoked"),
+    "engineering-agent/triggers/deploy-hook": ("drifted", "missing remotely"),
+    # Composio disabled it, the account is fine: the next reconcile re-enables it
+    "sales-agent/triggers/new-contact": ("drifted", "changed remotely: enabled"),
+    # the account expired: Composio disabled it and only a reconnect helps
+    "job-application-agent/triggers/recruiter-email": ("error", "EXPIRED"),
     "engineering-agent/triggers/new-issue": ("error", "disabled: too many errors"),
-    # a Composio lifecycle error outranks a deletion: the deletion alone a reconcile repairs
-    "engineering-agent/triggers/incident-mention": ("error", "missing remotely"),
+    # a lifecycle error outranks the drift that comes with it (a reconcile alone repairs that)
+    "engineering-agent/triggers/incident-mention": ("error", "changed remotely: enabled"),
     "ops-agent/jobs/steady": ("frozen", "ops-agent.yaml failed to load"),
     "ops-agent/jobs/resting": ("frozen", "enabled: false in its file"),  # frozen over paused
     "ops-agent/jobs/moved": ("drifted", "failed to load"),  # drifted over frozen
 }
 
 
-def _reconcile(agents: Path, settings: Settings) -> None:
-    reconcile(SourceSpec(path=agents), settings, backends_factory=lambda s: open_backends(s, {}))
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeComposio]:
+    with FakeComposio() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def fixture_states(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def backend_env(fake: FakeComposio) -> dict[str, str]:
+    """Composio triggers on the fake Composio API, jobs and webhook triggers embedded."""
+    return fake.env(PLANNER_SCHEDULE_BACKEND="local")
+
+
+def _reconcile(agents: Path, settings: Settings, env: Mapping[str, str]) -> None:
+    reconcile(SourceSpec(path=agents), settings, backends_factory=lambda s: open_backends(s, env))
+
+
+@pytest.fixture(scope="module")
+def fixture_states(
+    tmp_path_factory: pytest.TempPathFactory, fake: FakeComposio, backend_env: dict[str, str]
+) -> Settings:
     root = tmp_path_factory.mktemp("one-read-model")
     agents = root / "agents"
     shutil.copytree(AGENTS, agents)
     (agents / "ops-agent.yaml").write_text(FROZEN_AGENT, encoding="utf-8")
     settings = Settings.resolve(state_dir=root / "state", env={})
-    _reconcile(agents, settings)
+    _reconcile(agents, settings, backend_env)
     (agents / "ops-agent.yaml").write_text(FROZEN_AGENT + "  triggers: [oops", encoding="utf-8")
-    _reconcile(agents, settings)  # records ops-agent.yaml as frozen, changes nothing
+    _reconcile(agents, settings, backend_env)  # records ops-agent.yaml as frozen
     with Ledger(settings.ledger_db) as ledger:
-        entry = {key: ledger.get(key) for key in TABLE}
-    owned = {key: e for key, e in entry.items() if e is not None}
+        found = {key: ledger.get(key) for key in TABLE}
+    owned = {key: e for key, e in found.items() if e is not None}
     assert owned.keys() == TABLE.keys()
     with LocalScheduleBackend(settings.state_db) as jobs:
         for key in ("engineering-agent/jobs/slack-digest", "ops-agent/jobs/moved"):
             e = owned[key]
             jobs.update(e.remote_id, e.key, {**e.spec, "schedule": "0 5 * * *"})
     with LocalTriggerBackend(settings.state_db) as triggers:
-        email = owned["job-application-agent/triggers/recruiter-email"]
-        triggers.set_state(email.remote_id, "error", "poller failing: token revoked")
-        triggers.delete(owned["sales-agent/triggers/new-contact"].remote_id)
-        triggers.delete(owned["engineering-agent/triggers/incident-mention"].remote_id)
-    with Inbox(settings.state_dir / FILE_NAME) as box:  # composio.trigger.disabled events
+        triggers.delete(owned["engineering-agent/triggers/deploy-hook"].remote_id)
+    fake.expire_account("ca_gmail_jobsearch")
+    for key in ("sales-agent/triggers/new-contact", "engineering-agent/triggers/incident-mention"):
+        fake.disable_by_composio(owned[key].remote_id)
+    with Inbox(settings.inbox_db) as box:  # composio.trigger.disabled events
         for key in (
             "engineering-agent/triggers/new-issue",
             "engineering-agent/triggers/incident-mention",
@@ -175,7 +195,9 @@ def metrics_states(client: TestClient) -> dict[str, str]:
     return {key: states[0] for key, states in out.items()}
 
 
-def all_four(settings: Settings, **env: str) -> dict[str, dict[str, Any]]:
+def all_four(settings: Settings, env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Each consumer's view; ``env`` picks the backends for the server and (os.environ, set by
+    the caller) the CLI alike."""
     with TestClient(create_app(settings, {**ENV, **env})) as client:
         return {
             "cli": cli_states(settings),
@@ -185,8 +207,12 @@ def all_four(settings: Settings, **env: str) -> dict[str, dict[str, Any]]:
         }
 
 
-def test_every_fixture_state_reads_the_same_through_all_four(fixture_states: Settings) -> None:
-    seen = all_four(fixture_states)
+def test_every_fixture_state_reads_the_same_through_all_four(
+    fixture_states: Settings, backend_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in backend_env.items():
+        monkeypatch.setenv(name, value)
+    seen = all_four(fixture_states, backend_env)
     keys = seen["api"].keys()
     assert seen["cli"].keys() == keys == seen["dashboard"].keys() == seen["metrics"].keys()
     for key in keys:
@@ -213,7 +239,7 @@ def test_a_backend_that_cannot_be_read_is_error_everywhere(
     # Composio forced as the trigger backend without its API key: every backend read fails
     monkeypatch.setenv("PLANNER_TRIGGER_BACKEND", "composio")
     monkeypatch.delenv("COMPOSIO_API_KEY", raising=False)
-    seen = all_four(fixture_states, PLANNER_TRIGGER_BACKEND="composio")
+    seen = all_four(fixture_states, {"PLANNER_TRIGGER_BACKEND": "composio"})
     keys = seen["api"].keys()
     assert len(keys) == 15
     for key in keys:

@@ -80,6 +80,16 @@ def test_a_paused_job_cannot_be_run_by_accident(client: TestClient) -> None:
     assert "disabled" in paused and "<form" not in paused and "enabled: true" in paused
 
 
+def test_a_paused_job_in_a_broken_file_is_frozen_and_still_cannot_be_run(
+    broken: TestClient,
+) -> None:
+    """Its state is frozen (the one classifier ranks it above paused), yet it is paused in its
+    file: the page must not offer to run it."""
+    paused = rows(broken.get("/planner/").text, "job")["sales-agent/jobs/quarterly-forecast"]
+    assert "b-frozen" in paused and "enabled: false in its file" in paused
+    assert "disabled" in paused and "<form" not in paused and "enabled: true" in paused
+
+
 def test_a_failed_run_shows_its_error_in_the_list_and_first_on_its_page(
     tmp_path: Path,
 ) -> None:
