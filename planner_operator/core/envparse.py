@@ -174,6 +174,11 @@ def items(var: Var[Any], raw: str) -> tuple[str, ...]:
     return tuple(i.strip() for i in raw.replace("\n", ";").split(";") if i.strip())
 
 
+def names(var: Var[Any], raw: str) -> tuple[str, ...]:
+    """A list of names separated by commas, semicolons or white space (host names)."""
+    return tuple(n for n in raw.replace(";", ",").replace(",", " ").split() if n)
+
+
 def dev_server(default_url: str) -> Callable[[Var[Any], str], str | None]:
     """Inngest's ``INNGEST_DEV``: off (None, production) or a dev server's URL.
 

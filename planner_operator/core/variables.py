@@ -203,6 +203,13 @@ SCHEDULER_JITTER: Var[float] = Var(
     "embedded scheduler: up to this many seconds of random delay per fire", "server.operator",
     p.seconds(),
 )  # fmt: skip
+_H = "server.hosts"
+ALLOWED_HOSTS: Var[tuple[str, ...]] = Var(
+    "PLANNER_ALLOWED_HOSTS", "host names", (),
+    "the `Host` names the server answers to besides the loopback names (others: 421; DNS "
+    "rebinding defence): `name`, `.domain` (and its subdomains) or `*`, comma-separated", _H,
+    p.names, shown_default="loopback names only",
+)  # fmt: skip
 _W = "server.webhooks"
 WEBHOOK_MAX_BODY: Var[int] = Var(
     "PLANNER_WEBHOOK_MAX_BODY", "bytes", 1024 * 1024,

@@ -20,7 +20,7 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
-from planner_operator.server import auth, metrics, webhooks, webhooks_openapi
+from planner_operator.server import auth, bodylimit, hosts, metrics, webhooks, webhooks_openapi
 from planner_operator.server import runtime as server_runtime
 from planner_operator.server.api import compat
 from planner_operator.server.api import status as api_status
@@ -62,16 +62,26 @@ def create_app(
             task.cancel()
 
     # /docs with Swagger UI's files served from the package (fastapi-offline), not a CDN
-    app = FastAPIOffline(title="planner-operator", version="0.1.0", lifespan=lifespan)
+    app = FastAPIOffline(
+        title="planner-operator",
+        version="0.1.0",
+        lifespan=lifespan,
+        max_body_size=bodylimit.DEFAULT,  # per route in bodylimit.caps
+    )
     app.state.runtime = runtime
     exempt: list[str] = []
     if runtime.inngest is not None:
         path = runtime.inngest.config.serve_path
-        app.router.routes.append(Route(path, runtime.inngest.app, methods=["GET", "POST", "PUT"]))
+        methods = ["GET", "POST", "PUT"]
+        limit = bodylimit.INNGEST
+        app.router.routes.append(
+            Route(path, runtime.inngest.app, methods=methods, max_body_size=limit)
+        )
         exempt.append(path)  # the Inngest SDK checks its own signing key
     auth.install(app, auth.Guard.create(token, bind_host=bind_host, exempt=exempt, clock=clock))
     webhooks_openapi.install(app)  # the Starlette ingress routes, described for senders
-    app.include_router(webhooks.router(runtime.webhooks))
+    # the receivers count their own body (bodylimit.RECEIVER)
+    app.include_router(webhooks.router(runtime.webhooks), max_body_size=bodylimit.RECEIVER)
     app.include_router(api_status.router(runtime.reader, runtime.operations))
     # /triggers, /workflows (the Triggers module's routes)
     app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
@@ -82,6 +92,10 @@ def create_app(
     app.include_router(
         dashboard_router(runtime.reader, runtime.operations, repo_url=repo_url, clock=clock)
     )
+
+    inngest_path = runtime.inngest.config.serve_path if runtime.inngest is not None else None
+    bodylimit.document(app, env, inngest_path=inngest_path)
+    hosts.install(app, env, bind_host=bind_host)  # outermost: other names never reach a route
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

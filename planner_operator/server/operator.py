@@ -32,6 +32,7 @@ from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 from planner_operator.reconcile.watch import record as watch_record
 from planner_operator.runtime.jobrun import JobRunner
 from planner_operator.runtime.scheduler import Job, Scheduler
+from planner_operator.server import bodylimit
 from planner_operator.server.app import create_app
 from planner_operator.server.runtime import Runtime
 from planner_operator.server.signatures import SignatureError, verify_github
@@ -197,7 +198,7 @@ def _add_git_hook(app: FastAPI, watcher: GitWatcher | None, env: Mapping[str, st
     """``POST /hooks/git``: a GitHub push (HMAC-verified) wakes the poller for a fetch now."""
     secret = variables.GIT_WEBHOOK_SECRET.read(env)
 
-    @app.post("/hooks/git", status_code=202)
+    @app.post("/hooks/git", status_code=202, max_body_size=bodylimit.GIT_HOOK)
     async def git_push(request: Request) -> Response:
         if watcher is None or not secret:
             return Response(

@@ -470,7 +470,8 @@ def _kept(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def router(hooks: Webhooks) -> APIRouter:
-    """The webhook routes for ``create_app`` (``app.include_router(webhooks.router(runtime))``).
+    """The webhook routes for ``create_app``, which includes them with their body cap
+    (``include_router(..., max_body_size=...)``: FastAPI drops a plain route's own cap).
 
     The two ingress routes are plain Starlette routes: no dependency injection or OpenAPI model
     on the hot path (about a tenth of a request's CPU in the benchmark).

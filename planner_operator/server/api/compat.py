@@ -27,6 +27,7 @@ from planner_operator.core import keys, specs, variables
 from planner_operator.core.records import OwnedEntry
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
+from planner_operator.server import bodylimit
 from planner_operator.server.api import status
 from planner_operator.state.ledger import Ledger
 
@@ -136,6 +137,7 @@ def router(
         response_model=RunSummary,
         status_code=202,
         responses=_RUN,
+        max_body_size=bodylimit.cap(env, "/triggers/{agent}/{trigger}/test"),
     )
     async def test_trigger(
         agent: str,
@@ -196,6 +198,7 @@ def router(
         response_model=RunSummary,
         status_code=202,
         responses=_RUN,
+        max_body_size=bodylimit.cap(env, "/workflows/{workflow_id}/run"),
     )
     async def run_workflow(
         workflow_id: str,

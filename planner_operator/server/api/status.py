@@ -34,7 +34,9 @@ from planner_operator.read.views import (
 
 if TYPE_CHECKING:
     from planner_operator.read.views import Reader
-    from planner_operator.server.api.operations import Operations
+    from planner_operator.server import bodylimit
+from planner_operator.server import bodylimit
+from planner_operator.server.api.operations import Operations
 
 T = TypeVar("T")
 MAX_ID = 2**63 - 1  # SQLite's largest integer: a bigger id is a 422, not an overflow
@@ -186,6 +188,7 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         response_model=RunSummary,
         status_code=202,
         summary="Test a trigger",
+        max_body_size=bodylimit.cap(operations.env, "/api/triggers/{agent}/{trigger}/test"),
         responses={
             202: {"description": "The action runs.", "headers": _LOCATION},
             200: {

@@ -264,9 +264,9 @@ def test_cookie_login_reads_and_same_origin_writes(exposed: TestClient) -> None:
 
 def check_cookie_session(exposed: TestClient) -> None:
     assert exposed.get("/api/runs").status_code == 200
-    same = exposed.put(WRITE, json={}, headers={"Origin": "http://testserver"})
+    same = exposed.put(WRITE, json={}, headers={"Origin": "http://localhost"})
     assert same.status_code == 409
-    by_referer = exposed.put(WRITE, json={}, headers={"Referer": "http://testserver/planner/"})
+    by_referer = exposed.put(WRITE, json={}, headers={"Referer": "http://localhost/planner/"})
     assert by_referer.status_code == 409
 
     cross = exposed.put(WRITE, json={}, headers={"Origin": "https://evil.example"})
