@@ -21,7 +21,7 @@ from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs
+from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs, variables
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -423,29 +423,17 @@ def serve(
 ) -> int:
     """Serve (and, for ``run``, watch); SIGTERM/SIGINT shut down gracefully via the lifespan."""
     cli_settings.warn_unknown(settings)
-    import logging
     import signal
 
-    import uvicorn
-
-    from planner_operator.server import operator
+    from planner_operator.server import connections, operator
 
     logsafe.configure()
     app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
     # was installed before it: make that a clean exit, as supervisors expect after a stop.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        access_log=False,  # deliveries and runs are logged by the operator itself
-        timeout_graceful_shutdown=int(grace),
-    )
-    # uvicorn configures its own loggers when its Config is built: escape their lines too
-    logsafe.install(logging.getLogger(name) for name in ("uvicorn", "uvicorn.error"))
-    uvicorn.Server(config).run()
+    # header/body timeouts, a connection cap, the open-files limit (server/connections.py)
+    connections.serve(app, host=host, port=port, env=variables.environ(), grace=grace)
     return 0
 
 

@@ -203,12 +203,27 @@ SCHEDULER_JITTER: Var[float] = Var(
     "embedded scheduler: up to this many seconds of random delay per fire", "server.operator",
     p.seconds(),
 )  # fmt: skip
-_H = "server.hosts"
+_H = "server.hosts, server.connections"
 ALLOWED_HOSTS: Var[tuple[str, ...]] = Var(
     "PLANNER_ALLOWED_HOSTS", "host names", (),
     "the `Host` names the server answers to besides the loopback names (others: 421; DNS "
     "rebinding defence): `name`, `.domain` (and its subdomains) or `*`, comma-separated", _H,
     p.names, shown_default="loopback names only",
+)  # fmt: skip
+HEADER_TIMEOUT: Var[float] = Var(
+    "PLANNER_HEADER_TIMEOUT", "seconds", 10.0,
+    "a connection must send its request line and headers within this (else 408, closed)", _H,
+    p.seconds(positive=True),
+)  # fmt: skip
+BODY_TIMEOUT: Var[float] = Var(
+    "PLANNER_BODY_TIMEOUT", "seconds", 30.0,
+    "a request must send its whole body within this after its headers (else 408, closed)", _H,
+    p.seconds(positive=True),
+)  # fmt: skip
+MAX_CONNECTIONS: Var[int] = Var(
+    "PLANNER_MAX_CONNECTIONS", "whole number", 4096,
+    "open connections at most (lowered to fit the open-files limit); at the cap the longest "
+    "idle one is closed, or a new one refused with 503", _H, p.whole(16),
 )  # fmt: skip
 _W = "server.webhooks"
 WEBHOOK_MAX_BODY: Var[int] = Var(
