@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.support.canary_guard",
     "tests.support.webhook_env",
     "tests.support.local_testclient",
+    "tests.support.postgres",
 ]

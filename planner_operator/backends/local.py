@@ -29,17 +29,17 @@ from planner_operator.backends.base import (
     ScheduleBackend,
     TriggerBackend,
 )
-from planner_operator.core import canonical, specs
+from planner_operator.core import canonical, specs, times
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.errors import BackendError, Conflict, NotFound, UnknownOutcome
-from planner_operator.state import db
+from planner_operator.state import sql
 
 NAME = "local"
 COMPONENT = "local_backend"
 
 # Both tables in one component: the two classes share a file and must agree on its schema.
-MIGRATIONS: tuple[str, ...] = (
+SQLITE_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE local_jobs (
         remote_id TEXT PRIMARY KEY,
@@ -62,7 +62,17 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (key, identity)
     );
     """,
+    # v2: one stored time format (core.times)
+    " ".join(
+        f"UPDATE {table} SET {column} = COALESCE(strftime('{times.SQLITE_FORMAT}', {column}), "
+        f"{column});"
+        for table in ("local_jobs", "local_triggers")
+        for column in ("created_at", "updated_at")
+    ),
 )
+# The embedded backend stands in for a remote system; its tables are portable SQL, so the same
+# schema serves on the shared database (v1 there is SQLite's v2).
+MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, SQLITE_MIGRATIONS[:1])
 
 
 @dataclass
@@ -98,7 +108,7 @@ class LocalFaults:
             raise self.fail_list.pop(0)
 
 
-class _LocalBackend(db.Store):
+class _LocalBackend(sql.Store):
     """What jobs and triggers share; subclasses say how an object is identified."""
 
     kind: ClassVar[Kind]
@@ -111,17 +121,17 @@ class _LocalBackend(db.Store):
 
     def __init__(
         self,
-        path: Path | str,
+        where: Path | str | sql.Database,
         *,
         faults: LocalFaults | None = None,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
-        super().__init__(path, clock=clock)
+        super().__init__(where, clock=clock)
         self.faults = faults or LocalFaults()
 
     @property
     def info(self) -> BackendInfo:
-        return BackendInfo(name=NAME, kind=self.kind, detail=str(self.path))
+        return BackendInfo(name=NAME, kind=self.kind, detail=self.where)
 
     # -- Protocol ----------------------------------------------------------------------------
 
@@ -130,11 +140,11 @@ class _LocalBackend(db.Store):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.faults.before_list()
-        rows = self._conn.execute(
+        rows = self._db.query(
             f"SELECT remote_id, key, spec_json, state, reason FROM {self.table} "
             "WHERE remote_id > ? ORDER BY remote_id LIMIT ?",
             (cursor or "", limit + 1),
-        ).fetchall()
+        )
         more = len(rows) > limit
         items = tuple(self._object(row) for row in rows[:limit])
         return Page(items=items, next_cursor=items[-1].remote_id if more else None)
@@ -143,14 +153,14 @@ class _LocalBackend(db.Store):
         """Upsert on the object's identity: a retry after a lost response finds the first one."""
         self.faults.before_write("create", key)
         spec_json = canonical.canonical_json(dict(spec))
-        now = db.now_iso(self.clock)
-        with db.transaction(self._conn):
-            remote_id = self._find(key, spec)
+        now = times.now(self.clock)
+        with self._db.transaction() as tx:
+            remote_id = self._find(tx, key, spec)
             if remote_id is None:
                 remote_id = f"{self.prefix}_{secrets.token_hex(6)}"
-                self._insert(remote_id, key, spec, spec_json, now)
+                self._insert(tx, remote_id, key, spec, spec_json, now)
             else:
-                self._conn.execute(
+                tx.execute(
                     f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = NULL, "
                     "updated_at = ? WHERE remote_id = ?",
                     (spec_json, self._state_of(spec), now, remote_id),
@@ -161,21 +171,21 @@ class _LocalBackend(db.Store):
     def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
         """Change an object in place; refuses (``Conflict``) what would need a replace."""
         self.faults.before_write("update", remote_id)
-        with db.transaction(self._conn):
-            row = self._conn.execute(
+        with self._db.transaction() as tx:
+            row = tx.execute(
                 f"SELECT key, spec_json FROM {self.table} WHERE remote_id = ?", (remote_id,)
             ).fetchone()
             if row is None:
                 raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
-            self._check_update(remote_id, key, json.loads(row[1]), spec)
-            self._conn.execute(
+            self._check_update(tx, remote_id, key, json.loads(row[1]), spec)
+            tx.execute(
                 f"UPDATE {self.table} SET key = ?, spec_json = ?, state = ?, reason = NULL, "
                 "updated_at = ? WHERE remote_id = ?",
                 (
                     key,
                     canonical.canonical_json(dict(spec)),
                     self._state_of(spec),
-                    db.now_iso(self.clock),
+                    times.now(self.clock),
                     remote_id,
                 ),
             )
@@ -184,8 +194,8 @@ class _LocalBackend(db.Store):
 
     def delete(self, remote_id: str) -> None:
         self.faults.before_write("delete", remote_id)
-        with db.transaction(self._conn):
-            gone = self._conn.execute(
+        with self._db.transaction() as tx:
+            gone = tx.execute(
                 f"DELETE FROM {self.table} WHERE remote_id = ?", (remote_id,)
             ).rowcount
         if not gone:
@@ -204,8 +214,8 @@ class _LocalBackend(db.Store):
         allowed = ("active", self.off_state, "error")
         if state not in allowed:
             raise ValueError(f"a {self.kind} state is one of {allowed}, not {state!r}")
-        with db.transaction(self._conn):
-            row = self._conn.execute(
+        with self._db.transaction() as tx:
+            row = tx.execute(
                 f"SELECT spec_json FROM {self.table} WHERE remote_id = ?", (remote_id,)
             ).fetchone()
             if row is None:
@@ -215,10 +225,10 @@ class _LocalBackend(db.Store):
                 spec["enabled"] = False
             elif state == "active" and not specs.enabled(spec):
                 spec["enabled"] = True
-            self._conn.execute(
+            tx.execute(
                 f"UPDATE {self.table} SET spec_json = ?, state = ?, reason = ?, updated_at = ? "
                 "WHERE remote_id = ?",
-                (canonical.canonical_json(spec), state, reason, db.now_iso(self.clock), remote_id),
+                (canonical.canonical_json(spec), state, reason, times.now(self.clock), remote_id),
             )
 
     # -- helpers -----------------------------------------------------------------------------
@@ -227,14 +237,14 @@ class _LocalBackend(db.Store):
         return "active" if specs.enabled(spec) else self.off_state
 
     def _get(self, remote_id: str) -> RemoteObject:
-        row = self._conn.execute(
+        rows = self._db.query(
             f"SELECT remote_id, key, spec_json, state, reason FROM {self.table} "
             "WHERE remote_id = ?",
             (remote_id,),
-        ).fetchone()
-        if row is None:  # deleted between our write and this read, by another process
+        )
+        if not rows:  # deleted between our write and this read, by another process
             raise NotFound(f"{self.kind} {remote_id} does not exist", backend=NAME)
-        return self._object(row)
+        return self._object(rows[0])
 
     def _object(self, row: tuple[Any, ...]) -> RemoteObject:
         remote_id, key, spec_json, state, reason = row
@@ -247,16 +257,27 @@ class _LocalBackend(db.Store):
             reason=reason,
         )
 
-    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
+    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
         raise NotImplementedError
 
     def _insert(
-        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        spec: Mapping[str, Any],
+        spec_json: str,
+        now: str,
     ) -> None:
         raise NotImplementedError
 
     def _check_update(
-        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
     ) -> None:
         raise NotImplementedError
 
@@ -269,25 +290,34 @@ class LocalScheduleBackend(_LocalBackend):
     prefix = "job"
     off_state = "paused"
 
-    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
-        row = self._conn.execute(
-            "SELECT remote_id FROM local_jobs WHERE key = ?", (key,)
-        ).fetchone()
+    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
+        row = tx.execute("SELECT remote_id FROM local_jobs WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def _insert(
-        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        spec: Mapping[str, Any],
+        spec_json: str,
+        now: str,
     ) -> None:
-        self._conn.execute(
+        tx.execute(
             "INSERT INTO local_jobs (remote_id, key, spec_json, state, reason, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
             (remote_id, key, spec_json, self._state_of(spec), now, now),
         )
 
     def _check_update(
-        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
     ) -> None:
-        other = self._conn.execute(
+        other = tx.execute(
             "SELECT remote_id FROM local_jobs WHERE key = ? AND remote_id <> ?", (key, remote_id)
         ).fetchone()
         if other is not None:
@@ -302,24 +332,35 @@ class LocalTriggerBackend(_LocalBackend):
     prefix = "trg"
     off_state = "disabled"
 
-    def _find(self, key: str, spec: Mapping[str, Any]) -> str | None:
-        row = self._conn.execute(
+    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
+        row = tx.execute(
             "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ?",
             (key, _identity(spec)),
         ).fetchone()
         return None if row is None else str(row[0])
 
     def _insert(
-        self, remote_id: str, key: str, spec: Mapping[str, Any], spec_json: str, now: str
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        spec: Mapping[str, Any],
+        spec_json: str,
+        now: str,
     ) -> None:
-        self._conn.execute(
+        tx.execute(
             "INSERT INTO local_triggers (remote_id, key, identity, spec_json, state, reason, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
             (remote_id, key, _identity(spec), spec_json, self._state_of(spec), now, now),
         )
 
     def _check_update(
-        self, remote_id: str, key: str, old: Mapping[str, Any], new: Mapping[str, Any]
+        self,
+        tx: sql.Tx,
+        remote_id: str,
+        key: str,
+        old: Mapping[str, Any],
+        new: Mapping[str, Any],
     ) -> None:
         fixed = REPLACE_FIELDS["trigger"]
         before, after = canonical.subset(old, fixed), canonical.subset(new, fixed)
@@ -330,7 +371,7 @@ class LocalTriggerBackend(_LocalBackend):
                 "create a new trigger and delete this one (a replace)",
                 backend=NAME,
             )
-        other = self._conn.execute(
+        other = tx.execute(
             "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ? "
             "AND remote_id <> ?",
             (key, _identity(new), remote_id),

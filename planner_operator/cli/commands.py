@@ -21,7 +21,7 @@ from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
-from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs, variables
+from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs, times, variables
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -39,8 +39,8 @@ from planner_operator.reconcile.engine import SourceSpec, read_actual, session
 from planner_operator.reconcile.engine import reconcile as run_reconcile
 from planner_operator.reconcile.plan import PlanOptions
 from planner_operator.reconcile.render import jsonout
+from planner_operator.state import open as state_open
 from planner_operator.state.ledger import Ledger
-from planner_operator.state.lock import ApplyLock
 
 __all__ = ["PlanOptions", "ReconcileArgs", "SourceSpec"]
 
@@ -382,7 +382,7 @@ def adopt(settings: Settings, key: str, remote_id: str) -> int:
         found = next((r for r in list_all(backend) if r.remote_id == remote_id), None)
         if found is None:
             raise PlannerError(f"{backend.info.name} has no {kind} with id {remote_id}")
-        with Ledger(settings.ledger_db) as ledger:
+        with state_open.ledger(settings) as ledger:
             ledger.adopt(
                 OwnedEntry(
                     key=key,
@@ -402,7 +402,7 @@ def adopt(settings: Settings, key: str, remote_id: str) -> int:
 
 
 def unlock(settings: Settings) -> int:
-    lock = ApplyLock(settings.ledger_db)
+    lock = state_open.apply_lock(settings)
     try:
         held = lock.clear()
     except StateError:
@@ -443,14 +443,13 @@ def run_now(settings: Settings, key: str) -> int:
 
     from planner_operator.runtime.executors import select as executor_select
     from planner_operator.runtime.jobrun import Fire, JobRunner
-    from planner_operator.state.runs import RunStore
 
-    with Ledger(settings.ledger_db) as ledger:
+    with state_open.ledger(settings) as ledger:
         key = keys.resolve(key, _applied(ledger), kind="job")
         entry = ledger.get(key)
     assert entry is not None  # resolved among the applied keys
     executors = executor_select.from_env(settings)
-    with RunStore(settings.runs_db) as runs:
+    with state_open.runs(settings) as runs:
         runner = JobRunner(runs, executors)
         run_id = f"manual-{uuid.uuid4().hex[:12]}"
         fire = Fire.of(entry.spec, datetime.now(UTC))
@@ -467,16 +466,14 @@ def _applied(ledger: Ledger) -> list[str]:
     return [e.key for e in ledger.entries(include_retired=False)]
 
 
-def _run_key(settings: Settings, text: str, runs_db: Path) -> str:
+def _run_key(settings: Settings, text: str) -> str:
     """``runs --key``: an applied job or trigger, or the full key of one that had runs."""
-    from planner_operator.state.runs import RunStore
-
-    with Ledger(settings.ledger_db) as ledger:
+    with state_open.ledger(settings) as ledger:
         try:
             return keys.resolve(text, _applied(ledger))
         except NotFoundError:
-            if runs_db.exists() and text.count("/") == 2:
-                with RunStore(runs_db) as store:
+            if state_open.exists(settings, "runs") and text.count("/") == 2:
+                with state_open.runs(settings) as store:
                     if store.list(key=text, limit=1):
                         return text  # removed from the config since, but it has history
             raise
@@ -495,15 +492,12 @@ def _run_json(run: Any) -> dict[str, Any]:
 
 
 def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
-    from planner_operator.state.runs import RunStore
-
-    path = settings.runs_db
     if key is not None:
-        key = _run_key(settings, key, path)
-    if not path.exists():
+        key = _run_key(settings, key)
+    if not state_open.exists(settings, "runs"):
         out("No runs yet.")
         return 0
-    with RunStore(path) as store:
+    with state_open.runs(settings) as store:
         records = store.list(key=key, limit=limit)
     if fmt == "json":
         out(jsonfmt.document("runs", {"runs": [_run_json(r) for r in records]}))
@@ -512,7 +506,9 @@ def runs(settings: Settings, key: str | None, limit: int, fmt: str) -> int:
         out("No runs yet.")
     for r in records:
         why = f"  ({r.error or r.reason})" if (r.error or r.reason) else ""
-        out(f"run {r.id:<6} {r.started_at}  {r.status:<9} {r.origin:<9} {r.key}{why}")
+        out(
+            f"run {r.id:<6} {times.display(r.started_at)}  {r.status:<9} {r.origin:<9} {r.key}{why}"
+        )
         if r.rendered:
             out(f"    {r.action}: {r.rendered}")
     return 0
@@ -542,7 +538,7 @@ def explain(
         return 0
     assert key is not None
     if len(key.strip("/").split("/")) == 2:  # AGENT/JOB: the applied job of that name
-        with Ledger(settings.ledger_db) as ledger:
+        with state_open.ledger(settings) as ledger:
             key = keys.resolve(key, _applied(ledger), kind="job")
     start, end = window
     timeline = explain_load.job(settings, key, start=start, end=end, now=datetime.now(UTC))

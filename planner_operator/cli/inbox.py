@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from planner_operator.core import variables
+from planner_operator.core import times, variables
 from planner_operator.core.records import Delivery, NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, StateError
+from planner_operator.state import open as state_open
 from planner_operator.state.inbox import Inbox, delivery_id
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    """Unix seconds in the stored time format (JSON output)."""
+    return None if ts is None else times.from_epoch(ts)
 
 
 def summary(d: Delivery) -> dict[str, Any]:
@@ -89,10 +91,10 @@ def _settings(state_dir: Path | None, ledger_db: Path | None = None) -> Settings
 
 
 def _open(settings: Settings) -> Inbox:
-    path = settings.inbox_db
-    if not path.exists():
-        raise StateError(f"no inbox at {path}: nothing was received yet")
-    return Inbox(path)
+    if not state_open.exists(settings, "inbox"):
+        where = state_open.where(settings, "inbox")
+        raise StateError(f"no inbox at {where}: nothing was received yet")
+    return state_open.inbox(settings)
 
 
 @app.command("list")
@@ -122,8 +124,9 @@ def list_(
         for d in items:
             dup = f"  dup x{d.duplicates}" if d.duplicates else ""
             where = d.trigger_key or d.remote_id or "-"
+            received = times.display(datetime.fromtimestamp(d.received_at, UTC))
             typer.echo(
-                f"{iso(d.received_at)}  {d.status:<10} {d.attempts:>2}x  {d.id}  {where}"
+                f"{received}  {d.status:<10} {d.attempts:>2}x  {d.id}  {where}"
                 f"  {d.outcome or d.last_error or ''}{dup}".rstrip()
             )
         typer.echo("  ".join(f"{s}: {n}" for s, n in sorted(counts.items())) or "empty")
@@ -188,7 +191,7 @@ def preview(settings: Settings, delivery_id: str, rev: str, repo: Path, agents_d
     key = found.trigger_key
     if key is None:
         envelope = parse(found).composio
-        routes = Routes(settings.ledger_db)
+        routes = Routes(settings)
         routes.reload()
         remote_id = envelope.trigger_id if envelope else None
         route = routes.find(found.source, remote_id=remote_id, key=found.trigger_key)
@@ -245,7 +248,7 @@ def inject(
             trigger_key=key,
             event_type="local",
         )
-        with Inbox(settings.inbox_db) as inbox:
+        with state_open.inbox(settings) as inbox:
             inbox.insert(delivery)
         typer.echo(delivery.id)
         return 0
@@ -258,16 +261,15 @@ def _worker(settings: Settings, concurrency: int | None = None) -> Worker:
 
     from planner_operator.runtime.executors import select as executor_select
     from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
-    from planner_operator.state.runs import RunStore
 
     config = WorkerConfig.from_env(variables.environ())
     if concurrency:
         config = dataclasses.replace(config, concurrency=concurrency)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return Worker(
-        inbox=Inbox(settings.inbox_db),
-        routes=Routes(settings.ledger_db),
-        runs=RunStore(settings.runs_db),
+        inbox=state_open.inbox(settings),
+        routes=Routes(settings),
+        runs=state_open.runs(settings),
         executors=executor_select.from_env(settings),
         config=config,
     )

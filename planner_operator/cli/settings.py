@@ -14,7 +14,7 @@ from planner_operator.core import settings as settings_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
-from planner_operator.state.ledger import Ledger
+from planner_operator.state import open as state_open
 
 _warned: set[str] = set()
 
@@ -40,10 +40,10 @@ def warn_unknown(settings: Settings, env: Mapping[str, str] | None = None) -> li
 
 
 def _secret_env_names(settings: Settings) -> set[str]:
-    if not settings.ledger_db.exists():
+    if not state_open.exists(settings, "ledger"):
         return set()
     try:
-        with Ledger(settings.ledger_db) as ledger:
+        with state_open.ledger(settings) as ledger:
             entries = ledger.entries(include_retired=False)
     except PlannerError:
         return set()  # the command itself will report an unusable ledger

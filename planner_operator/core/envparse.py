@@ -150,6 +150,18 @@ def url(var: Var[Any], raw: str) -> str:
     return raw.rstrip("/")
 
 
+def database_url(var: Var[Any], raw: str) -> str:
+    """A PostgreSQL URL (``postgresql://user:password@host:port/dbname``, libpq's form)."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres") or not rest.strip("/"):
+        raise var.error(
+            raw,
+            "is not a PostgreSQL URL: use postgresql://user:password@host[:port]/dbname "
+            "(unset it to keep the state in SQLite files under the state directory)",
+        )
+    return raw
+
+
 def url_path(var: Var[Any], raw: str) -> str:
     if not raw.startswith("/"):
         raise var.error(raw, "is not a URL path: it must start with /, e.g. /api/inngest")

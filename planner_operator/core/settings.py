@@ -9,7 +9,7 @@ environment variables themselves, with their types, defaults and meanings, are t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class Settings:
     state_db: Path  # the embedded backend's database
     ledger_db: Path  # what the operator owns, the apply lock, reconcile history
     lock_timeout: float = 30.0
+    # PostgreSQL instead of the SQLite files (state.open); may hold a password: never shown
+    database_url: str | None = field(default=None, repr=False)
 
     @classmethod
     def resolve(
@@ -54,6 +56,7 @@ class Settings:
             lock_timeout=(
                 variables.LOCK_TIMEOUT.read(env) if lock_timeout is None else lock_timeout
             ),
+            database_url=variables.DATABASE_URL.read(env),
         )
 
     @classmethod

@@ -42,6 +42,12 @@ LEDGER_DB: Var[Path | None] = Var(
     "PLANNER_LEDGER_DB", "path", None, "ledger (what the operator owns) and apply lock", _S,
     p.path, flag="--ledger-db", shown_default="`<state-dir>/ledger.db`",
 )  # fmt: skip
+DATABASE_URL: Var[str | None] = Var(
+    "PLANNER_DATABASE_URL", "secret URL", None,
+    "`postgresql://user:password@host[:port]/dbname`: keep all state in one PostgreSQL "
+    "database shared by every process and replica (migrated at start)", _S, p.database_url,
+    secret=True, shown_default="SQLite files under the state directory",
+)  # fmt: skip
 LOCK_TIMEOUT: Var[float] = Var(
     "PLANNER_LOCK_TIMEOUT", "seconds", 30.0, "seconds a second applier waits before failing",
     _S, p.seconds(), flag="--lock-timeout",

@@ -1,29 +1,26 @@
 """The state half of ``GET /metrics``: what other processes wrote, read at scrape time.
 
 A CLI ``reconcile``, Inngest-driven runs, a separate ``planner-operator worker`` and the
-embedded scheduler all write SQLite files under the state dir; :class:`StateCollector` turns
-them into metrics when Prometheus scrapes, so they show whichever process did the work.
+embedded scheduler all write the stores (SQLite files under the state dir, or the shared
+database); :class:`StateCollector` turns them into metrics when Prometheus scrapes, so they show
+whichever process did the work.
 
-Reads use read-only connections and plain SELECTs on WAL databases, so they never take a write
-lock or make a writer wait; a missing file means "nothing yet", and an unreadable one sets
+Reads go through the owning stores' read methods (committed state; none takes a write lock);
+a store not written yet means "nothing yet", and an unreadable one sets
 ``planner_state_read_ok{file}`` to 0 instead of failing the scrape. Run history grows without
 bound, so it is tallied incrementally (:class:`RunTally`: only rows added since the last scrape,
-plus the few that were still running, are read).
+plus the few that were still running, are read, in one snapshot).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sqlite3
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -34,6 +31,10 @@ from prometheus_client.core import (
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
+from planner_operator.errors import StateError
+from planner_operator.state import open as state_open
+from planner_operator.state.open import StoreName
+from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.server.metrics")
 
@@ -45,31 +46,6 @@ def _split(key: str) -> tuple[str, str] | None:
     """``agent/jobs/name`` -> (agent, name); None for anything else."""
     parts = key.split("/", 2)
     return (parts[0], parts[2]) if len(parts) == 3 else None
-
-
-@contextlib.contextmanager
-def _read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection (None when the file does not exist yet). In WAL mode a reader
-    neither blocks writers nor waits for them."""
-    if not path.exists():
-        yield None
-        return
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=1.0, isolation_level=None)
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
-def _rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-    """The rows of ``sql``; none when its table does not exist yet (a component not migrated)."""
-    try:
-        return conn.execute(sql, tuple(params)).fetchall()
-    except sqlite3.OperationalError as exc:
-        if str(exc).startswith("no such table"):
-            return []
-        raise
 
 
 def _timestamp(iso: str | None) -> float | None:
@@ -90,57 +66,19 @@ class RunTally:
     running: dict[int, tuple[str, str, str]] = field(default_factory=dict)  # id -> key kind origin
     last_success: dict[str, str] = field(default_factory=dict)  # key -> finished_at (ISO, UTC)
 
-    def update(self, conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN")  # deferred: one consistent snapshot, no write lock
-        try:
-            top = _rows(conn, "SELECT MAX(id) FROM runs")
-            high = int(top[0][0] or 0) if top else 0
-            if high < self.upto:  # the file was replaced: start over
-                self.upto, self.finished, self.running, self.last_success = 0, Tally(), {}, {}
-            settled = self._settle(conn)
-            new = _rows(
-                conn,
-                "SELECT key, kind, origin, status, COUNT(*), MAX(finished_at) FROM runs "
-                "WHERE id > ? AND id <= ? AND status <> 'running' "
-                "GROUP BY key, kind, origin, status",
-                (self.upto, high),
-            )
-            started = _rows(
-                conn,
-                "SELECT id, key, kind, origin FROM runs "
-                "WHERE id > ? AND id <= ? AND status = 'running'",
-                (self.upto, high),
-            )
-        finally:
-            conn.execute("COMMIT")
-        for row_id, status, at in settled:
+    def update(self, store: RunStore) -> None:
+        delta = store.delta(upto=self.upto, watching=list(self.running))
+        if delta.high < self.upto:  # the history was replaced: start over
+            self.upto, self.finished, self.running, self.last_success = 0, Tally(), {}, {}
+            delta = store.delta(upto=0, watching=[])
+        for row_id, status, at in delta.settled:
             key, kind, origin = self.running.pop(row_id)
             if status is not None:
                 self._count(key, kind, origin, status, 1, at)
-        for key, kind, origin, status, count, at in new:
-            self._count(key, kind, origin, status, int(count), at)
-        self.running.update({int(i): (k, kind, o) for i, k, kind, o in started})
-        self.upto = high
-
-    def _settle(self, conn: sqlite3.Connection) -> list[tuple[int, str | None, str | None]]:
-        """(id, status, finished_at) of the rows that were running at the last scrape and are
-        not any more (status None: the row is gone)."""
-        ids = list(self.running)
-        out: list[tuple[int, str | None, str | None]] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found = {
-                int(i): (status, at)
-                for i, status, at in _rows(
-                    conn, f"SELECT id, status, finished_at FROM runs WHERE id IN ({marks})", chunk
-                )
-            }
-            for row_id in chunk:
-                status, at = found.get(row_id, (None, None))
-                if status != "running":
-                    out.append((row_id, status, at))
-        return out
+        for key, kind, origin, status, count, at in delta.finished:
+            self._count(key, kind, origin, status, count, at)
+        self.running.update({i: (k, kind, o) for i, k, kind, o in delta.started})
+        self.upto = delta.high
 
     def _count(self, key: str, kind: str, origin: str, status: str, n: int, at: str | None) -> None:
         self.finished[(key, kind, origin, status)] += n
@@ -159,10 +97,10 @@ class StateCollector:
         self._failing: set[str] = set()
 
     def collect(self) -> Iterator[Metric]:
-        readers: tuple[tuple[str, Path, Callable[[sqlite3.Connection], list[Metric]]], ...] = (
-            ("ledger", self.settings.ledger_db, self._ledger),
-            ("inbox", self.settings.inbox_db, self._inbox),
-            ("runs", self.settings.runs_db, self._runs),
+        readers: tuple[tuple[StoreName, Callable[[], list[Metric]]], ...] = (
+            ("ledger", self._ledger),
+            ("inbox", self._inbox),
+            ("runs", self._runs),
         )
         ok = GaugeMetricFamily(
             "planner_state_read_ok",
@@ -170,13 +108,13 @@ class StateCollector:
             "reading it failed: the metrics read from it are missing, see the log.",
             labels=["file"],
         )
-        for name, path, read in readers:
+        for name, read in readers:
             try:
-                with _read_only(path) as conn:
-                    families = read(conn) if conn is not None else []
-            except (sqlite3.Error, OSError, ValueError) as exc:
+                families = read() if state_open.exists(self.settings, name) else []
+            except (StateError, OSError, ValueError) as exc:
                 if name not in self._failing:
-                    log.warning("metrics: cannot read %s (%s): %s", name, path, exc)
+                    where = state_open.where(self.settings, name)
+                    log.warning("metrics: cannot read %s (%s): %s", name, where, exc)
                 self._failing.add(name)
                 ok.add_metric([name], 0)
                 continue
@@ -185,24 +123,16 @@ class StateCollector:
             yield from families
         yield ok
 
-    def _ledger(self, conn: sqlite3.Connection) -> list[Metric]:
-        meta = dict(
-            _rows(
-                conn,
-                "SELECT name, value FROM meta "
-                "WHERE name IN ('last_reconcile', 'last_applied_revision')",
-            )
-        )
+    def _ledger(self) -> list[Metric]:
+        with state_open.ledger(self.settings) as ledger:
+            meta = ledger.meta(["last_reconcile", "last_applied_revision"])
+            counts = ledger.managed_counts()
         managed = GaugeMetricFamily(
             "planner_managed_resources",
             "Jobs and triggers the ledger says this operator owns (applied), by kind and backend.",
             labels=["kind", "backend"],
         )
-        for kind, backend, count in _rows(
-            conn,
-            "SELECT kind, backend, COUNT(*) FROM resources WHERE retired = 0 "
-            "GROUP BY kind, backend",
-        ):
+        for (kind, backend), count in sorted(counts.items()):
             managed.add_metric([kind, backend], count)
         out: list[Metric] = [managed, *_last_reconcile(meta.get("last_reconcile"))]
         revision = meta.get("last_applied_revision")
@@ -215,10 +145,13 @@ class StateCollector:
             out.append(info)
         return out
 
-    def _inbox(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _inbox(self) -> list[Metric]:
         now = clock_mod.epoch(self.clock)
         counts = dict.fromkeys(INBOX_STATUSES, 0)
-        counts.update(_rows(conn, "SELECT status, COUNT(*) FROM deliveries GROUP BY status"))
+        with state_open.inbox(self.settings) as box:
+            counts.update(box.counts())
+            first = box.oldest_pending()
+            first_due = box.oldest_due(now=now)
         by_status = GaugeMetricFamily(
             "planner_inbox_deliveries",
             "Webhook deliveries kept in the inbox (7 days), by status; dead ones need "
@@ -227,20 +160,6 @@ class StateCollector:
         )
         for status, count in sorted(counts.items()):
             by_status.add_metric([status], count)
-        marks = ",".join("?" * len(PENDING))
-        oldest = _rows(
-            conn, f"SELECT MIN(received_at) FROM deliveries WHERE status IN ({marks})", PENDING
-        )
-        due = _rows(
-            conn,
-            "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries "
-            "WHERE status IN ('received', 'failed') AND next_attempt_at <= ? UNION ALL "
-            "SELECT MIN(lease_until) FROM deliveries WHERE status = 'processing' "
-            "AND lease_until <= ?)",
-            (now, now),
-        )
-        first = oldest[0][0] if oldest else None
-        first_due = due[0][0] if due else None
         return [
             by_status,
             GaugeMetricFamily(
@@ -262,7 +181,7 @@ class StateCollector:
             ),
         ]
 
-    def _runs(self, conn: sqlite3.Connection) -> list[Metric]:
+    def _runs(self) -> list[Metric]:
         labels = ["agent", "job"]
         fires = CounterMetricFamily(
             "planner_job_fires",
@@ -281,16 +200,14 @@ class StateCollector:
             "Fires skipped because the job's previous run was still running (overlap: skip).",
             labels=labels,
         )
-        for key, n_fires, n_missed, n_skipped in _rows(
-            conn, "SELECT key, fires, missed, overlap_skipped FROM scheduler_counters"
-        ):
-            names = _split(str(key))
-            if names is not None:
-                fires.add_metric(list(names), n_fires)
-                missed.add_metric(list(names), n_missed)
-                overlap.add_metric(list(names), n_skipped)
-        with self._lock:
-            self.tally.update(conn)
+        with state_open.runs(self.settings) as store, self._lock:
+            for key, counted in sorted(store.counters().items()):
+                names = _split(key)
+                if names is not None:
+                    fires.add_metric(list(names), counted.fires)
+                    missed.add_metric(list(names), counted.missed)
+                    overlap.add_metric(list(names), counted.overlap_skipped)
+            self.tally.update(store)
             finished = dict(self.tally.finished)
             running = Tally(kind for _, kind, _ in self.tally.running.values())
             last_success = dict(self.tally.last_success)

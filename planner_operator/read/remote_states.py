@@ -25,9 +25,9 @@ from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.read import states
+from planner_operator.read import status as status_mod
 from planner_operator.reconcile.engine import read_actual
-from planner_operator.state import inbox
-from planner_operator.state.ledger import Ledger
+from planner_operator.state import open as state_open
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,13 @@ class RemoteStates:
         wanted = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
         with self._lock:
             snap = self._snapshot
-            with Ledger(self.settings.ledger_db) as ledger:
+            with state_open.ledger(self.settings) as ledger:
                 stamp = ledger.get_meta("last_reconcile")
                 fresh = snap is not None and snap.stamp == stamp and wanted <= snap.seen
                 if not fresh or snap is None or self._clock.monotonic() - snap.at >= self.ttl:
                     owned = ledger.entries(include_retired=False)  # one read serves every page
                     snap = self._snapshot = self._read(owned, stamp)
-        lifecycle = inbox.trigger_statuses(self.settings)
+        lifecycle = status_mod.lifecycle(self.settings)
         frozen = states.frozen_files(stamp)
         return {
             e.key: states.classify(

@@ -13,12 +13,13 @@ from typing import Any
 
 from planner_operator.backends.base import RemoteObject
 from planner_operator.backends.select import open_backends
-from planner_operator.core import jsonfmt, scheduling, specs
+from planner_operator.core import jsonfmt, scheduling, specs, times
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.read import states
 from planner_operator.reconcile.engine import BackendFactory, read_actual
-from planner_operator.state.ledger import Ledger
+from planner_operator.state import inbox
+from planner_operator.state import open as state_open
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def collect(
     A backend that cannot be read makes every resource ``error`` with the reason, as in the
     API: the ledger's view is still worth showing, and an exit code alone says less.
     """
-    with Ledger(settings.ledger_db) as ledger:
+    with state_open.ledger(settings) as ledger:
         entries = ledger.entries(include_retired=False)
         last = ledger.get_meta("last_reconcile")
         revision = ledger.get_meta("last_applied_revision")
@@ -67,7 +68,7 @@ def collect(
         watch_error = ledger.get_meta("watch_last_error")
     actual, read_error = _read(settings, backends_factory)
     history = _history(settings, [e.key for e in entries])
-    lifecycle = _lifecycle(settings)
+    events = lifecycle(settings)
     frozen = states.frozen_files(last)
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
@@ -77,7 +78,7 @@ def collect(
             entry,
             by_id.get((entry.kind, entry.remote_id)),
             read_error=read_error,
-            lifecycle=lifecycle.get(entry.key),
+            lifecycle=events.get(entry.key),
             frozen_by=states.frozen_by(entry, frozen),
         )
         state, detail = found.state, found.detail
@@ -148,15 +149,11 @@ def _read(
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
     """Last run and scheduler counters per key (empty when nothing has run yet)."""
-    path = settings.runs_db
-    if not path.exists():
+    if not state_open.exists(settings, "runs"):
         return {}
-    from planner_operator.runtime.scheduler import read_counters
-    from planner_operator.state.runs import RunStore
-
-    counters = read_counters(path)
     out: dict[str, tuple[str | None, int, int]] = {}
-    with RunStore(path) as store:
+    with state_open.runs(settings) as store:
+        counters = store.counters()
         for key in keys:
             run = store.last(key)
             text = None
@@ -164,19 +161,18 @@ def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None,
                 at = run.finished_at or run.started_at
                 slot = f" (slot {run.slot})" if run.slot else ""
                 why = f": {run.error or run.reason}" if (run.error or run.reason) else ""
-                text = f"{run.status} at {at}{slot}{why}"
+                text = f"{run.status} at {times.display(at)}{slot}{why}"
             c = counters.get(key)
             out[key] = (text, c.missed if c else 0, c.overlap_skipped if c else 0)
     return out
 
 
-def _lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
+def lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
     """Lifecycle events received by the webhook receiver, per trigger key."""
-    if not (settings.inbox_db).exists():
+    if not state_open.exists(settings, "inbox"):
         return {}
-    from planner_operator.state import inbox
-
-    return inbox.trigger_statuses(settings)
+    with state_open.inbox(settings) as box, state_open.ledger(settings) as ledger:
+        return inbox.trigger_statuses(box, ledger)
 
 
 def _next(expr: str, tz: str, dst: specs.DstPolicy, now: datetime, count: int) -> tuple[str, ...]:

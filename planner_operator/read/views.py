@@ -36,10 +36,9 @@ from planner_operator.read.runviews import (
     summary,
 )
 from planner_operator.read.states import ResourceState, State
-from planner_operator.runtime.scheduler import Counters, read_counters
 from planner_operator.state import inbox
-from planner_operator.state.ledger import Ledger
-from planner_operator.state.runs import RunStore
+from planner_operator.state import open as state_open
+from planner_operator.state.runs import JobCounters
 
 __all__ = [
     "AgentView",
@@ -256,7 +255,7 @@ class Reader:
             key = f"{agent}/triggers/{trigger}"
         elif agent:
             prefix = f"{agent}/"
-        with RunStore(self.settings.runs_db) as store:
+        with state_open.runs(self.settings) as store:
             found = store.list(
                 key=key, prefix=prefix, status=status, limit=limit + 1, before_id=before
             )
@@ -265,14 +264,14 @@ class Reader:
         return RunPage(items=items, next_before=items[-1].id if more and items else None)
 
     def run(self, run_id: int) -> RunDetail:
-        with RunStore(self.settings.runs_db) as store:
+        with state_open.runs(self.settings) as store:
             found = store.get(run_id)
         if found is None:
             raise NotFoundError(f"no run {run_id} (GET /api/runs lists the recent runs)")
         return detail(found)
 
     def reconcile(self) -> ReconcileView:
-        with Ledger(self.settings.ledger_db) as ledger:
+        with state_open.ledger(self.settings) as ledger:
             last = _json(ledger.get_meta("last_reconcile")) or {}
             revision = ledger.get_meta("last_applied_revision")
             cycle = _json(ledger.get_meta("watch_last_cycle"))
@@ -292,7 +291,7 @@ class Reader:
     # -- helpers -------------------------------------------------------------------------------
 
     def _ledger(self) -> tuple[list[OwnedEntry], dict[str, dict[str, Any]]]:
-        with Ledger(self.settings.ledger_db) as ledger:
+        with state_open.ledger(self.settings) as ledger:
             entries = ledger.entries(include_retired=False)
             meta = _json(ledger.get_meta("agents")) or {}
         return entries, {str(k): v for k, v in meta.items() if isinstance(v, dict)}
@@ -303,7 +302,7 @@ class Reader:
 
     def _entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         key = f"{agent}/{kind}s/{name}"
-        with Ledger(self.settings.ledger_db) as ledger:
+        with state_open.ledger(self.settings) as ledger:
             found = ledger.get(key)
         if found is None or found.kind != kind:
             raise NotFoundError(
@@ -314,20 +313,22 @@ class Reader:
 
     def _jobs(self, entries: list[OwnedEntry]) -> list[JobView]:
         states = self.remote.of(entries)
-        path = self.settings.runs_db
-        counters = read_counters(path) if path.exists() else {}
         now = self.clock.now()
-        with RunStore(path, clock=self.clock) as store:
+        with state_open.runs(self.settings, clock=self.clock) as store:
+            counters = store.counters()
             return [
                 _job(e, states[e.key], store.last(e.key), counters.get(e.key), now) for e in entries
             ]
 
     def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
         states = self.remote.of(entries)
-        box_path = self.settings.inbox_db
-        box = inbox.Inbox(box_path, clock=self.clock) if box_path.exists() else None
+        box = (
+            state_open.inbox(self.settings, clock=self.clock)
+            if state_open.exists(self.settings, "inbox")
+            else None
+        )
         try:
-            with RunStore(self.settings.runs_db, clock=self.clock) as store:
+            with state_open.runs(self.settings, clock=self.clock) as store:
                 return [
                     _trigger(e, states[e.key], store.last(e.key), _last_delivery(box, e.key))
                     for e in entries
@@ -341,7 +342,7 @@ def _job(
     e: OwnedEntry,
     state: ResourceState,
     last: Run | None,
-    counters: Counters | None,
+    counters: JobCounters | None,
     now: datetime,
 ) -> JobView:
     spec = specs.JobSpec.from_dict(e.spec)

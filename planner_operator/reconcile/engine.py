@@ -26,8 +26,8 @@ from planner_operator.errors import ConfigError, PlannerError
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile import source
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
+from planner_operator.state import open as state_open
 from planner_operator.state.ledger import Ledger
-from planner_operator.state.lock import ApplyLock
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,7 @@ def session(
     else:
         backends = backends_factory(settings)
     try:
-        with Ledger(settings.ledger_db, clock=clock) as ledger:
+        with state_open.ledger(settings, clock=clock) as ledger:
             yield backends, ledger
     finally:
         backends.close()
@@ -210,7 +210,7 @@ def reconcile(
     with session(settings, backends_factory, clock=clock) as (backends, ledger):
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
-        with ApplyLock(settings.ledger_db, timeout=settings.lock_timeout, clock=clock) as lock:
+        with state_open.apply_lock(settings, timeout=settings.lock_timeout, clock=clock) as lock:
             plan = make_plan(wanted, backends, ledger, options)
             if approve is not None and not approve(plan):
                 return Outcome(plan, declined=True, lock_takeover=lock.takeover)

@@ -232,9 +232,9 @@ class GitWatcher:
 
 def record(settings: Settings, cycle: Cycle, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
     """Keep the last cycle and the last failure where ``status`` (another process) reads them."""
-    from planner_operator.state.ledger import Ledger
+    from planner_operator.state import open as state_open
 
-    with Ledger(settings.ledger_db, clock=clock) as ledger:
+    with state_open.ledger(settings, clock=clock) as ledger:
         ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
         if not cycle.ok:
             ledger.set_meta("watch_last_error", json.dumps(cycle.__dict__, sort_keys=True))

@@ -33,24 +33,10 @@ from zoneinfo import ZoneInfo
 from planner_operator.core import canonical, scheduling, specs
 from planner_operator.core import clock as clock_mod
 from planner_operator.runtime.jobrun import Fire, JobRunner
-from planner_operator.state import db
 
 log = logging.getLogger("planner_operator.runtime.scheduler")
 
 MISSED_ROWS = 100  # missed-slot rows written per job per restart; older ones become one summary
-
-COMPONENT = "scheduler"
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE scheduler_counters (
-        key TEXT PRIMARY KEY,
-        fires INTEGER NOT NULL DEFAULT 0,
-        missed INTEGER NOT NULL DEFAULT 0,
-        overlap_skipped INTEGER NOT NULL DEFAULT 0,
-        last_slot TEXT
-    );
-    """,
-)
 
 
 @dataclass(frozen=True)
@@ -111,11 +97,9 @@ class Scheduler:
         self.counters: dict[str, Counters] = {}
         self._iters: dict[str, Iterator[scheduling.FireTime]] = {}
         self._seq = 0
-        self._conn = db.connect(runner.runs.path, check_same_thread=False)
-        db.migrate(self._conn, COMPONENT, MIGRATIONS)
 
     def close(self) -> None:
-        self._conn.close()
+        """Nothing of its own to close: the run store belongs to the runner's owner."""
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -261,31 +245,21 @@ class Scheduler:
         slot: str | None = None,
         rows: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Update the counters, and write skipped-slot run rows in the same transaction.
-
-        The rows go straight into ``runs`` (the file this connection shares with ``RunStore``)
-        so a restart writes a job's missed slots in one transaction, not two per row.
-        """
-        at = self.clock.now().astimezone(UTC).isoformat(timespec="milliseconds")
-        with self._counter_lock, db.transaction(self._conn):
-            self._conn.executemany(
-                "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, reason, "
-                "started_at, finished_at) VALUES (?, 'job', ?, 0, 'scheduler', ?, 'skipped', ?, "
-                "?, ?)",
-                [(key, f"skip-{uuid.uuid4().hex[:12]}", s, why, at, at) for s, why in rows],
+        """Update the counters, and write skipped-slot run rows in the same transaction
+        (``RunStore.count_fires``: a restart writes a job's missed slots in one commit)."""
+        with self._counter_lock:
+            self.runner.runs.count_fires(
+                key,
+                fires=fires,
+                missed=missed,
+                overlap_skipped=overlap_skipped,
+                slot=slot,
+                skipped=rows,
             )
             counters = self.counters.setdefault(key, Counters())
             counters.fires += fires
             counters.missed += missed
             counters.overlap_skipped += overlap_skipped
-            self._conn.execute(
-                "INSERT INTO scheduler_counters (key, fires, missed, overlap_skipped, last_slot) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                "fires = fires + excluded.fires, missed = missed + excluded.missed, "
-                "overlap_skipped = overlap_skipped + excluded.overlap_skipped, "
-                "last_slot = COALESCE(excluded.last_slot, last_slot)",
-                (key, fires, missed, overlap_skipped, slot),
-            )
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -309,16 +283,3 @@ class Scheduler:
 def _wall(job: Job, fire: scheduling.FireTime) -> str:
     """The slot as run history stores it (``Fire.wall``: wall-clock minutes in the job's zone)."""
     return Fire.of(job.spec, fire.utc).wall
-
-
-def read_counters(path: Any) -> dict[str, Counters]:
-    """Counters per job, for ``status`` (a separate process from the scheduler)."""
-    conn = db.connect(path)
-    try:
-        db.migrate(conn, COMPONENT, MIGRATIONS)
-        rows = conn.execute(
-            "SELECT key, fires, missed, overlap_skipped FROM scheduler_counters"
-        ).fetchall()
-    finally:
-        conn.close()
-    return {r[0]: Counters(int(r[1]), int(r[2]), int(r[3])) for r in rows}

@@ -26,7 +26,6 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from planner_operator import telemetry
@@ -34,12 +33,13 @@ from planner_operator.backends.composio import payloads
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.records import Delivery
+from planner_operator.core.settings import Settings
 from planner_operator.errors import PermanentError, RetryableError, TemplateError
 from planner_operator.runtime import events
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
+from planner_operator.state import open as state_open
 from planner_operator.state.inbox import Inbox
-from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.worker")
@@ -63,12 +63,12 @@ class Routes:
 
     def __init__(
         self,
-        ledger_path: Path,
+        settings: Settings,
         *,
         max_age: float = 2.0,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
-        self.ledger_path = Path(ledger_path)
+        self.settings = settings
         self.max_age = max_age
         self.clock = clock
         self._by_id: dict[str, events.Route] = {}
@@ -77,7 +77,7 @@ class Routes:
         self._lock = threading.Lock()
 
     def reload(self) -> None:
-        with Ledger(self.ledger_path) as ledger:
+        with state_open.ledger(self.settings) as ledger:
             entries = [e for e in ledger.entries() if e.kind == "trigger"]
         by_id: dict[str, events.Route] = {}  # Composio trigger ids: only Composio triggers
         by_key: dict[str, events.Route] = {}

@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from starlette.types import ASGIApp
 
 from planner_operator.backends.inngest import sdk as inngest_app
-from planner_operator.backends.inngest.backend import JobTable
 from planner_operator.backends.inngest.sdk import InngestConfig, SwappableApp
+from planner_operator.state.served import ServedJobs
 
 log = logging.getLogger("planner_operator.serve")
 
 
 class InngestMount:
     def __init__(
-        self, config: InngestConfig, table: JobTable, handler: inngest_app.JobHandler
+        self, config: InngestConfig, table: ServedJobs, handler: inngest_app.JobHandler
     ) -> None:
         self.config = config
         self.table = table

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from planner_operator.server import bodylimit
 from planner_operator.server.app import create_app
 from planner_operator.server.runtime import Runtime
 from planner_operator.server.signatures import SignatureError, verify_github
+from planner_operator.state import db
 
 log = logging.getLogger("planner_operator.operator")
 
@@ -64,20 +64,6 @@ def local_jobs(state_db: Path) -> Callable[[], list[Job]]:
             ]
 
     return load
-
-
-def data_version(path: Path) -> Callable[[], bool]:
-    """True when another connection committed to ``path`` since the last call (cheap poll)."""
-    conn = sqlite3.connect(path, check_same_thread=False)
-    last = [-1]
-
-    def changed() -> bool:
-        current = int(conn.execute("PRAGMA data_version").fetchone()[0])
-        moved = current != last[0]
-        last[0] = current
-        return moved
-
-    return changed
 
 
 def build(
@@ -114,7 +100,7 @@ def build(
                     local_jobs(settings.state_db),
                     jitter=variables.SCHEDULER_JITTER.read(env),
                 )
-                changed = data_version(settings.state_db)
+                changed = db.data_version(settings.state_db)
                 tasks.append(asyncio.create_task(scheduler.run_forever(changed=changed)))
             watcher_thread = _start_watcher(settings, watch, git_watcher, stop, clock)
             try:

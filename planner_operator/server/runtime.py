@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from planner_operator.backends import select
-from planner_operator.backends.inngest.backend import JobTable
 from planner_operator.backends.inngest.sdk import InngestConfig
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
@@ -23,6 +22,7 @@ from planner_operator.runtime.jobrun import DurableJobHandler, JobRunner
 from planner_operator.server import webhooks
 from planner_operator.server.api.operations import Operations
 from planner_operator.server.inngest_mount import InngestMount
+from planner_operator.state import open as state_open
 from planner_operator.state.runs import RunStore
 
 
@@ -51,7 +51,7 @@ def build(
     inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on).
     ``clock`` is handed to every part, so a test that pins it pins the whole app's time."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    runs = RunStore(settings.runs_db, clock=clock)
+    runs = state_open.runs(settings, clock=clock)
     executors = executors or executor_select.from_env(settings, env, clock=clock)
     reader = Reader(settings, env=env, clock=clock)
     hooks = webhooks.Webhooks(
@@ -70,5 +70,5 @@ def build(
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
         handler = DurableJobHandler(JobRunner(runs, executors, clock=clock))
-        inngest = InngestMount(config, JobTable(settings.state_db, clock=clock), handler)
+        inngest = InngestMount(config, state_open.served_jobs(settings, clock=clock), handler)
     return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest, clock)

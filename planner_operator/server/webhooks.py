@@ -43,6 +43,7 @@ from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.server import metrics, signatures
 from planner_operator.state import inbox as inbox_mod
+from planner_operator.state import open as state_open
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 
@@ -233,19 +234,20 @@ class Webhooks:
         self.settings = settings
         self.env = dict(env)
         self.clock = clock  # signature timestamps, arrival times, leases, route ages
-        self.routes = Routes(settings.ledger_db, clock=clock)
+        self.routes = Routes(settings, clock=clock)
         self.routes.reload()
         signatures.check_secrets(self.routes.all(), settings, self.env)
         self.composio_secret = signatures.composio_secret(settings, self.env)
         self.verifier = signatures.Verifier()
         self.max_body = variables.WEBHOOK_MAX_BODY.read(self.env)
         sync = variables.INBOX_SYNCHRONOUS.read(self.env)
-        path = settings.inbox_db
-        self.inbox = Inbox(path, synchronous="FULL" if sync == "FULL" else "NORMAL", clock=clock)
+        self.inbox = state_open.inbox(
+            settings, synchronous="FULL" if sync == "FULL" else "NORMAL", clock=clock
+        )
         self.worker: Worker | None = None
         if variables.WORKER.read(self.env) if worker is None else worker:
             self.worker = Worker(
-                inbox=Inbox(path, clock=clock),
+                inbox=state_open.inbox(settings, clock=clock),
                 routes=self.routes,
                 runs=runs,
                 executors=executors,

@@ -1,4 +1,4 @@
-"""SQLite plumbing shared by every store (ledger, apply lock, local backend, later the inbox).
+"""SQLite plumbing under :class:`~planner_operator.state.sql.SqliteDatabase` (every SQLite store).
 
 All of them may live in one file, so they agree here on how it is opened: WAL so readers never
 block the single writer, ``isolation_level=None`` so Python's sqlite3 module never opens a
@@ -16,13 +16,13 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.core.closing import Closing
+from planner_operator.core import times
 from planner_operator.errors import StateError
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -42,8 +42,8 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 def now_iso(clock: clock_mod.Clock) -> str:
-    """Now, as the ISO-8601 UTC string every store writes (sorts the same as it compares)."""
-    return clock_mod.iso(clock)
+    """Now, as the one stored time format (``core.times``: UTC, milliseconds, ``Z``)."""
+    return times.now(clock)
 
 
 def connect(
@@ -121,6 +121,23 @@ def _enable_wal(conn: sqlite3.Connection, clock: clock_mod.Clock, *, deadline: f
             if not busy or clock.monotonic() >= deadline:
                 raise
         clock.sleep(random.uniform(0.005, 0.02))  # jitter: the racers must not retry in step
+
+
+def data_version(path: Path) -> Callable[[], bool]:
+    """A cheap poll: True when another connection committed to ``path`` since the last call
+    (SQLite's ``PRAGMA data_version`` on a connection kept for it; the first call is True)."""
+    conn = connect(path, check_same_thread=False)
+    last = [-1]
+    guard = threading.Lock()
+
+    def changed() -> bool:
+        with guard:
+            current = int(conn.execute("PRAGMA data_version").fetchone()[0])
+            moved = current != last[0]
+            last[0] = current
+        return moved
+
+    return changed
 
 
 def db_path(conn: sqlite3.Connection) -> str:
@@ -245,40 +262,3 @@ def _refuse_newer(conn: sqlite3.Connection, component: str, current: int, known:
             f"{name} was written by a newer planner-operator ({component} schema "
             f"v{current} > v{known}); upgrade planner-operator to use it"
         )
-
-
-class Store(Closing):
-    """Base of every SQLite-backed store: one connection, its component's migrations, closing.
-
-    Subclasses set ``COMPONENT`` and ``MIGRATIONS`` and use ``self._conn``; opening migrates (and
-    closes the connection again if migrating fails), and a store is a context manager. Every
-    timestamp a store writes comes from ``self.clock``. Stores
-    shared between server threads open with ``check_same_thread=False`` and hold ``self._lock``
-    around each use of the connection.
-    """
-
-    COMPONENT: str = ""
-    MIGRATIONS: tuple[str, ...] = ()
-
-    def __init__(
-        self,
-        path: Path | str,
-        *,
-        synchronous: Synchronous = "NORMAL",
-        check_same_thread: bool = True,
-        clock: clock_mod.Clock = clock_mod.SYSTEM,
-    ) -> None:
-        self.path = Path(path)
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._conn = connect(
-            self.path, synchronous=synchronous, check_same_thread=check_same_thread, clock=clock
-        )
-        try:
-            migrate(self._conn, self.COMPONENT, self.MIGRATIONS, clock=clock)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def close(self) -> None:
-        self._conn.close()

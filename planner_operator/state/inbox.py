@@ -33,18 +33,55 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.core import settings as settings_mod
+from planner_operator.core import times
 from planner_operator.core.records import Delivery, NewDelivery
-from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
-from planner_operator.state import db
+from planner_operator.state import db, sql
 
 COMPONENT = "inbox"
-FILE_NAME = settings_mod.INBOX_DB_FILE  # under the state dir: Settings.inbox_db
 RETENTION = 7 * 24 * 3600.0
 
-MIGRATIONS: tuple[str, ...] = (
-    """
+_DELIVERIES = """
+    CREATE TABLE deliveries (
+        id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        trigger_key TEXT,
+        remote_id TEXT,
+        event_type TEXT,
+        received_at TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        body {blob} NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_until TEXT,
+        lease_owner TEXT,
+        last_error TEXT,
+        outcome TEXT,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        last_duplicate_at TEXT,
+        replays INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
+    CREATE INDEX deliveries_received ON deliveries (received_at);
+    CREATE TABLE trigger_status (
+        ref TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        reason TEXT,
+        delivery_id TEXT,
+        at TEXT NOT NULL
+    );
+"""
+
+
+def _epoch_to_text(column: str) -> str:
+    return f"strftime('{times.SQLITE_FORMAT}', {column}, 'unixepoch')"
+
+
+MIGRATIONS = sql.Migrations(
+    (
+        """
     CREATE TABLE deliveries (
         id TEXT PRIMARY KEY,
         source TEXT NOT NULL,
@@ -76,11 +113,31 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     """,
-    # v2: ids namespaced by source. Through a prefix no stored id can have (ids are visible
-    # ASCII), so no renamed id meets one not yet renamed; the executors' idempotency keys of
-    # deliveries still pending at the upgrade change with them.
-    "UPDATE deliveries SET id = ' ' || source || ':' || id;"
-    "UPDATE deliveries SET id = substr(id, 2);",
+        # v2: ids namespaced by source. Through a prefix no stored id can have (ids are visible
+        # ASCII), so no renamed id meets one not yet renamed; the executors' idempotency keys of
+        # deliveries still pending at the upgrade change with them.
+        "UPDATE deliveries SET id = ' ' || source || ':' || id;"
+        "UPDATE deliveries SET id = substr(id, 2);",
+        # v3: one stored time format (core.times) instead of REAL epoch seconds: the tables are
+        # rebuilt (SQLite cannot change a column's type) and every time rewritten.
+        "ALTER TABLE deliveries RENAME TO deliveries_v1;"
+        "ALTER TABLE trigger_status RENAME TO trigger_status_v1;"
+        "DROP INDEX deliveries_due; DROP INDEX deliveries_received;"
+        + _DELIVERIES.format(blob="BLOB")
+        + f"""
+    INSERT INTO deliveries SELECT id, source, trigger_key, remote_id, event_type,
+        {_epoch_to_text("received_at")}, headers, body, status, attempts,
+        {_epoch_to_text("next_attempt_at")}, {_epoch_to_text("lease_until")}, lease_owner,
+        last_error, outcome, duplicates, {_epoch_to_text("last_duplicate_at")}, replays,
+        {_epoch_to_text("updated_at")}
+        FROM deliveries_v1;
+    INSERT INTO trigger_status SELECT ref, state, reason, delivery_id, {_epoch_to_text("at")}
+        FROM trigger_status_v1;
+    DROP TABLE deliveries_v1;
+    DROP TABLE trigger_status_v1;
+    """,
+    ),
+    (_DELIVERIES.format(blob="BYTEA"),),
 )
 
 SOURCES = ("composio", "webhook", "local")
@@ -100,43 +157,43 @@ _COLUMNS = (
 )
 
 
-class Inbox(db.Store):
-    """The inbox database; one connection, safe to share between threads (a lock serialises)."""
+def _t(seconds: float) -> str:
+    return times.from_epoch(seconds)
+
+
+class Inbox(sql.Store):
+    """The inbox; safe to share between threads, and between replicas on PostgreSQL.
+
+    No write here needs the store to itself: ingest is insert-or-ignore on the delivery id (one
+    unique key for every replica), a claim passes over rows another claimer has locked (``FOR
+    UPDATE SKIP LOCKED``), and every settle is guarded by the lease owner.
+    """
 
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
     def __init__(
         self,
-        path: Path | str,
+        where: Path | str | sql.Database,
         *,
         synchronous: db.Synchronous = "NORMAL",
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.synchronous = synchronous
-        self._checkpointer: Any = None  # a second connection, only for checkpoints
-        super().__init__(path, synchronous=synchronous, check_same_thread=False, clock=clock)
+        super().__init__(where, synchronous=synchronous, clock=clock)
 
     def _epoch(self) -> float:
-        """Now as the Unix time the inbox stores: leases, retries, arrivals compare as floats."""
+        """Now as Unix time: leases, retries and arrivals are computed in seconds."""
         return clock_mod.epoch(self.clock)
 
-    def close(self) -> None:
-        super().close()
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-
     def manual_checkpoints(self) -> None:
-        """Stop this connection's commits from checkpointing (the step that fsyncs the database
-        file); call :meth:`checkpoint` from another thread instead."""
-        with self._lock:
-            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        """Stop this store's commits from checkpointing (the step that fsyncs a SQLite file);
+        call :meth:`checkpoint` from another thread instead. Nothing to do on PostgreSQL."""
+        self._db.manual_checkpoints()
 
     def checkpoint(self) -> None:
         """Copy committed WAL pages into the database file, without blocking writers."""
-        if self._checkpointer is None:
-            self._checkpointer = db.connect(self.path, check_same_thread=False, clock=self.clock)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self._db.checkpoint()
 
     # -- ingest --------------------------------------------------------------------------------
 
@@ -144,13 +201,13 @@ class Inbox(db.Store):
         """Store deliveries in one transaction; ``True`` for new ones, ``False`` for repeats."""
         out: list[bool] = []
         now = self._epoch()
-        with self._lock, db.transaction(self._conn):
+        with self._db.transaction(serial=False) as tx:
             for d in items:
-                at = now if d.received_at is None else d.received_at
-                cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (id, source, trigger_key, remote_id, "
+                at = _t(now if d.received_at is None else d.received_at)
+                cur = tx.execute(
+                    "INSERT INTO deliveries (id, source, trigger_key, remote_id, "
                     "event_type, received_at, headers, body, status, next_attempt_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received', ?, ?) ON CONFLICT (id) DO NOTHING",
                     (
                         d.id,
                         d.source,
@@ -166,7 +223,7 @@ class Inbox(db.Store):
                 )
                 new = cur.rowcount == 1
                 if not new:
-                    self._conn.execute(
+                    tx.execute(
                         "UPDATE deliveries SET duplicates = duplicates + 1, "
                         "last_duplicate_at = ? WHERE id = ?",
                         (at, d.id),
@@ -184,43 +241,37 @@ class Inbox(db.Store):
     ) -> list[Delivery]:
         """Lease up to ``limit`` due deliveries (new, retry due, or lease expired) to ``owner``."""
         now = self._epoch() if now is None else now
-        with self._lock, db.transaction(self._conn):
-            rows = self._conn.execute(
-                "SELECT id FROM deliveries WHERE status IN ('received', 'failed') "
-                "AND next_attempt_at <= ? UNION ALL "
-                "SELECT id FROM deliveries WHERE status = 'processing' AND lease_until <= ? "
-                "LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
-            ids = [r[0] for r in rows]
-            return self._lease(ids, owner, lease, now)
+        stamp = _t(now)
+        with self._db.transaction(serial=False) as tx:
+            if self._db.dialect.postgres:  # one SELECT: SKIP LOCKED cannot follow a UNION
+                sql_text = (
+                    "SELECT id FROM deliveries WHERE (status IN ('received', 'failed') "
+                    "AND next_attempt_at <= ?) OR (status = 'processing' AND lease_until <= ?) "
+                    f"ORDER BY next_attempt_at LIMIT ? {self._db.dialect.skip_locked}"
+                )
+            else:  # one writer per file already; the UNION uses deliveries_due for both halves
+                sql_text = (
+                    "SELECT id FROM deliveries WHERE status IN ('received', 'failed') "
+                    "AND next_attempt_at <= ? UNION ALL "
+                    "SELECT id FROM deliveries WHERE status = 'processing' AND lease_until <= ? "
+                    "LIMIT ?"
+                )
+            ids = [r[0] for r in tx.execute(sql_text, (stamp, stamp, limit)).fetchall()]
+            return _lease(tx, ids, owner, lease, now)
 
     def claim_id(self, delivery_id: str, owner: str, lease: float) -> Delivery | None:
         """Lease one delivery if it is not leased by someone else (``inbox replay``)."""
         now = self._epoch()
-        with self._lock, db.transaction(self._conn):
-            row = self._conn.execute(
-                "SELECT status, lease_until FROM deliveries WHERE id = ?", (delivery_id,)
+        with self._db.transaction(serial=False) as tx:
+            row = tx.execute(
+                "SELECT status, lease_until FROM deliveries WHERE id = ? "
+                f"{self._db.dialect.for_update}",
+                (delivery_id,),
             ).fetchone()
-            if row is None or (row[0] == "processing" and (row[1] or 0) > now):
+            if row is None or (row[0] == "processing" and (row[1] or "") > _t(now)):
                 return None
-            leased = self._lease([delivery_id], owner, lease, now)
+            leased = _lease(tx, [delivery_id], owner, lease, now)
         return leased[0] if leased else None
-
-    def _lease(self, ids: list[str], owner: str, lease: float, now: float) -> list[Delivery]:
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        self._conn.execute(
-            f"UPDATE deliveries SET status = 'processing', attempts = attempts + 1, "
-            f"lease_until = ?, lease_owner = ?, updated_at = ? WHERE id IN ({marks})",
-            (now + lease, owner, now, *ids),
-        )
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE id IN ({marks}) ORDER BY received_at",
-            ids,
-        ).fetchall()
-        return [_delivery(r) for r in rows]
 
     def heartbeat(self, ids: Iterable[str], owner: str, lease: float) -> None:
         """Extend the leases ``owner`` still holds (a live worker's long executor runs)."""
@@ -228,11 +279,11 @@ class Inbox(db.Store):
         if not ids:
             return
         marks = ",".join("?" * len(ids))
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
                 f"UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? "
                 f"AND status = 'processing' AND id IN ({marks})",
-                (self._epoch() + lease, owner, *ids),
+                (_t(self._epoch() + lease), owner, *ids),
             )
 
     def settle(
@@ -246,14 +297,15 @@ class Inbox(db.Store):
         retry_at: float | None = None,
     ) -> bool:
         """Record how an attempt ended; ``False`` when ``owner`` no longer holds the lease."""
-        now = self._epoch()
-        with self._lock, db.transaction(self._conn):
-            cur = self._conn.execute(
+        now = _t(self._epoch())
+        retry = None if retry_at is None else _t(retry_at)
+        with self._db.transaction(serial=False) as tx:
+            cur = tx.execute(
                 "UPDATE deliveries SET status = ?, outcome = COALESCE(?, outcome), "
                 "last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
                 "lease_until = NULL, lease_owner = NULL, updated_at = ? "
                 "WHERE id = ? AND lease_owner = ? AND status = 'processing'",
-                (status, outcome, error, retry_at, now, delivery_id, owner),
+                (status, outcome, error, retry, now, delivery_id, owner),
             )
             return cur.rowcount == 1
 
@@ -264,15 +316,16 @@ class Inbox(db.Store):
         really runs again; a dead or failed one keeps its key, so an attempt that reached the
         platform unseen is not duplicated.
         """
-        now = self._epoch()
-        with self._lock, db.transaction(self._conn):
-            row = self._conn.execute(
-                "SELECT status FROM deliveries WHERE id = ?", (delivery_id,)
+        now = _t(self._epoch())
+        with self._db.transaction(serial=False) as tx:
+            row = tx.execute(
+                f"SELECT status FROM deliveries WHERE id = ? {self._db.dialect.for_update}",
+                (delivery_id,),
             ).fetchone()
             if row is None:
                 raise StateError(f"no delivery {delivery_id} in the inbox")
             bump = 1 if row[0] in ("done", "ignored") else 0
-            self._conn.execute(
+            tx.execute(
                 "UPDATE deliveries SET status = 'received', attempts = 0, next_attempt_at = ?, "
                 "lease_until = NULL, lease_owner = NULL, last_error = NULL, "
                 "replays = replays + ?, updated_at = ? WHERE id = ?",
@@ -285,11 +338,8 @@ class Inbox(db.Store):
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, delivery_id: str) -> Delivery | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,)
-            ).fetchone()
-        return None if row is None else _delivery(row)
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
+        return _delivery(rows[0]) if rows else None
 
     def list(
         self, *, status: str | None = None, key: str | None = None, limit: int = 50
@@ -302,33 +352,50 @@ class Inbox(db.Store):
         if key:
             where.append("trigger_key = ?")
             params.append(key)
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
-                "ORDER BY received_at DESC, id LIMIT ?",
-                (*params, limit),
-            ).fetchall()
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY received_at DESC, id LIMIT ?",
+            (*params, limit),
+        )
         return [_delivery(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT status, COUNT(*) FROM deliveries GROUP BY status"
-            ).fetchall()
+        rows = self._db.query("SELECT status, COUNT(*) FROM deliveries GROUP BY status")
         return {str(s): int(n) for s, n in rows}
+
+    def oldest_pending(self) -> float | None:
+        """When the oldest unfinished delivery arrived (Unix seconds), if any."""
+        rows = self._db.query(
+            "SELECT MIN(received_at) FROM deliveries "
+            "WHERE status IN ('received', 'processing', 'failed')"
+        )
+        return times.epoch(rows[0][0]) if rows and rows[0][0] else None
+
+    def oldest_due(self, *, now: float | None = None) -> float | None:
+        """Since when the longest-waiting *due* delivery has been due (Unix seconds), if any:
+        a retry time passed, or a lease ran out, with no worker taking it."""
+        stamp = _t(self._epoch() if now is None else now)
+        rows = self._db.query(
+            "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries "
+            "WHERE status IN ('received', 'failed') AND next_attempt_at <= ? UNION ALL "
+            "SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'processing' "
+            "AND lease_until <= ?) AS due",
+            (stamp, stamp),
+        )
+        return times.epoch(rows[0][0]) if rows and rows[0][0] else None
 
     # -- housekeeping --------------------------------------------------------------------------
 
     def prune(self, *, retention: float = RETENTION, now: float | None = None) -> int:
         """Forget finished deliveries older than ``retention`` (pending ones are kept)."""
         cutoff = (self._epoch() if now is None else now) - retention
-        with self._lock, db.transaction(self._conn):
-            cur = self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            cur = tx.execute(
                 "DELETE FROM deliveries WHERE received_at < ? "
                 "AND status NOT IN ('received', 'processing', 'failed')",
-                (cutoff,),
+                (_t(cutoff),),
             )
-            self._conn.execute("DELETE FROM trigger_status WHERE at < ?", (cutoff - RETENTION,))
+            tx.execute("DELETE FROM trigger_status WHERE at < ?", (_t(cutoff - RETENTION),))
         return int(cur.rowcount)
 
     # -- trigger lifecycle status ---------------------------------------------------------------
@@ -340,13 +407,13 @@ class Inbox(db.Store):
 
         Deliveries come in any order: an older event never overwrites a newer one.
         """
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
                 "INSERT INTO trigger_status (ref, state, reason, delivery_id, at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET state = excluded.state, "
                 "reason = excluded.reason, delivery_id = excluded.delivery_id, at = excluded.at "
                 "WHERE excluded.at >= trigger_status.at",
-                (ref, state, reason, delivery_id, at),
+                (ref, state, reason, delivery_id, _t(at)),
             )
 
     def clear_trigger_status(self, refs: Iterable[str], *, older_than: float) -> None:
@@ -355,39 +422,42 @@ class Inbox(db.Store):
         if not refs:
             return
         marks = ",".join("?" * len(refs))
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
                 f"DELETE FROM trigger_status WHERE ref IN ({marks}) AND at < ?",
-                (*refs, older_than),
+                (*refs, _t(older_than)),
             )
 
     def trigger_status_rows(self) -> dict[str, tuple[str, str | None, float]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT ref, state, reason, at FROM trigger_status"
-            ).fetchall()
-        return {str(r[0]): (str(r[1]), r[2], float(r[3])) for r in rows}
+        rows = self._db.query("SELECT ref, state, reason, at FROM trigger_status")
+        return {str(r[0]): (str(r[1]), r[2], times.epoch(r[3])) for r in rows}
 
 
-def trigger_statuses(settings: Settings) -> dict[str, tuple[str, str]]:
+def _lease(tx: sql.Tx, ids: list[str], owner: str, lease: float, now: float) -> list[Delivery]:
+    if not ids:
+        return []
+    marks = ",".join("?" * len(ids))
+    rows = tx.execute(
+        f"UPDATE deliveries SET status = 'processing', attempts = attempts + 1, "
+        f"lease_until = ?, lease_owner = ?, updated_at = ? WHERE id IN ({marks}) "
+        f"RETURNING {_COLUMNS}",
+        (_t(now + lease), owner, _t(now), *ids),
+    ).fetchall()
+    return sorted((_delivery(r) for r in rows), key=lambda d: (d.received_at, d.id))
+
+
+def trigger_statuses(inbox: Inbox, ledger: Any) -> dict[str, tuple[str, str]]:
     """Lifecycle state per trigger key, for ``status``: ``{key: (state, reason)}``.
 
     ``state`` is ``disabled`` (Composio disabled the trigger instance) or ``expired`` (its
     connected account expired). Events name Composio ids; they are matched to keys through the
-    ledger here, at read time, so an event that arrived before its trigger was recorded still
-    counts. Returns ``{}`` when there is no inbox yet.
+    ledger (a ``state.ledger.Ledger``) here, at read time, so an event that arrived before its
+    trigger was recorded still counts.
     """
-    from planner_operator.state.ledger import Ledger
-
-    path = settings.inbox_db
-    if not path.exists():
-        return {}
-    with Inbox(path) as inbox:
-        rows = inbox.trigger_status_rows()
+    rows = inbox.trigger_status_rows()
     if not rows:
         return {}
-    with Ledger(settings.ledger_db) as ledger:
-        entries = [e for e in ledger.entries(include_retired=False) if e.kind == "trigger"]
+    entries = [e for e in ledger.entries(include_retired=False) if e.kind == "trigger"]
     # Composio speaks only for event triggers: a signed event naming a webhook trigger's id
     # must not mark that trigger disabled.
     entries = [e for e in entries if not e.spec.get("webhook")]
@@ -406,4 +476,6 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
     values = list(row)
     values[6] = json.loads(values[6]) if values[6] else {}
     values[7] = bytes(values[7])
+    for index in (5, 10, 11, 16, 18):  # the times, stored as text, handed out as Unix seconds
+        values[index] = None if values[index] is None else times.epoch(values[index])
     return Delivery(*values)

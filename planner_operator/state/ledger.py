@@ -18,22 +18,20 @@ ledger heard of it is still known to be ours (see :class:`~planner_operator.core
 from __future__ import annotations
 
 import json
-import sqlite3
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from planner_operator.core import canonical, specs
+from planner_operator.core import canonical, specs, times
 from planner_operator.core.keys import Kind
 from planner_operator.core.records import HistoryOp, HistoryRow, Intent, OwnedEntry
 from planner_operator.errors import StateError
-from planner_operator.state import db
-from planner_operator.state.intents import IntentStore
-from planner_operator.state.intents import utc_iso as _iso
+from planner_operator.state import sql
+from planner_operator.state.intents import IntentStore, stored_or_now
 
 COMPONENT = "ledger"
 
 # Append only: released entries never change (db.migrate explains why).
-MIGRATIONS: tuple[str, ...] = (
+SQLITE_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE resources (
         backend TEXT NOT NULL,
@@ -96,7 +94,74 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (backend, key)
     );
     """,
+    # v4: one stored time format (core.times): rows of older versions wrote microseconds and
+    # +00:00; keep a value SQLite cannot read as it was rather than lose it.
+    f"""
+    UPDATE resources SET applied_at = COALESCE(strftime('{times.SQLITE_FORMAT}', applied_at),
+        applied_at);
+    UPDATE meta SET updated_at = COALESCE(strftime('{times.SQLITE_FORMAT}', updated_at),
+        updated_at);
+    UPDATE history SET at = COALESCE(strftime('{times.SQLITE_FORMAT}', at), at);
+    UPDATE intents SET created_at = COALESCE(strftime('{times.SQLITE_FORMAT}', created_at),
+        created_at);
+    """,
 )
+
+# PostgreSQL started at SQLite's v4.
+POSTGRES_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE resources (
+        backend TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        revision TEXT NOT NULL DEFAULT '',
+        source TEXT NOT NULL DEFAULT '',
+        applied_at TEXT NOT NULL,
+        protect INTEGER NOT NULL DEFAULT 0,
+        retired INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (backend, remote_id)
+    );
+    CREATE UNIQUE INDEX resources_active_key ON resources (key) WHERE retired = 0;
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE history (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        op TEXT NOT NULL
+            CHECK (op IN ('baseline', 'create', 'update', 'delete', 'adopt', 'forget')),
+        backend TEXT NOT NULL,
+        remote_id TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        enabled INTEGER,
+        schedule TEXT,
+        timezone TEXT,
+        revision TEXT NOT NULL DEFAULT '',
+        spec_json TEXT NOT NULL
+    );
+    CREATE INDEX history_by_key ON history (key, id);
+    CREATE TABLE intents (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        backend TEXT NOT NULL,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
+        spec_hash TEXT NOT NULL,
+        spec_json TEXT NOT NULL,
+        revision TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (backend, key)
+    );
+    """,
+)
+
+MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
 
 _COLUMNS = (
     "backend, remote_id, key, kind, spec_hash, spec_json, revision, source, applied_at, "
@@ -118,11 +183,10 @@ _UPSERT = f"""
 
 
 class Ledger(IntentStore):
-    """The ownership ledger in a SQLite file (usually shared with the apply lock).
+    """The ownership ledger (a SQLite file shared with the apply lock, or the shared database).
 
-    Every write method is one transaction; reads see only committed state. The caller chooses
-    the path (``.planner/state.db`` by default at the CLI), so tests and several workspaces never
-    share a ledger by accident.
+    Every write method is one serial transaction; reads see only committed state. Open it
+    through ``state.open.ledger(settings)``; tests may pass a file path.
     """
 
     COMPONENT = COMPONENT
@@ -133,28 +197,51 @@ class Ledger(IntentStore):
     def entries(self, *, include_retired: bool = True) -> list[OwnedEntry]:
         """Every owned object, ordered by key (active before retired), for the planner."""
         where = "" if include_retired else "WHERE retired = 0"
-        rows = self._query(
+        rows = self._db.query(
             f"SELECT {_COLUMNS} FROM resources {where} ORDER BY key, retired, backend, remote_id"
         )
         return [_entry(row) for row in rows]
 
     def get(self, key: str) -> OwnedEntry | None:
         """The active owner of ``key``; retired rows are ignored (see the module docstring)."""
-        rows = self._query(
+        rows = self._db.query(
             f"SELECT {_COLUMNS} FROM resources WHERE key = ? AND retired = 0", (key,)
         )
         return _entry(rows[0]) if rows else None
 
     def get_meta(self, name: str) -> str | None:
-        rows = self._query("SELECT value FROM meta WHERE name = ?", (name,))
+        rows = self._db.query("SELECT value FROM meta WHERE name = ?", (name,))
         return str(rows[0][0]) if rows else None
+
+    def meta(self, names: Sequence[str]) -> dict[str, str]:
+        """Several operator facts in one read (``/metrics`` wants two at every scrape)."""
+        if not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        rows = self._db.query(f"SELECT name, value FROM meta WHERE name IN ({marks})", names)
+        return {str(name): str(value) for name, value in rows}
+
+    def managed_counts(self) -> dict[tuple[str, str], int]:
+        """Active owned objects per (kind, backend), for ``planner_managed_resources``."""
+        rows = self._db.query(
+            "SELECT kind, backend, COUNT(*) FROM resources WHERE retired = 0 GROUP BY kind, backend"
+        )
+        return {(str(kind), str(backend)): int(count) for kind, backend, count in rows}
 
     def history(self, key: str) -> list[HistoryRow]:
         """Every recorded change to ``key``, oldest first (``explain`` replays them)."""
-        rows = self._query(
+        rows = self._db.query(
             f"SELECT {_HISTORY_COLUMNS} FROM history WHERE key = ? ORDER BY id", (key,)
         )
         return [_history_row(row) for row in rows]
+
+    def owner_of(self, *, backend: str, remote_id: str) -> str | None:
+        """The key whose active row holds this remote object, if any."""
+        rows = self._db.query(
+            "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND retired = 0",
+            (backend, remote_id),
+        )
+        return str(rows[0][0]) if rows else None
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -166,13 +253,17 @@ class Ledger(IntentStore):
         ``intent``, the one announced for this create, is cleared in the same transaction.
         """
         _require_active(entry)
-        with db.transaction(self._conn):
-            self._clear(intent)
-            before = self._active(entry.key)
-            self._drop_other_active(entry)
-            self._upsert(entry)
+        with self._db.transaction() as tx:
+            self._clear(tx, intent)
+            before = _active(tx, entry.key)
+            tx.execute(
+                "DELETE FROM resources WHERE key = ? AND retired = 0 "
+                "AND NOT (backend = ? AND remote_id = ?)",
+                (entry.key, entry.backend, entry.remote_id),
+            )
+            self._upsert(tx, entry)
             if before != (entry.backend, entry.remote_id, entry.spec_hash):  # else: no change
-                self._log(entry, "create" if before is None else "update")
+                self._log(tx, entry, "create" if before is None else "update")
 
     def swap(self, key: str, new: OwnedEntry, *, intent: Intent | None = None) -> None:
         """Make ``new`` the active owner of ``key`` and retire the previous active row.
@@ -184,37 +275,30 @@ class Ledger(IntentStore):
         if new.key != key:
             raise ValueError(f"swap({key!r}) got an entry for {new.key!r}")
         _require_active(new)
-        with db.transaction(self._conn):
-            self._clear(intent)
-            self._conn.execute(
+        with self._db.transaction() as tx:
+            self._clear(tx, intent)
+            tx.execute(
                 "UPDATE resources SET retired = 1 WHERE key = ? AND retired = 0 "
                 "AND NOT (backend = ? AND remote_id = ?)",
                 (key, new.backend, new.remote_id),
             )
-            self._upsert(new)
-            self._log(new, "update")
-
-    def owner_of(self, *, backend: str, remote_id: str) -> str | None:
-        """The key whose active row holds this remote object, if any."""
-        row = self._conn.execute(
-            "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND retired = 0",
-            (backend, remote_id),
-        ).fetchone()
-        return None if row is None else str(row[0])
+            self._upsert(tx, new)
+            self._log(tx, new, "update")
 
     def forget(self, *, backend: str, remote_id: str) -> None:
         """Drop one row, active or retired, after its remote object was deleted (idempotent)."""
-        with db.transaction(self._conn):
-            rows = self._conn.execute(
+        with self._db.transaction() as tx:
+            rows = tx.execute(
                 f"SELECT {_COLUMNS} FROM resources WHERE backend = ? AND remote_id = ?",
                 (backend, remote_id),
             ).fetchall()
-            self._conn.execute(
+            tx.execute(
                 "DELETE FROM resources WHERE backend = ? AND remote_id = ?", (backend, remote_id)
             )
             for row in rows:
                 gone = _entry(row)
-                self._log(gone, "forget" if gone.retired else "delete", at=db.now_iso(self.clock))
+                op: HistoryOp = "forget" if gone.retired else "delete"
+                self._log(tx, gone, op, at=times.now(self.clock))
 
     def adopt(self, entry: OwnedEntry) -> None:
         """Take ownership of an existing remote object, refusing to steal one already owned.
@@ -224,8 +308,8 @@ class Ledger(IntentStore):
         ties to something else would orphan that other object, so it is an error.
         """
         _require_active(entry)
-        with db.transaction(self._conn):
-            current = self._conn.execute(
+        with self._db.transaction() as tx:
+            current = tx.execute(
                 "SELECT backend, remote_id FROM resources WHERE key = ? AND retired = 0",
                 (entry.key,),
             ).fetchone()
@@ -234,7 +318,7 @@ class Ledger(IntentStore):
                     f"cannot adopt {entry.remote_id} ({entry.backend}) for {entry.key}: the key is "
                     f"already owned by {current[1]} ({current[0]}); delete or forget that one first"
                 )
-            other = self._conn.execute(
+            other = tx.execute(
                 "SELECT key FROM resources WHERE backend = ? AND remote_id = ? AND key <> ?",
                 (entry.backend, entry.remote_id, entry.key),
             ).fetchone()
@@ -243,45 +327,32 @@ class Ledger(IntentStore):
                     f"cannot adopt {entry.remote_id} ({entry.backend}) for {entry.key}: it is "
                     f"already owned as {other[0]}"
                 )
-            before = self._active(entry.key)
-            self._upsert(entry)
+            before = _active(tx, entry.key)
+            self._upsert(tx, entry)
             if before != (entry.backend, entry.remote_id, entry.spec_hash):
-                self._log(entry, "adopt")
+                self._log(tx, entry, "adopt")
 
     def set_meta(self, name: str, value: str) -> None:
         """Store a small operator fact (last applied revision, last summary, last error)."""
-        with db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction() as tx:
+            tx.execute(
                 "INSERT INTO meta (name, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
                 "updated_at = excluded.updated_at",
-                (name, value, db.now_iso(self.clock)),
+                (name, value, times.now(self.clock)),
             )
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return list(self._conn.execute(sql, params).fetchall())
-        except sqlite3.Error as exc:
-            raise StateError(f"ledger {self.path}: {exc}") from exc
-
-    def _active(self, key: str) -> tuple[str, str, str] | None:
-        row = self._conn.execute(
-            "SELECT backend, remote_id, spec_hash FROM resources WHERE key = ? AND retired = 0",
-            (key,),
-        ).fetchone()
-        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
-
-    def _log(self, entry: OwnedEntry, op: HistoryOp, *, at: str | None = None) -> None:
+    def _log(self, tx: sql.Tx, entry: OwnedEntry, op: HistoryOp, *, at: str | None = None) -> None:
         """Append a history row; callers are inside the transaction that changed ``resources``."""
         spec = dict(entry.spec)
         schedule = spec.get("schedule")
-        self._conn.execute(
+        tx.execute(
             f"INSERT INTO history ({_HISTORY_COLUMNS.removeprefix('id, ')}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                at or _iso(entry.applied_at, self.clock),
+                at or stored_or_now(entry.applied_at, self.clock),
                 entry.key,
                 entry.kind,
                 op,
@@ -296,15 +367,8 @@ class Ledger(IntentStore):
             ),
         )
 
-    def _drop_other_active(self, entry: OwnedEntry) -> None:
-        self._conn.execute(
-            "DELETE FROM resources WHERE key = ? AND retired = 0 "
-            "AND NOT (backend = ? AND remote_id = ?)",
-            (entry.key, entry.backend, entry.remote_id),
-        )
-
-    def _upsert(self, entry: OwnedEntry) -> None:
-        self._conn.execute(
+    def _upsert(self, tx: sql.Tx, entry: OwnedEntry) -> None:
+        tx.execute(
             _UPSERT,
             (
                 entry.backend,
@@ -315,10 +379,18 @@ class Ledger(IntentStore):
                 canonical.canonical_json(dict(entry.spec)),
                 entry.revision,
                 entry.source,
-                _iso(entry.applied_at, self.clock),
+                stored_or_now(entry.applied_at, self.clock),
                 int(entry.protect),
             ),
         )
+
+
+def _active(tx: sql.Tx, key: str) -> tuple[str, str, str] | None:
+    row = tx.execute(
+        "SELECT backend, remote_id, spec_hash FROM resources WHERE key = ? AND retired = 0",
+        (key,),
+    ).fetchone()
+    return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
 
 def _require_active(entry: OwnedEntry) -> None:
@@ -352,7 +424,7 @@ def _entry(row: tuple[Any, ...]) -> OwnedEntry:
         spec=json.loads(spec_json),
         revision=revision,
         source=source,
-        applied_at=datetime.fromisoformat(applied),
+        applied_at=times.parse(applied),
         protect=bool(protect),
         retired=bool(retired),
     )
@@ -366,7 +438,7 @@ def _history_row(row: tuple[Any, ...]) -> HistoryRow:
         schedule, tz = str(data["schedule"]), specs.timezone(data)
     return HistoryRow(
         id=int(id_),
-        at=datetime.fromisoformat(at),
+        at=times.parse(at),
         key=key,
         kind=kind,
         op=op,

@@ -22,19 +22,19 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import times
 from planner_operator.errors import LockError
-from planner_operator.state import db
+from planner_operator.state import sql
 
 COMPONENT = "lock"
 
-MIGRATIONS: tuple[str, ...] = (
-    """
+_LOCKS_TABLE = """
     CREATE TABLE locks (
         name TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
@@ -43,7 +43,16 @@ MIGRATIONS: tuple[str, ...] = (
         started_at TEXT NOT NULL,
         token TEXT NOT NULL
     );
-    """,
+    """
+MIGRATIONS = sql.Migrations(
+    (
+        _LOCKS_TABLE,
+        # v2: one stored time format (core.times)
+        f"UPDATE locks SET started_at = COALESCE(strftime('{times.SQLITE_FORMAT}', started_at), "
+        "started_at);",
+    ),
+    # On PostgreSQL the row only describes the holder; the advisory lock is the lock.
+    (_LOCKS_TABLE,),
 )
 
 DEFAULT_STALE_AFTER = timedelta(hours=1)
@@ -63,8 +72,7 @@ class LockHolder:
 
     def describe(self) -> str:
         return (
-            f"{self.holder} (pid {self.pid} on {self.host}, since "
-            f"{self.started_at.isoformat(timespec='seconds')})"
+            f"{self.holder} (pid {self.pid} on {self.host}, since {times.display(self.started_at)})"
         )
 
 
@@ -103,7 +111,7 @@ class ApplyLock:
 
     def __init__(
         self,
-        path: Path | str,
+        where: Path | str | sql.Database,
         *,
         name: str = "apply",
         holder: str | None = None,
@@ -111,7 +119,6 @@ class ApplyLock:
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
-        self.path = Path(path)
         self.clock = clock
         self.name = name
         self.holder = holder or default_holder()
@@ -124,12 +131,18 @@ class ApplyLock:
         # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
         # so the connection may cross threads; ``_guard`` keeps its use serial.
         self._guard = threading.RLock()
-        self._conn = db.connect(self.path, check_same_thread=False, clock=clock)
+        self._db: sql.Database = (
+            sql.SqliteDatabase(where, clock=clock) if isinstance(where, str | Path) else where
+        )
         try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS, clock=clock)
+            self._db.migrate(COMPONENT, MIGRATIONS)
         except BaseException:
-            self._conn.close()
+            self._db.close()
             raise
+
+    @property
+    def where(self) -> str:
+        return self._db.where
 
     @property
     def held(self) -> bool:
@@ -157,8 +170,8 @@ class ApplyLock:
         with self._guard:
             if self._token is None:
                 return
-            with db.transaction(self._conn):
-                self._conn.execute(
+            with self._db.transaction() as tx:
+                tx.execute(
                     "DELETE FROM locks WHERE name = ? AND token = ?", (self.name, self._token)
                 )
             self._token = None
@@ -166,11 +179,11 @@ class ApplyLock:
     def current(self) -> LockHolder | None:
         """Who holds the lock now, if anyone (for ``status`` and ``unlock``)."""
         with self._guard:
-            row = self._conn.execute(
+            rows = self._db.query(
                 "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
                 (self.name,),
-            ).fetchone()
-        return None if row is None else _holder(row)
+            )
+        return _holder(rows[0]) if rows else None
 
     def clear(self) -> LockHolder | None:
         """Remove the lock whoever holds it (``planner-operator unlock``); returns who held it.
@@ -178,12 +191,12 @@ class ApplyLock:
         Only for a human who has checked that the holder is gone: clearing a live holder's lock
         lets two applies run at once.
         """
-        with self._guard, db.transaction(self._conn):
-            row = self._conn.execute(
+        with self._guard, self._db.transaction() as tx:
+            row = tx.execute(
                 "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
                 (self.name,),
             ).fetchone()
-            self._conn.execute("DELETE FROM locks WHERE name = ?", (self.name,))
+            tx.execute("DELETE FROM locks WHERE name = ?", (self.name,))
         return None if row is None else _holder(row)
 
     def close(self) -> None:
@@ -192,7 +205,7 @@ class ApplyLock:
             self.release()
         finally:
             with self._guard:
-                self._conn.close()
+                self._db.close()
 
     def __enter__(self) -> Self:
         self.acquire(self.timeout)
@@ -211,8 +224,8 @@ class ApplyLock:
     def _try_take(self) -> LockHolder | None:
         """One atomic attempt: None when taken, else the live holder in the way."""
         token = secrets.token_hex(16)
-        with self._guard, db.transaction(self._conn):
-            row = self._conn.execute(
+        with self._guard, self._db.transaction() as tx:
+            row = tx.execute(
                 "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
                 (self.name,),
             ).fetchone()
@@ -220,11 +233,11 @@ class ApplyLock:
             stale = None if current is None else self._stale_reason(current)
             if current is not None and stale is None:
                 return current
-            self._conn.execute("DELETE FROM locks WHERE name = ?", (self.name,))
-            self._conn.execute(
+            tx.execute("DELETE FROM locks WHERE name = ?", (self.name,))
+            tx.execute(
                 "INSERT INTO locks (name, holder, pid, host, started_at, token) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (self.name, self.holder, os.getpid(), self._host, db.now_iso(self.clock), token),
+                (self.name, self.holder, os.getpid(), self._host, times.now(self.clock), token),
             )
             self._token = token
             self.took_over = current
@@ -253,7 +266,7 @@ class ApplyLock:
         return (
             f"another apply holds the lock {self.name!r}: {current.describe()}. Wait for it to "
             f"finish; if that process is gone, run `planner-operator unlock` (or delete the "
-            f"{self.name!r} row of table locks in {self.path} after checking the process is gone)"
+            f"{self.name!r} row of table locks in {self.where} after checking the process is gone)"
         )
 
 
@@ -270,9 +283,7 @@ def _duration(delta: timedelta) -> str:
 
 def _holder(row: tuple[object, ...]) -> LockHolder:
     name, holder, pid, host, started_at = row
-    started = datetime.fromisoformat(str(started_at))
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
+    started = times.parse(str(started_at))
     return LockHolder(
         name=str(name), holder=str(holder), pid=int(str(pid)), host=str(host), started_at=started
     )

@@ -12,17 +12,21 @@ while a rerun or replay of a fire (a new run id, the same scheduled event) is no
 
 from __future__ import annotations
 
+import builtins
 import json
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import times
 from planner_operator.core.records import Run
-from planner_operator.state import db
+from planner_operator.state import sql
 
 COMPONENT = "runs"
-MIGRATIONS: tuple[str, ...] = (
+SQLITE_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE runs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -61,7 +65,64 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE run_slots ADD COLUMN fire TEXT;
     """,
+    # v4: one stored time format (core.times): ``Z`` instead of ``+00:00``.
+    f"""
+    UPDATE runs SET started_at = COALESCE(strftime('{times.SQLITE_FORMAT}', started_at),
+        started_at), finished_at = COALESCE(strftime('{times.SQLITE_FORMAT}', finished_at),
+        finished_at);
+    """,
 )
+
+POSTGRES_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        origin TEXT NOT NULL,
+        slot TEXT,
+        status TEXT NOT NULL,
+        reason TEXT,
+        action TEXT,
+        rendered TEXT,
+        result TEXT,
+        error TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        event TEXT,
+        trigger_result TEXT,
+        UNIQUE (key, run_id, attempt)
+    );
+    CREATE INDEX runs_by_key ON runs (key, id);
+    CREATE INDEX runs_by_status ON runs (status, id);
+    CREATE INDEX runs_by_run_id ON runs (run_id);
+    CREATE TABLE run_slots (
+        key TEXT NOT NULL,
+        slot TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        fire TEXT,
+        PRIMARY KEY (key, slot)
+    );
+    """,
+)
+
+MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
+
+# The embedded scheduler's counters, in the same database as the runs they count (a component
+# of its own since it was added: files made before keep their version rows).
+COUNTERS_COMPONENT = "scheduler"
+_COUNTERS = """
+    CREATE TABLE scheduler_counters (
+        key TEXT PRIMARY KEY,
+        fires INTEGER NOT NULL DEFAULT 0,
+        missed INTEGER NOT NULL DEFAULT 0,
+        overlap_skipped INTEGER NOT NULL DEFAULT 0,
+        last_slot TEXT
+    );
+"""
+COUNTERS_MIGRATIONS = sql.Migrations((_COUNTERS,), (_COUNTERS,))
 
 Status = Literal["running", "succeeded", "failed", "skipped"]
 
@@ -72,16 +133,47 @@ _COLUMNS = (
 )
 
 
-class RunStore(db.Store):
+@dataclass(frozen=True)
+class JobCounters:
+    """What the embedded scheduler counted for one job (``status``, metrics)."""
+
+    fires: int = 0
+    missed: int = 0
+    overlap_skipped: int = 0
+
+
+@dataclass(frozen=True)
+class RunDelta:
+    """Run history since a metrics scrape's last look (see ``read.metrics_state.RunTally``)."""
+
+    high: int  # the newest row id now
+    settled: list[tuple[int, str | None, str | None]]  # (id, status|None if gone, finished_at)
+    finished: list[tuple[str, str, str, str, int, str | None]]  # key kind origin status n last
+    started: list[tuple[int, str, str, str]]  # (id, key, kind, origin) of new running rows
+
+
+class RunStore(sql.Store):
+    """Run history; one store shared by the server's threads (and replicas on PostgreSQL).
+
+    Starting a run is insert-or-ignore on (key, run id, attempt), a unique key every replica
+    shares, so two processes recording the same attempt get one row.
+    """
+
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
 
-    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
-        # one connection, used from threads
-        super().__init__(path, check_same_thread=False, clock=clock)
+    def __init__(
+        self, where: Path | str | sql.Database, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+    ) -> None:
+        super().__init__(where, clock=clock)
+        try:
+            self._db.migrate(COUNTERS_COMPONENT, COUNTERS_MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
 
     def _now(self) -> str:
-        return clock_mod.iso(self.clock, "milliseconds")
+        return times.now(self.clock)
 
     def claim_slot(
         self, key: str, slot: str, run_id: str, *, fire: str | None = None
@@ -91,12 +183,13 @@ class RunStore(db.Store):
         The caller compares: the same ``fire`` (a retry, a step re-invocation, a rerun of the
         fire) or, for claims recorded without one, the same run id, is the holder itself.
         """
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
-                "INSERT OR IGNORE INTO run_slots (key, slot, run_id, fire) VALUES (?, ?, ?, ?)",
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
+                "INSERT INTO run_slots (key, slot, run_id, fire) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (key, slot) DO NOTHING",
                 (key, slot, run_id, fire),
             )
-            row = self._conn.execute(
+            row = tx.execute(
                 "SELECT run_id, fire FROM run_slots WHERE key = ? AND slot = ?", (key, slot)
             ).fetchone()
         return str(row[0]), None if row[1] is None else str(row[1])
@@ -114,13 +207,14 @@ class RunStore(db.Store):
         rendered: str | None = None,
     ) -> int:
         """Record a run as started (idempotent per key, run id and attempt); returns its row id."""
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
-                "INSERT OR IGNORE INTO runs (key, kind, run_id, attempt, origin, slot, status, "
-                "action, rendered, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
+                "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, "
+                "action, rendered, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) "
+                "ON CONFLICT (key, run_id, attempt) DO NOTHING",
                 (key, kind, run_id, attempt, origin, slot, action, rendered, self._now()),
             )
-            row = self._conn.execute(
+            row = tx.execute(
                 "SELECT id FROM runs WHERE key = ? AND run_id = ? AND attempt = ?",
                 (key, run_id, attempt),
             ).fetchone()
@@ -142,13 +236,11 @@ class RunStore(db.Store):
         Inngest calls a function again for every step and every retry; each call resumes the
         same row rather than starting one per attempt.
         """
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT id FROM runs WHERE key = ? AND run_id = ? ORDER BY id LIMIT 1",
-                (key, run_id),
-            ).fetchone()
-        if row is not None:
-            return int(row[0])
+        rows = self._db.query(
+            "SELECT id FROM runs WHERE key = ? AND run_id = ? ORDER BY id LIMIT 1", (key, run_id)
+        )
+        if rows:
+            return int(rows[0][0])
         return self.start(
             key=key,
             kind=kind,
@@ -161,11 +253,11 @@ class RunStore(db.Store):
 
     def retrying(self, row_id: int, *, attempt: int, error: str | None = None) -> None:
         """Record that a run is on ``attempt`` (0-based), with the error that made it retry."""
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
-                "UPDATE runs SET attempt = MAX(attempt, ?), error = COALESCE(?, error) "
-                "WHERE id = ? AND status = 'running'",
-                (attempt, error, row_id),
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
+                "UPDATE runs SET attempt = CASE WHEN attempt > ? THEN attempt ELSE ? END, "
+                "error = COALESCE(?, error) WHERE id = ? AND status = 'running'",
+                (attempt, attempt, error, row_id),
             )
 
     def settle(
@@ -176,8 +268,8 @@ class RunStore(db.Store):
         What a re-invoked function calls after its step: the step itself normally recorded the
         end already, and a second writer must not overwrite it.
         """
-        with self._lock, db.transaction(self._conn):
-            cur = self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            cur = tx.execute(
                 "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ? "
                 "WHERE id = ? AND status = 'running'",
                 (status, _dumps_result(result), error, self._now(), row_id),
@@ -195,8 +287,8 @@ class RunStore(db.Store):
         rendered: str | None = None,
         action: str | None = None,
     ) -> None:
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
                 "UPDATE runs SET status = ?, result = ?, error = ?, reason = ?, "
                 "rendered = COALESCE(?, rendered), action = COALESCE(?, action), "
                 "finished_at = ? WHERE id = ?",
@@ -213,11 +305,8 @@ class RunStore(db.Store):
             )
 
     def get(self, row_id: int) -> Run | None:
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (row_id,)
-            ).fetchone()
-        return None if row is None else _run(row)
+        rows = self._db.query(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (row_id,))
+        return _run(rows[0]) if rows else None
 
     def list(
         self,
@@ -240,23 +329,31 @@ class RunStore(db.Store):
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-                (*params, limit),
-            ).fetchall()
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
         return [_run(r) for r in rows]
 
     def last(self, key: str) -> Run | None:
         runs = self.list(key=key, limit=1)
         return runs[0] if runs else None
 
+    def for_delivery(self, delivery_id: str) -> builtins.list[Run]:
+        """Runs whose run id is the delivery id or one of its replays, oldest first."""
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' "
+            "ORDER BY id",
+            (delivery_id, _like_prefix(delivery_id).removesuffix("%") + "~replay%"),
+        )
+        return [_run(r) for r in rows]
+
     # -- trigger runs (webhook worker) ---------------------------------------------------------
 
     def attach(self, row_id: int, *, event: Any = None, trigger_result: Any = None) -> None:
         """Store a trigger run's TriggerEvent and/or TriggerResult (JSON-able dicts)."""
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            tx.execute(
                 "UPDATE runs SET event = COALESCE(?, event), "
                 "trigger_result = COALESCE(?, trigger_result) WHERE id = ?",
                 (_dumps(event), _dumps(trigger_result), row_id),
@@ -264,23 +361,102 @@ class RunStore(db.Store):
 
     def succeeded(self, key: str, run_id: str) -> Run | None:
         """The succeeded attempt of a run, if any: a re-delivered event must not run twice."""
-        with self._lock:
-            row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE key = ? AND run_id = ? "
-                "AND status = 'succeeded' ORDER BY id LIMIT 1",
-                (key, run_id),
-            ).fetchone()
-        return None if row is None else _run(row)
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM runs WHERE key = ? AND run_id = ? "
+            "AND status = 'succeeded' ORDER BY id LIMIT 1",
+            (key, run_id),
+        )
+        return _run(rows[0]) if rows else None
 
     def abandon(self, key: str, run_id: str, *, before_attempt: int, reason: str) -> int:
         """Close earlier attempts left ``running`` by a worker that died mid-run."""
-        with self._lock, db.transaction(self._conn):
-            cur = self._conn.execute(
+        with self._db.transaction(serial=False) as tx:
+            cur = tx.execute(
                 "UPDATE runs SET status = 'failed', error = ?, finished_at = ? "
                 "WHERE key = ? AND run_id = ? AND attempt < ? AND status = 'running'",
                 (reason, self._now(), key, run_id, before_attempt),
             )
         return int(cur.rowcount)
+
+    # -- the embedded scheduler's counters -------------------------------------------------------
+
+    def count_fires(
+        self,
+        key: str,
+        *,
+        fires: int = 0,
+        missed: int = 0,
+        overlap_skipped: int = 0,
+        slot: str | None = None,
+        skipped: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Add to a job's counters and write its ``skipped`` (slot, reason) run rows, in one
+        transaction: a restart writes a job's missed slots at once, not one commit per row."""
+        at = self._now()
+        with self._db.transaction() as tx:
+            for missed_slot, why in skipped:
+                tx.execute(
+                    "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, "
+                    "reason, started_at, finished_at) VALUES (?, 'job', ?, 0, 'scheduler', ?, "
+                    "'skipped', ?, ?, ?)",
+                    (key, f"skip-{uuid.uuid4().hex[:12]}", missed_slot, why, at, at),
+                )
+            tx.execute(
+                "INSERT INTO scheduler_counters (key, fires, missed, overlap_skipped, last_slot) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                "fires = scheduler_counters.fires + excluded.fires, "
+                "missed = scheduler_counters.missed + excluded.missed, "
+                "overlap_skipped = scheduler_counters.overlap_skipped + excluded.overlap_skipped, "
+                "last_slot = COALESCE(excluded.last_slot, scheduler_counters.last_slot)",
+                (key, fires, missed, overlap_skipped, slot),
+            )
+
+    def counters(self) -> dict[str, JobCounters]:
+        """The scheduler's counters per job key (``status``, the API, metrics)."""
+        rows = self._db.query("SELECT key, fires, missed, overlap_skipped FROM scheduler_counters")
+        return {str(r[0]): JobCounters(int(r[1]), int(r[2]), int(r[3])) for r in rows}
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def delta(self, *, upto: int, watching: Sequence[int]) -> RunDelta:
+        """What changed since row ``upto``: rows ``watching`` (running last time) that settled,
+        finished rows added since, grouped, and rows added since that still run. One snapshot,
+        so a row is never counted twice; it reads a few rows, however long the history."""
+        with self._db.snapshot() as tx:
+            top = tx.execute("SELECT MAX(id) FROM runs").fetchone()
+            high = int(top[0] or 0) if top else 0
+            settled: list[tuple[int, str | None, str | None]] = []
+            ids = list(watching)
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found = {
+                    int(i): (status, at)
+                    for i, status, at in tx.execute(
+                        f"SELECT id, status, finished_at FROM runs WHERE id IN ({marks})", chunk
+                    ).fetchall()
+                }
+                for row_id in chunk:
+                    status, at = found.get(row_id, (None, None))
+                    if status != "running":
+                        settled.append((row_id, status, at))
+            finished = tx.execute(
+                "SELECT key, kind, origin, status, COUNT(*), MAX(finished_at) FROM runs "
+                "WHERE id > ? AND id <= ? AND status <> 'running' "
+                "GROUP BY key, kind, origin, status",
+                (upto, high),
+            ).fetchall()
+            started = tx.execute(
+                "SELECT id, key, kind, origin FROM runs "
+                "WHERE id > ? AND id <= ? AND status = 'running'",
+                (upto, high),
+            ).fetchall()
+        return RunDelta(
+            high,
+            settled,
+            [(str(k), str(kd), str(o), str(st), int(n), at) for k, kd, o, st, n, at in finished],
+            [(int(i), str(k), str(kd), str(o)) for i, k, kd, o in started],
+        )
 
 
 def _like_prefix(prefix: str) -> str:

@@ -18,7 +18,7 @@ from planner_operator.cli.main import app
 from planner_operator.core import specs
 from planner_operator.core.clock import ManualClock
 from planner_operator.core.records import HistoryRow, NewDelivery, OwnedEntry, Run
-from planner_operator.core.settings import Settings
+from planner_operator.core.settings import INBOX_DB_FILE, Settings
 from planner_operator.errors import NotFoundError
 from planner_operator.read.explain import load as explain_load
 from planner_operator.read.explain import model as explain
@@ -27,10 +27,10 @@ from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.runtime.jobrun import JobRunner
-from planner_operator.runtime.scheduler import MISSED_ROWS, Job, Scheduler, read_counters
+from planner_operator.runtime.scheduler import MISSED_ROWS, Job, Scheduler
 from planner_operator.runtime.worker import Routes, Worker
 from planner_operator.server.operator import local_jobs
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 from tests.runtime.test_scheduler import World
 from tests.support.builders import job_spec
@@ -446,7 +446,7 @@ def test_scheduler_writes_rows_for_overlap_skips(tmp_path: Path) -> None:
             "scheduler",
         )
         assert skipped.reason == f"overlap: previous run {ran.run_id} still running"
-        assert read_counters(runs.path)["a/jobs/min"].overlap_skipped == 1
+        assert runs.counters()["a/jobs/min"].overlap_skipped == 1
 
 
 def test_scheduler_writes_missed_rows_capped_and_marks_the_catch_up(tmp_path: Path) -> None:
@@ -474,7 +474,7 @@ def test_scheduler_writes_missed_rows_capped_and_marks_the_catch_up(tmp_path: Pa
         )
         [catchup] = [r for r in rows if r.origin == "catchup"]
         assert (catchup.slot, catchup.status) == ("2026-03-07T15:00", "succeeded")
-        assert read_counters(w.runs.path)["a/jobs/min"].missed == 178  # counters unchanged
+        assert w.runs.counters()["a/jobs/min"].missed == 178  # counters unchanged
     finally:
         w.close()
 
@@ -551,7 +551,7 @@ def test_cli_explain_job_and_deliveries(tmp_path: Path) -> None:
     assert counts["ran"] == 6 and counts["skipped"] == 3 and data["key"] == "a/jobs/tick"
 
     # deliveries: one runs, one the filter ignores, one unknown
-    with Inbox(state / FILE_NAME) as inbox:
+    with Inbox(state / INBOX_DB_FILE) as inbox:
         for delivery_id, subject in (("d_ok", "Invoice 42"), ("d_no", "Hello")):
             body = json.dumps({"subject": subject}).encode()
             headers = {"content-type": "application/json", "x-other": "not shown"}
@@ -561,7 +561,7 @@ def test_cli_explain_job_and_deliveries(tmp_path: Path) -> None:
         with RunStore(state / "runs.db") as runs, LocalOutbox(state / "outbox.db") as outbox:
             worker = Worker(
                 inbox=inbox,
-                routes=Routes(settings.ledger_db),
+                routes=Routes(settings),
                 runs=runs,
                 executors=Executors(chat=outbox, workflow=outbox),
             )

@@ -14,7 +14,7 @@ from planner_operator.core.clock import ManualClock
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.runtime.jobrun import JobRunner
-from planner_operator.runtime.scheduler import Job, Scheduler, read_counters
+from planner_operator.runtime.scheduler import Job, Scheduler
 from planner_operator.state.runs import RunStore
 from tests.support.builders import job_spec
 
@@ -117,7 +117,7 @@ def test_restart_resumes_and_catchup_latest_runs_most_recent_missed_slot(world: 
         "a/jobs/hourly@2026-03-07T19:00:00+00:00",  # the latest missed slot, once
         "a/jobs/hourly@2026-03-07T20:00:00+00:00",
     ]
-    counters = read_counters(world.runs.path)["a/jobs/hourly"]
+    counters = world.runs.counters()["a/jobs/hourly"]
     assert counters.missed == 4  # 15, 16, 17, 18 skipped; 19 caught up
     assert counters.fires == 4
 
@@ -132,7 +132,7 @@ def test_catchup_none_skips_missed_slots(world: World) -> None:
     world.scheduler.reload()
     fired = world.run_until(datetime(2026, 3, 7, 17, 30, tzinfo=UTC))
     assert fired == ["a/jobs/hourly@2026-03-07T17:00:00+00:00"]
-    assert read_counters(world.runs.path)["a/jobs/hourly"].missed == 3
+    assert world.runs.counters()["a/jobs/hourly"].missed == 3
 
 
 def test_overlap_skip_counts_fire_while_previous_run_is_running(tmp_path: Path) -> None:

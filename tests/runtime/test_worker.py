@@ -57,9 +57,11 @@ class Rig:
         return found.status
 
     def make_due(self, delivery_id: str) -> None:
-        self.inbox._conn.execute(
-            "UPDATE deliveries SET next_attempt_at = 0 WHERE id = ?", (delivery_id,)
-        )
+        with self.inbox._db.transaction() as tx:  # a retry time long past
+            tx.execute(
+                "UPDATE deliveries SET next_attempt_at = ? WHERE id = ?",
+                ("1970-01-01T00:00:00.000Z", delivery_id),
+            )
 
 
 def make_rig(tmp_path: Path, triggers: dict[Any, Any] | None = None, **config: Any) -> Rig:
@@ -70,7 +72,7 @@ def make_rig(tmp_path: Path, triggers: dict[Any, Any] | None = None, **config: A
     recorder = Recorder()
     worker = Worker(
         inbox=inbox,
-        routes=Routes(settings.ledger_db),
+        routes=Routes(settings),
         runs=runs,
         executors=recorder.executors(),
         config=WorkerConfig(**{"backoff": Backoff(base=0.01, cap=0.02), **config}),

@@ -31,7 +31,7 @@ from planner_operator.runtime.jobrun import Fire, JobRunner
 from planner_operator.runtime.scheduler import Job, Scheduler
 from planner_operator.server import metrics
 from planner_operator.server.app import create_app
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 from tests.support.builders import job_spec
 from tests.support.webhook_env import (
@@ -284,7 +284,7 @@ def test_run_tally_counts_a_run_once_when_it_finishes(state: Settings, client: T
 
 def test_inbox_depth_and_age_show_a_stuck_delivery(state: Settings, client: TestClient) -> None:
     assert value(scrape(client), "planner_inbox_depth") == 0
-    with Inbox(state.state_dir / FILE_NAME) as inbox:  # as another process's ingress would
+    with Inbox(state.inbox_db) as inbox:  # as another process's ingress would
         inbox.insert(
             NewDelivery(id="old", source="webhook", body=b"{}", received_at=time.time() - 120)
         )
@@ -298,7 +298,7 @@ def test_inbox_depth_and_age_show_a_stuck_delivery(state: Settings, client: Test
 def test_two_apps_in_one_process_keep_their_own_state(tmp_path: Path, client: TestClient) -> None:
     other = Settings.resolve(state_dir=tmp_path / "other", env={})
     app = create_app(other, {**ENV, **LOCAL}, executors=Recorder().executors(), worker=False)
-    with Inbox(other.state_dir / FILE_NAME) as inbox:
+    with Inbox(other.inbox_db) as inbox:
         inbox.insert(NewDelivery(id="x", source="webhook", body=b"{}"))
     with TestClient(app) as second:
         mine, theirs = scrape(client), scrape(second)
@@ -355,7 +355,7 @@ def test_labels_never_carry_delivery_or_run_ids(client: TestClient, state: Setti
     with RunStore(state.state_dir / "runs.db") as runs:
         row = runs.start(key=KEY, kind="job", run_id="secret-run-id-123", origin="manual")
         runs.finish(row, status="succeeded", result={"token": "sk-live-abc"})
-    with Inbox(state.state_dir / FILE_NAME) as inbox:
+    with Inbox(state.inbox_db) as inbox:
         inbox.insert(NewDelivery(id="delivery-id-456", source="webhook", body=b"{}"))
     text = client.get("/metrics").text
     assert "secret-run-id-123" not in text and "delivery-id-456" not in text

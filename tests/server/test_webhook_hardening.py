@@ -19,9 +19,10 @@ from fastapi.testclient import TestClient
 from planner_operator.core import jsonsafe
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
+from planner_operator.read import status as status_mod
 from planner_operator.server.app import create_app
 from planner_operator.server.webhooks import GroupCommitter
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from tests.fakes.serving import run_app
 from tests.support.serve_process import Server
 from tests.support.webhook_env import (
@@ -110,12 +111,12 @@ def test_a_deep_body_stored_before_the_cap_dies_once_without_a_traceback(
     from planner_operator.runtime.worker import Routes, Worker
     from planner_operator.state.runs import RunStore
 
-    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+    with Inbox(settings.inbox_db) as inbox:
         inbox.insert(NewDelivery(id="composio:old-deep", source="composio", body=nested_body(500)))
-        with RunStore(settings.state_dir / "runs.db") as runs:
+        with RunStore(settings.runs_db) as runs:
             worker = Worker(
                 inbox=inbox,
-                routes=Routes(settings.ledger_db),
+                routes=Routes(settings),
                 runs=runs,
                 executors=recorder.executors(),
             )
@@ -167,7 +168,7 @@ async def commit_all(committer: GroupCommitter, items: list[NewDelivery]) -> lis
 def test_group_commit_isolates_a_delivery_the_inbox_cannot_store(tmp_path: Path) -> None:
     unstorable = NewDelivery(id="x:bad", source="composio", body=b"{}", remote_id="ti_\ud800")
     good = [NewDelivery(id=f"x:{n}", source="composio", body=b"{}") for n in range(10)]
-    with Inbox(tmp_path / FILE_NAME) as inbox:
+    with Inbox(tmp_path / "inbox.db") as inbox:
         results = asyncio.run(commit_all(GroupCommitter(inbox), [good[0], unstorable, *good[1:]]))
         assert isinstance(results[1], UnicodeEncodeError)
         assert results[:1] + results[2:] == [True] * 10
@@ -187,7 +188,7 @@ def test_a_composio_signed_delivery_cannot_fire_a_generic_webhook_trigger(
     answer = client.post(COMPOSIO, content=body, headers=composio_headers("forged-1", body))
     assert answer.status_code == 202  # Composio sends unmanaged ids too: stored, never routed
     wait_settled(settings)
-    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+    with Inbox(settings.inbox_db) as inbox:
         stored = inbox.get("composio:forged-1")
     assert stored is not None and stored.trigger_key is None
     assert recorder.calls == []
@@ -196,7 +197,6 @@ def test_a_composio_signed_delivery_cannot_fire_a_generic_webhook_trigger(
 def test_a_composio_lifecycle_event_cannot_mark_a_webhook_trigger_disabled(
     client: TestClient, settings: Settings
 ) -> None:
-    from planner_operator.state import inbox as inbox_mod
 
     event = {
         "id": "e1",
@@ -211,7 +211,7 @@ def test_a_composio_lifecycle_event_cannot_mark_a_webhook_trigger_disabled(
         == 202
     )
     wait_settled(settings)
-    assert inbox_mod.trigger_statuses(settings) == {}
+    assert status_mod.lifecycle(settings) == {}
 
 
 def test_delivery_ids_of_different_sources_do_not_collide(
@@ -251,7 +251,7 @@ def test_a_captured_github_delivery_replayed_under_new_ids_runs_once(
     )
     wait_settled(settings)
     assert len(recorder.calls) == 2
-    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+    with Inbox(settings.inbox_db) as inbox:
         first = inbox.get(answers[0].json()["id"])
     assert first is not None and first.duplicates == 3
     assert first.headers["x-github-delivery"] == "72d3162e-cc78-11e3-81ab-4c9367dc0958"

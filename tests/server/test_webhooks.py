@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from planner_operator.core.settings import Settings
 from planner_operator.errors import AuthError, StateError
+from planner_operator.read import status as status_mod
 from planner_operator.server.app import create_app
 from planner_operator.state import inbox as inbox_mod
 from tests.support.webhook_env import (
@@ -226,14 +227,14 @@ def test_lifecycle_events_update_trigger_status(client: TestClient, settings: Se
     ).encode()
     assert post(client, "evt_disabled", disabled).status_code == 202
     wait_settled(settings)
-    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("disabled", "too many failures")}
+    assert status_mod.lifecycle(settings) == {MAIL_KEY: ("disabled", "too many failures")}
     assert post(client, "evt_expired", expired).status_code == 202
     wait_settled(settings)
-    state, _ = inbox_mod.trigger_statuses(settings)[MAIL_KEY]
+    state, _ = status_mod.lifecycle(settings)[MAIL_KEY]
     assert state == "disabled"  # the stronger of the two; expired is also recorded
     assert post(client, "after", composio_body()).status_code == 202  # a message proves it works
     wait_settled(settings)
-    assert inbox_mod.trigger_statuses(settings) == {}
+    assert status_mod.lifecycle(settings) == {}
 
 
 # -- secrets at startup ----------------------------------------------------------------------

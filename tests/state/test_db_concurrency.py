@@ -26,7 +26,7 @@ while time.time() < start:
     pass
 try:
     conn = db.connect(sys.argv[1])
-    db.migrate(conn, lock.COMPONENT, lock.MIGRATIONS)
+    db.migrate(conn, lock.COMPONENT, lock.MIGRATIONS.sqlite)
     print(conn.execute("PRAGMA journal_mode").fetchone()[0])
     conn.close()
 except Exception as exc:

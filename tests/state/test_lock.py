@@ -1,4 +1,5 @@
-"""The apply lock against real SQLite files, real threads and real processes."""
+"""The SQLite apply lock: stale rows, takeovers and real processes (``test_contract_lock.py``
+has what every engine's lock does)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from planner_operator.errors import LockError, StateError
+from planner_operator.errors import LockError
 from planner_operator.state import db
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.lock import ApplyLock, pid_alive
@@ -43,76 +43,9 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_acquire_and_release(tmp_path: Path) -> None:
-    lock = ApplyLock(tmp_path / "state.db", holder="alice@box")
-    lock.acquire(timeout=0)
-    assert lock.held
-    current = lock.current()
-    assert current is not None
-    assert (current.holder, current.pid, current.host) == (
-        "alice@box",
-        os.getpid(),
-        socket.gethostname(),
-    )
-    lock.acquire(timeout=0)  # already ours: no-op
-    lock.release()
-    assert not lock.held
-    assert lock.current() is None
-    lock.release()  # idempotent
-    lock.close()
-
-
-def test_context_manager_releases_on_exit(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-
-    def failing_apply() -> None:
-        with ApplyLock(path) as lock:
-            assert lock.held
-            raise RuntimeError("apply failed")
-
-    with pytest.raises(RuntimeError):
-        failing_apply()
-    probe = ApplyLock(path)
-    assert probe.current() is None
-    probe.close()
-
-
 def test_default_holder_is_user_at_host(tmp_path: Path) -> None:
     with ApplyLock(tmp_path / "state.db") as lock:
         assert lock.holder.endswith("@" + socket.gethostname())
-
-
-def test_second_acquire_times_out_naming_the_holder(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    with ApplyLock(path, holder="alice@box"):
-        second = ApplyLock(path, holder="bob@box")
-        started = time.monotonic()
-        with pytest.raises(LockError) as err:
-            second.acquire(timeout=0.3, poll=0.05)
-        assert time.monotonic() - started >= 0.3
-        message = str(err.value)
-        assert "alice@box" in message
-        assert f"pid {os.getpid()}" in message
-        assert socket.gethostname() in message
-        assert str(datetime.now(UTC).year) in message
-        assert "planner-operator unlock" in message
-        assert isinstance(err.value, StateError)
-        assert not second.held
-        second.close()
-
-
-def test_waiter_gets_the_lock_once_it_is_released(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    first = ApplyLock(path)
-    first.acquire(timeout=0)
-    timer = threading.Timer(0.2, first.release)
-    timer.start()
-    second = ApplyLock(path)
-    second.acquire(timeout=5, poll=0.02)
-    assert second.held
-    timer.join()
-    second.close()
-    first.close()
 
 
 def test_stale_lock_of_a_dead_pid_is_taken_over(tmp_path: Path) -> None:
@@ -230,38 +163,6 @@ def test_lock_shares_the_file_with_the_ledger(tmp_path: Path) -> None:
     with Ledger(path) as ledger, ApplyLock(path):
         ledger.set_meta("last_revision", "abc")
         assert ledger.get_meta("last_revision") == "abc"
-
-
-def test_threads_racing_exactly_one_wins(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    ApplyLock(path).close()  # migrate once up front so the race is about the lock only
-    n = 8
-    barrier = threading.Barrier(n)
-    winners: list[str] = []
-    losers: list[str] = []
-    guard = threading.Lock()
-
-    def contend(i: int) -> None:
-        lock = ApplyLock(path, holder=f"thread-{i}")
-        barrier.wait()
-        try:
-            lock.acquire(timeout=0)
-        except LockError:
-            with guard:
-                losers.append(lock.holder)
-        else:
-            with guard:
-                winners.append(lock.holder)
-        barrier.wait()  # everybody has tried before anyone releases
-        lock.close()
-
-    threads = [threading.Thread(target=contend, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert len(winners) == 1
-    assert len(losers) == n - 1
 
 
 CHILD = textwrap.dedent(

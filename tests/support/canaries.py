@@ -53,8 +53,12 @@ SESSION: Mapping[str, str] = {
     "CAREERS_WEBHOOK_SECRET": whsec("careers-webhook-secret"),
 }
 
+DATABASE_PASSWORD = plain("database-password")
+DATABASE_URL = f"postgresql://planner:{DATABASE_PASSWORD}@127.0.0.1:1/planner"
+
 CONFIGURED: Mapping[str, str] = {
     "COMPOSIO_API_KEY": COMPOSIO_API_KEY,
+    "PLANNER_DATABASE_URL": DATABASE_URL,  # port 1: nothing listens, so connecting fails
     "INNGEST_SIGNING_KEY": INNGEST_SIGNING_KEY,
 }
 
@@ -73,6 +77,8 @@ def watched() -> dict[str, str]:
         out[value] = name
         if value.startswith("whsec_"):
             out[base64.b64decode(value.removeprefix("whsec_")).decode()] = f"{name} (key bytes)"
+        if value == DATABASE_URL:
+            out[DATABASE_PASSWORD] = f"{name} (password)"
         if value.startswith("signkey-"):
             body = value.split("-", 2)[2]
             hashed = hashlib.sha256(bytes.fromhex(body)).hexdigest()

@@ -20,8 +20,8 @@ from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.server import signatures
 from planner_operator.server.app import create_app
-from planner_operator.state.inbox import FILE_NAME, Inbox
-from planner_operator.state.ledger import Ledger
+from planner_operator.state import open as state_open
+from planner_operator.state.inbox import Inbox
 from tests.support import canaries
 from tests.support.builders import trigger_spec
 
@@ -65,7 +65,7 @@ def apply_triggers(
     settings: Settings, specs: Mapping[tuple[str, str, str], Mapping[str, Any]]
 ) -> None:
     """Record triggers in the ledger as an apply would: {(key, backend, remote_id): spec}."""
-    with Ledger(settings.ledger_db) as ledger:
+    with state_open.ledger(settings) as ledger:
         for (key, backend, remote_id), spec in specs.items():
             ledger.record(
                 OwnedEntry(
@@ -207,7 +207,7 @@ def github_headers(delivery: str, body: bytes) -> dict[str, str]:
 def wait_settled(settings: Settings, *, timeout: float = 10.0) -> dict[str, int]:
     """Wait until no delivery is pending (received, processing, failed-and-due soon)."""
     deadline = time.monotonic() + timeout
-    with Inbox(settings.state_dir / FILE_NAME) as inbox:
+    with Inbox(settings.inbox_db) as inbox:
         while True:
             counts = inbox.counts()
             if not any(counts.get(s) for s in ("received", "processing")):

@@ -66,11 +66,11 @@ from planner_operator.errors import (
     SourceError,
     UnknownOutcome,
 )
-from planner_operator.state import db
+from planner_operator.state import sql
 
 NAME = composio_sdk.NAME
 COMPONENT = "composio_backend"
-MIGRATIONS: tuple[str, ...] = (
+_SCOPE = (
     """
     CREATE TABLE composio_scope (
         field TEXT NOT NULL,
@@ -79,6 +79,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
+# The same table on both engines; on PostgreSQL every applier shares it.
+MIGRATIONS = sql.Migrations(_SCOPE, _SCOPE)
 OBSERVED = frozenset({"event", "config", "enabled"})
 IDENTITY = composio_checks.IDENTITY  # what Composio dedupes an upsert on
 OWNERS = (("connected_account", "connected_account_ids"), ("user_id", "user_ids"))
@@ -119,7 +121,7 @@ class ComposioTriggerBackend(Closing):
         self,
         client: Any,
         *,
-        state_db: Path | str,
+        state_db: Path | str | sql.Database,
         config: ComposioConfig,
         webhooks: composio_webhooks.WebhookSettings | None = None,
         limiter: ratelimit.RateLimiter | None = None,
@@ -129,9 +131,11 @@ class ComposioTriggerBackend(Closing):
         self._config = config
         self._webhooks = webhooks
         self.limiter = limiter
-        self._conn = db.connect(state_db)
+        self._db: sql.Database = (
+            sql.SqliteDatabase(state_db) if isinstance(state_db, str | Path) else state_db
+        )
         try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS)
+            self._db.migrate(COMPONENT, MIGRATIONS)
         except BaseException:
             self.close()
             raise
@@ -155,7 +159,7 @@ class ComposioTriggerBackend(Closing):
         with contextlib.suppress(Exception):
             self._client.client.close()
         with contextlib.suppress(AttributeError):
-            self._conn.close()
+            self._db.close()
 
     def _sdk(self, what: str) -> contextlib.AbstractContextManager[None]:
         return composio_sdk.sdk_errors(what, api_key=self._config.api_key, clock=self._clock)
@@ -190,7 +194,7 @@ class ComposioTriggerBackend(Closing):
         return Page(tuple(items), None)
 
     def _queries(self) -> tuple[builtins.list[tuple[str, builtins.list[str]]], set[str]]:
-        rows = self._conn.execute("SELECT field, value FROM composio_scope").fetchall()
+        rows = self._db.query("SELECT field, value FROM composio_scope")
         scope = {(str(f), str(v)) for f, v in rows} | self._wanted
         queries: builtins.list[tuple[str, builtins.list[str]]] = []
         for field_name, param in OWNERS:
@@ -339,10 +343,10 @@ class ComposioTriggerBackend(Closing):
         return replace(obj, spec={**obj.spec, "enabled": enabled}, state=state, reason=None)
 
     def _remember(self, spec: Mapping[str, Any]) -> None:
-        with db.transaction(self._conn):
+        with self._db.transaction() as tx:
             for field_name, _ in OWNERS:
                 if spec.get(field_name):
-                    self._conn.execute(
+                    tx.execute(
                         "INSERT INTO composio_scope (field, value) VALUES (?, ?) "
                         "ON CONFLICT (field, value) DO NOTHING",
                         (field_name, str(spec[field_name])),

@@ -12,110 +12,37 @@ are reported from the table as ``paused``.
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from planner_operator.backends.base import BackendInfo, Page, RemoteObject, ScheduleBackend
 from planner_operator.backends.inngest import sdk as inngest_app
-from planner_operator.backends.inngest.sdk import InngestConfig, ServedJob
+from planner_operator.backends.inngest.sdk import InngestConfig
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import specs
 from planner_operator.core.closing import Closing
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFound
-from planner_operator.state import db
+from planner_operator.state import open as state_open
+from planner_operator.state import served
 
 NAME = "inngest"
-COMPONENT = "inngest_backend"
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE inngest_jobs (
-        key TEXT PRIMARY KEY,
-        fn_id TEXT NOT NULL UNIQUE,
-        spec_json TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE inngest_state (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        version INTEGER NOT NULL,
-        synced_version INTEGER NOT NULL
-    );
-    INSERT INTO inngest_state VALUES (1, 0, 0);
-    """,
-)
-
-
-class JobTable(db.Store):
-    """The applied jobs (what ``serve`` registers), with a version bumped on every change."""
-
-    COMPONENT = COMPONENT
-    MIGRATIONS = MIGRATIONS
-
-    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
-        # read by the server's threads too
-        super().__init__(path, check_same_thread=False, clock=clock)
-
-    def _now(self) -> str:
-        return clock_mod.iso(self.clock, "seconds")
-
-    def jobs(self) -> list[ServedJob]:
-        rows = self._conn.execute("SELECT key, spec_json FROM inngest_jobs ORDER BY key")
-        return [ServedJob(k, json.loads(s)) for k, s in rows.fetchall()]
-
-    def get(self, key: str) -> ServedJob | None:
-        row = self._conn.execute(
-            "SELECT key, spec_json FROM inngest_jobs WHERE key = ?", (key,)
-        ).fetchone()
-        return None if row is None else ServedJob(row[0], json.loads(row[1]))
-
-    def put(self, key: str, spec: Mapping[str, Any]) -> None:
-        with db.transaction(self._conn):
-            self._conn.execute(
-                "INSERT INTO inngest_jobs VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-                "spec_json = excluded.spec_json, updated_at = excluded.updated_at",
-                (
-                    key,
-                    inngest_app.function_id(key),
-                    json.dumps(dict(spec), sort_keys=True),
-                    self._now(),
-                ),
-            )
-            self._conn.execute("UPDATE inngest_state SET version = version + 1")
-
-    def remove_fn(self, fn_id: str) -> bool:
-        with db.transaction(self._conn):
-            gone = self._conn.execute("DELETE FROM inngest_jobs WHERE fn_id = ?", (fn_id,))
-            self._conn.execute("UPDATE inngest_state SET version = version + 1")
-        return gone.rowcount > 0
-
-    def key_of(self, fn_id: str) -> str | None:
-        row = self._conn.execute(
-            "SELECT key FROM inngest_jobs WHERE fn_id = ?", (fn_id,)
-        ).fetchone()
-        return None if row is None else str(row[0])
-
-    def versions(self) -> tuple[int, int]:
-        """(current version, version last synced successfully)."""
-        row = self._conn.execute("SELECT version, synced_version FROM inngest_state").fetchone()
-        return int(row[0]), int(row[1])
-
-    def mark_synced(self, version: int) -> None:
-        with db.transaction(self._conn):
-            self._conn.execute("UPDATE inngest_state SET synced_version = ?", (version,))
 
 
 class InngestScheduleBackend(Closing):
     def __init__(
         self,
         config: InngestConfig,
-        state_db: Path | str,
+        table: served.ServedJobs | Path | str,
         *,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
+        """``table`` is the served job table (``state.open.served_jobs``), or a SQLite file."""
         self.config = config
-        self.table = JobTable(state_db, clock=clock)
+        self.table = (
+            table if isinstance(table, served.ServedJobs) else served.ServedJobs(table, clock=clock)
+        )
         self._listed: dict[str, dict[str, Any]] | None = None
 
     @property
@@ -140,7 +67,7 @@ class InngestScheduleBackend(Closing):
         return Page(tuple(page), str(start + limit) if more else None)
 
     def create(self, key: str, spec: Mapping[str, Any]) -> RemoteObject:
-        self.table.put(key, spec)
+        self.table.put(key, inngest_app.function_id(key), spec)
         return self._as_applied(key, spec)
 
     def update(self, remote_id: str, key: str, spec: Mapping[str, Any]) -> RemoteObject:
@@ -148,7 +75,7 @@ class InngestScheduleBackend(Closing):
             self._listed = None
             if remote_id not in self._remote():
                 raise NotFound(f"no function {remote_id} to update", backend=NAME)
-        self.table.put(key, spec)
+        self.table.put(key, inngest_app.function_id(key), spec)
         return self._as_applied(key, spec)
 
     def delete(self, remote_id: str) -> None:
@@ -264,7 +191,9 @@ class InngestScheduleBackend(Closing):
 def from_env(
     settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock = clock_mod.SYSTEM
 ) -> InngestScheduleBackend:
-    return InngestScheduleBackend(InngestConfig.from_env(env), settings.state_db, clock=clock)
+    return InngestScheduleBackend(
+        InngestConfig.from_env(env), state_open.served_jobs(settings, clock=clock)
+    )
 
 
 _: type[ScheduleBackend] = InngestScheduleBackend

@@ -33,6 +33,7 @@ from planner_operator import errors
 from planner_operator.backends.inngest import cron as inngest_cron
 from planner_operator.core import specs, variables
 from planner_operator.errors import AuthError, BackendError, RetryableError
+from planner_operator.state.served import ServedJob
 
 SENTINEL_ID = "planner-operator-sentinel"
 SENTINEL_EVENT = "planner-operator/sentinel"
@@ -210,12 +211,6 @@ def _instant(value: object) -> datetime | None:
 
 
 JobHandler = Callable[[str, Mapping[str, Any], Invocation], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class ServedJob:
-    key: str
-    spec: Mapping[str, Any]
 
 
 def build_functions(

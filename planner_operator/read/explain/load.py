@@ -21,10 +21,7 @@ from planner_operator.read.explain.model import (
     resolve_key,
 )
 from planner_operator.runtime import events
-from planner_operator.state import db
-from planner_operator.state.inbox import Inbox
-from planner_operator.state.ledger import Ledger
-from planner_operator.state.runs import RunStore
+from planner_operator.state import open as state_open
 
 
 def job(
@@ -46,9 +43,10 @@ def job(
     end = _as_utc(end or now)
     defaulted = start is None
     start = _as_utc(start or end - DEFAULT_WINDOW)
-    if not settings.ledger_db.exists():
-        raise NotFoundError(f"no ledger at {settings.ledger_db}: nothing was applied yet")
-    with Ledger(settings.ledger_db) as ledger:
+    if not state_open.exists(settings, "ledger"):
+        where = state_open.where(settings, "ledger")
+        raise NotFoundError(f"no ledger at {where}: nothing was applied yet")
+    with state_open.ledger(settings) as ledger:
         current = ledger.get(key)
         history = ledger.history(key)
     if current is None and not history:
@@ -72,11 +70,10 @@ def job(
 
 def _job_runs(settings: Settings, key: str, *, since: datetime) -> list[Run]:
     """The key's runs started after ``since``, paging newest first until older ones appear."""
-    path = settings.runs_db
-    if not path.exists():
+    if not state_open.exists(settings, "runs"):
         return []
     out: list[Run] = []
-    with RunStore(path) as store:
+    with state_open.runs(settings) as store:
         before: int | None = None
         while page := store.list(key=key, limit=500, before_id=before):
             out += [r for r in page if _parsed(r.started_at) >= since]
@@ -88,20 +85,20 @@ def _job_runs(settings: Settings, key: str, *, since: datetime) -> list[Run]:
 
 def delivery(settings: Settings, delivery_id: str) -> DeliveryReport:
     """Read the delivery, today's route for it and its runs, and explain it."""
-    path = settings.inbox_db
     found = None
-    if path.exists():
-        with Inbox(path) as inbox:
+    if state_open.exists(settings, "inbox"):
+        with state_open.inbox(settings) as inbox:
             found = inbox.get(delivery_id)
     if found is None:
+        where = state_open.where(settings, "inbox")
         raise NotFoundError(
-            f"no delivery {delivery_id} in the inbox at {path} (deliveries are kept 7 days; "
+            f"no delivery {delivery_id} in the inbox at {where} (deliveries are kept 7 days; "
             "`planner-operator inbox list` shows them)"
         )
     route = _route(settings, found)
     changed_at = None
     if route is not None:
-        with Ledger(settings.ledger_db) as ledger:
+        with state_open.ledger(settings) as ledger:
             history = ledger.history(route.key)
         arrived = datetime.fromtimestamp(found.received_at, UTC)
         later = [h.at for h in history if h.op != "forget" and h.at > arrived]
@@ -115,9 +112,9 @@ def _route(settings: Settings, d: Delivery) -> events.Route | None:
     """The trigger the worker would route ``d`` to now (same lookup as ``worker.Routes``)."""
     from planner_operator.runtime.worker import Routes
 
-    if not settings.ledger_db.exists():
+    if not state_open.exists(settings, "ledger"):
         return None
-    routes = Routes(settings.ledger_db)
+    routes = Routes(settings)
     routes.reload()
     try:
         envelope = events.parse(d).composio
@@ -129,24 +126,10 @@ def _route(settings: Settings, d: Delivery) -> events.Route | None:
 
 def _delivery_runs(settings: Settings, delivery_id: str) -> list[Run]:
     """Runs whose run id is the delivery id or one of its replays (indexed on run_id)."""
-    path = settings.runs_db
-    if not path.exists():
+    if not state_open.exists(settings, "runs"):
         return []
-    with RunStore(path) as store:
-        conn = db.connect(path)
-        try:
-            rows = conn.execute(
-                "SELECT id FROM runs WHERE run_id = ? OR run_id LIKE ? ESCAPE '\\' ORDER BY id",
-                (delivery_id, _like(delivery_id) + "~replay%"),
-            ).fetchall()
-        finally:
-            conn.close()
-        found = [store.get(int(row[0])) for row in rows]
-    return [r for r in found if r is not None]
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with state_open.runs(settings) as store:
+        return store.for_delivery(delivery_id)
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.state import db
+from planner_operator.core import times
+from planner_operator.state import sql
 
 COMPONENT = "outbox"
-MIGRATIONS: tuple[str, ...] = (
+SQLITE_MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE outbox_threads (
         thread_id TEXT PRIMARY KEY,
@@ -46,10 +47,18 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE outbox_workflows ADD COLUMN result TEXT;
     """,
+    # v3: one stored time format (core.times)
+    " ".join(
+        f"UPDATE {table} SET created_at = COALESCE(strftime('{times.SQLITE_FORMAT}', "
+        "created_at), created_at);"
+        for table in ("outbox_threads", "outbox_workflows")
+    ),
 )
+# A stand-in for the agent platform on one machine: SQLite only (it lists by rowid).
+MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, ())
 
 
-class LocalOutbox(db.Store):
+class LocalOutbox(sql.Store):
     """Both executor Protocols over one SQLite file."""
 
     sink = "local"  # labels results: no agent platform saw these threads
@@ -58,53 +67,48 @@ class LocalOutbox(db.Store):
     MIGRATIONS = MIGRATIONS
 
     def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
-        # one connection, used from threads
-        super().__init__(path, check_same_thread=False, clock=clock)
-
-    def _now(self) -> str:
-        return clock_mod.iso(self.clock, "milliseconds")
+        super().__init__(path, clock=clock)
 
     def start_thread(self, *, agent: str, message: str, context: Mapping[str, Any]) -> str:
         run_key = context.get("run_key")
-        with self._lock, db.transaction(self._conn):
+        with self._db.transaction() as tx:
             if run_key is not None:
-                row = self._conn.execute(
+                row = tx.execute(
                     "SELECT thread_id FROM outbox_threads WHERE run_key = ?", (run_key,)
                 ).fetchone()
                 if row is not None:
                     return str(row[0])
             thread_id = f"thr_{secrets.token_hex(8)}"
-            self._conn.execute(
+            tx.execute(
                 "INSERT INTO outbox_threads VALUES (?, ?, ?, ?, ?, ?)",
-                (thread_id, run_key, agent, message, _json(context), self._now()),
+                (thread_id, run_key, agent, message, _json(context), times.now(self.clock)),
             )
         return thread_id
 
     def run(self, *, workflow: str, input: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
         run_key = context.get("run_key")
-        with self._lock, db.transaction(self._conn):
+        with self._db.transaction() as tx:
             if run_key is not None:
-                row = self._conn.execute(
+                row = tx.execute(
                     "SELECT id FROM outbox_workflows WHERE run_key = ?", (run_key,)
                 ).fetchone()
                 if row is not None:
                     return {"workflow_run_id": str(row[0]), "status": "queued"}
             run_id = f"wfr_{secrets.token_hex(8)}"
-            self._conn.execute(
+            tx.execute(
                 "INSERT INTO outbox_workflows (id, run_key, workflow, input, context, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, run_key, workflow, _json(input), _json(context), self._now()),
+                (run_id, run_key, workflow, _json(input), _json(context), times.now(self.clock)),
             )
         return {"workflow_run_id": run_id, "status": "queued"}
 
     def workflow_result(self, run_key: str) -> tuple[bool, Any]:
         """``(True, result)`` when a local workflow already ran under ``run_key``."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT result FROM outbox_workflows WHERE run_key = ? AND result IS NOT NULL",
-                (run_key,),
-            ).fetchone()
-        return (False, None) if row is None else (True, json.loads(row[0]))
+        rows = self._db.query(
+            "SELECT result FROM outbox_workflows WHERE run_key = ? AND result IS NOT NULL",
+            (run_key,),
+        )
+        return (True, json.loads(rows[0][0])) if rows else (False, None)
 
     def record_workflow(
         self,
@@ -116,38 +120,35 @@ class LocalOutbox(db.Store):
     ) -> Any:
         """Journal a finished local workflow run; returns the result stored first for its key."""
         run_key = context.get("run_key")
-        with self._lock, db.transaction(self._conn):
-            self._conn.execute(
-                "INSERT OR IGNORE INTO outbox_workflows "
+        with self._db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO outbox_workflows "
                 "(id, run_key, workflow, input, context, created_at, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     f"wfr_{secrets.token_hex(8)}",
                     run_key,
                     workflow,
                     _json(input),
                     _json(context),
-                    self._now(),
+                    times.now(self.clock),
                     json.dumps(result, sort_keys=True, default=str),
                 ),
             )
             if run_key is None:
                 return result
-            row = self._conn.execute(
+            row = tx.execute(
                 "SELECT result FROM outbox_workflows WHERE run_key = ?", (run_key,)
             ).fetchone()
         return result if row is None or row[0] is None else json.loads(row[0])
 
     def threads(self, *, agent: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        sql = "SELECT thread_id, agent, message, context, created_at FROM outbox_threads"
+        query = "SELECT thread_id, agent, message, context, created_at FROM outbox_threads"
         params: tuple[Any, ...] = ()
         if agent is not None:
-            sql += " WHERE agent = ?"
+            query += " WHERE agent = ?"
             params = (agent,)
-        with self._lock:
-            rows = self._conn.execute(
-                sql + " ORDER BY rowid DESC LIMIT ?", (*params, limit)
-            ).fetchall()
+        rows = self._db.query(query + " ORDER BY rowid DESC LIMIT ?", (*params, limit))
         return [
             {
                 "thread_id": r[0],
@@ -160,12 +161,11 @@ class LocalOutbox(db.Store):
         ]
 
     def workflow_runs(self, *, limit: int = 50) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id, workflow, input, context, created_at FROM outbox_workflows "
-                "ORDER BY rowid DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
+        rows = self._db.query(
+            "SELECT id, workflow, input, context, created_at FROM outbox_workflows "
+            "ORDER BY rowid DESC LIMIT ?",
+            (limit,),
+        )
         return [
             {
                 "id": r[0],

@@ -2,9 +2,10 @@
 
 The engineering agent's weekday digest summarises what its triggers saw (new issues, incident
 mentions, deploy hooks) since the last digest. This local version reads the operator's own run
-history (``<state_dir>/runs.db``) for the agent over the last ``hours`` (default 24) and returns
-the text it would post to ``channel``. It posts nothing: the result says ``posted: false`` and
-names the channel, so the embedded default shows the digest without a Slack connection.
+history (the run store of ``state_dir``) for the agent over the last ``hours`` (default 24) and
+returns the text it would post to ``channel``. It posts nothing: the result says ``posted:
+false`` and names the channel, so the embedded default shows the digest without a Slack
+connection.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.core import variables
+from planner_operator.core import times, variables
 from planner_operator.core.settings import Settings
-from planner_operator.state.runs import RunStore
+from planner_operator.state import open as state_open
 
 
 def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
@@ -27,12 +28,13 @@ def run(input: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     now = _now(context)
     since = now - timedelta(hours=hours)
     state_dir = context.get("state_dir") or variables.STATE_DIR.default
-    path = Settings.at(Path(str(state_dir))).runs_db
+    # the state dir the run came from; a shared database, if any, from the environment
+    settings = Settings.resolve(state_dir=Path(str(state_dir)))
     events: list[tuple[str, str]] = []
-    if path.exists() and agent:
-        with RunStore(path) as runs:
+    if state_open.exists(settings, "runs") and agent:
+        with state_open.runs(settings) as runs:
             for r in runs.list(prefix=f"{agent}/triggers/", limit=500):
-                if datetime.fromisoformat(r.started_at) >= since and r.status == "succeeded":
+                if times.parse(r.started_at) >= since and r.status == "succeeded":
                     events.append((r.key.rsplit("/", 1)[-1], r.rendered or ""))
     counts = Counter(name for name, _ in events)
     day = input.get("day") or now.date().isoformat()

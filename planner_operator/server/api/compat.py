@@ -29,7 +29,7 @@ from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
 from planner_operator.server import bodylimit
 from planner_operator.server.api import status
-from planner_operator.state.ledger import Ledger
+from planner_operator.state import open as state_open
 
 if TYPE_CHECKING:  # app.py includes this router
     from planner_operator.core.settings import Settings
@@ -376,10 +376,9 @@ def _use(entry: OwnedEntry) -> WorkflowUse:
 
 
 def _entries(settings: Settings) -> list[OwnedEntry]:
-    path = settings.ledger_db
-    if not path.exists():
+    if not state_open.exists(settings, "ledger"):
         return []
-    with Ledger(path) as ledger:
+    with state_open.ledger(settings) as ledger:
         return ledger.entries(include_retired=False)
 
 

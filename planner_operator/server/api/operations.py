@@ -40,6 +40,7 @@ from planner_operator.runtime.executors.workflows import Registry
 from planner_operator.runtime.jobrun import JobRunner, Started
 from planner_operator.server.api import samples
 from planner_operator.state import inbox
+from planner_operator.state import open as state_open
 
 if TYPE_CHECKING:
     from planner_operator.core.settings import Settings
@@ -187,12 +188,8 @@ class Operations:
 
             hooks, settings = self.webhooks, self.settings
             self._worker = Worker(
-                inbox=inbox.Inbox(settings.inbox_db, clock=self.clock),
-                routes=(
-                    hooks.routes
-                    if hooks is not None
-                    else Routes(settings.ledger_db, clock=self.clock)
-                ),
+                inbox=state_open.inbox(settings, clock=self.clock),
+                routes=hooks.routes if hooks is not None else Routes(settings, clock=self.clock),
                 runs=self.runs,
                 executors=self.executors,
                 owner=f"api-test:{uuid.uuid4().hex[:8]}",

@@ -18,7 +18,7 @@ from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.executors.local import LocalOutbox
 from planner_operator.server.app import create_app
 from planner_operator.server.runtime import Runtime
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
 from tests.server.api.status_state import BEARER, ENV, applied, applied_once, client, finished
 
@@ -165,7 +165,7 @@ def test_a_body_that_cannot_fill_the_template_is_422_and_nothing_is_stored(
     [error] = answer.json()["detail"]
     assert error["loc"] == ["body"] and "{sender}" in error["msg"]
     assert runs(client) == []
-    with Inbox(applied.state_dir / FILE_NAME) as box:
+    with Inbox(applied.inbox_db) as box:
         assert box.counts() == {}
     not_an_object = client.post(
         "/api/triggers/job-application-agent/recruiter-email/test", headers=BEARER, json=[1]

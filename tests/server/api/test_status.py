@@ -15,7 +15,7 @@ from planner_operator.core.records import Run
 from planner_operator.core.settings import Settings
 from planner_operator.read import runviews, views
 from planner_operator.reconcile.engine import SourceSpec, reconcile
-from planner_operator.state.inbox import FILE_NAME, Inbox
+from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from tests.server.api.status_state import (
     AGENTS,
@@ -220,7 +220,7 @@ def test_drifted_error_and_disabled_states_come_from_the_backends(applied: Setti
     with LocalTriggerBackend(applied.state_db) as backend:
         backend.set_state(email.remote_id, "error", "poller failing: token revoked")
         backend.delete(hubspot.remote_id)
-    with Inbox(applied.state_dir / FILE_NAME) as box:  # a composio.trigger.disabled event
+    with Inbox(applied.inbox_db) as box:  # a composio.trigger.disabled event
         box.set_trigger_status(
             f"trigger:{issue.remote_id}",
             "disabled",

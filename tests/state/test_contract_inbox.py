@@ -1,4 +1,5 @@
-"""The inbox store on real SQLite: dedupe, leases, settle guards, replay keys, pruning, status."""
+"""The inbox store contract, on SQLite and PostgreSQL (the ``store`` fixture): dedupe, leases,
+settle guards, replay keys, pruning, lifecycle status, and claims shared by several replicas."""
 
 from __future__ import annotations
 
@@ -12,16 +13,18 @@ import pytest
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
+from planner_operator.read import status as status_mod
 from planner_operator.server.webhooks import GroupCommitter
 from planner_operator.state import inbox as inbox_mod
+from planner_operator.state import open as state_open
 from planner_operator.state.inbox import Inbox
 from tests.support.webhook_env import MAIL_ID, MAIL_KEY, apply_triggers, default_triggers
 
 
 @pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[Inbox]:
-    with Inbox(tmp_path / "inbox.db") as store:
-        yield store
+def inbox(store: Settings) -> Iterator[Inbox]:
+    with state_open.inbox(store) as box:
+        yield box
 
 
 def new(delivery_id: str, at: float | None = None) -> NewDelivery:
@@ -119,22 +122,22 @@ def test_claim_id_respects_a_live_lease(inbox: Inbox) -> None:
     assert got is not None and got.lease_owner == "cli"
 
 
-def test_trigger_status_keeps_the_newest_event_and_maps_to_keys(tmp_path: Path) -> None:
-    settings = Settings.resolve(state_dir=tmp_path, env={})
+def test_trigger_status_keeps_the_newest_event_and_maps_to_keys(store: Settings) -> None:
+    settings = store
     apply_triggers(settings, default_triggers())
-    assert inbox_mod.trigger_statuses(settings) == {}
-    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
-        store.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "new", delivery_id="2", at=200)
-        store.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "old", delivery_id="1", at=100)
-        store.set_trigger_status("account:ca_other", "expired", "x", delivery_id="3", at=100)
-    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("disabled", "new")}
-    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
-        store.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=150)  # older message
-    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("disabled", "new")}
-    with Inbox(tmp_path / inbox_mod.FILE_NAME) as store:
-        store.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=250)
-        store.set_trigger_status("account:ca_1", "expired", "reconnect", delivery_id="4", at=300)
-    assert inbox_mod.trigger_statuses(settings) == {MAIL_KEY: ("expired", "reconnect")}
+    assert status_mod.lifecycle(settings) == {}
+    with state_open.inbox(settings) as box:
+        box.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "new", delivery_id="2", at=200)
+        box.set_trigger_status(f"trigger:{MAIL_ID}", "disabled", "old", delivery_id="1", at=100)
+        box.set_trigger_status("account:ca_other", "expired", "x", delivery_id="3", at=100)
+    assert status_mod.lifecycle(settings) == {MAIL_KEY: ("disabled", "new")}
+    with state_open.inbox(settings) as box:
+        box.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=150)  # older message
+    assert status_mod.lifecycle(settings) == {MAIL_KEY: ("disabled", "new")}
+    with state_open.inbox(settings) as box:
+        box.clear_trigger_status([f"trigger:{MAIL_ID}"], older_than=250)
+        box.set_trigger_status("account:ca_1", "expired", "reconnect", delivery_id="4", at=300)
+    assert status_mod.lifecycle(settings) == {MAIL_KEY: ("expired", "reconnect")}
 
 
 def test_group_commit_batches_concurrent_submits(inbox: Inbox) -> None:
@@ -180,7 +183,7 @@ def test_migration_v2_namespaces_stored_ids_by_source(tmp_path: Path) -> None:
 
     path = tmp_path / "inbox.db"
     conn = db.connect(path)
-    db.migrate(conn, inbox_mod.COMPONENT, inbox_mod.MIGRATIONS[:1])
+    db.migrate(conn, inbox_mod.COMPONENT, inbox_mod.MIGRATIONS.sqlite[:1])
     old = [("msg_a", "composio"), ("composio:msg_a", "composio"), ("a/b:x", "webhook")]
     for old_id, source in old:
         conn.execute(
@@ -196,3 +199,32 @@ def test_migration_v2_namespaces_stored_ids_by_source(tmp_path: Path) -> None:
             id=inbox_mod.delivery_id("composio", "msg_a"), source="composio", body=b"{}"
         )
         assert store.insert(again) is False
+
+
+def test_replicas_claim_disjoint_deliveries_and_share_one_dedupe_key(store: Settings) -> None:
+    """Two inbox objects on one store stand for two replicas (two connections on PostgreSQL):
+    a delivery both receive is new to exactly one, and concurrent claims never lease one row
+    twice (SKIP LOCKED on PostgreSQL, one writer per file on SQLite)."""
+    import threading
+
+    with state_open.inbox(store) as one, state_open.inbox(store) as two:
+        firsts = [one.insert(new(f"d{i}")) for i in range(60)]
+        seconds = [two.insert(new(f"d{i}")) for i in range(60)]
+        assert firsts == [True] * 60 and seconds == [False] * 60
+        taken: dict[str, list[str]] = {"a": [], "b": []}
+        gate = threading.Barrier(2)
+
+        def work(box: Inbox, owner: str) -> None:
+            gate.wait()
+            while batch := box.claim(owner, 3, lease=60):
+                taken[owner] += [d.id for d in batch]
+
+        threads = [threading.Thread(target=work, args=(b, o)) for b, o in ((one, "a"), (two, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        claimed = taken["a"] + taken["b"]
+        assert sorted(claimed) == sorted(f"d{i}" for i in range(60))  # each exactly once
+        assert all(one.settle(i, "a", status="done") for i in taken["a"])
+        assert not any(one.settle(i, "a", status="done") for i in taken["b"])  # not a's lease

@@ -1,4 +1,5 @@
-"""The ledger on real SQLite files: ownership rows, replace bookkeeping, schema safety."""
+"""The ledger contract: ownership rows, replace bookkeeping, history and intents on SQLite and
+PostgreSQL (tests taking ``ledger``); schema safety of the SQLite files (tests taking a path)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from hypothesis import strategies as st
 
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import Intent, OwnedEntry
+from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
 from planner_operator.state import db
+from planner_operator.state import open as state_open
 from planner_operator.state.ledger import COMPONENT, MIGRATIONS, Ledger
 
 SPEC = {"schedule": "0 9 * * 1", "enabled": True, "action": {"chat": {"template": "hi {name}"}}}
@@ -32,14 +35,14 @@ def entry(key: str = "agent/jobs/a", remote_id: str = "job_1", **changes: object
         spec=SPEC,
         revision="abc123",
         source="agents/agent.yaml",
-        applied_at=datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        applied_at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "state.db") as led:
+def ledger(store: Settings) -> Iterator[Ledger]:
+    with state_open.ledger(store) as led:
         yield led
 
 
@@ -75,7 +78,7 @@ def test_record_refuses_a_retired_entry(ledger: Ledger) -> None:
 
 
 def test_default_applied_at_is_now_and_naive_times_are_utc(ledger: Ledger) -> None:
-    before = datetime.now(UTC)
+    before = datetime.now(UTC).replace(microsecond=0)  # stored times keep milliseconds
     ledger.record(entry(key="agent/jobs/now", applied_at=None))
     got = ledger.get("agent/jobs/now")
     assert got is not None
@@ -209,7 +212,7 @@ def test_migrations_are_idempotent_across_reopen(tmp_path: Path) -> None:
         "SELECT version FROM schema_migrations WHERE component = ?", (COMPONENT,)
     ).fetchall()
     conn.close()
-    assert rows == [(v,) for v in range(1, len(MIGRATIONS) + 1)]
+    assert rows == [(v,) for v in range(1, len(MIGRATIONS.sqlite) + 1)]
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -221,7 +224,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         (COMPONENT,),
     )
     conn.close()
-    newest = len(MIGRATIONS)
+    newest = len(MIGRATIONS.sqlite)
     with pytest.raises(
         StateError, match=rf"newer planner-operator \(ledger schema v5 > v{newest}\)"
     ):
@@ -330,13 +333,13 @@ def test_history_records_each_change_in_order(ledger: Ledger) -> None:
         "Europe/Berlin",
     )
     assert update.revision == "def456" and update.spec == paused
-    assert rows[0].at == datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert rows[0].at == datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
 
 def test_history_migration_seeds_a_baseline_per_active_row(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     conn = db.connect(path)
-    db.migrate(conn, COMPONENT, MIGRATIONS[:1])  # a ledger written before history existed
+    db.migrate(conn, COMPONENT, MIGRATIONS.sqlite[:1])  # a ledger written before history existed
     conn.execute(
         "INSERT INTO resources (backend, remote_id, key, kind, spec_hash, spec_json, revision, "
         "applied_at) VALUES ('local', 'job_1', 'agent/jobs/a', 'job', 'h', ?, 'abc', ?)",
@@ -437,7 +440,7 @@ def test_record_that_fails_keeps_the_intent(ledger: Ledger) -> None:
 def test_intents_survive_reopen_and_upgrade_from_a_v2_ledger(tmp_path: Path) -> None:
     path = tmp_path / "ledger.db"
     conn = db.connect(path)
-    db.migrate(conn, COMPONENT, MIGRATIONS[:2])  # a ledger written before intents existed
+    db.migrate(conn, COMPONENT, MIGRATIONS.sqlite[:2])  # a ledger written before intents existed
     conn.close()
     with Ledger(path) as led:
         assert led.intents() == []
