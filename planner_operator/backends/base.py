@@ -67,6 +67,51 @@ class BackendInfo:
     extra: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """Where a backend's vendor delivers events (Composio: the project's webhook subscription)."""
+
+    id: str
+    url: str
+    version: str
+    events: tuple[str, ...]
+
+
+# How the secret that signs deliveries stands: in the environment, in the operator's state, only
+# in the vendor's answer (to be stored), or nowhere the receiver can get it.
+SecretState = Literal["env", "stored", "fetch", "missing"]
+
+
+@dataclass(frozen=True)
+class SubscriptionState:
+    """The delivery subscription as a plan sees it, read before planning like remote objects.
+
+    ``url``/``version``/``events`` are what it should be (``url`` None when no public URL is
+    configured); ``remote`` is what it is (None: none exists); ``owned`` says the operator set it
+    (it points here, or it is the one this operator last wrote), so changing it takes nothing
+    from anyone; ``problems`` are what still stops deliveries, for the plan to show.
+    """
+
+    backend: str
+    url: str | None
+    version: str
+    events: tuple[str, ...]
+    remote: Subscription | None
+    owned: bool = False
+    secret: SecretState = "missing"
+    problems: tuple[str, ...] = ()
+
+    @property
+    def matches(self) -> bool:
+        """The remote subscription already is what it should be."""
+        r = self.remote
+        return r is not None and (r.url, r.version, set(r.events)) == (
+            self.url,
+            self.version,
+            set(self.events),
+        )
+
+
 class RemoteBackend(Protocol):
     """Operations shared by the schedule and trigger backends."""
 

@@ -14,7 +14,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from planner_operator.backends.base import BackendInfo, Page, RemoteBackend, RemoteObject
+from planner_operator.backends.base import (
+    BackendInfo,
+    Page,
+    RemoteBackend,
+    RemoteObject,
+    SubscriptionState,
+)
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
@@ -52,6 +58,21 @@ class Finisher(Protocol):
     def finish(self) -> list[str]:
         """Returns problems found (empty when all is well); each becomes an apply error."""
         ...
+
+
+@runtime_checkable
+class Subscriber(Protocol):
+    """Optional backend hook: the subscription through which the vendor delivers events.
+
+    ``subscription`` is read before planning (None: nothing to show); the plan decides whether
+    it may change (a foreign one only with ``--take-over-subscription``); the apply hands the
+    state it planned with back to ``apply_subscription``, which writes only if the remote is
+    still as planned, and returns what still stops deliveries.
+    """
+
+    def subscription(self) -> SubscriptionState | None: ...
+
+    def apply_subscription(self, planned: SubscriptionState) -> list[str]: ...
 
 
 @dataclass
@@ -228,6 +249,14 @@ class WebhookRouting(Generic[_Events]):
 
     def finish(self) -> builtins.list[str]:
         return self.events.finish() if isinstance(self.events, Finisher) else []
+
+    def subscription(self) -> SubscriptionState | None:
+        return self.events.subscription() if isinstance(self.events, Subscriber) else None
+
+    def apply_subscription(self, planned: SubscriptionState) -> builtins.list[str]:
+        if not isinstance(self.events, Subscriber):
+            return []
+        return self.events.apply_subscription(planned)
 
     def close(self) -> None:
         try:

@@ -276,7 +276,7 @@ def reconcile(args: ReconcileArgs) -> int:
             print(f"error: {problem}", file=sys.stderr)
         if not applied.ok:
             return 1
-    if plan.load_errors or plan.blocked:
+    if not plan.ok:  # load errors, or a refused change (a delete, the subscription)
         return 1
     if args.dry_run and args.detailed_exitcode and plan.has_changes:
         return 2

@@ -260,6 +260,13 @@ def reconcile(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Allow deletes when no agent files are found.")
     ] = False,
+    take_over_subscription: Annotated[
+        bool,
+        typer.Option(
+            "--take-over-subscription",
+            help="Point the Composio webhook subscription here even if another app set it.",
+        ),
+    ] = False,
     state_dir: StateDir = None,
     state_db: StateDb = None,
     ledger_db: LedgerDb = None,
@@ -291,6 +298,7 @@ def reconcile(
                     allow_mass_delete=allow_mass_delete,
                     allow_protected_delete=allow_protected_delete,
                     allow_empty=allow_empty,
+                    take_over_subscription=take_over_subscription,
                 ),
                 yes=yes,
             )

@@ -145,13 +145,14 @@ COMPOSIO_TIMEOUT: Var[float] = Var(
 )  # fmt: skip
 PUBLIC_URL: Var[str | None] = Var(
     "PLANNER_PUBLIC_URL", "URL", None,
-    "public base URL of `serve`; the Composio webhook subscription points at "
-    "`<url>/webhooks/composio`", _C, p.url,
+    "public https:// base URL of `serve`; the Composio webhook subscription points at "
+    "`<url>/webhooks/composio` (Composio delivers to HTTPS only)", _C, p.url,
 )  # fmt: skip
 COMPOSIO_WEBHOOK_SECRET: Var[str | None] = Var(
     "COMPOSIO_WEBHOOK_SECRET", "secret", None,
-    "the subscription's signing secret; `planner-operator composio rotate-secret` rotates it",
-    _C, p.text, secret=True, shown_default="file `<state-dir>/composio-webhook-secret` (0600)",
+    "the subscription's signing secret, in every `serve` process; else the one reconcile or "
+    "`planner-operator composio rotate-secret` stored", _C, p.text, secret=True,
+    shown_default="`<state-dir>/secrets.db` (0600)",
 )  # fmt: skip
 
 # -- where jobs and workflows run (runtime.executors) ------------------------------------------

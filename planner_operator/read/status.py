@@ -11,13 +11,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from planner_operator.backends.base import RemoteObject
+from planner_operator.backends.base import RemoteObject, SubscriptionState
 from planner_operator.backends.select import open_backends
 from planner_operator.core import jsonfmt, scheduling, specs, times
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.read import states
-from planner_operator.reconcile.engine import BackendFactory, read_actual
+from planner_operator.reconcile.engine import BackendFactory, read_actual, read_subscription
+from planner_operator.reconcile.render import subscription as render_subscription
+from planner_operator.reconcile.subscription import plan_subscription
 from planner_operator.state import inbox
 from planner_operator.state import open as state_open
 
@@ -46,6 +48,7 @@ class Report:
     last_applied_revision: str | None
     watch_last_cycle: dict[str, Any] | None = None
     watch_last_error: dict[str, Any] | None = None
+    subscription: dict[str, Any] | None = None  # the delivery subscription, as a plan sees it
 
 
 def collect(
@@ -66,7 +69,8 @@ def collect(
         revision = ledger.get_meta("last_applied_revision")
         watch_cycle = ledger.get_meta("watch_last_cycle")
         watch_error = ledger.get_meta("watch_last_error")
-    actual, read_error = _read(settings, backends_factory)
+    actual, read_error, delivery = _read(settings, backends_factory)
+    sub = None if delivery is None else plan_subscription(delivery)
     history = _history(settings, [e.key for e in entries])
     events = lifecycle(settings)
     frozen = states.frozen_files(last)
@@ -131,20 +135,22 @@ def collect(
         revision,
         json.loads(watch_cycle) if watch_cycle else None,
         json.loads(watch_error) if watch_error else None,
+        render_subscription.json_value(sub),
     )
 
 
 def _read(
     settings: Settings, factory: BackendFactory | None
-) -> tuple[list[RemoteObject], str | None]:
+) -> tuple[list[RemoteObject], str | None, SubscriptionState | None]:
+    """What the backends hold, or why they could not be read, and the delivery subscription."""
     try:
         backends = (factory or open_backends)(settings)
         try:
-            return read_actual(backends), None
+            return read_actual(backends), None, read_subscription(backends)
         finally:
             backends.close()
     except PlannerError as exc:
-        return [], str(exc)
+        return [], str(exc), None
 
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:
@@ -228,7 +234,26 @@ def render_text(report: Report) -> str:
     if report.watch_last_error:
         error = report.watch_last_error
         lines.append(f"Watch: last error: {error.get('error') or error.get('summary')}")
+    lines.extend(_subscription_lines(report.subscription))
     return "\n".join(lines)
+
+
+def _subscription_lines(sub: dict[str, Any] | None) -> list[str]:
+    if sub is None:
+        return []
+    remote = sub["remote"]
+    name = f"{str(sub['backend']).capitalize()} webhook subscription"
+    if remote is None:
+        head = f"{name}: none (reconcile creates it)"
+    else:
+        whose = "this operator's" if sub["owned"] else "set by another app"
+        head = f"{name} {remote['id']}: {remote['url']} {remote['version']} ({whose})"
+    lines = [head]
+    if sub["op"] != "no-op":
+        state = f"blocked: {sub['blocked']}" if sub["blocked"] else "the next reconcile updates it"
+        lines.append(f"  {sub['reason']}; {state}")
+    lines.extend(f"  problem: {p}" for p in sub["problems"])
+    return lines
 
 
 def render_json(report: Report) -> str:

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import ParamSpec
 
 from planner_operator import telemetry
-from planner_operator.backends.base import RemoteObject, list_all
-from planner_operator.backends.select import Backends, Finisher, Preflight, open_backends
+from planner_operator.backends.base import RemoteObject, SubscriptionState, list_all
+from planner_operator.backends.select import (
+    Backends,
+    Finisher,
+    Preflight,
+    Subscriber,
+    open_backends,
+)
 from planner_operator.config import desired as desired_mod
 from planner_operator.config.loader import LoadedFile
 from planner_operator.core import clock as clock_mod
@@ -111,7 +117,36 @@ def make_plan(
         revision=wanted.snapshot.revision,
         # only intents recorded on the backends read here: the planner matches them by key
         intents=[i for i in ledger.intents() if names.get(i.kind) == i.backend],
+        subscription=read_subscription(backends),
     )
+
+
+def read_subscription(backends: Backends) -> SubscriptionState | None:
+    """The delivery subscription of the (one) backend that has one, read after preflight
+    (which tells the backend whether any of its triggers need it)."""
+    for backend in backends.by_kind.values():
+        if isinstance(backend, Subscriber):
+            try:
+                return backend.subscription()
+            except PlannerError as exc:  # shown in the plan; nothing is planned for it
+                name = backend.info.name
+                return SubscriptionState(name, None, "", (), None, problems=(str(exc),))
+    return None
+
+
+def apply_subscription(backends: Backends, plan: plan_mod.Plan, result: ApplyResult) -> ApplyResult:
+    """Make the subscription change the plan shows (only if it may); its problems fail the apply."""
+    change = plan.subscription
+    if change is None:
+        return result
+    problems = list(change.problems)
+    if change.actionable:
+        for backend in backends.by_kind.values():
+            if isinstance(backend, Subscriber):
+                problems += backend.apply_subscription(change.state)
+    if not problems:
+        return result
+    return ApplyResult(result.items, (*result.problems, *problems))
 
 
 _P = ParamSpec("_P")
@@ -159,7 +194,7 @@ def report(plan: plan_mod.Plan, result: ApplyResult, seconds: float) -> telemetr
     run: telemetry.ReconcileResult
     if result.failed or result.problems:
         run = "failed"
-    elif plan.load_errors or plan.blocked:
+    elif not plan.ok:
         run = "incomplete"
     else:
         run = "success"
@@ -222,6 +257,7 @@ def reconcile(
                 clock=clock,
             )
             result = applier.apply(plan, progress, stop=stop)
+            result = apply_subscription(backends, plan, result)
             result = finish(backends, result)
             record_outcome(ledger, plan, result)
             record_agents(ledger, wanted)

@@ -24,13 +24,15 @@ from enum import StrEnum
 from pathlib import PurePath
 from typing import Any
 
-from planner_operator.backends.base import REPLACE_FIELDS, RemoteObject
+from planner_operator.backends.base import REPLACE_FIELDS, RemoteObject, SubscriptionState
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import specs
 from planner_operator.core.keys import Kind, split_key
 from planner_operator.core.records import Intent, OwnedEntry
 from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError
+from planner_operator.reconcile import subscription as subscription_mod
+from planner_operator.reconcile.subscription import SubscriptionChange
 
 
 class Op(StrEnum):
@@ -99,6 +101,7 @@ class PlanOptions:
     allow_mass_delete: bool = False
     allow_protected_delete: bool = False
     allow_empty: bool = False
+    take_over_subscription: bool = False  # point another app's webhook subscription here
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Plan:
     revision: Revision | None = None
     managed: int = 0
     intents: tuple[Intent, ...] = ()  # the pending intents this plan was made with
+    subscription: SubscriptionChange | None = None  # the vendor's delivery subscription
 
     def counts(self) -> dict[Op, int]:
         """Actionable changes per op (blocked and no-op not counted)."""
@@ -131,12 +135,14 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return any(c.actionable for c in self.changes)
+        sub = self.subscription
+        return any(c.actionable for c in self.changes) or (sub is not None and sub.actionable)
 
     @property
     def ok(self) -> bool:
         """No load errors and nothing refused: the plan can be applied in full."""
-        return not self.load_errors and not self.blocked
+        sub_blocked = self.subscription is not None and self.subscription.blocked is not None
+        return not self.load_errors and not self.blocked and not sub_blocked
 
 
 def deletion_budget(managed: int) -> int:
@@ -153,8 +159,10 @@ def plan(
     options: PlanOptions = PlanOptions(),
     revision: Revision | None = None,
     intents: Iterable[Intent] = (),
+    subscription: SubscriptionState | None = None,
 ) -> Plan:
-    """``intents`` are the pending ones recorded for the backends ``actual`` was read from."""
+    """``intents`` are the pending ones recorded for the backends ``actual`` was read from;
+    ``subscription`` is the delivery subscription as read (``reconcile.subscription``)."""
     owned = list(owned)
     active = {e.key: e for e in owned if not e.retired}
     remote_by_id = {(r.kind, r.remote_id): r for r in actual}
@@ -200,6 +208,13 @@ def plan(
     changes, refusals = _guard(changes, desired, load_errors, len(active), options)
     changes = _mark_renames(changes)
     changes.sort(key=lambda c: (_ORDER[c.op], c.key))
+    sub = None
+    if subscription is not None:
+        sub = subscription_mod.plan_subscription(
+            subscription, take_over=options.take_over_subscription
+        )
+        if sub.blocked is not None:
+            refusals.append(f"{subscription.backend} webhook subscription {sub.blocked}")
     return Plan(
         changes=tuple(changes),
         unmanaged=tuple(sorted(unmanaged, key=lambda r: (r.kind, r.remote_id))),
@@ -210,6 +225,7 @@ def plan(
         revision=revision,
         managed=len(active),
         intents=tuple(intended.values()),
+        subscription=sub,
     )
 
 

@@ -337,7 +337,7 @@ class Worker:
             refs = [f"trigger:{route.remote_id}"]
             if parsed.composio.connected_account_id:
                 refs.append(f"account:{parsed.composio.connected_account_id}")
-            self.inbox.clear_trigger_status(refs, older_than=d.received_at)
+            self.inbox.clear_trigger_status(refs, older_than=event_time(d, parsed.composio))
         return Outcome("done", f"ran {prepared.kind} (run {row})", key=key)
 
     def _record(
@@ -368,7 +368,7 @@ class Worker:
         return Outcome("failed", f"retry in {delay:.1f}s ({why})", error, delay, key)
 
     def _lifecycle(self, d: Delivery, n: payloads.Normalized) -> Outcome:
-        at = n.timestamp.timestamp() if n.timestamp else d.received_at
+        at = event_time(d, n)
         if n.type == payloads.TRIGGER_DISABLED and n.trigger_id:
             ref, state = f"trigger:{n.trigger_id}", "disabled"
             reason = str(n.data.get("disabled_reason") or "disabled by Composio")
@@ -449,3 +449,14 @@ class Worker:
         """Give in-flight runs up to ``timeout`` seconds to finish (shutdown)."""
         if self._in_flight:
             await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
+
+
+def event_time(d: Delivery, n: payloads.Normalized) -> float:
+    """When Composio says the event happened, else when it arrived here.
+
+    Lifecycle status is set by one event and cleared by a later message, so both must be placed
+    on one clock: Composio's, since it orders the events (a retried message sent before a
+    disable must not clear it) and ours may be minutes off from it. Only a payload without a
+    time (V1) falls back to the receipt time.
+    """
+    return n.timestamp.timestamp() if n.timestamp else d.received_at

@@ -22,7 +22,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -88,17 +88,17 @@ def standard_key(secret: str) -> bytes:
 # -- secrets (configuration) -------------------------------------------------------------------
 
 
-def composio_secret(settings: Settings, env: Mapping[str, str]) -> str | None:
-    """``COMPOSIO_WEBHOOK_SECRET``, else ``<state_dir>/composio-webhook-secret``; None if empty.
+def composio_secrets(settings: Settings, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The secrets a Composio delivery may be signed with now; empty when none is configured.
 
-    The file convention (mode 0600, refused when others can read it) belongs to
-    ``composio_webhooks``, which writes the file when it sets up the subscription.
+    ``COMPOSIO_WEBHOOK_SECRET``, else the one in the operator's state (``state.secrets``, where
+    reconcile stores it when it creates the subscription) and, for a grace window after
+    ``composio rotate-secret``, the one it replaced. The server re-reads this every few seconds,
+    so a rotation needs no restart.
     """
     from planner_operator.backends.composio import subscription as composio_webhooks
 
-    value = variables.COMPOSIO_WEBHOOK_SECRET.read(env)
-    secret = composio_webhooks.SecretStore(settings.composio_secret_file, value).load()
-    return (secret or "").strip() or None
+    return composio_webhooks.accepted_secrets(settings, env)
 
 
 def check_secrets(
@@ -107,13 +107,13 @@ def check_secrets(
     """Refuse to start when an applied trigger's secret is missing, empty or unusable."""
     problems: list[str] = []
     owned = list(routes)
-    if any(r.backend == "composio" and r.webhook is None for r in owned) and not composio_secret(
+    if any(r.backend == "composio" and r.webhook is None for r in owned) and not composio_secrets(
         settings, env
     ):
         problems.append(
-            f"Composio triggers are applied but their webhook secret is missing: set "
-            f"{variables.COMPOSIO_WEBHOOK_SECRET.name} or write it to "
-            f"{settings.composio_secret_file}"
+            "Composio triggers are applied but their webhook secret is missing: run `planner-"
+            "operator composio rotate-secret` (it stores a new one in the operator's state), or "
+            f"set {variables.COMPOSIO_WEBHOOK_SECRET.name}"
         )
     for route in owned:
         if route.webhook is None:
@@ -182,7 +182,7 @@ def check_timestamp(value: str | None, *, now: float, tolerance: int = TOLERANCE
 
 
 def verify_v1(
-    key: bytes,
+    key: bytes | Sequence[bytes],
     *,
     msg_id: str | None,
     timestamp: str | None,
@@ -194,22 +194,24 @@ def verify_v1(
     """Check a ``webhook-signature`` list against ``key``; returns the delivery id.
 
     ``key`` is already derived (:func:`composio_key` or :func:`standard_key`), which is the only
-    difference between the two schemes.
+    difference between the two schemes. Several keys (a rotation's grace window) pass if any
+    signature matches any of them.
     """
     msg_id = check_id(msg_id)
     ts = check_timestamp(timestamp, now=now, tolerance=tolerance)
     candidates = _v1_signatures(signature)
-    expected = sign_v1(key, msg_id, ts, body)[3:]
+    keys = [key] if isinstance(key, bytes) else list(key)
     matched = False
-    for candidate in candidates:  # no early exit: timing does not reveal which entry matched
-        matched |= hmac.compare_digest(expected, candidate)
+    for expected in (sign_v1(k, msg_id, ts, body)[3:] for k in keys):
+        for candidate in candidates:  # no early exit: timing does not reveal which matched
+            matched |= hmac.compare_digest(expected, candidate)
     if not matched:
         raise BadSignature("no signature matches")
     return msg_id
 
 
 def verify_composio(
-    secret: str,
+    secret: str | Sequence[str],
     *,
     msg_id: str | None,
     timestamp: str | None,
@@ -218,8 +220,9 @@ def verify_composio(
     now: float,
     tolerance: int = TOLERANCE,
 ) -> str:
+    secrets = [secret] if isinstance(secret, str) else list(secret)
     return verify_v1(
-        composio_key(secret),
+        [composio_key(s) for s in secrets],
         msg_id=msg_id,
         timestamp=timestamp,
         signature=signature,

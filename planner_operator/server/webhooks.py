@@ -237,7 +237,7 @@ class Webhooks:
         self.routes = Routes(settings, clock=clock)
         self.routes.reload()
         signatures.check_secrets(self.routes.all(), settings, self.env)
-        self.composio_secret = signatures.composio_secret(settings, self.env)
+        self.composio_secrets = signatures.composio_secrets(settings, self.env)
         self.verifier = signatures.Verifier()
         self.max_body = variables.WEBHOOK_MAX_BODY.read(self.env)
         sync = variables.INBOX_SYNCHRONOUS.read(self.env)
@@ -286,8 +286,8 @@ class Webhooks:
             await asyncio.sleep(self.routes.max_age)
             try:
                 await asyncio.to_thread(self.routes.reload)
-                self.composio_secret = await asyncio.to_thread(
-                    signatures.composio_secret, self.settings, self.env
+                self.composio_secrets = await asyncio.to_thread(
+                    signatures.composio_secrets, self.settings, self.env
                 )
             except Exception:
                 log.exception("webhooks: cannot re-read the ledger; keeping the last snapshot")
@@ -298,8 +298,8 @@ class Webhooks:
         headers = _headers(request)
         hint = headers.get("webhook-id")
         try:
-            secret = self.composio_secret
-            if secret is None:
+            secret = self.composio_secrets  # the current one, and a rotated-out one in grace
+            if not secret:
                 if any(r.backend == "composio" for r in self.routes.all()):
                     raise Rejected(503, "the Composio webhook secret is not configured")
                 raise Rejected(404, "Composio webhooks are not configured here")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -107,6 +108,8 @@ def test_reconcile_creates_the_instances_and_the_subscription(
 ) -> None:
     code, out, _ = apply(agents, state, "--dry-run", "--detailed-exitcode")
     assert code == 2 and "Plan: 2 to create" in out and fake.count("POST") == 0
+    assert "Composio webhook subscription:\n  + (new)  (no webhook subscription" in out
+    assert "webhook subscription: create." in out  # the closing line counts it
     code, out, err = apply(agents, state)
     assert code == 0, out + err
     assert "Apply: 2 change(s) applied, 0 failed." in out
@@ -123,9 +126,9 @@ def test_reconcile_creates_the_instances_and_the_subscription(
         "V3",
         sorted(composio_webhooks.EVENTS),
     )
-    secret_file = Settings.at(tmp_path / "state").composio_secret_file
-    assert secret_file.read_text().strip() == sub["secret"]
-    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    settings = Settings.at(tmp_path / "state")
+    assert composio_webhooks.accepted_secrets(settings, {}) == (sub["secret"],)
+    assert stat.S_IMODE((settings.state_dir / "secrets.db").stat().st_mode) == 0o600
     assert sub["secret"] not in out + err
 
     code, out, _ = apply(agents, state, "--dry-run", "--detailed-exitcode")
@@ -298,3 +301,53 @@ def test_preflight_errors_stop_the_file_before_any_write(
     assert "mail.yaml:4:" in out + err  # the trigger's line
     assert "connected account `ca_unknown` does not exist" in out + err
     assert fake.count("POST") == 0 and fake.instances() == []
+
+
+def test_another_apps_subscription_is_shown_and_taken_over_only_with_the_flag(
+    fake: FakeComposio, agents: Path, state: list[str]
+) -> None:
+    """Issue 15/16: reconcile used to re-point it silently, printing 'No changes'."""
+    with httpx.Client(base_url=fake.base_url, headers={"x-api-key": fake.api_key}) as http:
+        http.post(
+            "/api/v3.1/webhook_subscriptions",
+            json={
+                "webhook_url": "https://crm.example.com/hooks",
+                "enabled_events": ["composio.trigger.message"],
+                "version": "V2",
+            },
+        ).raise_for_status()
+    code, out, _ = apply(agents, state, "--dry-run")
+    assert code == 1 and "No changes" not in out
+    assert "points at https://crm.example.com/hooks (V2), set by another app" in out
+    assert "--take-over-subscription" in out
+    code, out, _ = apply(agents, state)
+    assert code == 1 and "Apply: 2 change(s) applied" in out  # the triggers, not the subscription
+    assert fake.count("PATCH", "webhook_subscriptions") == 0
+    assert fake.subscription is not None and fake.subscription["version"] == "V2"
+    sub = status_json(state)["subscription"]
+    assert sub["owned"] is False and sub["blocked"]
+
+    code, out, _ = apply(agents, state, "--take-over-subscription")
+    assert code == 0, out
+    assert fake.subscription["webhook_url"] == "https://planner.example.com/webhooks/composio"
+    code, out, _ = apply(agents, state, "--dry-run", "--detailed-exitcode")
+    assert code == 0 and "No changes." in out
+
+
+def test_a_missing_secret_is_named_and_never_rotated_by_reconcile(
+    fake: FakeComposio, agents: Path, state: list[str], tmp_path: Path
+) -> None:
+    apply(agents, state)
+    (tmp_path / "state" / "secrets.db").unlink()  # e.g. a new state directory
+    fake.secret_on_read = False  # the docs' Composio: no secret on reads
+    code, out, _ = apply(agents, state, "--dry-run")
+    assert "planner-operator composio rotate-secret" in out
+    code, out, err = apply(agents, state)
+    assert code == 1 and "planner-operator composio rotate-secret" in err
+    assert fake.count("POST", "rotate_secret") == 0
+
+
+def status_json(state: list[str]) -> dict[str, Any]:
+    code, out, _ = invoke("status", "--format", "json", *state)
+    assert code == 0, out
+    return dict(json.loads(out))

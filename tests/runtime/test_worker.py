@@ -18,6 +18,7 @@ from planner_operator.cli import inbox as inbox_cli
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import NotFound, RetryableError
+from planner_operator.read.status import lifecycle
 from planner_operator.runtime.worker import Backoff, Routes, Worker, WorkerConfig
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.runs import RunStore
@@ -336,3 +337,36 @@ def test_replay_rev_previews_the_config_at_a_revision(rig: Rig, tmp_path: Path) 
     assert "At rev: Interview / recruiter@example.com" in out.output
     assert rig.status("m1") == "received"  # nothing ran
     assert rig.recorder.calls == []
+
+
+def test_trigger_status_is_set_and_cleared_on_one_clock(rig: Rig) -> None:
+    """Composio's clock ahead of ours: a later message must still clear a disable it follows."""
+    from datetime import UTC, datetime, timedelta
+
+    ahead = datetime.now(UTC) + timedelta(minutes=10)  # Composio's clock, 10 min ahead
+
+    def at(when: datetime) -> str:
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    disabled = {
+        "id": "d",
+        "timestamp": at(ahead),
+        "type": "composio.trigger.disabled",
+        "metadata": {},
+        "data": {"id": MAIL_ID, "trigger_name": "GMAIL_NEW_GMAIL_MESSAGE"},
+    }
+    rig.put("d", json.dumps(disabled).encode())
+    rig.worker.drain()
+    assert lifecycle(rig.settings)[MAIL_KEY][0] == "disabled"
+    later = json.loads(composio_body())
+    later["timestamp"] = at(ahead + timedelta(minutes=1))
+    rig.put("m", json.dumps(later).encode())
+    rig.worker.drain()
+    assert rig.status("m") == "done"
+    assert lifecycle(rig.settings) == {}
+    earlier = json.loads(composio_body())  # a retry of a message sent before the disable
+    earlier["timestamp"] = at(ahead - timedelta(minutes=1))
+    rig.put("d2", json.dumps({**disabled, "id": "d2"}).encode())
+    rig.put("old", json.dumps(earlier).encode())
+    rig.worker.drain()
+    assert lifecycle(rig.settings)[MAIL_KEY][0] == "disabled"

@@ -211,3 +211,18 @@ def test_a_malformed_entry_beside_a_valid_one_is_skipped_as_the_sdk_does() -> No
         composio("v1,abc! v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
     with pytest.raises(sig.MalformedHeaders):  # nothing readable at all
         composio("v1,abc! v1,é")
+
+
+def test_any_of_several_secrets_verifies_during_a_rotation() -> None:
+    other = "whsec_other_secret_value_abcdefgh"
+    both = [other, COMPOSIO_SECRET]
+    got = sig.verify_composio(
+        both, msg_id=COMPOSIO_ID, timestamp=COMPOSIO_TS, signature=COMPOSIO_SIG,
+        body=COMPOSIO_BODY, now=1767268800.0,
+    )  # fmt: skip
+    assert got == COMPOSIO_ID
+    with pytest.raises(sig.BadSignature):
+        sig.verify_composio(
+            [other], msg_id=COMPOSIO_ID, timestamp=COMPOSIO_TS, signature=COMPOSIO_SIG,
+            body=COMPOSIO_BODY, now=1767268800.0,
+        )  # fmt: skip

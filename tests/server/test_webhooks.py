@@ -15,11 +15,13 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from planner_operator.backends.composio import subscription as composio_webhooks
 from planner_operator.core.settings import Settings
 from planner_operator.errors import AuthError, StateError
 from planner_operator.read import status as status_mod
 from planner_operator.server.app import create_app
 from planner_operator.state import inbox as inbox_mod
+from planner_operator.state import secrets as secrets_mod
 from tests.support.webhook_env import (
     DEPLOY_KEY,
     ENV,
@@ -251,6 +253,34 @@ def test_refuses_to_start_without_the_composio_secret(settings: Settings) -> Non
         create_app(settings, env)
     os.chmod(secret_file, 0o600)
     create_app(settings, env, executors=Recorder().executors())  # the file is enough
+
+
+def test_a_rotated_secret_is_picked_up_without_a_restart_and_the_old_one_kept(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """`composio rotate-secret` in another process: serve follows, in-flight retries verify."""
+    state = Settings.resolve(state_dir=tmp_path, env={})
+    apply_triggers(state, default_triggers())
+    with secrets_mod.open_secrets(state.state_dir) as store:
+        store.put(composio_webhooks.SECRET_NAME, SECRET)
+    env = {k: v for k, v in ENV.items() if k != "COMPOSIO_WEBHOOK_SECRET"}
+    new = "whsec_rotated_0123456789abcdef"
+    body = composio_body()
+    with TestClient(create_app(state, env, executors=recorder.executors())) as client:
+        first = client.post(COMPOSIO, content=body, headers=composio_headers("m1", body))
+        with secrets_mod.open_secrets(state.state_dir) as store:
+            store.put(composio_webhooks.SECRET_NAME, new, keep_previous_for=3600)
+        deadline = time.monotonic() + 10
+        while True:
+            signed_new = composio_headers(f"m_{time.monotonic()}", body, secret=new)
+            answer = client.post(COMPOSIO, content=body, headers=signed_new)
+            if answer.status_code != 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        old = client.post(COMPOSIO, content=body, headers=composio_headers("m_old", body))
+    assert first.status_code == 202
+    assert answer.status_code == 202  # the new secret, with no restart
+    assert old.status_code == 202  # the old one, within its grace window
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from planner_operator.backends.base import (
     Page,
     RemoteObject,
     RemoteState,
+    SubscriptionState,
     TriggerBackend,
 )
 from planner_operator.backends.composio import checks as composio_checks
@@ -66,6 +67,7 @@ from planner_operator.errors import (
     SourceError,
     UnknownOutcome,
 )
+from planner_operator.state import secrets as secrets_mod
 from planner_operator.state import sql
 
 NAME = composio_sdk.NAME
@@ -77,6 +79,9 @@ _SCOPE = (
         value TEXT NOT NULL,
         PRIMARY KEY (field, value)
     );
+    """,
+    """
+    CREATE TABLE composio_subscription (id TEXT PRIMARY KEY, url TEXT NOT NULL);
     """,
 )
 # The same table on both engines; on PostgreSQL every applier shares it.
@@ -130,6 +135,7 @@ class ComposioTriggerBackend(Closing):
         self._clock = limiter.clock if limiter is not None else clock_mod.SYSTEM
         self._config = config
         self._webhooks = webhooks
+        self._secret_store: secrets_mod.SqliteSecrets | None = None
         self.limiter = limiter
         self._db: sql.Database = (
             sql.SqliteDatabase(state_db) if isinstance(state_db, str | Path) else state_db
@@ -146,7 +152,7 @@ class ComposioTriggerBackend(Closing):
         self._users: dict[tuple[str, str], bool] = {}  # (user, toolkit) -> an ACTIVE connection
         self._wanted: set[tuple[str, str]] = set()  # (field, value) named in the config
         self._desired: builtins.list[DesiredResource] | None = None  # known after preflight
-        self._composio_wanted = False
+        self._composio_wanted: bool | None = None  # set by preflight
         self._unsure: set[str] = set()  # identities and ids whose last write had no answer
 
     @property
@@ -160,6 +166,9 @@ class ComposioTriggerBackend(Closing):
             self._client.client.close()
         with contextlib.suppress(AttributeError):
             self._db.close()
+        store = getattr(self, "_secret_store", None)
+        if store is not None:
+            store.close()
 
     def _sdk(self, what: str) -> contextlib.AbstractContextManager[None]:
         return composio_sdk.sdk_errors(what, api_key=self._config.api_key, clock=self._clock)
@@ -367,28 +376,71 @@ class ComposioTriggerBackend(Closing):
         self._composio_wanted = any(r.source not in failed for r in mine)
         return errors
 
-    def finish(self) -> builtins.list[str]:
-        """Make sure Composio delivers this project's events here (see composio_webhooks)."""
-        if not self._composio_wanted or self._webhooks is None:
+    # -- the webhook subscription (see subscription.py) -------------------------------------------
+
+    def subscription(self) -> SubscriptionState | None:
+        """The project's webhook subscription, read for the plan; None when no trigger here
+        needs it (preflight saw no Composio trigger, or every file declaring one failed)."""
+        wanted = self._composio_wanted
+        if wanted is None:  # no preflight (``status``): wanted once any trigger was created here
+            wanted = bool(self._db.query("SELECT 1 FROM composio_scope LIMIT 1"))
+        if not wanted or self._webhooks is None:
+            return None
+        with self._sdk("read the Composio webhook subscription"):
+            return composio_webhooks.observe(
+                self._client.client.webhook_subscriptions,
+                self._webhooks,
+                self._secrets(),
+                backend=NAME,
+                last_set=self._last_subscription(),
+            )
+
+    def apply_subscription(self, planned: SubscriptionState) -> builtins.list[str]:
+        """Make the change the plan showed for ``planned``; returns what still stops deliveries."""
+        if self._webhooks is None:
             return []
         try:
             with self._sdk("Composio webhook subscription"):
-                subscriptions = self._client.webhooks.subscriptions
-                done = composio_webhooks.ensure_subscription(subscriptions, self._webhooks)
+                done = composio_webhooks.apply(
+                    self._client.client.webhook_subscriptions,
+                    self._webhooks,
+                    self._secrets(),
+                    planned,
+                )
         except PlannerError as exc:
             return [str(exc)]
+        if done.wrote is not None and done.wrote != planned.remote:
+            with self._db.transaction() as tx:  # what this operator wrote: its own if moved
+                tx.execute("DELETE FROM composio_subscription")
+                tx.execute(
+                    "INSERT INTO composio_subscription (id, url) VALUES (?, ?)",
+                    (done.wrote.id, done.wrote.url),
+                )
         for action in done.actions:
             log.info("%s", action)
         return builtins.list(done.problems)
 
-    def rotate_webhook_secret(self) -> tuple[str, composio_webhooks.SecretStore]:
+    def rotate_webhook_secret(
+        self, *, grace: float = composio_webhooks.DEFAULT_GRACE
+    ) -> tuple[str, str]:
         """Rotate the subscription's signing secret; returns its id and where it is stored."""
+        store = self._secrets()
+        with self._sdk("rotate the Composio webhook secret"):
+            sub = composio_webhooks.rotate_secret(
+                self._client.client.webhook_subscriptions, store, grace=grace
+            )
+        return sub, store.where
+
+    def _secrets(self) -> secrets_mod.SecretStore:
         if self._webhooks is None:
             raise SourceError("no webhook settings: open the backend with from_env()")
-        store = self._webhooks.store
-        with self._sdk("rotate the Composio webhook secret"):
-            sub = composio_webhooks.rotate_secret(self._client.webhooks.subscriptions, store)
-        return sub, store
+        if self._secret_store is None:
+            self._secret_store = self._webhooks.open_store(self._clock)
+        return self._secret_store
+
+    def _last_subscription(self) -> tuple[str, str] | None:
+        rows = self._db.query("SELECT id, url FROM composio_subscription")
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def _type(self, slug: str) -> TriggerType | None:
         """The trigger type, fetched once per run; None when Composio does not know the slug."""

@@ -17,6 +17,7 @@ from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError
 from planner_operator.reconcile.apply import ApplyResult
 from planner_operator.reconcile.plan import Change, Drift, FieldChange, Op, Plan
+from planner_operator.reconcile.render import subscription as render_subscription
 from planner_operator.reconcile.render import text
 
 SCHEMA_VERSION = 1
@@ -76,6 +77,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             }
             for r in plan.unmanaged
         ],
+        "subscription": render_subscription.json_value(plan.subscription),
         "managed": plan.managed,
         "ok": plan.ok,
         "has_changes": plan.has_changes,

@@ -23,6 +23,7 @@ from typing import Any
 from planner_operator.core import scheduling, specs, templates
 from planner_operator.errors import ScheduleError, TemplateError
 from planner_operator.reconcile.plan import Change, Op, Plan
+from planner_operator.reconcile.render import subscription as render_subscription
 from planner_operator.reconcile.render import text
 
 TITLE = "### planner-operator plan"
@@ -44,7 +45,8 @@ def render_markdown(plan: Plan, *, now: datetime, limit: int = GITHUB_LIMIT) -> 
         raise ValueError("now must be timezone-aware (fire times are compared with it)")
     listed = [c for c in plan.changes if c.op is not Op.NOOP or c.blocked is not None]
     fixed = [_errors(plan), _refusals(plan), _table(plan), _blocked(plan)]
-    tail = [_frozen(plan), _drift(plan), _unmanaged(plan), _merging(plan)]
+    subscription = render_subscription.markdown(plan.subscription, esc, code)
+    tail = [_frozen(plan), _drift(plan), _unmanaged(plan), subscription, _merging(plan)]
     budget = limit - 1 - NOTE_RESERVE - len(_join([_head(plan, ""), *fixed, *tail]))
     lines = [_one_line(c) for c in listed]
     details, shown = _fit(listed, lines, budget, now)
@@ -102,7 +104,8 @@ def _head(plan: Plan, note: str) -> str:
     if plan.revision is not None:
         lines.append(f"Revision {code(str(plan.revision))}")
         lines.append("")
-    if plan.has_changes or plan.blocked:
+    sub_blocked = plan.subscription is not None and plan.subscription.blocked is not None
+    if plan.has_changes or plan.blocked or sub_blocked:
         lines.append(f"**{text.summary_line(plan)}**")
     else:
         lines.append(f"**{text.NO_CHANGES}**")

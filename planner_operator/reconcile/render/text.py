@@ -23,6 +23,7 @@ from planner_operator.backends.base import REPLACE_FIELDS
 from planner_operator.core import scheduling, specs
 from planner_operator.errors import ScheduleError
 from planner_operator.reconcile.plan import Change, FieldChange, Op, Plan
+from planner_operator.reconcile.render import subscription as render_subscription
 
 SYMBOLS: Mapping[Op, str] = {
     Op.CREATE: "+",
@@ -88,6 +89,8 @@ def render_text(plan: Plan, *, color: bool = False, now: datetime | None = None)
         lines = [paint("bold", "Frozen (left exactly as applied):")]
         lines.extend(f"  {c.key}  ({clean(c.reason)})" for c in frozen)
         blocks.append(lines)
+    if plan.subscription is not None:
+        blocks.append([clean(line) for line in render_subscription.text_lines(plan.subscription)])
     blocks.append(_footer(plan, paint))
     out = "\n\n".join("\n".join(block) for block in blocks) + "\n"
     return out if color else _CONTROL.sub("?", out)
@@ -195,12 +198,16 @@ def _footer(plan: Plan, paint: _Painter) -> list[str]:
     unchanged = sum(1 for c in plan.changes if c.op is Op.NOOP)
     blocked = len(plan.blocked)
     lines = [f"{unchanged} unchanged."] if unchanged else []
-    if not plan.has_changes and not blocked:
+    sub = plan.subscription
+    sub_blocked = sub is not None and sub.blocked is not None
+    if not plan.has_changes and not blocked and not sub_blocked:
         return [*lines, paint("bold", NO_CHANGES)]
     lines.append(paint("bold", summary_line(plan)))
     if blocked:
         noun = "change" if blocked == 1 else "changes"
         lines.append(paint("bold red", f"{blocked} {noun} blocked (not counted above)."))
+    if sub is not None and sub_blocked:
+        lines.append(paint("bold red", f"{render_subscription.title(sub)}: blocked (see above)."))
     return lines
 
 
@@ -225,6 +232,7 @@ def summary_line(plan: Plan) -> str:
     return (
         f"Plan: {counts[Op.CREATE]} to create, {counts[Op.UPDATE]} to update, "
         f"{counts[Op.REPLACE]} to replace, {counts[Op.DELETE]} to delete."
+        + render_subscription.summary(plan.subscription)
     )
 
 

@@ -27,6 +27,7 @@ TOP = {
     "refusals",
     "drift",
     "unmanaged",
+    "subscription",
     "managed",
     "ok",
     "has_changes",
