@@ -11,7 +11,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
 from planner_operator.config.loader import LoadedFile
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs, times, variables
 from planner_operator.core.canonical import spec_hash
 from planner_operator.core.records import OwnedEntry
@@ -41,6 +42,9 @@ from planner_operator.reconcile.plan import PlanOptions
 from planner_operator.reconcile.render import jsonout
 from planner_operator.state import open as state_open
 from planner_operator.state.ledger import Ledger
+
+# The one-shot commands' clock: the composition root reads the time, nothing below it.
+CLOCK: clock_mod.Clock = clock_mod.SYSTEM
 
 __all__ = ["PlanOptions", "ReconcileArgs", "SourceSpec"]
 
@@ -237,7 +241,7 @@ def reconcile(args: ReconcileArgs) -> int:
     fmt: Any = args.fmt
 
     def show(plan: plan_mod.Plan) -> None:
-        out(render.render(plan, fmt, now=datetime.now(UTC), color=sys.stdout.isatty()))
+        out(render.render(plan, fmt, now=CLOCK.now(), color=sys.stdout.isatty()))
         sys.stdout.flush()  # before the apply's progress lines on stderr, even under a pipe
 
     def approve(plan: plan_mod.Plan) -> bool:
@@ -245,7 +249,7 @@ def reconcile(args: ReconcileArgs) -> int:
         if args.fmt != "json":
             show(plan)
         elif asking:  # stdout gets one document, after the apply; the review goes to stderr
-            print(render.render(plan, fmt, now=datetime.now(UTC)), file=sys.stderr)
+            print(render.render(plan, fmt, now=CLOCK.now()), file=sys.stderr)
         return _ask(plan) if asking else True
 
     with _progress(enabled=not args.dry_run) as progress:
@@ -366,7 +370,7 @@ def drift_check(args: ReconcileArgs) -> int:
 def status(settings: Settings, fmt: str) -> int:
     from planner_operator.read import status as status_mod
 
-    report = status_mod.collect(settings, now=datetime.now(UTC))
+    report = status_mod.collect(settings, now=CLOCK.now())
     out(status_mod.render_json(report) if fmt == "json" else status_mod.render_text(report))
     return 0
 
@@ -392,7 +396,7 @@ def adopt(settings: Settings, key: str, remote_id: str) -> int:
                     spec_hash=spec_hash(found.spec),
                     spec=dict(found.spec),
                     revision="adopted",
-                    applied_at=datetime.now(UTC),
+                    applied_at=CLOCK.now(),
                 )
             )
     finally:
@@ -452,7 +456,7 @@ def run_now(settings: Settings, key: str) -> int:
     with state_open.runs(settings) as runs:
         runner = JobRunner(runs, executors)
         run_id = f"manual-{uuid.uuid4().hex[:12]}"
-        fire = Fire.of(entry.spec, datetime.now(UTC))
+        fire = Fire.of(entry.spec, CLOCK.now())
         result = runner.run(key, entry.spec, fire, run_id=run_id, origin="manual", claim_slot=False)
         [record] = runs.list(key=key, limit=1)
     out(f"{key}: {record.status} ({record.action}) run {record.id}")
@@ -541,7 +545,7 @@ def explain(
         with state_open.ledger(settings) as ledger:
             key = keys.resolve(key, _applied(ledger), kind="job")
     start, end = window
-    timeline = explain_load.job(settings, key, start=start, end=end, now=datetime.now(UTC))
+    timeline = explain_load.job(settings, key, start=start, end=end, now=CLOCK.now())
     if fmt == "json":
         out(explain_render.timeline_json(timeline))
     else:

@@ -185,7 +185,7 @@ def next_runs(
 
 def _parse_start(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(UTC)
+        return commands.CLOCK.now()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
