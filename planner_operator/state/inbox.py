@@ -41,6 +41,7 @@ from planner_operator.state import db, sql
 COMPONENT = "inbox"
 RETENTION = 7 * 24 * 3600.0
 
+# Released history: v1 stored times as REAL epoch seconds, v3 as text (core.times).
 _DELIVERIES = """
     CREATE TABLE deliveries (
         id TEXT PRIMARY KEY,
@@ -48,20 +49,20 @@ _DELIVERIES = """
         trigger_key TEXT,
         remote_id TEXT,
         event_type TEXT,
-        received_at TEXT NOT NULL,
+        received_at {time} NOT NULL,
         headers TEXT NOT NULL,
         body {blob} NOT NULL,
         status TEXT NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT NOT NULL,
-        lease_until TEXT,
+        next_attempt_at {time} NOT NULL,
+        lease_until {time},
         lease_owner TEXT,
         last_error TEXT,
         outcome TEXT,
         duplicates INTEGER NOT NULL DEFAULT 0,
-        last_duplicate_at TEXT,
+        last_duplicate_at {time},
         replays INTEGER NOT NULL DEFAULT 0,
-        updated_at TEXT NOT NULL
+        updated_at {time} NOT NULL
     );
     CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
     CREATE INDEX deliveries_received ON deliveries (received_at);
@@ -70,7 +71,7 @@ _DELIVERIES = """
         state TEXT NOT NULL,
         reason TEXT,
         delivery_id TEXT,
-        at TEXT NOT NULL
+        at {time} NOT NULL
     );
 """
 
@@ -81,38 +82,7 @@ def _epoch_to_text(column: str) -> str:
 
 MIGRATIONS = sql.Migrations(
     (
-        """
-    CREATE TABLE deliveries (
-        id TEXT PRIMARY KEY,
-        source TEXT NOT NULL,
-        trigger_key TEXT,
-        remote_id TEXT,
-        event_type TEXT,
-        received_at REAL NOT NULL,
-        headers TEXT NOT NULL,
-        body BLOB NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        lease_until REAL,
-        lease_owner TEXT,
-        last_error TEXT,
-        outcome TEXT,
-        duplicates INTEGER NOT NULL DEFAULT 0,
-        last_duplicate_at REAL,
-        replays INTEGER NOT NULL DEFAULT 0,
-        updated_at REAL NOT NULL
-    );
-    CREATE INDEX deliveries_due ON deliveries (status, next_attempt_at);
-    CREATE INDEX deliveries_received ON deliveries (received_at);
-    CREATE TABLE trigger_status (
-        ref TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        reason TEXT,
-        delivery_id TEXT,
-        at REAL NOT NULL
-    );
-    """,
+        _DELIVERIES.format(blob="BLOB", time="REAL"),
         # v2: ids namespaced by source. Through a prefix no stored id can have (ids are visible
         # ASCII), so no renamed id meets one not yet renamed; the executors' idempotency keys of
         # deliveries still pending at the upgrade change with them.
@@ -123,7 +93,7 @@ MIGRATIONS = sql.Migrations(
         "ALTER TABLE deliveries RENAME TO deliveries_v1;"
         "ALTER TABLE trigger_status RENAME TO trigger_status_v1;"
         "DROP INDEX deliveries_due; DROP INDEX deliveries_received;"
-        + _DELIVERIES.format(blob="BLOB")
+        + _DELIVERIES.format(blob="BLOB", time="TEXT")
         + f"""
     INSERT INTO deliveries SELECT id, source, trigger_key, remote_id, event_type,
         {_epoch_to_text("received_at")}, headers, body, status, attempts,
@@ -137,7 +107,7 @@ MIGRATIONS = sql.Migrations(
     DROP TABLE trigger_status_v1;
     """,
     ),
-    (_DELIVERIES.format(blob="BYTEA"),),
+    (_DELIVERIES.format(blob="BYTEA", time="TEXT"),),
 )
 
 SOURCES = ("composio", "webhook", "local")

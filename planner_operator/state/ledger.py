@@ -30,9 +30,7 @@ from planner_operator.state.intents import IntentStore, stored_or_now
 
 COMPONENT = "ledger"
 
-# Append only: released entries never change (db.migrate explains why).
-SQLITE_MIGRATIONS: tuple[str, ...] = (
-    """
+_V1 = """
     CREATE TABLE resources (
         backend TEXT NOT NULL,
         remote_id TEXT NOT NULL,
@@ -53,13 +51,13 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );
-    """,
-    # v2: one row per applied change to a key, written in the same transaction as the resources
-    # row, so `explain` can tell which schedule (and paused state) applied at any past moment.
-    # Seeded with every active row as a 'baseline': the spec in effect since its applied_at.
-    """
+"""
+# v2: one row per applied change to a key, written in the same transaction as the resources
+# row, so `explain` can tell which schedule (and paused state) applied at any past moment.
+# Seeded with every active row as a 'baseline': the spec in effect since its applied_at.
+_V2 = """
     CREATE TABLE history (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {identity},
         at TEXT NOT NULL,
         key TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -79,11 +77,11 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         SELECT applied_at, key, kind, 'baseline', backend, remote_id, spec_hash, revision,
             spec_json
         FROM resources WHERE retired = 0 ORDER BY applied_at, key;
-    """,
-    # v3: write-ahead intents, one per backend and key: a create about to be made (module doc).
-    """
+"""
+# v3: write-ahead intents, one per backend and key: a create about to be made (module doc).
+_V3 = """
     CREATE TABLE intents (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {identity},
         backend TEXT NOT NULL,
         key TEXT NOT NULL,
         kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
@@ -93,7 +91,12 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL,
         UNIQUE (backend, key)
     );
-    """,
+"""
+# Append only: released entries never change (db.migrate explains why).
+SQLITE_MIGRATIONS: tuple[str, ...] = (
+    _V1,
+    sql.SQLITE.ddl(_V2),
+    sql.SQLITE.ddl(_V3),
     # v4: one stored time format (core.times): rows of older versions wrote microseconds and
     # +00:00; keep a value SQLite cannot read as it was rather than lose it.
     f"""
@@ -107,59 +110,8 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-# PostgreSQL started at SQLite's v4.
-POSTGRES_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE resources (
-        backend TEXT NOT NULL,
-        remote_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
-        spec_hash TEXT NOT NULL,
-        spec_json TEXT NOT NULL,
-        revision TEXT NOT NULL DEFAULT '',
-        source TEXT NOT NULL DEFAULT '',
-        applied_at TEXT NOT NULL,
-        protect INTEGER NOT NULL DEFAULT 0,
-        retired INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (backend, remote_id)
-    );
-    CREATE UNIQUE INDEX resources_active_key ON resources (key) WHERE retired = 0;
-    CREATE TABLE meta (
-        name TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE TABLE history (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at TEXT NOT NULL,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        op TEXT NOT NULL
-            CHECK (op IN ('baseline', 'create', 'update', 'delete', 'adopt', 'forget')),
-        backend TEXT NOT NULL,
-        remote_id TEXT NOT NULL,
-        spec_hash TEXT NOT NULL,
-        enabled INTEGER,
-        schedule TEXT,
-        timezone TEXT,
-        revision TEXT NOT NULL DEFAULT '',
-        spec_json TEXT NOT NULL
-    );
-    CREATE INDEX history_by_key ON history (key, id);
-    CREATE TABLE intents (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        backend TEXT NOT NULL,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL CHECK (kind IN ('job', 'trigger')),
-        spec_hash TEXT NOT NULL,
-        spec_json TEXT NOT NULL,
-        revision TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL,
-        UNIQUE (backend, key)
-    );
-    """,
-)
+# PostgreSQL started at SQLite's v4 schema (v4 itself only rewrote SQLite's old rows).
+POSTGRES_MIGRATIONS: tuple[str, ...] = (sql.POSTGRES.ddl(_V1 + _V2 + _V3),)
 
 MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
 

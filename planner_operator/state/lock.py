@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import times
@@ -75,6 +75,71 @@ class LockHolder:
             f"{self.holder} (pid {self.pid} on {self.host}, since {times.display(self.started_at)})"
         )
 
+    @classmethod
+    def from_row(cls, row: tuple[object, ...]) -> LockHolder:
+        """``(name, holder, pid, host, started_at)`` as both engines' ``locks`` table stores it."""
+        name, holder, pid, host, started_at = row
+        return cls(
+            name=str(name),
+            holder=str(holder),
+            pid=int(str(pid)),
+            host=str(host),
+            started_at=times.parse(str(started_at)),
+        )
+
+
+class ApplyLocker(Protocol):
+    """One applier at a time, whatever engine keeps the lock (:class:`ApplyLock` on a SQLite
+    file, ``pg_lock.PostgresApplyLock`` on the shared database); ``with`` acquires, waiting
+    ``timeout``, and releases."""
+
+    name: str
+    holder: str
+    timeout: float
+    took_over: LockHolder | None
+    takeover: str | None
+
+    @property
+    def where(self) -> str: ...
+    @property
+    def held(self) -> bool: ...
+    def acquire(self, timeout: float, poll: float = 0.2) -> None: ...
+    def release(self) -> None: ...
+    def current(self) -> LockHolder | None: ...
+    def clear(self) -> LockHolder | None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Acquiring:
+    """``with lock:`` acquires (waiting ``self.timeout``) and leaves through ``close()``."""
+
+    timeout: float
+
+    def acquire(self, timeout: float, poll: float = 0.2) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.acquire(self.timeout)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
 
 def default_holder() -> str:
     """``user@host``: enough for a colleague to know whom to ask."""
@@ -100,7 +165,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class ApplyLock:
+class ApplyLock(Acquiring):
     """The apply lock; use as ``with ApplyLock(path, timeout=30): ...``.
 
     ``timeout`` is how long :meth:`__enter__` waits; :meth:`acquire` takes its own. After a
@@ -183,7 +248,7 @@ class ApplyLock:
                 "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
                 (self.name,),
             )
-        return _holder(rows[0]) if rows else None
+        return LockHolder.from_row(rows[0]) if rows else None
 
     def clear(self) -> LockHolder | None:
         """Remove the lock whoever holds it (``planner-operator unlock``); returns who held it.
@@ -197,7 +262,7 @@ class ApplyLock:
                 (self.name,),
             ).fetchone()
             tx.execute("DELETE FROM locks WHERE name = ?", (self.name,))
-        return None if row is None else _holder(row)
+        return None if row is None else LockHolder.from_row(row)
 
     def close(self) -> None:
         """Release (if held) and close the connection."""
@@ -206,18 +271,6 @@ class ApplyLock:
         finally:
             with self._guard:
                 self._db.close()
-
-    def __enter__(self) -> Self:
-        self.acquire(self.timeout)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -229,7 +282,7 @@ class ApplyLock:
                 "SELECT name, holder, pid, host, started_at FROM locks WHERE name = ?",
                 (self.name,),
             ).fetchone()
-            current = None if row is None else _holder(row)
+            current = None if row is None else LockHolder.from_row(row)
             stale = None if current is None else self._stale_reason(current)
             if current is not None and stale is None:
                 return current
@@ -279,11 +332,3 @@ def _duration(delta: timedelta) -> str:
     if seconds >= 60:
         return f"{seconds // 60} min"
     return f"{seconds} s"
-
-
-def _holder(row: tuple[object, ...]) -> LockHolder:
-    name, holder, pid, host, started_at = row
-    started = times.parse(str(started_at))
-    return LockHolder(
-        name=str(name), holder=str(holder), pid=int(str(pid)), host=str(host), started_at=started
-    )

@@ -16,7 +16,9 @@ runs        ``settings.runs_db``                   ``runs``, ``run_slots``, coun
 served jobs ``settings.state_db``                  ``inngest_jobs``, ``inngest_state``
 =========== ====================================== ==========================================
 
-The stores opened here are the implementations; ``state.interface`` has their Protocols.
+Each store is one class over ``sql.Database`` (the engine's Protocol, with a SQLite and a
+PostgreSQL implementation), so the class itself is the store's interface; only the apply lock
+has two implementations, behind ``lock.ApplyLocker``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Literal
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
-from planner_operator.state import db, interface, sql
+from planner_operator.state import db, sql
 from planner_operator.state import lock as lock_mod
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
@@ -88,7 +90,7 @@ def apply_lock(
     timeout: float = 0.0,
     stale_after: timedelta = lock_mod.DEFAULT_STALE_AFTER,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
-) -> interface.ApplyLocker:
+) -> lock_mod.ApplyLocker:
     """The apply lock (a row in the ledger file, or an advisory lock on the shared database)."""
     if shared(settings):
         from planner_operator.state import pg_lock, postgres

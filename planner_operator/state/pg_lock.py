@@ -17,8 +17,7 @@ import secrets
 import socket
 import threading
 from datetime import timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import psycopg
 
@@ -34,7 +33,7 @@ log = logging.getLogger("planner_operator.state.lock")
 _SELECT = "SELECT name, holder, pid, host, started_at FROM locks WHERE name = %s"
 
 
-class PostgresApplyLock:
+class PostgresApplyLock(lock_mod.Acquiring):
     """Same interface as :class:`~planner_operator.state.lock.ApplyLock` (``ApplyLocker``)."""
 
     def __init__(
@@ -102,7 +101,7 @@ class PostgresApplyLock:
                     "VALUES (%s, %s, %s, %s, %s, %s)",
                     (self.name, self.holder, os.getpid(), self._host, times.now(self.clock), token),
                 )
-            self.took_over = None if left is None else _holder(left)
+            self.took_over = None if left is None else LockHolder.from_row(left)
             self.takeover = None
             if self.took_over is not None:
                 self.takeover = (
@@ -135,7 +134,7 @@ class PostgresApplyLock:
             if not _advisory_held(conn, self._key):
                 return None
             row = conn.execute(_SELECT, (self.name,)).fetchone()
-        return None if row is None else _holder(row)
+        return None if row is None else LockHolder.from_row(row)
 
     def clear(self) -> LockHolder | None:
         """``planner-operator unlock``: remove a crashed holder's row. A live holder cannot be
@@ -144,7 +143,9 @@ class PostgresApplyLock:
             row = conn.execute(_SELECT, (self.name,)).fetchone()
             backend = _advisory_held(conn, self._key)
             if backend:
-                who = _holder(row).describe() if row is not None else "an unknown holder"
+                who = (
+                    LockHolder.from_row(row).describe() if row is not None else "an unknown holder"
+                )
                 raise LockError(
                     f"the apply lock {self.name!r} is held by a live connection: {who}, "
                     f"database backend pid {backend}. It is freed when that process exits or its "
@@ -152,22 +153,10 @@ class PostgresApplyLock:
                     f"on {self.where}"
                 )
             conn.execute("DELETE FROM locks WHERE name = %s", (self.name,))
-        return None if row is None else _holder(row)
+        return None if row is None else LockHolder.from_row(row)
 
     def close(self) -> None:
         self.release()
-
-    def __enter__(self) -> Self:
-        self.acquire(self.timeout)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _held_message(self, current: LockHolder | None) -> str:
         who = current.describe() if current is not None else "a process whose row is missing"
@@ -186,14 +175,3 @@ def _advisory_held(conn: psycopg.Connection[Any], key: tuple[int, int]) -> int:
         key,
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _holder(row: tuple[Any, ...]) -> LockHolder:
-    name, holder, pid, host, started_at = row
-    return LockHolder(
-        name=str(name),
-        holder=str(holder),
-        pid=int(pid),
-        host=str(host),
-        started_at=times.parse(str(started_at)),
-    )

@@ -26,10 +26,9 @@ from planner_operator.core.records import Run
 from planner_operator.state import sql
 
 COMPONENT = "runs"
-SQLITE_MIGRATIONS: tuple[str, ...] = (
-    """
+_V1 = """
     CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {identity},
         key TEXT NOT NULL,
         kind TEXT NOT NULL,
         run_id TEXT NOT NULL,
@@ -54,17 +53,21 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
         run_id TEXT NOT NULL,
         PRIMARY KEY (key, slot)
     );
-    """,
-    # v2: trigger runs keep the seed's TriggerEvent and TriggerResult (JSON) beside the run.
-    """
+"""
+# v2: trigger runs keep the seed's TriggerEvent and TriggerResult (JSON) beside the run.
+_V2 = """
     ALTER TABLE runs ADD COLUMN event TEXT;
     ALTER TABLE runs ADD COLUMN trigger_result TEXT;
     CREATE INDEX runs_by_run_id ON runs (run_id);
-    """,
-    # v3: a slot remembers the scheduled fire (UTC instant) that claimed it, not only its run.
-    """
+"""
+# v3: a slot remembers the scheduled fire (UTC instant) that claimed it, not only its run.
+_V3 = """
     ALTER TABLE run_slots ADD COLUMN fire TEXT;
-    """,
+"""
+SQLITE_MIGRATIONS: tuple[str, ...] = (
+    sql.SQLITE.ddl(_V1),
+    _V2,
+    _V3,
     # v4: one stored time format (core.times): ``Z`` instead of ``+00:00``.
     f"""
     UPDATE runs SET started_at = COALESCE(strftime('{times.SQLITE_FORMAT}', started_at),
@@ -73,40 +76,8 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-POSTGRES_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE runs (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        attempt INTEGER NOT NULL DEFAULT 0,
-        origin TEXT NOT NULL,
-        slot TEXT,
-        status TEXT NOT NULL,
-        reason TEXT,
-        action TEXT,
-        rendered TEXT,
-        result TEXT,
-        error TEXT,
-        started_at TEXT NOT NULL,
-        finished_at TEXT,
-        event TEXT,
-        trigger_result TEXT,
-        UNIQUE (key, run_id, attempt)
-    );
-    CREATE INDEX runs_by_key ON runs (key, id);
-    CREATE INDEX runs_by_status ON runs (status, id);
-    CREATE INDEX runs_by_run_id ON runs (run_id);
-    CREATE TABLE run_slots (
-        key TEXT NOT NULL,
-        slot TEXT NOT NULL,
-        run_id TEXT NOT NULL,
-        fire TEXT,
-        PRIMARY KEY (key, slot)
-    );
-    """,
-)
+# PostgreSQL started at SQLite's v4 schema (v4 itself only rewrote SQLite's old rows).
+POSTGRES_MIGRATIONS: tuple[str, ...] = (sql.POSTGRES.ddl(_V1 + _V2 + _V3),)
 
 MIGRATIONS = sql.Migrations(SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
 

@@ -27,9 +27,8 @@ _STATE = """
     );
     INSERT INTO inngest_state VALUES (1, 0, 0);
 """
-MIGRATIONS = sql.Migrations(
-    (
-        """
+_V1 = (
+    """
     CREATE TABLE inngest_jobs (
         key TEXT PRIMARY KEY,
         fn_id TEXT NOT NULL UNIQUE,
@@ -37,22 +36,16 @@ MIGRATIONS = sql.Migrations(
         updated_at TEXT NOT NULL
     );
     """
-        + _STATE,
+    + _STATE
+)
+MIGRATIONS = sql.Migrations(
+    (
+        _V1,
         # v2: one stored time format (core.times)
         f"UPDATE inngest_jobs SET updated_at = COALESCE(strftime('{times.SQLITE_FORMAT}', "
         "updated_at), updated_at);",
     ),
-    (
-        """
-    CREATE TABLE inngest_jobs (
-        key TEXT PRIMARY KEY,
-        fn_id TEXT NOT NULL UNIQUE,
-        spec_json TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    """
-        + _STATE,
-    ),
+    (_V1,),
 )
 
 

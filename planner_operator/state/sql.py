@@ -45,15 +45,27 @@ class Dialect:
     name: str  # "sqlite" | "postgres"
     skip_locked: str  # appended to a claim's SELECT: rows another claimer holds are passed over
     for_update: str  # appended to a SELECT whose rows the transaction then changes
+    identity: str  # a generated integer primary key
 
     @property
     def postgres(self) -> bool:
         return self.name == "postgres"
 
+    def ddl(self, text: str) -> str:
+        """``text`` with ``{identity}`` spelled for this engine: a table is written once."""
+        return text.replace("{identity}", self.identity)
+
 
 # SQLite has one writer per file, so a write transaction holds every row already.
-SQLITE = Dialect("sqlite", skip_locked="", for_update="")
-POSTGRES = Dialect("postgres", skip_locked="FOR UPDATE SKIP LOCKED", for_update="FOR UPDATE")
+SQLITE = Dialect(
+    "sqlite", skip_locked="", for_update="", identity="INTEGER PRIMARY KEY AUTOINCREMENT"
+)
+POSTGRES = Dialect(
+    "postgres",
+    skip_locked="FOR UPDATE SKIP LOCKED",
+    for_update="FOR UPDATE",
+    identity="BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,9 @@ class Migrations:
     """A component's schema history, once per engine (each list append-only; see db.migrate).
 
     The two lists are versioned apart: PostgreSQL started at the schema SQLite reached after
-    several versions, so its v1 is SQLite's vN, and each grows on its own from there.
+    several versions, so its v1 is SQLite's steps up to then run as one (``Dialect.ddl`` spells
+    the generated keys), without the SQLite-only rewrites of old rows; each list grows on its
+    own from there. The step texts are released history: a change is a new step, never an edit.
     """
 
     sqlite: tuple[str, ...]
