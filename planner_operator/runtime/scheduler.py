@@ -24,7 +24,7 @@ import logging
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from planner_operator.core import canonical, scheduling, specs
 from planner_operator.core import clock as clock_mod
 from planner_operator.runtime.jobrun import Fire, JobRunner
+from planner_operator.state.runs import FireCount
 
 log = logging.getLogger("planner_operator.runtime.scheduler")
 
@@ -137,7 +138,10 @@ class Scheduler:
             run_latest = spec.catchup == "latest"
             skipped = missed[:-1] if run_latest else missed
             latest = missed[-1] if run_latest else None
-            self._count(job.key, missed=len(skipped), rows=self._missed_rows(job, skipped, latest))
+            self._count(
+                job.key,
+                FireCount(missed=len(skipped), skipped=self._missed_rows(job, skipped, latest)),
+            )
             if run_latest:
                 self._catchups.add((job.key, missed[-1].utc))
                 self._push(job, missed[-1], at=now, advances=False)
@@ -209,7 +213,7 @@ class Scheduler:
                 self._running_ids[job.key] = run_id
         if busy and skips:
             reason = f"overlap: previous run {previous} still running"
-            self._count(job.key, overlap_skipped=1, rows=[(_wall(job, fire), reason)])
+            self._count(job.key, FireCount(overlap_skipped=1, skipped=[(_wall(job, fire), reason)]))
             log.info("%s: fire for %s skipped, previous run still running", job.key, fire.slot)
             return None
         catchup = (job.key, fire.utc) in self._catchups
@@ -218,7 +222,7 @@ class Scheduler:
             "%s: fire for %s (%s)%s", job.key, fire.slot, run_id, " catch-up" if catchup else ""
         )
         try:
-            self._count(job.key, fires=1, slot=fire.slot.isoformat(timespec="minutes"))
+            self._count(job.key, FireCount(fires=1, slot=fire.slot.isoformat(timespec="minutes")))
             return self.runner.run(
                 job.key,
                 job.spec,
@@ -235,31 +239,15 @@ class Scheduler:
                 if self._running_ids.get(job.key) == run_id:
                     del self._running_ids[job.key]
 
-    def _count(
-        self,
-        key: str,
-        *,
-        fires: int = 0,
-        missed: int = 0,
-        overlap_skipped: int = 0,
-        slot: str | None = None,
-        rows: Sequence[tuple[str, str]] = (),
-    ) -> None:
+    def _count(self, key: str, count: FireCount) -> None:
         """Update the counters, and write skipped-slot run rows in the same transaction
         (``RunStore.count_fires``: a restart writes a job's missed slots in one commit)."""
         with self._counter_lock:
-            self.runner.runs.count_fires(
-                key,
-                fires=fires,
-                missed=missed,
-                overlap_skipped=overlap_skipped,
-                slot=slot,
-                skipped=rows,
-            )
+            self.runner.runs.count_fires(key, count)
             counters = self.counters.setdefault(key, Counters())
-            counters.fires += fires
-            counters.missed += missed
-            counters.overlap_skipped += overlap_skipped
+            counters.fires += count.fires
+            counters.missed += count.missed
+            counters.overlap_skipped += count.overlap_skipped
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -31,7 +31,8 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 # writer surfaces as an error rather than a hang.
 DEFAULT_BUSY_TIMEOUT = 5.0
 
-_MIGRATIONS_DDL = """
+# Both engines keep their schema history in this table (the same DDL on each).
+MIGRATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
     component TEXT NOT NULL,
     version INTEGER NOT NULL,
@@ -237,7 +238,7 @@ def migrate(
     """
     known = len(migrations)
     with transaction(conn):
-        conn.execute(_MIGRATIONS_DDL)
+        conn.execute(MIGRATIONS_DDL)
     current = schema_version(conn, component)
     _refuse_newer(conn, component, current, known)
     for version in range(current + 1, known + 1):

@@ -38,15 +38,6 @@ from planner_operator.state import db, sql
 POOL_MAX = 10  # per process: the server's threads, the worker and the scheduler share them
 CONNECT_TIMEOUT = 10.0
 
-_MIGRATIONS_DDL = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    component TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    applied_at TEXT NOT NULL,
-    PRIMARY KEY (component, version)
-)
-"""
-
 
 def redact(url: str) -> str:
     """The URL without its password (for every message and log line that names it)."""
@@ -205,7 +196,7 @@ class Pool:
                 return known
         with self.errors(), self.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", lock_key("migrations"))
-            conn.execute(_MIGRATIONS_DDL)
+            conn.execute(db.MIGRATIONS_DDL)
             row = conn.execute(
                 "SELECT MAX(version) FROM schema_migrations WHERE component = %s", (component,)
             ).fetchone()

@@ -114,6 +114,18 @@ class JobCounters:
 
 
 @dataclass(frozen=True)
+class FireCount:
+    """What one scheduler step adds to a job's counters, and the skipped slots it writes as
+    (slot, reason) run rows; ``slot`` is the last slot fired, if this step fired one."""
+
+    fires: int = 0
+    missed: int = 0
+    overlap_skipped: int = 0
+    slot: str | None = None
+    skipped: Sequence[tuple[str, str]] = ()
+
+
+@dataclass(frozen=True)
 class RunDelta:
     """Run history since a metrics scrape's last look (see ``read.metrics_state.RunTally``)."""
 
@@ -351,21 +363,12 @@ class RunStore(sql.Store):
 
     # -- the embedded scheduler's counters -------------------------------------------------------
 
-    def count_fires(
-        self,
-        key: str,
-        *,
-        fires: int = 0,
-        missed: int = 0,
-        overlap_skipped: int = 0,
-        slot: str | None = None,
-        skipped: Sequence[tuple[str, str]] = (),
-    ) -> None:
+    def count_fires(self, key: str, count: FireCount) -> None:
         """Add to a job's counters and write its ``skipped`` (slot, reason) run rows, in one
         transaction: a restart writes a job's missed slots at once, not one commit per row."""
         at = self._now()
         with self._db.transaction() as tx:
-            for missed_slot, why in skipped:
+            for missed_slot, why in count.skipped:
                 tx.execute(
                     "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, "
                     "reason, started_at, finished_at) VALUES (?, 'job', ?, 0, 'scheduler', ?, "
@@ -379,7 +382,7 @@ class RunStore(sql.Store):
                 "missed = scheduler_counters.missed + excluded.missed, "
                 "overlap_skipped = scheduler_counters.overlap_skipped + excluded.overlap_skipped, "
                 "last_slot = COALESCE(excluded.last_slot, scheduler_counters.last_slot)",
-                (key, fires, missed, overlap_skipped, slot),
+                (key, count.fires, count.missed, count.overlap_skipped, count.slot),
             )
 
     def counters(self) -> dict[str, JobCounters]:

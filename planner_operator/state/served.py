@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from planner_operator.core import clock as clock_mod
 from planner_operator.core import times
 from planner_operator.state import sql
 
@@ -62,11 +60,6 @@ class ServedJobs(sql.Store):
 
     COMPONENT = COMPONENT
     MIGRATIONS = MIGRATIONS
-
-    def __init__(
-        self, where: Path | str | sql.Database, *, clock: clock_mod.Clock = clock_mod.SYSTEM
-    ) -> None:
-        super().__init__(where, clock=clock)
 
     def jobs(self) -> list[ServedJob]:
         rows = self._db.query("SELECT key, spec_json FROM inngest_jobs ORDER BY key")

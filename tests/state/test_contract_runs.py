@@ -10,7 +10,7 @@ import pytest
 
 from planner_operator.core.settings import Settings
 from planner_operator.state import open as state_open
-from planner_operator.state.runs import JobCounters, RunStore
+from planner_operator.state.runs import FireCount, JobCounters, RunStore
 
 KEY = "agent/jobs/daily"
 
@@ -91,9 +91,11 @@ def test_runs_of_a_delivery_include_its_replays(runs: RunStore) -> None:
 
 
 def test_count_fires_writes_skips_and_adds_up_counters(runs: RunStore) -> None:
-    runs.count_fires(KEY, fires=1, slot="2026-12-07T09:00")
-    runs.count_fires(KEY, missed=2, skipped=[("2026-12-05T09:00", "missed"), ("s2", "missed")])
-    runs.count_fires(KEY, overlap_skipped=1, skipped=[("2026-12-08T09:00", "overlap")])
+    runs.count_fires(KEY, FireCount(fires=1, slot="2026-12-07T09:00"))
+    runs.count_fires(
+        KEY, FireCount(missed=2, skipped=[("2026-12-05T09:00", "missed"), ("s2", "missed")])
+    )
+    runs.count_fires(KEY, FireCount(overlap_skipped=1, skipped=[("2026-12-08T09:00", "overlap")]))
     assert runs.counters() == {KEY: JobCounters(fires=1, missed=2, overlap_skipped=1)}
     skipped = runs.list(key=KEY, status="skipped")
     assert [r.reason for r in skipped] == ["overlap", "missed", "missed"]
