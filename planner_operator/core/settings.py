@@ -21,6 +21,7 @@ LEDGER_DB_FILE = "ledger.db"
 RUNS_DB_FILE = "runs.db"
 INBOX_DB_FILE = "inbox.db"
 OUTBOX_DB_FILE = "outbox.db"
+SECRETS_DB_FILE = "secrets.db"
 API_TOKEN_FILE = "api-token"
 COMPOSIO_SECRET_FILE = "composio-webhook-secret"
 
@@ -80,6 +81,11 @@ class Settings:
     def outbox_db(self) -> Path:
         """The embedded executors' outbox: chats and workflow runs with no platform set."""
         return self.state_dir / OUTBOX_DB_FILE
+
+    @property
+    def secrets_db(self) -> Path:
+        """Operator secrets (the Composio webhook secret), a file of its own created 0600."""
+        return self.state_dir / SECRETS_DB_FILE
 
     @property
     def api_token_file(self) -> Path:

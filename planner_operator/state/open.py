@@ -14,6 +14,7 @@ apply lock  a row in ``settings.ledger_db``        advisory lock + ``locks`` row
 inbox       ``settings.inbox_db``                  ``deliveries``, ``trigger_status``
 runs        ``settings.runs_db``                   ``runs``, ``run_slots``, counters
 served jobs ``settings.state_db``                  ``inngest_jobs``, ``inngest_state``
+secrets     ``settings.secrets_db`` (0600)         ``secrets``
 =========== ====================================== ==========================================
 
 Each store is one class over ``sql.Database`` (the engine's Protocol, with a SQLite and a
@@ -34,9 +35,10 @@ from planner_operator.state import lock as lock_mod
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
+from planner_operator.state.secrets import Secrets
 from planner_operator.state.served import ServedJobs
 
-StoreName = Literal["ledger", "inbox", "runs", "served_jobs"]
+StoreName = Literal["ledger", "inbox", "runs", "served_jobs", "secrets"]
 
 
 def shared(settings: Settings) -> bool:
@@ -57,6 +59,7 @@ def _path(settings: Settings, store: StoreName) -> Path:
         "inbox": settings.inbox_db,
         "runs": settings.runs_db,
         "served_jobs": settings.state_db,
+        "secrets": settings.secrets_db,
     }[store]
 
 
@@ -138,6 +141,13 @@ def served_jobs(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM
     if shared(settings):
         return ServedJobs(_database(settings, "served_jobs"), clock=clock)
     return ServedJobs(settings.state_db, clock=clock)
+
+
+def secrets(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Secrets:
+    """Operator secrets: one private file, or a table every replica and the rotator share."""
+    if shared(settings):
+        return Secrets(_database(settings, "secrets"), clock=clock)
+    return Secrets(settings.secrets_db, clock=clock)
 
 
 def close_pools() -> None:

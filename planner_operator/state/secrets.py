@@ -3,34 +3,34 @@ value it replaced for a grace window, so a rotation never rejects a delivery alr
 
 Every process that verifies deliveries (each ``serve`` replica) and every process that rotates
 (``composio rotate-secret``) must see the same value, so the secret lives in the operator's
-state, not beside one process. :class:`SecretStore` is the interface; :class:`SqliteSecrets` is
-the embedded implementation, a database of its own (``<state dir>/secrets.db``) created private
-(mode 0600, SQLite gives its WAL and shm files the same mode) and refused when group or others can
-read it, since the value is a credential. The shared PostgreSQL store implements the same
-interface over its own table; callers only name :class:`SecretStore`.
+state, not beside one process: a table of the shared PostgreSQL database, or on one machine a
+SQLite database of its own (``<state dir>/secrets.db``) created private (mode 0600, SQLite gives
+its WAL and shm files the same mode) and refused when group or others can read it, since the
+value is a credential. :class:`SecretStore` is the interface, :class:`Secrets` the one
+implementation over either engine (``state.sql``); ``state.open.secrets`` opens it.
 
 Values never appear in ``repr``, messages or logs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.core.closing import Closing
+from planner_operator.core import settings as settings_mod
 from planner_operator.errors import PlannerError, StateError
-from planner_operator.state import db
+from planner_operator.state import sql
 
 COMPONENT = "secrets"
-FILE_NAME = "secrets.db"
-MIGRATIONS: tuple[str, ...] = (
-    """
+FILE_NAME = settings_mod.SECRETS_DB_FILE
+# Times stay epoch seconds here: a grace window is arithmetic on them, never shown or sorted.
+MIGRATIONS = sql.Migrations(
+    (
+        """
     CREATE TABLE secrets (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL,
@@ -39,6 +39,18 @@ MIGRATIONS: tuple[str, ...] = (
         previous_until REAL
     );
     """,
+    ),
+    (
+        """
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        set_at DOUBLE PRECISION NOT NULL,
+        previous TEXT,
+        previous_until DOUBLE PRECISION
+    );
+    """,
+    ),
 )
 
 
@@ -72,46 +84,39 @@ class SecretStore(Protocol):
     def close(self) -> None: ...
 
 
-class SqliteSecrets(Closing):
-    """:class:`SecretStore` over a private SQLite file (thread-safe: one lock per store)."""
+class Secrets(sql.Store):
+    """:class:`SecretStore` over a private SQLite file or the shared database's table."""
 
-    def __init__(self, path: Path | str, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
-        self.path = Path(path)
-        self._clock = clock
-        self._lock = threading.Lock()
-        _create_private(self.path)
-        self._conn = db.connect(self.path, check_same_thread=False, clock=clock)
-        try:
-            db.migrate(self._conn, COMPONENT, MIGRATIONS, clock=clock)
-        except BaseException:
-            self.close()
-            raise
+    COMPONENT = COMPONENT
+    MIGRATIONS = MIGRATIONS
 
-    @property
-    def where(self) -> str:
-        return str(self.path)
+    def __init__(
+        self, where: Path | str | sql.Database, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+    ) -> None:
+        if isinstance(where, str | Path):
+            _create_private(Path(where))
+        super().__init__(where, clock=clock)
 
     def get(self, name: str) -> Secret | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT value, set_at, previous, previous_until FROM secrets WHERE name = ?",
-                (name,),
-            ).fetchone()
-        if row is None:
+        rows = self._db.query(
+            "SELECT value, set_at, previous, previous_until FROM secrets WHERE name = ?", (name,)
+        )
+        if not rows:
             return None
-        return Secret(str(row[0]), float(row[1]), row[2], None if row[3] is None else float(row[3]))
+        value, set_at, previous, until = rows[0]
+        return Secret(str(value), float(set_at), previous, None if until is None else float(until))
 
     def put(self, name: str, value: str, *, keep_previous_for: float = 0.0) -> None:
         if not value:
             raise PlannerError(f"refusing to store an empty secret as {name}")
-        now = clock_mod.epoch(self._clock)
+        now = clock_mod.epoch(self.clock)
         until = now + keep_previous_for if keep_previous_for > 0 else None
-        with self._lock, db.transaction(self._conn):
-            old = self._conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+        with self._db.transaction() as tx:  # serial: the read and the write see one value
+            old = tx.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
             if old is not None and str(old[0]) == value:  # the same again: keep what is accepted
                 return
             previous = str(old[0]) if old is not None and until is not None else None
-            self._conn.execute(
+            tx.execute(
                 "INSERT INTO secrets (name, value, set_at, previous, previous_until) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
                 "set_at = excluded.set_at, previous = excluded.previous, "
@@ -119,13 +124,8 @@ class SqliteSecrets(Closing):
                 (name, value, now, previous, until if previous else None),
             )
 
-    def close(self) -> None:
-        with contextlib.suppress(AttributeError):
-            self._conn.close()
 
-
-def open_secrets(state_dir: Path, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> SqliteSecrets:
-    return SqliteSecrets(Path(state_dir) / FILE_NAME, clock=clock)
+_conforms: type[SecretStore] = Secrets
 
 
 def _create_private(path: Path) -> None:

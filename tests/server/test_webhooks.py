@@ -21,7 +21,7 @@ from planner_operator.errors import AuthError, StateError
 from planner_operator.read import status as status_mod
 from planner_operator.server.app import create_app
 from planner_operator.state import inbox as inbox_mod
-from planner_operator.state import secrets as secrets_mod
+from planner_operator.state import open as state_open
 from tests.support.webhook_env import (
     DEPLOY_KEY,
     ENV,
@@ -261,14 +261,14 @@ def test_a_rotated_secret_is_picked_up_without_a_restart_and_the_old_one_kept(
     """`composio rotate-secret` in another process: serve follows, in-flight retries verify."""
     state = Settings.resolve(state_dir=tmp_path, env={})
     apply_triggers(state, default_triggers())
-    with secrets_mod.open_secrets(state.state_dir) as store:
+    with state_open.secrets(state) as store:
         store.put(composio_webhooks.SECRET_NAME, SECRET)
     env = {k: v for k, v in ENV.items() if k != "COMPOSIO_WEBHOOK_SECRET"}
     new = "whsec_rotated_0123456789abcdef"
     body = composio_body()
     with TestClient(create_app(state, env, executors=recorder.executors())) as client:
         first = client.post(COMPOSIO, content=body, headers=composio_headers("m1", body))
-        with secrets_mod.open_secrets(state.state_dir) as store:
+        with state_open.secrets(state) as store:
             store.put(composio_webhooks.SECRET_NAME, new, keep_previous_for=3600)
         deadline = time.monotonic() + 10
         while True:

@@ -135,7 +135,7 @@ class ComposioTriggerBackend(Closing):
         self._clock = limiter.clock if limiter is not None else clock_mod.SYSTEM
         self._config = config
         self._webhooks = webhooks
-        self._secret_store: secrets_mod.SqliteSecrets | None = None
+        self._secret_store: secrets_mod.Secrets | None = None
         self.limiter = limiter
         self._db: sql.Database = (
             sql.SqliteDatabase(state_db) if isinstance(state_db, str | Path) else state_db

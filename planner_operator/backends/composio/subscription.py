@@ -36,6 +36,7 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError, SourceError, StateError
+from planner_operator.state import open as state_open
 from planner_operator.state import secrets as secrets_mod
 
 EVENTS = (
@@ -55,7 +56,7 @@ ROTATE = "planner-operator composio rotate-secret"
 @dataclass(frozen=True)
 class WebhookSettings:
     public_url: str | None
-    state_dir: Path
+    settings: Settings  # where the secret is stored (state.open.secrets)
     env_secret: str | None = field(default=None, repr=False)
     legacy_file: Path | None = None  # the 0600 file older versions wrote; imported once
 
@@ -73,10 +74,10 @@ class WebhookSettings:
                 "`serve` will do)"
             )
         secret = variables.COMPOSIO_WEBHOOK_SECRET.read(env)
-        return cls(public, settings.state_dir, secret, settings.composio_secret_file)
+        return cls(public, settings, secret, settings.composio_secret_file)
 
-    def open_store(self, clock: clock_mod.Clock = clock_mod.SYSTEM) -> secrets_mod.SqliteSecrets:
-        store = secrets_mod.open_secrets(self.state_dir, clock=clock)
+    def open_store(self, clock: clock_mod.Clock = clock_mod.SYSTEM) -> secrets_mod.Secrets:
+        store = state_open.secrets(self.settings, clock=clock)
         try:
             _import_legacy(store, self.legacy_file)
         except BaseException:
@@ -93,7 +94,7 @@ def accepted_secrets(
     hooks = WebhookSettings.from_env(settings, {**env, ENV_PUBLIC_URL: ""})
     if hooks.env_secret:
         return (hooks.env_secret,)
-    if not (hooks.state_dir / secrets_mod.FILE_NAME).exists() and not (
+    if not state_open.exists(hooks.settings, "secrets") and not (
         hooks.legacy_file and hooks.legacy_file.exists()
     ):
         return ()  # nothing stored yet: do not create the store from a read
