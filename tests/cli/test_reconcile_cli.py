@@ -193,20 +193,16 @@ def test_taking_over_a_stale_lock_is_said_on_stderr(tmp_path: Path, state: list[
     assert code == 0 and "took over" not in err  # released normally this time
 
 
+def applier(agents: Path) -> list[str]:
+    """A ``reconcile --yes`` process of its own: the lock is between processes."""
+    return [sys.executable, "-m", "planner_operator", "reconcile", "--yes", "--path", str(agents)]
+
+
 def test_two_appliers_together_exactly_one_applies(tmp_path: Path, state: list[str]) -> None:
     agents = tmp_path / "agents"
     for n in range(20):
         write(agents, f"a{n}.yaml", JOB.format(n=n, schedule="0 9 * * *"))
-    command = [
-        sys.executable,
-        "-m",
-        "planner_operator",
-        "reconcile",
-        "--yes",
-        "--path",
-        str(agents),
-        *state,
-    ]
+    command = [*applier(agents), *state]
     procs = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -233,15 +229,7 @@ def race_two_appliers(base: Path) -> str:
     for n in range(RACE_FILES):
         write(agents, f"a{n}.yaml", JOB.format(n=n, schedule="0 9 * * *"))
     state = ["--state-dir", str(base / "state")]
-    command = [
-        sys.executable,
-        "-m",
-        "planner_operator",
-        "reconcile",
-        "--yes",
-        "--path",
-        str(agents),
-    ]
+    command = applier(agents)
     procs = [
         subprocess.Popen(
             [*command, "--lock-timeout", "0", *state],
