@@ -301,13 +301,7 @@ def _yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
             f"invalid YAML: {message}", file=file, line=cause_line, col=cause_col, hint=hint
         )
     if "tab character" in problem:
-        return ConfigError(
-            "invalid YAML: a tab in this line's indentation",
-            file=file,
-            line=line,
-            col=col,
-            hint="indent with spaces, not tabs",
-        )
+        return _tab_error(file, line, col)
     start = exc.context_mark
     started = (
         f" that started on line {start.line + 1}, column {start.column + 1}"
@@ -316,13 +310,7 @@ def _yaml_error(exc: MarkedYAMLError, file: str, text: str) -> ConfigError:
     )
     at = _char_at(text, line, col)
     if "cannot start any token" in problem and at == "\t":
-        return ConfigError(
-            "invalid YAML: a tab in this line's indentation",
-            file=file,
-            line=line,
-            col=col,
-            hint="indent with spaces, not tabs",
-        )
+        return _tab_error(file, line, col)
     problem = problem.replace("not allowed in this context", "not allowed here")
     hint = _yaml_hint(problem, context)
     if "duplicate anchor" in context:
@@ -446,6 +434,18 @@ def _closes_at_end(value: str) -> bool:
                 rest = value[index + 1 :].strip()
                 return not rest or rest.startswith("#")
     return False
+
+
+def _tab_error(file: str, line: int, col: int) -> ConfigError:
+    """YAML forbids tabs in indentation; its own words for that ("cannot start any token",
+    "found character '\\t'") do not say so."""
+    return ConfigError(
+        "invalid YAML: a tab in this line's indentation",
+        file=file,
+        line=line,
+        col=col,
+        hint="indent with spaces, not tabs",
+    )
 
 
 def _char_at(text: str, line: int, col: int) -> str:
