@@ -27,6 +27,7 @@ from planner_operator.core import variables
 from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, Conflict
+from planner_operator.state import open as state_open
 
 if TYPE_CHECKING:
     from planner_operator.backends.composio.backend import ComposioTriggerBackend
@@ -157,12 +158,14 @@ def composio_triggers(
 
     ``clock`` drives the Composio request budget (see ``composio.from_env``).
     """
+    from planner_operator.backends import local
     from planner_operator.backends.composio import backend as composio
     from planner_operator.backends.local import LocalTriggerBackend
 
     events = composio.from_env(settings, env, clock=clock)
-    try:
-        webhooks = LocalTriggerBackend(settings.state_db, clock=clock)
+    try:  # the webhook table is shared state too: every applier must list its rows
+        where = state_open.backend_state(settings, local.COMPONENT)
+        webhooks = LocalTriggerBackend(where, clock=clock)
     except BaseException:
         events.close()
         raise

@@ -79,6 +79,20 @@ def exists(settings: Settings, store: StoreName) -> bool:
     return shared(settings) or _path(settings, store).exists()
 
 
+def backend_state(settings: Settings, component: str) -> Path | sql.Database:
+    """Where a backend keeps its own tables (``component``): the shared database when there
+    is one, else ``settings.state_db``.
+
+    What the production backends keep beside the remote system (Composio's scope of accounts
+    and last subscription, the signed-webhook trigger table) is part of the state every
+    applier must see: kept in one CI runner's file, a fresh runner would list too little and
+    re-create what another one made.
+    """
+    if shared(settings):
+        return _database(settings, component)
+    return settings.state_db
+
+
 def ledger(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Ledger:
     if shared(settings):
         return Ledger(_database(settings, "ledger"), clock=clock)

@@ -67,6 +67,7 @@ from planner_operator.errors import (
     SourceError,
     UnknownOutcome,
 )
+from planner_operator.state import open as state_open
 from planner_operator.state import secrets as secrets_mod
 from planner_operator.state import sql
 
@@ -515,7 +516,11 @@ def from_env(
     limiter = ratelimit.RateLimiter.for_budget(config.budget, clock=clock)
     client = composio_sdk.open_client(config, limiter)
     return ComposioTriggerBackend(
-        client, state_db=settings.state_db, config=config, webhooks=hooks, limiter=limiter
+        client,
+        state_db=state_open.backend_state(settings, COMPONENT),
+        config=config,
+        webhooks=hooks,
+        limiter=limiter,
     )
 
 
