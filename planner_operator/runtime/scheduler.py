@@ -13,6 +13,12 @@ a slot did not run: an overlap skip names the run still going, and a restart wri
 missed slot (at most :data:`MISSED_ROWS` per job, older ones folded into one summary row so a
 long outage of a minutely job cannot flood the table); its catch-up fire has origin
 ``catchup``. The counters stay as they were (``status`` and metrics read them).
+
+Building the heap costs per job only dictionary work: the next fire of a (schedule, timezone,
+DST policy) after an instant is computed once for every job that shares it (:class:`_NextFires`;
+10,000 jobs usually share a few dozen schedules, and croniter costs ~100 us a construction), the
+last run of every job is read in one query, and an unchanged job keeps its ``Job`` object, so a
+heap entry is checked by identity instead of by hashing specs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import logging
 import random
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,7 +52,7 @@ class Job:
     key: str
     spec: Mapping[str, Any]
 
-    @property
+    @functools.cached_property
     def digest(self) -> str:
         return canonical.spec_hash(self.spec)
 
@@ -59,10 +66,59 @@ class Job:
 class _Entry:
     at: datetime
     seq: int
-    key: str = field(compare=False)
-    digest: str = field(compare=False)
+    job: Job = field(compare=False)  # the entry stands while this object is the job's current one
     fire: scheduling.FireTime = field(compare=False)
     advances: bool = field(compare=False, default=True)  # False for a one-off catch-up fire
+
+
+_Series = tuple[str, str, str]  # (schedule, timezone, DST policy)
+
+
+class _NextFires:
+    """The first fire of a series strictly after an instant, shared by every job of the series.
+
+    Jobs of one series fire at the same instants, so when one of them asks for the fire after
+    ``t`` the others ask for the same ``t``: the answer is remembered (a bounded LRU), and each
+    series keeps the iterator that produced its latest answer, so asking for the fire after that
+    one continues it instead of starting croniter again. Continuing an iterator and starting a
+    new one after the same instant give the same fires (``iter_fires`` yields fires strictly
+    after ``start`` for any ``start``; ``tests/runtime/test_scheduler_scale.py`` checks it
+    across DST transitions), so the memo never changes what fires.
+    """
+
+    def __init__(self, size: int = 16_384) -> None:
+        self.size = size
+        self.started = 0  # fire iterators started (croniter constructions), for tests and benches
+        self._memo: OrderedDict[tuple[_Series, datetime], scheduling.FireTime | None] = (
+            OrderedDict()
+        )
+        self._live: OrderedDict[_Series, tuple[datetime, Iterator[scheduling.FireTime]]] = (
+            OrderedDict()
+        )
+
+    def after(self, spec: specs.JobSpec, instant: datetime) -> scheduling.FireTime | None:
+        series = (spec.schedule, spec.timezone, spec.dst)
+        key = (series, instant)
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        live = self._live.get(series)
+        if live is not None and live[0] == instant:
+            fires = live[1]
+        else:
+            fires = scheduling.iter_fires(spec.schedule, spec.timezone, start=instant, dst=spec.dst)
+            self.started += 1
+        fire = next(fires, None)
+        self._memo[key] = fire
+        if fire is None:
+            self._live.pop(series, None)
+        else:
+            self._live[series] = (fire.utc, fires)
+            self._live.move_to_end(series)
+        for table in (self._memo, self._live):
+            while len(table) > self.size:
+                table.popitem(last=False)
+        return fire
 
 
 @dataclass
@@ -96,7 +152,7 @@ class Scheduler:
         self._running_lock = threading.Lock()
         self._counter_lock = threading.Lock()
         self.counters: dict[str, Counters] = {}
-        self._iters: dict[str, Iterator[scheduling.FireTime]] = {}
+        self._next = _NextFires()
         self._seq = 0
 
     def close(self) -> None:
@@ -108,32 +164,32 @@ class Scheduler:
         """Pick up applied changes: new, changed and removed jobs; unchanged keep their timers."""
         now = self.clock.now()
         fresh = {j.key: j for j in self.load_jobs() if specs.enabled(j.spec)}
-        for key in set(self.jobs) - set(fresh):
-            self._iters.pop(key, None)
+        new = [k for k in fresh if k not in self.jobs]
+        last = self.runner.runs.last_slots(new) if new else {}
         for key, job in fresh.items():
             old = self.jobs.get(key)
-            if old is None or old.digest != job.digest:
-                self._schedule(job, now, resumed=old is None)
+            if old is not None and old.digest == job.digest:
+                fresh[key] = old  # its heap entry (which names this object) stays valid
+            else:
+                self._schedule(job, now, last.get(key) if old is None else None)
         self.jobs = fresh
-        self.heap = [e for e in self.heap if e.key in fresh and e.digest == fresh[e.key].digest]
+        self.heap = [e for e in self.heap if fresh.get(e.job.key) is e.job]
         heapq.heapify(self.heap)
         self._started = True
 
-    def _schedule(self, job: Job, now: datetime, *, resumed: bool) -> None:
-        """Start the job's fire iterator, resuming after its last run (catch-up on a restart)."""
-        last = self.runner.runs.last(job.key) if resumed else None
+    def _schedule(self, job: Job, now: datetime, last_slot: str | None) -> None:
+        """Queue the job's next fire, resuming after its last run (catch-up on a restart)."""
         spec = job.typed
         start = now
-        if last is not None and last.slot:
+        if last_slot:
             zone = ZoneInfo(spec.timezone)
-            slot = datetime.fromisoformat(last.slot).replace(tzinfo=zone)
+            slot = datetime.fromisoformat(last_slot).replace(tzinfo=zone)
             start = min(now, slot.astimezone(UTC))
-        fires = scheduling.iter_fires(spec.schedule, spec.timezone, start=start, dst=spec.dst)
         missed: list[scheduling.FireTime] = []
-        upcoming = next(fires, None)
+        upcoming = self._next.after(spec, start)
         while upcoming is not None and upcoming.utc <= now:
             missed.append(upcoming)
-            upcoming = next(fires, None)
+            upcoming = self._next.after(spec, upcoming.utc)
         if missed:
             run_latest = spec.catchup == "latest"
             skipped = missed[:-1] if run_latest else missed
@@ -146,7 +202,6 @@ class Scheduler:
                 self._catchups.add((job.key, missed[-1].utc))
                 self._push(job, missed[-1], at=now, advances=False)
         if upcoming is not None:
-            self._iters[job.key] = fires
             self._push(job, upcoming)
 
     def _missed_rows(
@@ -179,7 +234,7 @@ class Scheduler:
         if self.jitter:
             when += timedelta(seconds=random.uniform(0, self.jitter))
         self._seq += 1
-        heapq.heappush(self.heap, _Entry(when, self._seq, job.key, job.digest, fire, advances))
+        heapq.heappush(self.heap, _Entry(when, self._seq, job, fire, advances))
 
     # -- firing ------------------------------------------------------------------------------
 
@@ -191,12 +246,12 @@ class Scheduler:
         out: list[tuple[Job, scheduling.FireTime]] = []
         while self.heap and self.heap[0].at <= now:
             entry = heapq.heappop(self.heap)
-            job = self.jobs.get(entry.key)
-            if job is None or job.digest != entry.digest:
+            job = entry.job
+            if self.jobs.get(job.key) is not job:  # removed or changed since it was queued
                 continue
             out.append((job, entry.fire))
             if entry.advances:  # a catch-up fire has no successor of its own
-                following = next(self._iters.get(job.key, iter(())), None)
+                following = self._next.after(job.typed, entry.fire.utc)
                 if following is not None:
                     self._push(job, following)
         return out

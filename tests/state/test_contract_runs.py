@@ -113,3 +113,18 @@ def test_delta_reads_only_what_changed(runs: RunStore) -> None:
     second = runs.delta(upto=first.high, watching=[b])
     assert [(s[0], s[1]) for s in second.settled] == [(b, "failed")]
     assert second.finished == [] and second.started == []
+
+
+def test_last_slots_reads_each_keys_newest_slot_at_once(runs: RunStore) -> None:
+    """What the scheduler's restart reads for every job in one query: ``last(key).slot``."""
+    runs.start(key="a/jobs/x", kind="job", run_id="1", origin="scheduler", slot="2026-12-07T09:00")
+    runs.start(key="a/jobs/x", kind="job", run_id="2", origin="scheduler", slot="2026-12-08T09:00")
+    runs.start(key="a/jobs/y", kind="job", run_id="3", origin="scheduler", slot="2026-12-07T10:00")
+    runs.start(key="a/jobs/y", kind="job", run_id="4", origin="manual")  # newest: no slot
+    runs.start(key="a/jobs/z", kind="job", run_id="5", origin="scheduler", slot="2026-12-01T00:00")
+    keys = ["a/jobs/x", "a/jobs/y", "a/jobs/none"]
+    found = runs.last_slots(keys)
+    assert found == {"a/jobs/x": "2026-12-08T09:00", "a/jobs/y": None}
+    for key in keys:
+        last = runs.last(key)
+        assert found.get(key) == (last.slot if last is not None else None)
