@@ -82,6 +82,65 @@ def test_heartbeat_keeps_a_lease(inbox: Inbox) -> None:
     assert inbox.claim("w2", 1, lease=60, now=time.time() + 61) != []
 
 
+def test_settle_many_settles_in_one_go_and_keeps_the_owner_guard(inbox: Inbox) -> None:
+    inbox.insert_many([new("a"), new("b"), new("c")])
+    mine = inbox.claim("w1", 2, lease=60)
+    [other] = inbox.claim("w2", 1, lease=60)
+    kept = inbox.settle_many(
+        "w1",
+        [
+            inbox_mod.Settlement(mine[0].id, "done", "ran"),
+            inbox_mod.Settlement(mine[1].id, "failed", "retry", "boom", retry_at=time.time() + 60),
+            inbox_mod.Settlement(other.id, "done", "not mine"),
+        ],
+    )
+    assert kept == [True, True, False]
+    assert inbox.counts() == {"done": 1, "failed": 1, "processing": 1}
+    failed = inbox.get(mine[1].id)
+    assert failed is not None and failed.last_error == "boom" and failed.lease_owner is None
+
+
+def test_the_leases_of_a_gone_owner_can_be_ended_at_once(inbox: Inbox) -> None:
+    inbox.insert_many([new("a"), new("b"), new("c")])
+    inbox.claim("gone", 2, lease=60)
+    inbox.claim("alive", 1, lease=60)
+    assert inbox.lease_owners() == {"gone", "alive"}
+    assert inbox.claim("w", 10, lease=60) == []  # every lease still runs for a minute
+    assert inbox.expire_leases(["gone"]) == 2
+    assert inbox.lease_owners() == {"alive"}
+    taken = inbox.claim("w", 10, lease=60)
+    assert sorted(d.id for d in taken) == ["a", "b"] and all(d.attempts == 2 for d in taken)
+    assert inbox.expire_leases([]) == 0
+
+
+def test_release_gives_back_unstarted_claims_without_counting_an_attempt(inbox: Inbox) -> None:
+    inbox.insert_many([new("a"), new("b")])
+    claimed = inbox.claim("w1", 2, lease=60)
+    assert inbox.release([d.id for d in claimed], "w2") == 0  # only the owner's own claims
+    assert inbox.release([d.id for d in claimed], "w1") == 2
+    assert inbox.counts() == {"received": 2}
+    again = inbox.claim("w2", 10, lease=60)
+    assert sorted((d.id, d.attempts) for d in again) == [("a", 1), ("b", 1)]
+    inbox.settle("a", "w2", status="failed", error="boom", retry_at=time.time() - 1)
+    [retry] = inbox.claim("w3", 1, lease=60)
+    assert inbox.release([retry.id], "w3") == 1
+    back = inbox.get("a")
+    assert back is not None and (back.status, back.attempts) == ("failed", 1)
+
+
+def test_backlog_counts_due_work_and_the_age_of_the_oldest(inbox: Inbox) -> None:
+    now = time.time()
+    assert inbox.backlog(now=now) == inbox_mod.Backlog(0, 0.0)
+    inbox.insert_many([new("old", at=now - 30), new("new", at=now - 5), new("later", at=now)])
+    [leased] = inbox.claim("w", 1, lease=60, now=now)  # the oldest, being run: not backlog
+    assert leased.id == "old"
+    found = inbox.backlog(now=now + 1)
+    assert found.count == 2 and found.age == pytest.approx(6.0, abs=0.01)
+    # at +61 the lease has run out (due again for 1 s); "new" has been due for 66 s
+    found = inbox.backlog(now=now + 61)
+    assert found.count == 3 and found.age == pytest.approx(66.0, abs=0.01)
+
+
 def test_failed_deliveries_wait_for_their_retry_time(inbox: Inbox) -> None:
     inbox.insert(new("d"))
     inbox.claim("w", 1, lease=60)
