@@ -15,15 +15,10 @@ dead-letter at once; after ``max_attempts`` a delivery is dead (``inbox replay``
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import logging
-import os
 import random
-import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -35,11 +30,12 @@ from planner_operator.core import variables
 from planner_operator.core.records import Delivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PermanentError, RetryableError, TemplateError
-from planner_operator.runtime import events
+from planner_operator.runtime import events, pump
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
+from planner_operator.state import liveness
 from planner_operator.state import open as state_open
-from planner_operator.state.inbox import Inbox
+from planner_operator.state.inbox import Inbox, Settlement
 from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.worker")
@@ -201,44 +197,82 @@ class Worker:
         self.runs = runs
         self.executors = executors
         self.config = config or WorkerConfig()
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._wake: asyncio.Event | None = None
-        self._in_flight: dict[str, asyncio.Future[Outcome]] = {}
+        # host, pid, start time, boot id: what lets another worker prove this one gone
+        self.owner = owner or liveness.current().name(f"{id(self):x}")
+        self._pump: pump.Pump | None = None
 
     # -- one delivery (synchronous; runs in a worker thread) -----------------------------------
 
     def process(self, d: Delivery) -> Outcome:
         """Handle one leased delivery and settle it in the inbox; never raises."""
+        outcome = self.attempt(d)
+        self.settle([(d, outcome)])
+        return outcome
+
+    def attempt(self, d: Delivery) -> Outcome:
+        """Handle one leased delivery without settling it (the loop settles in batches)."""
         try:
             outcome = self.handle(d)
         except Exception as exc:  # a bug must not kill the worker; the lease brings it back
             log.exception("delivery %s: unexpected error", d.id)
             outcome = self._retry(d, f"{type(exc).__name__}: {exc}", None, "error")
         telemetry.inbox_processed(outcome.status)
-        retry_at = (
-            clock_mod.epoch(self.clock) + outcome.retry_in if outcome.retry_in is not None else None
-        )
-        try:
-            kept = self.inbox.settle(
-                d.id,
-                self.owner,
-                status=outcome.status,
-                outcome=outcome.note,
-                error=outcome.error,
-                retry_at=retry_at,
-            )
-        except Exception:
-            log.exception("delivery %s: could not record its outcome; it will run again", d.id)
-            return outcome
-        log.info(
-            "delivery %s trigger=%s outcome=%s attempt=%d%s",
-            d.id,
-            outcome.key or d.trigger_key or d.remote_id or "-",
-            outcome.status,
-            d.attempts,
-            "" if kept else " (lease lost: another worker owns it now)",
-        )
         return outcome
+
+    def settle(self, done: Sequence[tuple[Delivery, Outcome]]) -> None:
+        """Record finished attempts in one transaction; never raises.
+
+        Each run's end is already in the run history (recorded as it ended), so an outcome lost
+        here (the database is unavailable, the process killed before the batch) is not a run
+        lost nor run twice: the lease runs out, the delivery is claimed again, and the run
+        history's success stops a second execution.
+        """
+        if not done:
+            return
+        now = clock_mod.epoch(self.clock)
+        items = [
+            Settlement(
+                d.id, o.status, o.note, o.error, None if o.retry_in is None else now + o.retry_in
+            )
+            for d, o in done
+        ]
+        try:
+            kept = self.inbox.settle_many(self.owner, items)
+        except Exception:
+            ids = ", ".join(d.id for d, _ in done)
+            log.exception("deliveries %s: could not record their outcome; they run again", ids)
+            return
+        for (d, outcome), ok in zip(done, kept, strict=True):
+            log.info(
+                "delivery %s trigger=%s outcome=%s attempt=%d%s",
+                d.id,
+                outcome.key or d.trigger_key or d.remote_id or "-",
+                outcome.status,
+                d.attempts,
+                "" if ok else " (lease lost: another worker owns it now)",
+            )
+
+    def reclaim_orphans(self) -> int:
+        """Take back at once the deliveries leased by a worker whose process is provably gone.
+
+        A worker killed mid-run leaves its deliveries ``processing``; waiting out the lease
+        (60 s) delays each of them for nothing when its owner is known to be dead: on this
+        machine, in this PID namespace, and its pid gone or reused (``state.liveness``). Owners
+        elsewhere cannot be probed and keep their lease.
+        """
+        gone = sorted(o for o in self.inbox.lease_owners() if liveness.gone(o))
+        if not gone:
+            return 0
+        taken = self.inbox.expire_leases(gone)
+        if taken:
+            log.warning(
+                "inbox: took back %d delivery(ies) leased by %s: that process is gone, so they "
+                "run now instead of after the %gs lease",
+                taken,
+                ", ".join(gone),
+                self.config.lease,
+            )
+        return taken
 
     def handle(self, d: Delivery) -> Outcome:
         try:
@@ -292,7 +326,8 @@ class Worker:
             result = events.TriggerResult(success=True, skipped=skip, variables=variables)
             self._record(d, key, event, result, status="skipped", reason=skip)
             return Outcome("ignored", str(skip), key=key)
-        self.runs.abandon(key, run_id, before_attempt=d.attempts, reason=ABANDONED)
+        if d.attempts > 1:  # only a later attempt can find an earlier one cut short
+            self.runs.abandon(key, run_id, before_attempt=d.attempts, reason=ABANDONED)
         row = self.runs.start(
             key=key,
             kind="trigger",
@@ -301,8 +336,8 @@ class Worker:
             origin=origin_of(d),
             action=prepared.kind,
             rendered=prepared.rendered,
+            event=event,
         )
-        self.runs.attach(row, event=event)
         context = {
             "run_key": run_id,
             "delivery_id": d.id,
@@ -315,14 +350,17 @@ class Worker:
             output = actions.execute(prepared, self.executors, context=context)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            self.runs.finish(row, status="failed", error=str(exc))
             failed = events.TriggerResult(success=False, error=error, variables=variables)
-            self.runs.attach(row, trigger_result=failed.model_dump(mode="json"))
+            self.runs.finish(
+                row,
+                status="failed",
+                error=str(exc),
+                trigger_result=failed.model_dump(mode="json"),
+            )
             if isinstance(exc, PermanentError | TemplateError):
                 return Outcome("dead", "dead: permanent error", error=error, key=key)
             retry_after = exc.retry_after if isinstance(exc, RetryableError) else None
             return self._retry(d, error, retry_after, "executor", key)
-        self.runs.finish(row, status="succeeded", result=output)
         chat = prepared.kind == "chat"
         done = events.TriggerResult(
             success=True,
@@ -332,7 +370,9 @@ class Worker:
             workflow_data=None if chat else {"workflow": prepared.workflow, "result": output},
             variables=variables,
         )
-        self.runs.attach(row, trigger_result=done.model_dump(mode="json"))
+        self.runs.finish(
+            row, status="succeeded", result=output, trigger_result=done.model_dump(mode="json")
+        )
         if parsed.composio is not None:
             refs = [f"trigger:{route.remote_id}"]
             if parsed.composio.connected_account_id:
@@ -352,10 +392,20 @@ class Worker:
     ) -> None:
         """A run row for an event that ran nothing (skipped, or a template that can't render)."""
         row = self.runs.start(
-            key=key, kind="trigger", run_id=d.run_key, attempt=d.attempts, origin=origin_of(d)
+            key=key,
+            kind="trigger",
+            run_id=d.run_key,
+            attempt=d.attempts,
+            origin=origin_of(d),
+            event=event,
         )
-        self.runs.finish(row, status=status, reason=reason, error=result.error)
-        self.runs.attach(row, event=event, trigger_result=result.model_dump(mode="json"))
+        self.runs.finish(
+            row,
+            status=status,
+            reason=reason,
+            error=result.error,
+            trigger_result=result.model_dump(mode="json"),
+        )
 
     def _retry(
         self, d: Delivery, error: str, retry_after: float | None, why: str, key: str | None = None
@@ -384,71 +434,30 @@ class Worker:
     def drain(self) -> int:
         """Process everything due now, then return how many were handled (CLI, tests)."""
         handled = 0
+        self.reclaim_orphans()
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker") as pool:
             while batch := self.inbox.claim(self.owner, self.config.concurrency, self.config.lease):
-                list(pool.map(self.process, batch))
+                self.settle(list(zip(batch, pool.map(self.attempt, batch), strict=True)))
                 handled += len(batch)
         return handled
 
-    # -- the loop (asyncio) --------------------------------------------------------------------
+    # -- the loop (asyncio: runtime/pump.py) ---------------------------------------------------
 
     def wake(self) -> None:
         """New work arrived; ignored while every slot is busy (a finishing run wakes us)."""
-        if self._wake is not None and len(self._in_flight) < self.config.concurrency:
-            self._wake.set()
+        if self._pump is not None:
+            self._pump.wake()
 
     async def run(self) -> None:
         """Claim and run deliveries until cancelled; executor runs use their own threads."""
-        loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        db_pool = ThreadPoolExecutor(1, thread_name_prefix="worker-db")
-        pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker-exec")
-        in_flight = self._in_flight
-        next_beat = next_prune = 0.0
-        try:
-            while True:
-                free = self.config.concurrency - len(in_flight)
-                claimed: list[Delivery] = []
-                try:
-                    if free > 0:
-                        claimed = await loop.run_in_executor(
-                            db_pool, self.inbox.claim, self.owner, free, self.config.lease
-                        )
-                    now = self.clock.monotonic()
-                    if in_flight and now >= next_beat:
-                        ids = list(in_flight)
-                        beat = functools.partial(self.inbox.heartbeat, ids, self.owner)
-                        await loop.run_in_executor(db_pool, beat, self.config.lease)
-                        next_beat = now + self.config.lease / 3
-                    if now >= next_prune:
-                        pruned = await loop.run_in_executor(db_pool, self.inbox.prune)
-                        if pruned:
-                            log.info("inbox: pruned %d deliveries older than 7 days", pruned)
-                        next_prune = now + 3600
-                except Exception:  # a busy or broken database: keep serving, try again
-                    log.exception("worker: inbox unavailable")
-                for d in claimed:
-                    future = loop.run_in_executor(pool, self.process, d)
-                    in_flight[d.id] = future
-                    future.add_done_callback(functools.partial(self._finished, d.id))
-                if claimed and len(in_flight) < self.config.concurrency:
-                    continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll)
-        finally:
-            pool.shutdown(wait=False)
-            db_pool.shutdown(wait=False)
-
-    def _finished(self, delivery_id: str, _: asyncio.Future[Outcome]) -> None:
-        self._in_flight.pop(delivery_id, None)
-        if self._wake is not None:
-            self._wake.set()
+        self._pump = pump.Pump(self)
+        await self._pump.run()
 
     async def wait_idle(self, timeout: float) -> None:
-        """Give in-flight runs up to ``timeout`` seconds to finish (shutdown)."""
-        if self._in_flight:
-            await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
+        """Give in-flight runs up to ``timeout`` seconds to finish, settle them, and give back
+        what was claimed and not started (shutdown)."""
+        if self._pump is not None:
+            await self._pump.wait_idle(timeout)
 
 
 def event_time(d: Delivery, n: payloads.Normalized) -> float:

@@ -434,8 +434,10 @@ class Webhooks:
         return _answer(status, {"error": message}, retry_after=status == 503)
 
     def state(self) -> dict[str, Any]:
+        backlog = self.inbox.backlog()
         return {
             "counts": self.inbox.counts(),
+            "backlog": {"count": backlog.count, "age_seconds": round(backlog.age, 3)},
             "ingress": dict(self.stats),
             "batches": self.committer.batches,
             "worker": self.worker is not None,

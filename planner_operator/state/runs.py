@@ -188,14 +188,23 @@ class RunStore(sql.Store):
         slot: str | None = None,
         action: str | None = None,
         rendered: str | None = None,
+        event: Any = None,
     ) -> int:
-        """Record a run as started (idempotent per key, run id and attempt); returns its row id."""
+        """Record a run as started (idempotent per key, run id and attempt); returns its row id.
+
+        ``event`` (a trigger run's TriggerEvent) goes into the same insert: the webhook worker
+        starts one run per delivery, and every transaction saved there is drain rate.
+        """
         with self._db.transaction(serial=False) as tx:
             tx.execute(
                 "INSERT INTO runs (key, kind, run_id, attempt, origin, slot, status, "
-                "action, rendered, started_at) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?) "
+                "action, rendered, started_at, event) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?) "
                 "ON CONFLICT (key, run_id, attempt) DO NOTHING",
-                (key, kind, run_id, attempt, origin, slot, action, rendered, self._now()),
+                (
+                    *(key, kind, run_id, attempt, origin, slot, action, rendered),
+                    *(self._now(), _dumps(event)),
+                ),
             )
             row = tx.execute(
                 "SELECT id FROM runs WHERE key = ? AND run_id = ? AND attempt = ?",
@@ -269,21 +278,17 @@ class RunStore(sql.Store):
         reason: str | None = None,
         rendered: str | None = None,
         action: str | None = None,
+        trigger_result: Any = None,
     ) -> None:
+        """End a run; a trigger run's TriggerResult is stored in the same update."""
         with self._db.transaction(serial=False) as tx:
             tx.execute(
                 "UPDATE runs SET status = ?, result = ?, error = ?, reason = ?, "
                 "rendered = COALESCE(?, rendered), action = COALESCE(?, action), "
-                "finished_at = ? WHERE id = ?",
+                "trigger_result = COALESCE(?, trigger_result), finished_at = ? WHERE id = ?",
                 (
-                    status,
-                    _dumps_result(result),
-                    error,
-                    reason,
-                    rendered,
-                    action,
-                    self._now(),
-                    row_id,
+                    *(status, _dumps_result(result), error, reason, rendered, action),
+                    *(_dumps(trigger_result), self._now(), row_id),
                 ),
             )
 

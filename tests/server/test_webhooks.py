@@ -59,6 +59,7 @@ def test_accepts_then_acknowledges_a_duplicate_and_runs_once(
     assert recorder.keys == ["composio:msg_a"]  # the inbox key, namespaced by source
     stored = client.get("/api/inbox").json()
     assert stored["counts"] == {"done": 1}
+    assert stored["backlog"] == {"count": 0, "age_seconds": 0.0}  # nothing waits for a worker
     with inbox_mod.Inbox(settings.state_dir / "inbox.db") as inbox:
         delivery = inbox.get("composio:msg_a")
     assert delivery is not None and delivery.duplicates == 1
