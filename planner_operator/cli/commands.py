@@ -10,7 +10,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -252,9 +252,12 @@ def reconcile(args: ReconcileArgs) -> int:
             print(render.render(plan, fmt, now=CLOCK.now()), file=sys.stderr)
         return _ask(plan) if asking else True
 
+    spec = args.source
+    if spec.repo is None:  # a work tree: wait out a save caught half-way (reconcile.confirm)
+        spec = replace(spec, settle=variables.WORKTREE_SETTLE.read(variables.environ()))
     with _progress(enabled=not args.dry_run) as progress:
         outcome = run_reconcile(
-            args.source,
+            spec,
             args.settings,
             options=args.options,
             dry_run=args.dry_run,

@@ -86,23 +86,23 @@ def load_path(path: FsPath, *, display: str | None = None) -> LoadedFile:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return _failed(name, _too_big(name, size))
+            return failed(name, _too_big(name, size))
         data = path.read_bytes()
     except OSError as exc:
-        return _failed(name, ConfigError(f"cannot read file: {exc.strerror}", file=name))
+        return failed(name, ConfigError(f"cannot read file: {exc.strerror}", file=name))
     return load_bytes(data, name)
 
 
 def load_bytes(data: bytes, file: str) -> LoadedFile:
     """Decode and load; non-UTF-8 input is an error with the byte offset."""
     if len(data) > MAX_FILE_BYTES:
-        return _failed(file, _too_big(file, len(data)))
+        return failed(file, _too_big(file, len(data)))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return _failed(
+        return failed(
             file,
             ConfigError(
                 f"file is not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)",
@@ -118,22 +118,22 @@ def load_bytes(data: bytes, file: str) -> LoadedFile:
 def load_text(text: str, file: str) -> LoadedFile:
     """Parse YAML, convert with positions, validate against the models."""
     if len(text) > MAX_FILE_BYTES:
-        return _failed(file, _too_big(file, len(text)))
+        return failed(file, _too_big(file, len(text)))
     deep = _flow_too_deep(text)
     if deep is not None:
-        return _failed(file, _too_deep(file, *deep))
+        return failed(file, _too_deep(file, *deep))
     try:
         root = nodes.compose(text)
     except MarkedYAMLError as exc:
-        return _failed(file, _yaml_error(exc, file, text))
+        return failed(file, _yaml_error(exc, file, text))
     except RecursionError:
-        return _failed(file, _too_deep(file, 1, 1))
+        return failed(file, _too_deep(file, 1, 1))
     except YAMLError as exc:
-        return _failed(file, ConfigError(f"invalid YAML: {_first_line(exc)}", file=file))
+        return failed(file, ConfigError(f"invalid YAML: {_first_line(exc)}", file=file))
     except _PARSER_ERRORS as exc:
         # ruamel.yaml's constructor raises plain exceptions for values it cannot build, such as
         # `2001-02-30` or `!!int 1.5`, without a position.
-        return _failed(
+        return failed(
             file,
             ConfigError(
                 f"invalid YAML value: {_first_line(exc)}",
@@ -145,7 +145,7 @@ def load_text(text: str, file: str) -> LoadedFile:
     if root is None or (
         isinstance(root, ScalarNode) and str(root.tag).endswith(":null") and not root.value
     ):
-        return _failed(
+        return failed(
             file,
             ConfigError(
                 "file is empty",
@@ -157,7 +157,7 @@ def load_text(text: str, file: str) -> LoadedFile:
         data, where = nodes.to_plain(root)
     except positions.ConversionError as exc:
         line, col = exc.position or (1, 1)
-        return _failed(
+        return failed(
             file,
             ConfigError(
                 str(exc),
@@ -169,10 +169,10 @@ def load_text(text: str, file: str) -> LoadedFile:
             ),
         )
     except RecursionError:  # MAX_DEPTH stops conversion long before; kept as a safety net
-        return _failed(file, _too_deep(file, 1, 1))
+        return failed(file, _too_deep(file, 1, 1))
     if not isinstance(data, dict):
         kind = "a list" if isinstance(data, list) else "a single value"
-        return _failed(
+        return failed(
             file,
             ConfigError(
                 f"the file is {kind}, not a mapping",
@@ -267,13 +267,14 @@ def _too_deep(file: str, line: int, col: int) -> ConfigError:
     )
 
 
-def _failed(file: str, error: ConfigError) -> LoadedFile:
+def failed(file: str, error: ConfigError) -> LoadedFile:
+    """The result for a file that could not be loaded at all, for ``error``."""
     return LoadedFile(file, None, positions.Positions(), (error,))
 
 
 def oversized(file: str, size: int) -> LoadedFile:
     """The result for a file that was too big to read at all."""
-    return _failed(file, _too_big(file, size))
+    return failed(file, _too_big(file, size))
 
 
 def _too_big(file: str, size: int) -> ConfigError:

@@ -53,6 +53,14 @@ LOCK_TIMEOUT: Var[float] = Var(
     _S, p.seconds(), flag="--lock-timeout",
 )  # fmt: skip
 
+# -- reading agent files (reconcile.source, reconcile.confirm) ------------------------------
+WORKTREE_SETTLE: Var[float] = Var(
+    "PLANNER_WORKTREE_SETTLE", "seconds", 0.2,
+    "`reconcile --path`: a file is planned once two reads this far apart agree, and a delete "
+    "is applied once a read this much later plans it too (a save caught half-way deletes "
+    "nothing); 0 reads once. Watch mode uses its debounce", "cli.commands", p.seconds(),
+)  # fmt: skip
+
 # -- which backends (backends.select) ---------------------------------------------------------
 _B = "backends.select"
 SCHEDULE_BACKEND: Var[str | None] = Var(

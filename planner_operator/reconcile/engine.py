@@ -29,8 +29,8 @@ from planner_operator.config.loader import LoadedFile
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, PlannerError
+from planner_operator.reconcile import confirm, source
 from planner_operator.reconcile import plan as plan_mod
-from planner_operator.reconcile import source
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
 from planner_operator.state import open as state_open
 from planner_operator.state.ledger import Ledger
@@ -38,17 +38,30 @@ from planner_operator.state.ledger import Ledger
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """Where to read agent files: a directory of the work tree, or a git revision."""
+    """Where to read agent files: a directory of the work tree, or a git revision.
+
+    ``settle`` (work tree only; 0 reads once): a file is planned only once two reads this many
+    seconds apart agree, and a delete or replace is applied only when a read at least this much
+    later plans it too (``source.read_worktree_settled``, ``reconcile.confirm``).
+    """
 
     path: Path | None = None
     repo: Path | None = None
     rev: str = "HEAD"
     subdir: str = "agents"
+    settle: float = 0.0
 
-    def read(self) -> source.Snapshot:
+    @property
+    def settles(self) -> bool:
+        return self.repo is None and self.settle > 0
+
+    def read(self, clock: clock_mod.Clock = clock_mod.SYSTEM) -> source.Snapshot:
         if self.repo is not None:
             return source.read_git(self.repo, self.rev, self.subdir)
-        return source.read_worktree(self.path or Path(self.subdir))
+        directory = self.path or Path(self.subdir)
+        if self.settles:
+            return source.read_worktree_settled(directory, settle=self.settle, clock=clock)
+        return source.read_worktree(directory)
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,8 @@ class Outcome:
 Approve = Callable[[plan_mod.Plan], bool]
 
 
-def read_desired(spec: SourceSpec) -> Desired:
-    snapshot = spec.read()
+def read_desired(spec: SourceSpec, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Desired:
+    snapshot = spec.read(clock)
     files = tuple(source.load(snapshot.files))
     return Desired(snapshot, files, desired_mod.build(files))
 
@@ -241,12 +254,20 @@ def reconcile(
     ``approve`` sees the plan before anything is written; False ends the run unapplied.
     ``clock`` stamps the ledger, the lock and the local backends, and waits out retries.
     """
-    wanted = read_desired(spec)
+    wanted = read_desired(spec, clock=clock)
     with session(settings, backends_factory, clock=clock) as (backends, ledger):
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
         with state_open.apply_lock(settings, timeout=settings.lock_timeout, clock=clock) as lock:
             plan = make_plan(wanted, backends, ledger, options)
+            if spec.settles:  # a torn write must not delete: a later read must agree
+
+                def replan() -> plan_mod.Plan:
+                    nonlocal wanted
+                    wanted = read_desired(spec, clock=clock)
+                    return make_plan(wanted, backends, ledger, options)
+
+                plan = confirm.confirmed(plan, replan, settle=spec.settle, clock=clock)
             if approve is not None and not approve(plan):
                 return Outcome(plan, declined=True, lock_takeover=lock.takeover)
             applier = Applier(

@@ -117,10 +117,15 @@ def watch_files(
     on_cycle: Callable[[Cycle], None] | None = None,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
 ) -> None:
-    """Reconcile at start, then after every debounced batch of changes under ``directory``."""
+    """Reconcile at start, then after every debounced batch of changes under ``directory``.
+
+    A file is planned only once it reads the same twice a debounce apart, and a delete only
+    once a read a debounce later plans it too (``SourceSpec.settle``): a save caught half-way
+    must not delete the jobs and triggers its missing lines hold.
+    """
     if not directory.is_dir():
         raise SourceError(f"{directory} is not a directory of agent files")
-    spec = SourceSpec(path=directory)
+    spec = SourceSpec(path=directory, settle=debounce_ms / 1000)
     report = on_cycle or (lambda cycle: None)
     report(run_cycle(spec, settings, options, "start", stop, clock=clock))
     for _changes in watchfiles.watch(
