@@ -12,7 +12,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import composio_bench, reconcile_bench, scheduler_bench, watch_bench, webhook_bench
+from bench import (
+    composio_bench,
+    limits_bench,
+    reconcile_bench,
+    scheduler_bench,
+    watch_bench,
+    webhook_bench,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +64,8 @@ def main() -> None:
     scheduler = scheduler_section(scheduler_bench.run())
     print("webhooks: wrk against durable ingest and a bare endpoint ...", flush=True)
     webhook = webhook_bench.render(webhook_bench.run())
+    print("limits: 2,000 held connections, 20 x 50 MB bodies against serve ...", flush=True)
+    limits = limits_bench.render(limits_bench.run())
     text = f"""# Benchmarks
 
 Machine: {machine()}
@@ -76,8 +85,7 @@ backends, *plan* = the pure planner, *apply* = backend writes + ledger writes.
 Target: no-op reconcile under 1 s: **{verdict}** ({noop:.3f} s). Loading the YAML dominates
 the no-op run; the full run adds one backend write and one ledger transaction per resource.
 {composio.text}{watch.text}{scheduler.text}
-{webhook}
-"""
+{webhook}{limits}"""
     (ROOT / "BENCHMARKS.md").write_text(text, encoding="utf-8")
     print("wrote BENCHMARKS.md")
     sys.exit(0 if noop < 1.0 and composio.ok and watch.ok and scheduler.ok else 1)

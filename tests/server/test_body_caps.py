@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +12,15 @@ from fastapi.testclient import TestClient
 from planner_operator.core.settings import Settings
 from planner_operator.server import bodylimit
 from planner_operator.server.operator import build
-from tests.support.serve_process import Server
+from tests.support import floods
 from tests.support.webhook_env import (
     ENV,
-    apply_triggers,
-    default_triggers,
     wait_settled,
 )
 
-TOKEN = "tok_body-caps-test-token"
+TOKEN = floods.TOKEN
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-TEST_ROUTE = "/api/triggers/job-application-agent/recruiter-email/test"
+TEST_ROUTE = floods.TEST_ROUTE
 
 
 def concrete(path: str) -> str:
@@ -75,66 +71,8 @@ def test_every_write_operation_documents_and_enforces_its_cap(settings: Settings
     assert sum(counts.values()) == 1, counts  # only the test event under the cap was stored
 
 
-def rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for {pid}")
-
-
-async def send_huge(port: int, size: int, *, chunked: bool) -> int:
-    """One request with a ``size``-byte body, written until the server answers or hangs up."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    length = "transfer-encoding: chunked" if chunked else f"content-length: {size}"
-    writer.write(
-        f"POST {TEST_ROUTE} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {TOKEN}\r\n"
-        f"content-type: application/json\r\n{length}\r\n\r\n".encode()
-    )
-    piece = b'{"a": "' + b"x" * (1024 * 1024 - 9) + b'"}'
-    answer = asyncio.create_task(reader.readline())
-    sent = 0
-    try:
-        while sent < size and not answer.done():
-            data = piece[: size - sent]
-            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n" if chunked else data)
-            await writer.drain()
-            sent += len(data)
-        if chunked and not answer.done():
-            writer.write(b"0\r\n\r\n")
-        status_line = await asyncio.wait_for(answer, 60)
-    except (ConnectionError, OSError):
-        status_line = await asyncio.wait_for(answer, 60) if answer.done() else b""
-    finally:
-        writer.close()
-    return int(status_line.split()[1]) if status_line else 0
-
-
-def flood(tmp_path: Path, *, senders: int, size: int) -> tuple[int, list[int], int]:
-    """``senders`` concurrent ``size``-byte bodies to a trigger test of a real ``serve``;
-    returns (peak RSS growth in KiB, the statuses, inbox growth in bytes)."""
-    state = tmp_path / "state"
-    apply_triggers(Settings.resolve(state_dir=state, env={}), default_triggers())
-    server = Server(state, tmp_path / "serve.log", {**ENV, "PLANNER_API_TOKEN": TOKEN})
-    server.start()
-    try:
-        time.sleep(1.0)  # startup allocations settle
-        before = rss_kib(server.pid)
-        inbox = (state / "inbox.db").stat().st_size
-
-        async def all_of_them() -> list[int]:
-            sends = [send_huge(server.port, size, chunked=n % 2 == 1) for n in range(senders)]
-            return list(await asyncio.gather(*sends))
-
-        statuses = asyncio.run(all_of_them())
-        peak = rss_kib(server.pid, "VmHWM")
-        grown = (state / "inbox.db").stat().st_size - inbox
-    finally:
-        server.stop()
-    return peak - before, statuses, grown
-
-
 def check_flood(tmp_path: Path, *, senders: int, size: int) -> dict[str, Any]:
-    growth, statuses, disk = flood(tmp_path, senders=senders, size=size)
+    growth, statuses, disk = floods.big_bodies(tmp_path, senders=senders, size=size)
     assert set(statuses) == {413}, statuses
     assert growth < 50 * 1024, f"RSS grew {growth} KiB"
     assert disk < 1024 * 1024, f"the inbox grew {disk} bytes"
