@@ -17,6 +17,7 @@ from typing import Any
 
 from planner_operator.backends.base import list_all
 from planner_operator.backends.select import open_backends
+from planner_operator.cli import remote
 from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
@@ -220,6 +221,7 @@ class ReconcileArgs:
     fmt: str
     options: PlanOptions
     yes: bool = False  # --yes / --auto-approve: apply without asking
+    server: str | None = None  # --server: plan on this running operator (dry runs only)
 
 
 def reconcile(args: ReconcileArgs) -> int:
@@ -230,6 +232,8 @@ def reconcile(args: ReconcileArgs) -> int:
     plan nobody asked for. Dry runs only print.
     """
     cli_settings.warn_unknown(args.settings)
+    if args.server is not None:
+        return remote_dry_run(args)
     if args.check:
         return drift_check(args)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
@@ -283,11 +287,26 @@ def reconcile(args: ReconcileArgs) -> int:
             print(f"error: {problem}", file=sys.stderr)
         if not applied.ok:
             return 1
-    if not plan.ok:  # load errors, or a refused change (a delete, the subscription)
-        return 1
-    if args.dry_run and args.detailed_exitcode and plan.has_changes:
-        return 2
-    return 0
+    # not ok: load errors, or a refused change (a delete, the subscription)
+    detailed = args.dry_run and args.detailed_exitcode
+    return remote.exit_code(ok=plan.ok, has_changes=plan.has_changes, detailed=detailed)
+
+
+def remote_dry_run(args: ReconcileArgs) -> int:
+    """``--dry-run --server URL``: the operator there plans the files read here."""
+    assert args.server is not None
+    if not args.dry_run or args.check:
+        raise NotApproved(
+            "--server plans only: use it with --dry-run (apply where the state is: `run`, or "
+            "`reconcile --yes` with PLANNER_DATABASE_URL)"
+        )
+    answer = remote.plan(
+        args.server, args.source.read(), args.fmt, args.options, variables.environ(None)
+    )
+    out(answer.output)
+    return remote.exit_code(
+        ok=answer.ok, has_changes=answer.has_changes, detailed=args.detailed_exitcode
+    )
 
 
 def _apply_summary(result: ApplyResult) -> str:

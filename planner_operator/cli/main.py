@@ -273,6 +273,14 @@ def reconcile(
     lock_timeout: Annotated[
         float | None, typer.Option("--lock-timeout", help="Seconds to wait for another applier.")
     ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            help="With --dry-run: send the agent files to this running operator (its POST "
+            "/api/plan, token from env PLANNER_API_TOKEN), which plans them against its state.",
+        ),
+    ] = None,
 ) -> None:
     """Plan the changes from agent files to the backends, and apply them (unless --dry-run).
 
@@ -282,6 +290,7 @@ def reconcile(
       planner-operator reconcile --path agents --yes
       planner-operator reconcile --repo . --rev origin/main -f markdown --dry-run
       planner-operator reconcile --check
+      planner-operator reconcile --dry-run --server https://planner.example
     """
     if path is not None and repo is not None:
         _fail("--path and --repo are exclusive: read the work tree or a git revision, not both")
@@ -301,6 +310,7 @@ def reconcile(
                     take_over_subscription=take_over_subscription,
                 ),
                 yes=yes,
+                server=server,
             )
         )
     )

@@ -205,8 +205,9 @@ POSTINGS_FILE: Var[Path | None] = Var(
 # -- the serving process (server, runtime.worker, runtime.scheduler) -------------------------
 API_TOKEN: Var[str | None] = Var(
     "PLANNER_API_TOKEN", "secret", None,
-    "bearer token for the API and dashboard (see [API and auth](#api-and-auth)); set but "
-    "empty is an error", "server.auth", p.text, secret=True, empty_is_unset=False,
+    "bearer token for the API and dashboard (see [API and auth](#api-and-auth)), and the one "
+    "`reconcile --dry-run --server` sends; set but empty is an error", "server.auth, cli.remote",
+    p.text, secret=True, empty_is_unset=False,
     shown_default="file `<state-dir>/api-token` (0600, generated)",
 )  # fmt: skip
 GIT_WEBHOOK_SECRET: Var[str | None] = Var(

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec
+from typing import ParamSpec, Protocol
 
 from planner_operator import telemetry
 from planner_operator.backends.base import RemoteObject, SubscriptionState, list_all
@@ -64,6 +64,21 @@ class SourceSpec:
         return source.read_worktree(directory)
 
 
+class Source(Protocol):
+    """Anything that reads a snapshot of agent files: a :class:`SourceSpec`, or the files a
+    client sent (``source.Received``, for ``POST /api/plan``)."""
+
+    @property
+    def settle(self) -> float:
+        """Seconds a read must stay unchanged before a plan that deletes is applied."""
+        ...
+
+    @property
+    def settles(self) -> bool: ...
+
+    def read(self, clock: clock_mod.Clock = ...) -> source.Snapshot: ...
+
+
 @dataclass(frozen=True)
 class Desired:
     snapshot: source.Snapshot
@@ -90,7 +105,7 @@ class Outcome:
 Approve = Callable[[plan_mod.Plan], bool]
 
 
-def read_desired(spec: SourceSpec, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Desired:
+def read_desired(spec: Source, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Desired:
     snapshot = spec.read(clock)
     files = tuple(source.load(snapshot.files))
     return Desired(snapshot, files, desired_mod.build(files))
@@ -237,7 +252,7 @@ def session(
 
 @_reported
 def reconcile(
-    spec: SourceSpec,
+    spec: Source,
     settings: Settings,
     *,
     options: plan_mod.PlanOptions = plan_mod.PlanOptions(),

@@ -42,6 +42,27 @@ class Snapshot:
     directory_exists: bool = True
 
 
+@dataclass(frozen=True)
+class Received:
+    """A snapshot read somewhere else: the files ``reconcile --dry-run --server`` sent, planned
+    by the operator exactly as if it had read them itself."""
+
+    snapshot: Snapshot
+    settle: float = 0.0
+    settles: bool = False  # a sent snapshot is only ever planned, never re-read
+
+    def read(self, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Snapshot:
+        return self.snapshot  # already read: nothing to settle
+
+
+def received_file(display: str, data: bytes | None, size: int) -> SourceFile:
+    """A sent file as the local readers make one: over the size limit it is not kept (the
+    loader reports it), whatever the sender claimed."""
+    if data is not None:
+        size = len(data)
+    return SourceFile(display, None if size > loader.MAX_FILE_BYTES else data, size)
+
+
 def read_worktree(directory: Path) -> Snapshot:
     """Every agent file directly in ``directory`` (sorted), and the git state around it."""
     if directory.is_file():

@@ -23,6 +23,7 @@ from planner_operator.runtime.executors.base import Executors
 from planner_operator.server import auth, bodylimit, hosts, metrics, webhooks, webhooks_openapi
 from planner_operator.server import runtime as server_runtime
 from planner_operator.server.api import compat
+from planner_operator.server.api import plan as api_plan
 from planner_operator.server.api import status as api_status
 from planner_operator.server.dashboard import router as dashboard_router
 
@@ -83,6 +84,8 @@ def create_app(
     # the receivers count their own body (bodylimit.RECEIVER)
     app.include_router(webhooks.router(runtime.webhooks), max_body_size=bodylimit.RECEIVER)
     app.include_router(api_status.router(runtime.reader, runtime.operations))
+    # POST /api/plan: `reconcile --dry-run --server` (plans sent files; writes nothing)
+    app.include_router(api_plan.router(settings, env, clock=clock))
     # /triggers, /workflows (the Triggers module's routes)
     app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
     # GET /metrics

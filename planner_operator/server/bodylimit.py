@@ -24,6 +24,7 @@ KIB = 1024
 MIB = 1024 * KIB
 DEFAULT = 64 * KIB  # every route not named below
 GIT_HOOK = 4 * MIB  # `run`'s /hooks/git: a GitHub push event lists at most 2,048 commits
+PLAN = 16 * MIB  # POST /api/plan: a repository's agent files (each at most 1 MiB, the loader's cap)
 INNGEST = 32 * MIB  # Inngest's own limit on a run's memoized step state, which it sends us
 # The webhook receivers count their own body against PLANNER_WEBHOOK_MAX_BODY, before and while
 # reading, so that a 413 is in their JSON shape and their metrics; the framework's count is
@@ -45,6 +46,7 @@ def caps(env: Mapping[str, str]) -> dict[str, int]:
         "/webhooks/composio": event,
         "/webhooks/{agent}/{trigger}": event,
         "/hooks/git": GIT_HOOK,
+        "/api/plan": PLAN,
         "/api/inngest": INNGEST,  # the SDK's default serve path; see cap() for another one
     }
 
