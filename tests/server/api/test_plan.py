@@ -103,15 +103,15 @@ def test_a_revision_is_sent_and_named_as_locally(
 ) -> None:
     import git
 
-    repo = git.Repo.init(tmp_path / "repo")
     shutil.copytree(ROOT / "agents", tmp_path / "repo" / "agents")
-    repo.index.add(["agents"])
-    repo.index.commit("agents")
+    with git.Repo.init(tmp_path / "repo") as repo:  # closes its git helpers
+        repo.index.add(["agents"])
+        sha = repo.index.commit("agents").hexsha
     args = ["--repo", str(tmp_path / "repo"), "--rev", "HEAD", "-f", "markdown"]
     state = ["--state-dir", str(settings.state_dir)]
     local = invoke("reconcile", "--dry-run", *args, *state)
     remote = invoke("reconcile", "--dry-run", *args, "--server", server)
-    assert local == remote and repo.head.commit.hexsha[:12] in remote[1]
+    assert local == remote and sha[:12] in remote[1]
 
 
 def test_the_plan_takes_no_lock_and_writes_nothing(
