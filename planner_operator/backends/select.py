@@ -82,6 +82,12 @@ class Backends:
 
     by_kind: dict[Kind, RemoteBackend]
     closers: list[contextlib.AbstractContextManager[object]] = field(default_factory=list)
+    # checks of the platforms actions run on (Mastra), over every resource
+    checks: list[Preflight] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        """What the checks could not check (an unreachable platform), for the plan's output."""
+        return [w for c in self.checks for w in getattr(c, "warnings", [])]
 
     def close(self) -> None:
         for closer in reversed(self.closers):
@@ -119,10 +125,44 @@ def open_backends(
         triggers = _trigger_backend(trigger_backend_name(env), settings, env, clock)
         by_kind["trigger"] = triggers
         closers.append(triggers)  # type: ignore[arg-type]
+        checks = _platform_checks(env, clock, closers)
     except BaseException:
         Backends(by_kind, closers).close()
         raise
-    return Backends(by_kind, closers)
+    return Backends(by_kind, closers, checks)
+
+
+def _platform_checks(
+    env: Mapping[str, str],
+    clock: clock_mod.Clock,
+    closers: list[contextlib.AbstractContextManager[object]],
+) -> list[Preflight]:
+    """Mastra's agents and workflows, when chats and workflows run there."""
+    url = variables.MASTRA_URL.read(env)
+    if not url:
+        return []
+    from planner_operator.backends.mastra.checks import MastraCheck
+    from planner_operator.backends.mastra.client import MastraClient
+
+    client = MastraClient(
+        url,
+        token=variables.MASTRA_TOKEN.read(env),
+        timeout=min(10.0, variables.EXECUTOR_TIMEOUT.read(env)),
+        clock=clock,
+    )
+    closers.append(contextlib.closing(client))
+    return [MastraCheck(client, local=local_workflow_ids(env))]
+
+
+def local_workflow_ids(env: Mapping[str, str]) -> set[str]:
+    """Workflow ids registered to run elsewhere than the platform: entry points of installed
+    packages and ``PLANNER_WORKFLOWS`` (the runtime's registry; the shipped examples are not
+    among them, since a configured platform runs those ids too)."""
+    from importlib import metadata
+
+    ids = {ep.name for ep in metadata.entry_points(group=variables.WORKFLOW_ENTRY_POINTS)}
+    ids |= {item.partition("=")[0].strip() for item in variables.WORKFLOWS.read(env)}
+    return ids
 
 
 def _schedule_backend(

@@ -80,7 +80,11 @@ def _resource(
 def _action(agent: models.AgentFile, action: models.Action) -> specs.Action:
     if action.chat is not None:
         variables = {**agent.variables, **action.chat.variables}
-        return specs.ChatAction(template=action.chat.template, variables=variables)
+        return specs.ChatAction(
+            template=action.chat.template,
+            variables=variables,
+            agent=agent.mastra.agent if agent.mastra is not None else None,
+        )
     assert action.workflow is not None
     # inputs may use the agent's variables: keep the spec self-contained
     return specs.WorkflowAction(

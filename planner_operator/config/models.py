@@ -315,6 +315,15 @@ class Planner(Strict):
     triggers: list[Trigger] = Field(default_factory=list)
 
 
+class MastraRef(Strict):
+    """Where this agent's chats run on a Mastra server (when `PLANNER_MASTRA_URL` is set)."""
+
+    agent: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\s/]+$")] = Field(
+        description="The Mastra agent id (as `GET /api/agents` lists it).",
+        examples=["salesAgent"],
+    )
+
+
 class AgentFile(Strict):
     """One agent: `agents/<agent-id>.yaml`."""
 
@@ -333,5 +342,9 @@ class AgentFile(Strict):
         default_factory=dict,
         description="Variables every template of this agent can use.",
         json_schema_extra=_NAMES_ONLY,
+    )
+    mastra: MastraRef | None = Field(
+        default=None,
+        description="The Mastra agent chats start on; defaults to this file's `id`.",
     )
     planner: Planner = Field(default_factory=Planner)

@@ -54,11 +54,17 @@ class ChatAction:
 
     template: str
     variables: Mapping[str, Scalar] = field(default_factory=dict)
+    # the platform's agent id when the file names one (`mastra.agent`); else the file's id.
+    # Stored only when set, so the specs (and hashes) of files without it never change.
+    agent: str | None = None
 
     kind: Literal["chat"] = field(default="chat", init=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chat": {"template": self.template, "variables": dict(self.variables)}}
+        body: dict[str, Any] = {"template": self.template, "variables": dict(self.variables)}
+        if self.agent is not None:
+            body["agent"] = self.agent
+        return {"chat": body}
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,11 @@ def action_from_dict(data: Any, where: str) -> Action:
     body = _mapping(data, where)
     chat, workflow = body.get("chat"), body.get("workflow")
     if isinstance(chat, Mapping) and workflow is None:
+        agent = chat.get("agent")
         return ChatAction(
             template=_str(chat, "template", f"{where}.chat"),
             variables=dict(_mapping(chat.get("variables") or {}, f"{where}.chat.variables")),
+            agent=_str(chat, "agent", f"{where}.chat") if agent is not None else None,
         )
     if isinstance(workflow, Mapping) and chat is None:
         at = f"{where}.workflow"

@@ -184,6 +184,8 @@ WORKFLOW_URL: Var[str | None] = Var(
     "PLANNER_WORKFLOW_URL", "URL", None, "where workflows nobody registered locally run", _E,
     p.url, shown_default="shipped examples",
 )  # fmt: skip
+# Python workflows other packages register (``[project.entry-points."planner_operator.workflows"]``)
+WORKFLOW_ENTRY_POINTS = "planner_operator.workflows"
 WORKFLOWS: Var[tuple[str, ...]] = Var(
     "PLANNER_WORKFLOWS", "list (`;`)", (),
     "workflow registrations: `id=module:function;id=https://...;id=inngest:event`", _E, p.items,
@@ -195,6 +197,21 @@ PLATFORM_TOKEN: Var[str | None] = Var(
 EXECUTOR_TIMEOUT: Var[float] = Var(
     "PLANNER_EXECUTOR_TIMEOUT", "seconds", 30.0, "seconds per agent-platform call", _E,
     p.seconds(positive=True),
+)  # fmt: skip
+MASTRA_URL: Var[str | None] = Var(
+    "PLANNER_MASTRA_URL", "URL", None,
+    "a Mastra server's API base (e.g. `http://127.0.0.1:4111/api`): chats go to its agents, "
+    "workflows nobody registered locally to its workflows", _E, p.url,
+    shown_default="not used",
+)  # fmt: skip
+MASTRA_TOKEN: Var[str | None] = Var(
+    "PLANNER_MASTRA_TOKEN", "secret", None, "bearer token for the Mastra server", _E, p.text,
+    secret=True,
+)  # fmt: skip
+MASTRA_WAIT: Var[float] = Var(
+    "PLANNER_MASTRA_WAIT", "seconds", 300.0,
+    "how long a run waits for a Mastra workflow's result before it is retried (the retry "
+    "finds the same Mastra run and waits again)", _E, p.seconds(positive=True),
 )  # fmt: skip
 POSTINGS_FILE: Var[Path | None] = Var(
     "PLANNER_POSTINGS_FILE", "path", None,

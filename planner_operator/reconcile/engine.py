@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
 from planner_operator.state import open as state_open
 from planner_operator.state.ledger import Ledger
+
+log = logging.getLogger("planner_operator.reconcile")
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ def preflight(wanted: Desired, backends: Backends) -> list[ConfigError]:
         if isinstance(backend, Preflight):
             mine = [r for r in wanted.resources.values() if r.kind == kind]
             errors.extend(backend.preflight(mine))
+    for check in backends.checks:
+        errors.extend(check.preflight(list(wanted.resources.values())))
+    for warning in backends.warnings():
+        log.warning("%s", warning)
     return errors
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from planner_operator import telemetry
 from planner_operator.core import specs, templates
 from planner_operator.core.keys import split_key
-from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.executors.base import ChatStarted, Executors
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ def _prepare(
 ) -> Prepared:
     values = {**action.variables, **(payload or {}), **builtins}
     if isinstance(action, specs.ChatAction):
-        return Prepared("chat", agent, message=templates.render(action.template, values))
+        message = templates.render(action.template, values)
+        return Prepared("chat", action.agent or agent, message=message)
     if payload is not None and not action.input:
         return Prepared("workflow", agent, workflow=action.id, input=dict(payload))
     rendered = templates.render_value(action.input, values)
@@ -71,11 +72,29 @@ def execute(prepared: Prepared, executors: Executors, *, context: Mapping[str, A
     """Make the call; ``context["run_key"]`` is the idempotency key. Timed for /metrics."""
     with telemetry.executor_call(prepared.kind):
         if prepared.kind == "chat":
-            thread = executors.chat.start_thread(
+            started = executors.chat.start_thread(
                 agent=prepared.agent, message=prepared.message or "", context=context
             )
             sink = getattr(executors.chat, "sink", None)  # "local" when no platform is configured
-            return {"thread_id": thread, "sink": sink} if sink else {"thread_id": thread}
+            return _chat_result(started, sink)
         return executors.workflow.run(
             workflow=prepared.workflow or "", input=prepared.input or {}, context=context
         )
+
+
+def _chat_result(started: str | ChatStarted, sink: str | None) -> dict[str, Any]:
+    """What run history keeps of a chat: the thread, and the reply when the platform gave one."""
+    if isinstance(started, str):
+        started = ChatStarted(started)
+    result: dict[str, Any] = {"thread_id": started.thread_id}
+    if sink:
+        result["sink"] = sink
+    if started.reply is not None:
+        result["reply"] = started.reply
+    if started.finish_reason is not None:
+        result["finish_reason"] = started.finish_reason
+    if started.usage is not None:
+        result["usage"] = dict(started.usage)
+    if started.link is not None:
+        result["thread_url"] = started.link
+    return result

@@ -16,25 +16,18 @@ URLs in messages lose their query string (it may carry tokens).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from planner_operator.backends.http import raise_for_status
+from planner_operator.backends.http import where as where_of
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
-from planner_operator.errors import (
-    AuthError,
-    NotFound,
-    PermanentError,
-    RetryableError,
-    UnknownOutcome,
-)
+from planner_operator.errors import PermanentError, RetryableError, UnknownOutcome
 
 CHAT_PATH = variables.CHAT_PATH_DEFAULT
-_RETRYABLE = frozenset({408, 409, 425, 429})
 
 
 class HttpExecutor:
@@ -91,7 +84,9 @@ class HttpExecutor:
         )
         thread = _thread_id(body)
         if thread is None:
-            raise PermanentError(f"POST {_where(url)} answered without a thread id", backend="chat")
+            raise PermanentError(
+                f"POST {where_of(url)} answered without a thread id", backend="chat"
+            )
         return thread
 
     def run(self, *, workflow: str, input: Mapping[str, Any], context: Mapping[str, Any]) -> Any:
@@ -109,7 +104,7 @@ class HttpExecutor:
         ``shown`` replaces the URL in error messages when its path carries a secret.
         """
         headers = {"idempotency-key": key} if key else {}
-        where = shown or _where(url)
+        where = shown or where_of(url)
         try:
             response = self._client.post(url, json=payload, headers=headers)
         except httpx.TimeoutException as exc:
@@ -123,25 +118,6 @@ class HttpExecutor:
             return response.json()
         except ValueError:
             return {"status": response.status_code}
-
-
-def raise_for_status(
-    response: httpx.Response, where: str, *, clock: clock_mod.Clock = clock_mod.SYSTEM
-) -> None:
-    """Translate an HTTP error status into our error tree (``where``: the redacted URL)."""
-    status = response.status_code
-    if status < 400:
-        return
-    what = f"POST {where} answered {status}"
-    if status in _RETRYABLE or status >= 500:
-        raise RetryableError(
-            what, backend="executor", status=status, retry_after=retry_after(response, clock)
-        )
-    if status in (401, 403):
-        raise AuthError(what, backend="executor", status=status)
-    if status == 404:
-        raise NotFound(what, backend="executor", status=status)
-    raise PermanentError(what, backend="executor", status=status)
 
 
 def _run_key(context: Mapping[str, Any]) -> str:
@@ -159,25 +135,3 @@ def _thread_id(body: Any) -> str | None:
     if isinstance(thread, Mapping) and isinstance(thread.get("id"), str):
         return str(thread["id"])
     return None
-
-
-def _where(url: str) -> str:
-    """Scheme, host and path only: never echo query strings that may carry tokens."""
-    parsed = httpx.URL(url)
-    return f"{parsed.scheme}://{parsed.host}{parsed.path}"
-
-
-def retry_after(response: httpx.Response, clock: clock_mod.Clock) -> float | None:
-    """``Retry-After`` as seconds: a number, or an HTTP date."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - clock.now()).total_seconds())

@@ -9,6 +9,7 @@
 | ``PLANNER_WORKFLOWS`` | ``id=module:function;id=https://...;id=inngest:event`` registrations |
 | ``PLANNER_PLATFORM_TOKEN`` | bearer token for the platform |
 | ``PLANNER_EXECUTOR_TIMEOUT`` | seconds per platform call (default 30) |
+| ``PLANNER_MASTRA_URL`` | chats start on Mastra agents, workflows nobody registered run on Mastra |
 
 With nothing set, chat messages go to the local outbox (labelled ``"sink": "local"`` in run
 history) and workflows run the shipped Python examples, so the embedded default shows the
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from planner_operator.backends.mastra.client import MastraClient
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
-from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.executors.base import ChatExecutor, Executors, WorkflowExecutor
 from planner_operator.runtime.executors.http import HttpExecutor
 from planner_operator.runtime.executors.local import LocalOutbox
+from planner_operator.runtime.executors.mastra import MastraExecutor
 from planner_operator.runtime.executors.workflows import Registry, WorkflowRunner
 
 
@@ -50,12 +53,26 @@ def from_env(
             timeout=variables.EXECUTOR_TIMEOUT.read(env),
             clock=clock,
         )
-    chat = remote if remote is not None and remote.chat_url else outbox
+    chat: ChatExecutor = remote if remote is not None and remote.chat_url else outbox
+    fallback: WorkflowExecutor | None = remote if workflow_url else None
+    mastra_url = variables.MASTRA_URL.read(env)
+    if mastra_url:
+        mastra = MastraExecutor(
+            MastraClient(
+                mastra_url,
+                token=variables.MASTRA_TOKEN.read(env),
+                timeout=variables.EXECUTOR_TIMEOUT.read(env),
+                clock=clock,
+            ),
+            wait=variables.MASTRA_WAIT.read(env),
+            clock=clock,
+        )
+        chat, fallback = mastra, mastra
     workflow = WorkflowRunner(
         Registry.discover(env),
         journal=outbox,
         state_dir=settings.state_dir,
-        fallback=remote if workflow_url else None,
+        fallback=fallback,
         env=env,
         clock=clock,
     )

@@ -40,7 +40,7 @@ from planner_operator.runtime.executors.base import WorkflowExecutor
 from planner_operator.runtime.executors.http import HttpExecutor
 from planner_operator.runtime.executors.local import LocalOutbox
 
-ENTRY_POINT_GROUP = "planner_operator.workflows"
+ENTRY_POINT_GROUP = variables.WORKFLOW_ENTRY_POINTS
 ENV_WORKFLOWS = variables.WORKFLOWS.name
 
 Workflow = Callable[..., Any]
