@@ -12,4 +12,5 @@ pytest_plugins = [
     "tests.support.webhook_env",
     "tests.support.local_testclient",
     "tests.support.postgres",
+    "tests.support.mastra",
 ]

@@ -125,14 +125,14 @@ def open_backends(
         triggers = _trigger_backend(trigger_backend_name(env), settings, env, clock)
         by_kind["trigger"] = triggers
         closers.append(triggers)  # type: ignore[arg-type]
-        checks = _platform_checks(env, clock, closers)
+        checks = platform_checks(env, clock, closers)
     except BaseException:
         Backends(by_kind, closers).close()
         raise
     return Backends(by_kind, closers, checks)
 
 
-def _platform_checks(
+def platform_checks(
     env: Mapping[str, str],
     clock: clock_mod.Clock,
     closers: list[contextlib.AbstractContextManager[object]],

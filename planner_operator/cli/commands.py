@@ -7,6 +7,7 @@ called from tests and from ``watch`` without going through click.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.backends.base import list_all
-from planner_operator.backends.select import open_backends
+from planner_operator.backends.select import open_backends, platform_checks
 from planner_operator.cli import remote
 from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
@@ -72,6 +73,7 @@ def validate(paths: Sequence[Path], fmt: str) -> int:
     files = source.load(source.read_paths(paths))
     if not files:
         raise PlannerError(f"no agent files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
+    files = _platform_checked(files)
     errors = [e for f in files for e in f.errors]
     if fmt == "json":
         out(jsonfmt.document("validate", _validate_json(files)))
@@ -89,6 +91,29 @@ def validate(paths: Sequence[Path], fmt: str) -> int:
             triggers = sum(len(f.agent.planner.triggers) for f in files if f.agent)
             out(f"{len(files)} file(s) valid: {jobs} job(s), {triggers} trigger(s).")
     return 1 if errors else 0
+
+
+def _platform_checked(files: Sequence[LoadedFile]) -> list[LoadedFile]:
+    """Files with what the configured agent platform (Mastra) says of their names added: the
+    same check the plan makes, so `validate` in CI catches an unknown agent or workflow."""
+    closers: list[contextlib.AbstractContextManager[object]] = []
+    try:
+        checks = platform_checks(variables.environ(None), clock_mod.SYSTEM, closers)
+        found: list[ConfigError] = []
+        resources = list(desired_mod.build(files).values())
+        for check in checks:
+            found.extend(check.preflight(resources))
+            for warning in getattr(check, "warnings", []):
+                sys.stderr.write(f"warning: {warning}\n")
+    finally:
+        for closer in reversed(closers):
+            closer.__exit__(None, None, None)
+    if not found:
+        return list(files)
+    return [
+        dataclasses.replace(f, errors=(*f.errors, *(e for e in found if e.file == f.file)))
+        for f in files
+    ]
 
 
 def _error_dict(error: ConfigError) -> dict[str, Any]:

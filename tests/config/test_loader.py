@@ -83,7 +83,7 @@ def test_misspelt_required_key_is_one_error_not_two() -> None:
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
     assert rendered("name: Demo\ncolour: red\n") == [
         f"{F}:2:1: colour: unknown key `colour` (allowed here: `id`, `name`, `description`, "
-        "`timezone`, `variables`, `planner`)"
+        "`timezone`, `variables`, `mastra`, `planner`)"
     ]
 
 
@@ -481,7 +481,7 @@ def test_merged_key_error_points_into_the_anchor() -> None:
     text = "name: Demo\nbase: &b {colour: red}\n<<: *b\n"
     assert rendered(text)[1] == (
         f"{F}:2:11: colour: unknown key `colour` (allowed here: `id`, `name`, `description`, "
-        "`timezone`, `variables`, `planner`)"
+        "`timezone`, `variables`, `mastra`, `planner`)"
     )
 
 
@@ -626,7 +626,7 @@ def test_dotted(path: positions.Path, text: str) -> None:
         (
             "\n<<: {a: 1}\nname: Demo\n",
             f"{F}:2:6: a: unknown key `a` (allowed here: `id`, `name`, `description`, "
-            "`timezone`, `variables`, `planner`)",
+            "`timezone`, `variables`, `mastra`, `planner`)",
         ),
         # ReusedAnchorWarning escaped (an error under `-W error`, noise on stderr otherwise).
         # libyaml refuses a reused anchor outright; the message says how to fix it.

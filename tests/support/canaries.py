@@ -47,6 +47,7 @@ SESSION: Mapping[str, str] = {
     "INNGEST_SIGNING_KEY_FALLBACK": INNGEST_SIGNING_KEY_FALLBACK,
     "PLANNER_API_TOKEN": plain("planner-api-token"),
     "PLANNER_PLATFORM_TOKEN": plain("platform-token"),
+    "PLANNER_MASTRA_TOKEN": plain("mastra-token"),
     "PLANNER_GIT_WEBHOOK_SECRET": plain("git-webhook-secret"),
     # secret_env names of the webhook triggers in agents/*.yaml and the schema's example
     "DEPLOY_WEBHOOK_SECRET": DEPLOY_WEBHOOK_SECRET,

@@ -24,6 +24,7 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 
 from planner_operator.backends.mastra.client import MastraClient, Workflow
 from planner_operator.config.desired import DesiredResource
+from planner_operator.core import specs
 from planner_operator.errors import BackendError, ConfigError
 
 
@@ -36,9 +37,13 @@ class MastraCheck:
         self.warnings: builtins.list[str] = []
 
     def preflight(self, resources: Sequence[DesiredResource]) -> builtins.list[ConfigError]:
-        chats = [r for r in resources if "chat" in _action(r)]
-        flows = [r for r in resources if "workflow" in _action(r)]
-        flows = [r for r in flows if _workflow_id(r) not in self.local]
+        actions = [(r, _action(r)) for r in resources]
+        chats = [(r, a) for r, a in actions if isinstance(a, specs.ChatAction)]
+        flows = [
+            (r, a)
+            for r, a in actions
+            if isinstance(a, specs.WorkflowAction) and a.id not in self.local
+        ]
         if not chats and not flows:
             return []
         try:
@@ -50,27 +55,24 @@ class MastraCheck:
                 "answers)"
             )
             return []
-        errors = [e for r in chats if (e := _check_agent(r, agents)) is not None]
+        errors = [e for r, a in chats if (e := _check_agent(r, a, agents)) is not None]
         by_name = {w.key: w for w in workflows} | {w.id: w for w in workflows}
-        for resource in flows:
-            errors.extend(_check_workflow(resource, by_name))
+        for resource, action in flows:
+            errors.extend(_check_workflow(resource, action, by_name))
         return errors
 
 
-def _action(resource: DesiredResource) -> Mapping[str, Any]:
-    action = resource.spec.get("action")
-    return action if isinstance(action, Mapping) else {}
+def _action(resource: DesiredResource) -> specs.Action:
+    if resource.kind == "job":
+        return specs.JobSpec.from_dict(resource.spec).action
+    return specs.TriggerSpec.from_dict(resource.spec).action
 
 
-def _workflow_id(resource: DesiredResource) -> str:
-    body = _action(resource).get("workflow")
-    return str(body.get("id", "")) if isinstance(body, Mapping) else ""
-
-
-def _check_agent(resource: DesiredResource, agents: Mapping[str, str]) -> ConfigError | None:
-    chat = _action(resource)["chat"]
-    named = chat.get("agent") if isinstance(chat, Mapping) else None
-    agent = str(named or resource.agent)
+def _check_agent(
+    resource: DesiredResource, action: specs.ChatAction, agents: Mapping[str, str]
+) -> ConfigError | None:
+    named = action.agent
+    agent = named or resource.agent
     if agent in agents:
         return None
     near = difflib.get_close_matches(agent, list(agents), n=3, cutoff=0.5)
@@ -91,10 +93,9 @@ def _check_agent(resource: DesiredResource, agents: Mapping[str, str]) -> Config
 
 
 def _check_workflow(
-    resource: DesiredResource, workflows: Mapping[str, Workflow]
+    resource: DesiredResource, action: specs.WorkflowAction, workflows: Mapping[str, Workflow]
 ) -> builtins.list[ConfigError]:
-    body = _action(resource)["workflow"]
-    name = _workflow_id(resource)
+    name = action.id
     found = workflows.get(name)
     if found is None:
         near = difflib.get_close_matches(name, list(workflows), n=3, cutoff=0.5)
@@ -113,8 +114,8 @@ def _check_workflow(
                 hint=hint,
             )
         ]
-    data = body.get("input") if isinstance(body, Mapping) else None
-    if found.input_schema is None or not isinstance(data, Mapping) or not data:
+    data = action.input
+    if found.input_schema is None or not data:
         return []  # an empty input is the event data: known only when it arrives
     try:
         validator = jsonschema.Draft7Validator(found.input_schema)

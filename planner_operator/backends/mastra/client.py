@@ -211,7 +211,12 @@ def _mapping(body: Any) -> Mapping[str, Any]:
 
 
 def _schema(raw: Any) -> Mapping[str, Any] | None:
-    """Mastra sends schemas as superjson text: ``{"json": <JSON Schema>}``."""
+    """Mastra sends schemas as superjson text: ``{"json": <JSON Schema>}``.
+
+    The schema zod publishes is that of the parsed value, so a field with a default is listed
+    as required although input may leave it out (Mastra fills it in): such fields are taken
+    out of ``required`` here, or valid input would be refused.
+    """
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -219,8 +224,25 @@ def _schema(raw: Any) -> Mapping[str, Any] | None:
             return None
     if isinstance(raw, Mapping):
         inner = raw.get("json", raw)
-        return inner if isinstance(inner, Mapping) else None
+        return _defaults_optional(inner) if isinstance(inner, Mapping) else None
     return None
+
+
+def _defaults_optional(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_defaults_optional(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out = {k: _defaults_optional(v) for k, v in schema.items()}
+    props = out.get("properties")
+    required = out.get("required")
+    if isinstance(props, Mapping) and isinstance(required, list):
+        out["required"] = [
+            name
+            for name in required
+            if not (isinstance(props.get(name), Mapping) and "default" in props[name])
+        ]
+    return out
 
 
 def _error_text(response: httpx.Response) -> str:

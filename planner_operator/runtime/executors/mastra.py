@@ -196,7 +196,11 @@ def _check_input(workflow: Workflow, input: Mapping[str, Any]) -> None:
         validator = jsonschema.Draft7Validator(workflow.input_schema)
     except jsonschema.SchemaError:
         return  # not ours to judge: Mastra validates it too
-    errors = sorted(validator.iter_errors(dict(input)), key=lambda e: list(e.absolute_path))
+    # the most specific first: a field's own error before "a required field is missing"
+    errors = sorted(
+        validator.iter_errors(dict(input)),
+        key=lambda e: (not e.absolute_path, [str(p) for p in e.absolute_path]),
+    )
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(input)"
