@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PO     := $(BIN)/planner-operator
 DEMO_STATE := .planner/demo
 
-.PHONY: demo test test-all check schema readme bench venv clean fmt fuzz fuzz-smoke
+.PHONY: demo demo-mastra test test-all check schema readme bench venv clean fmt fuzz fuzz-smoke
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@bash scripts/demo.sh
+
+# The same job path with chats and workflows on a real Mastra server (Node from the venv).
+demo-mastra: $(STAMP)
+	@bash scripts/demo_mastra.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -110,8 +110,8 @@ class MastraServer:
         env = {
             **os.environ,
             "PORT": str(self.port),
-            "MASTRA_DB_URL": f"file:{self.data / 'mastra.db'}",
-            "MASTRA_EXECUTIONS": str(self.executions),
+            "MASTRA_DB_URL": f"file:{self.data.resolve() / 'mastra.db'}",
+            "MASTRA_EXECUTIONS": str(self.executions.resolve()),
             "MASTRA_TELEMETRY_DISABLED": "1",
         }
         log = open(self.data / "server.log", "ab")  # noqa: SIM115  # lives with the process
