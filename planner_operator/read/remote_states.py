@@ -7,8 +7,9 @@ may be a Composio API call, so it is cached for ``ttl`` seconds, or until a reco
 a dashboard refreshing every few seconds must not spend the request budget every reconcile
 also needs. A failed read is cached the same way (retrying per request would hammer a remote
 already in trouble) and makes every resource ``error`` with the failure as its detail.
-Composio lifecycle events (a trigger disabled, an account expired) come from the local inbox
-and the frozen files from the ledger's last reconcile record: cheap to read, never cached.
+Composio lifecycle events (a trigger disabled, an account expired) come from the local inbox,
+the frozen files from the ledger's last reconcile record, and unset webhook secrets from this
+process's environment (the one ``serve`` verifies with): cheap to read, never cached.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class RemoteStates:
                     snap = self._snapshot = self._read(owned, stamp)
         lifecycle = status_mod.lifecycle(self.settings)
         frozen = states.frozen_files(stamp)
+        secrets = status_mod.secret_problems(self.settings, entries, self.env)
         return {
             e.key: states.classify(
                 e,
@@ -77,6 +79,7 @@ class RemoteStates:
                 read_error=snap.error,
                 lifecycle=lifecycle.get(e.key),
                 frozen_by=states.frozen_by(e, frozen),
+                secret_problem=secrets.get(e.key),
             )
             for e in entries
         }

@@ -13,8 +13,10 @@ what the user must do about it; the detail names every one, the deciding one fir
 ``error``
     It does not work, and reconciling alone will not fix it: Composio disabled the instance or
     the account expired (``disabled_reason`` is Composio's own words), the backend reports the
-    object broken, or the backend could not be read at all (nothing else is known). The user
-    has to act outside git: reconnect the account, fix the credentials.
+    object broken, the backend could not be read at all (nothing else is known), or the
+    trigger's signing secret is not set where deliveries are verified (``secret $X is not
+    set``: its endpoint answers 503). The user has to act outside git: reconnect the account,
+    fix the credentials, set the variable.
 ``drifted``
     It works, but not as applied: missing remotely, or changed outside the operator. The next
     reconcile puts it back, so it ranks below error: a Composio-disabled instance is ``error``
@@ -32,12 +34,12 @@ what the user must do about it; the detail names every one, the deciding one fir
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 from planner_operator.backends.base import RemoteObject
-from planner_operator.core import specs
+from planner_operator.core import specs, webhook_secrets
 from planner_operator.core.records import OwnedEntry
 from planner_operator.reconcile import plan
 
@@ -60,13 +62,16 @@ def classify(
     read_error: str | None = None,
     lifecycle: tuple[str, str] | None = None,
     frozen_by: str | None = None,
+    secret_problem: str | None = None,
 ) -> ResourceState:
     """The state of the owned resource ``entry``.
 
     ``remote`` is the backend's object for it (None: not there); ``read_error`` says the
     backend could not be read (``remote`` is then unknown, not missing); ``lifecycle`` is the
     (event, reason) of a Composio lifecycle webhook for it; ``frozen_by`` is the file that
-    failed to load at the last reconcile, if it is this resource's.
+    failed to load at the last reconcile, if it is this resource's; ``secret_problem`` says
+    why its deliveries cannot be verified in the reader's environment
+    (``core.webhook_secrets``, ``secret_problems``).
     """
     causes: list[tuple[State, str]] = []
     reason: str | None = None
@@ -74,6 +79,8 @@ def classify(
         event, why = lifecycle
         causes.append(("error", f"{event}: {why}" if why else event))
         reason = why or event
+    if secret_problem is not None:
+        causes.append(("error", f"{secret_problem}: its deliveries are refused (503)"))
     if read_error is not None:
         causes.append(("error", f"cannot read the backend: {read_error}"))
     elif remote is None:
@@ -103,6 +110,29 @@ def classify(
     causes.sort(key=lambda cause: _RANK[cause[0]])  # stable: the order above breaks ties
     detail = "; ".join(dict.fromkeys(text for _, text in causes))
     return ResourceState(causes[0][0], detail, reason)
+
+
+def secret_problems(
+    entries: Sequence[OwnedEntry], env: Mapping[str, str], *, composio_secret: Callable[[], bool]
+) -> dict[str, str]:
+    """Per trigger key, why deliveries to it cannot be verified with ``env`` (as ``serve``'s
+    ``signatures.secret_problems`` decides from the same specs): a generic webhook's own
+    ``secret_env``, or, for Composio triggers, no Composio webhook secret at all.
+    ``composio_secret`` is asked once, and only when a Composio trigger is there."""
+    out: dict[str, str] = {}
+    composio = [e for e in entries if e.kind == "trigger" and e.backend == COMPOSIO]
+    composio = [e for e in composio if not isinstance(e.spec.get("webhook"), Mapping)]
+    if composio and not composio_secret():
+        out.update({e.key: webhook_secrets.COMPOSIO_MISSING for e in composio})
+    for entry in entries:
+        if entry.kind == "trigger":
+            found = webhook_secrets.spec_problem(entry.spec, env)
+            if found is not None:
+                out[entry.key] = found
+    return out
+
+
+COMPOSIO = "composio"
 
 
 def frozen_files(last_reconcile: str | None) -> tuple[str, ...]:

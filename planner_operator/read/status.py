@@ -7,13 +7,16 @@ it shows the truth even when someone changed things outside the operator.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from planner_operator.backends.base import RemoteObject, SubscriptionState
+from planner_operator.backends.composio import subscription as composio_webhooks
 from planner_operator.backends.select import open_backends
-from planner_operator.core import jsonfmt, scheduling, specs, times
+from planner_operator.core import jsonfmt, scheduling, specs, times, variables
+from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
 from planner_operator.read import states
@@ -57,11 +60,13 @@ def collect(
     now: datetime,
     runs: int = 3,
     backends_factory: BackendFactory | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Report:
     """Every owned resource's state (``states.classify``, as the API and /metrics show it).
 
     A backend that cannot be read makes every resource ``error`` with the reason, as in the
-    API: the ledger's view is still worth showing, and an exit code alone says less.
+    API: the ledger's view is still worth showing, and an exit code alone says less. Webhook
+    secrets are checked in ``env`` (default: this process's environment).
     """
     with state_open.ledger(settings) as ledger:
         entries = ledger.entries(include_retired=False)
@@ -74,6 +79,7 @@ def collect(
     history = _history(settings, [e.key for e in entries])
     events = lifecycle(settings)
     frozen = states.frozen_files(last)
+    secrets = secret_problems(settings, entries, env)
     by_id = {(r.kind, r.remote_id): r for r in actual}
     owned = {(e.kind, e.remote_id) for e in entries}
     rows: list[Row] = []
@@ -84,6 +90,7 @@ def collect(
             read_error=read_error,
             lifecycle=events.get(entry.key),
             frozen_by=states.frozen_by(entry, frozen),
+            secret_problem=secrets.get(entry.key),
         )
         state, detail = found.state, found.detail
         spec = entry.spec
@@ -179,6 +186,22 @@ def lifecycle(settings: Settings) -> dict[str, tuple[str, str]]:
         return {}
     with state_open.inbox(settings) as box, state_open.ledger(settings) as ledger:
         return inbox.trigger_statuses(box, ledger)
+
+
+def secret_problems(
+    settings: Settings, entries: Sequence[OwnedEntry], env: Mapping[str, str] | None
+) -> dict[str, str]:
+    """``states.secret_problems`` in ``env`` (None: the process's), with the Composio secret
+    from the environment or the operator's state, as ``serve`` reads it."""
+    environ = variables.environ(env)
+
+    def composio_secret() -> bool:
+        try:
+            return bool(composio_webhooks.accepted_secrets(settings, environ))
+        except PlannerError:  # an unsafe secret file: serve refuses to start and says why
+            return True
+
+    return states.secret_problems(entries, environ, composio_secret=composio_secret)
 
 
 def _next(expr: str, tz: str, dst: specs.DstPolicy, now: datetime, count: int) -> tuple[str, ...]:

@@ -18,7 +18,6 @@ timestamps only, within ±300 s either way; several space-separated signatures m
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -26,8 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from planner_operator.core import variables
-from planner_operator.errors import AuthError
+from planner_operator.core import webhook_secrets
 
 if TYPE_CHECKING:
     from planner_operator.core.settings import Settings
@@ -40,7 +38,7 @@ _ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_ID_LENGTH}}}")  # visible ASCII: ids go 
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # [0-9], not \d: \d also matches other scripts' digits
 _GITHUB = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _ENTRY = re.compile(r"([A-Za-z0-9]{1,16}),([A-Za-z0-9+/=_-]{1,512})")
-STANDARD_PREFIX = "whsec_"
+STANDARD_PREFIX = webhook_secrets.STANDARD_PREFIX
 
 
 class SignatureError(Exception):
@@ -70,19 +68,9 @@ def composio_key(secret: str) -> bytes:
 
 
 def standard_key(secret: str) -> bytes:
-    """Standard Webhooks' key: base64 after the optional ``whsec_`` prefix.
-
-    Raises ``ValueError`` for a secret that does not decode: checked once at startup so a
-    misconfigured secret stops the server instead of failing every delivery.
-    """
-    encoded = secret.removeprefix(STANDARD_PREFIX).strip()
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError("not a Standard Webhooks secret (whsec_ followed by base64)") from exc
-    if len(key) < 16:
-        raise ValueError("a Standard Webhooks secret must decode to at least 16 bytes")
-    return key
+    """Standard Webhooks' key: base64 after the optional ``whsec_`` prefix (``ValueError`` for
+    one that does not decode; ``core.webhook_secrets`` tells the trigger's state why)."""
+    return webhook_secrets.standard_key(secret)
 
 
 # -- secrets (configuration) -------------------------------------------------------------------
@@ -101,34 +89,30 @@ def composio_secrets(settings: Settings, env: Mapping[str, str]) -> tuple[str, .
     return composio_webhooks.accepted_secrets(settings, env)
 
 
-def check_secrets(
+def secret_problems(
     routes: Iterable[events.Route], settings: Settings, env: Mapping[str, str]
-) -> None:
-    """Refuse to start when an applied trigger's secret is missing, empty or unusable."""
-    problems: list[str] = []
+) -> dict[str, str]:
+    """Per applied trigger key, why its deliveries cannot be verified here (logged at startup).
+
+    Each is that trigger's problem only: its deliveries are answered 503 (the sender retries),
+    the read model shows it in error, everything else serves. The Composio secret covers every
+    Composio trigger, so each of them carries its absence.
+    """
     owned = list(routes)
+    problems: dict[str, str] = {}
     if any(r.backend == "composio" and r.webhook is None for r in owned) and not composio_secrets(
         settings, env
     ):
-        problems.append(
-            "Composio triggers are applied but their webhook secret is missing: run `planner-"
-            "operator composio rotate-secret` (it stores a new one in the operator's state), or "
-            f"set {variables.COMPOSIO_WEBHOOK_SECRET.name}"
+        missing = webhook_secrets.COMPOSIO_MISSING
+        problems.update(
+            {r.key: missing for r in owned if r.backend == "composio" and r.webhook is None}
         )
     for route in owned:
-        if route.webhook is None:
-            continue
-        name = route.webhook.secret_env
-        value = variables.dynamic_secret(env, name)
-        if not value:
-            problems.append(f"{route.key}: its webhook secret ${name} is empty or not set")
-        elif route.webhook.scheme == "standard":
-            try:
-                standard_key(value)
-            except ValueError as exc:
-                problems.append(f"{route.key}: ${name} is {exc}")
-    if problems:
-        raise AuthError("refusing to serve webhooks: " + "; ".join(problems), backend="webhooks")
+        if route.webhook is not None:
+            found = webhook_secrets.problem(route.webhook, env)
+            if found is not None:
+                problems[route.key] = found
+    return problems
 
 
 # -- signing (tests, the bench, the demo sender) ----------------------------------------------

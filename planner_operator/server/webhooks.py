@@ -34,7 +34,7 @@ from starlette.requests import ClientDisconnect
 
 from planner_operator.backends.composio import payloads
 from planner_operator.core import clock as clock_mod
-from planner_operator.core import jsonsafe, keys, variables
+from planner_operator.core import jsonsafe, keys, variables, webhook_secrets
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
@@ -236,7 +236,10 @@ class Webhooks:
         self.clock = clock  # signature timestamps, arrival times, leases, route ages
         self.routes = Routes(settings, clock=clock)
         self.routes.reload()
-        signatures.check_secrets(self.routes.all(), settings, self.env)
+        for key, problem in sorted(
+            signatures.secret_problems(self.routes.all(), settings, self.env).items()
+        ):  # that trigger's deliveries get 503; everything else serves
+            log.error("webhooks: %s: %s: its deliveries are refused (503)", key, problem)
         self.composio_secrets = signatures.composio_secrets(settings, self.env)
         self.verifier = signatures.Verifier()
         self.max_body = variables.WEBHOOK_MAX_BODY.read(self.env)
@@ -337,9 +340,9 @@ class Webhooks:
         try:
             route = await self._webhook_route(key)
             assert route.webhook is not None
-            secret = variables.dynamic_secret(self.env, route.webhook.secret_env)
-            if not secret:
+            if webhook_secrets.problem(route.webhook, self.env) is not None:
                 raise Rejected(503, "this trigger's webhook secret is not configured")
+            secret = variables.dynamic_secret(self.env, route.webhook.secret_env)
             body = await self._body(request, headers)
             if route.webhook.scheme == "github":
                 digest = self.verifier.github(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -70,6 +71,15 @@ CASES: list[tuple[str, OwnedEntry, Any, dict[str, Any], str, str, str | None]] =
         None,
     ),
     ("drift outranks frozen", ON, None, {"frozen_by": "a.yaml"}, "drifted", "missing", None),
+    (
+        "unset secret",
+        ON,
+        remote(ON),
+        {"secret_problem": "secret $HOOK is not set", "frozen_by": "a.yaml"},
+        "error",
+        "secret $HOOK is not set: its deliveries are refused (503); frozen",
+        None,
+    ),
 ]
 
 
@@ -98,3 +108,35 @@ def test_the_frozen_files_come_from_the_last_reconcile_record() -> None:
     assert states.frozen_files('{"load_errors": []}') == ()  # written before frozen_files
     assert states.frozen_by(ON, ("agents/a.yaml",)) == "agents/a.yaml"
     assert states.frozen_by(ON, ("agents/b.yaml",)) is None
+
+
+def hook(name: str, env: str, backend: str = "local", **spec: Any) -> OwnedEntry:
+    body = {"webhook": {"secret_env": env, "scheme": "standard"}, **spec} if env else spec
+    return owned_for(desired(f"a/triggers/{name}", body), f"rid-{name}", backend=backend)
+
+
+def test_secret_problems_name_the_unset_or_unusable_variable_per_trigger() -> None:
+    key = "whsec_" + base64.b64encode(b"0123456789abcdef").decode()
+    entries = [hook("set", "SET"), hook("unset", "UNSET"), hook("bad", "BAD"), ON]
+    env = {"SET": key, "BAD": "whsec_!!"}
+    asked: list[bool] = []
+
+    def composio_secret() -> bool:
+        asked.append(True)
+        return True
+
+    found = states.secret_problems(entries, env, composio_secret=composio_secret)
+    assert found == {
+        "a/triggers/unset": "secret $UNSET is not set",
+        "a/triggers/bad": "secret $BAD is not a Standard Webhooks secret (whsec_ followed by "
+        "base64)",
+    }
+    assert asked == []  # no Composio trigger: the store is not read
+
+
+def test_every_composio_trigger_carries_a_missing_composio_secret() -> None:
+    mail = hook("mail", "", backend="composio", event="GMAIL_NEW_GMAIL_MESSAGE")
+    found = states.secret_problems([mail, ON], {}, composio_secret=lambda: False)
+    assert list(found) == ["a/triggers/mail"]
+    assert "Composio webhook secret is not configured" in found["a/triggers/mail"]
+    assert states.secret_problems([mail], {}, composio_secret=lambda: True) == {}

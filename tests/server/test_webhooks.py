@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from planner_operator.backends.composio import subscription as composio_webhooks
 from planner_operator.core.settings import Settings
-from planner_operator.errors import AuthError, StateError
+from planner_operator.errors import StateError
 from planner_operator.read import status as status_mod
 from planner_operator.server.app import create_app
 from planner_operator.state import inbox as inbox_mod
@@ -243,10 +243,32 @@ def test_lifecycle_events_update_trigger_status(client: TestClient, settings: Se
 # -- secrets at startup ----------------------------------------------------------------------
 
 
-def test_refuses_to_start_without_the_composio_secret(settings: Settings) -> None:
+def test_without_the_composio_secret_its_triggers_are_in_error_and_the_rest_serves(
+    settings: Settings, recorder: Recorder
+) -> None:
     env = {k: v for k, v in ENV.items() if k != "COMPOSIO_WEBHOOK_SECRET"}
-    with pytest.raises(AuthError, match="COMPOSIO_WEBHOOK_SECRET"):
-        create_app(settings, {**env, "COMPOSIO_WEBHOOK_SECRET": "  "})
+    app = create_app(
+        settings, {**env, "COMPOSIO_WEBHOOK_SECRET": "  "}, executors=recorder.executors()
+    )
+    with TestClient(app) as client:
+        refused = post(client, "msg_nosecret")
+        body = b'{"service": "api", "version": "1.2.3"}'
+        served = client.post(
+            "/webhooks/engineering-agent/deploy-hook",
+            content=body,
+            headers=standard_headers("msg_deploy", body),
+        )
+        triggers = {t["key"]: t for t in client.get("/api/triggers").json()}
+    assert refused.status_code == 503
+    assert served.status_code == 202
+    mail = triggers[MAIL_KEY]
+    assert mail["state"] == "error"
+    assert "the Composio webhook secret is not configured" in mail["detail"]
+    assert triggers[DEPLOY_KEY]["state"] != "error"
+
+
+def test_an_unsafe_composio_secret_file_still_stops_the_server(settings: Settings) -> None:
+    env = {k: v for k, v in ENV.items() if k != "COMPOSIO_WEBHOOK_SECRET"}
     secret_file = settings.state_dir / "composio-webhook-secret"
     secret_file.write_text(SECRET + "\n")
     os.chmod(secret_file, 0o644)
@@ -285,18 +307,53 @@ def test_a_rotated_secret_is_picked_up_without_a_restart_and_the_old_one_kept(
 
 
 @pytest.mark.parametrize(
-    ("name", "value"),
+    ("name", "value", "problem"),
     [
-        ("DEPLOY_WEBHOOK_SECRET", ""),
-        ("DEPLOY_WEBHOOK_SECRET", "whsec_!!"),
-        ("GH_WEBHOOK_SECRET", ""),
+        ("DEPLOY_WEBHOOK_SECRET", None, "secret $DEPLOY_WEBHOOK_SECRET is not set"),
+        ("DEPLOY_WEBHOOK_SECRET", " ", "secret $DEPLOY_WEBHOOK_SECRET is not set"),
+        ("DEPLOY_WEBHOOK_SECRET", "whsec_!!", "secret $DEPLOY_WEBHOOK_SECRET is not a Standard"),
+        ("GH_WEBHOOK_SECRET", None, "secret $GH_WEBHOOK_SECRET is not set"),
     ],
 )
-def test_refuses_to_start_with_an_empty_or_unusable_webhook_secret(
-    settings: Settings, name: str, value: str
+def test_an_unset_webhook_secret_puts_that_trigger_in_error_and_the_rest_serves(
+    settings: Settings,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    value: str | None,
+    problem: str,
 ) -> None:
-    with pytest.raises(AuthError, match=name):
-        create_app(settings, {**ENV, name: value})
+    """Issue 17: one unset secret took the whole server down, at every restart."""
+    env = {k: v for k, v in ENV.items() if k != name}
+    if value is not None:
+        env[name] = value
+    key = DEPLOY_KEY if name == "DEPLOY_WEBHOOK_SECRET" else GITHUB_KEY
+    path = "/webhooks/" + key.replace("/triggers/", "/")
+    caplog.set_level(logging.ERROR, logger="planner_operator.webhooks")
+    with TestClient(create_app(settings, env, executors=recorder.executors())) as client:
+        body = b'{"service": "api", "version": "1.2.3"}'
+        signed = (
+            standard_headers("msg_1", body) if key == DEPLOY_KEY else github_headers("d1", body)
+        )
+        refused = client.post(path, content=body, headers=signed)
+        accepted = post(client, "msg_mail")  # the Composio trigger still serves
+        triggers = {t["key"]: t for t in client.get("/api/triggers").json()}
+        page = client.get("/planner/").text
+        scraped = client.get("/metrics").text
+    assert refused.status_code == 503
+    assert "secret" in refused.json()["error"]
+    assert accepted.status_code == 202
+    assert triggers[key]["state"] == "error"
+    assert triggers[key]["detail"].startswith(problem)
+    assert triggers[MAIL_KEY]["state"] != "error"
+    assert problem.replace("$", "&#36;") in page or problem in page
+    agent, _, trigger = key.split("/")
+    labels = f'agent="{agent}",kind="trigger",name="{trigger}",state="error"'
+    series = f"planner_resource_state{{{labels}}} 1.0"
+    assert series in scraped
+    assert any(key in r.getMessage() and problem in r.getMessage() for r in caplog.records)
+    if value and value.strip():
+        assert value not in caplog.text
 
 
 # -- logs never carry secrets, signatures or bodies ------------------------------------------
