@@ -24,11 +24,11 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Self
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import times
+from planner_operator.core.closing import Closing
 from planner_operator.errors import LockError
 from planner_operator.state import sql
 
@@ -88,10 +88,10 @@ class LockHolder:
         )
 
 
-class ApplyLocker(Protocol):
+class ApplyLocker(Closing):
     """One applier at a time, whatever engine keeps the lock (:class:`ApplyLock` on a SQLite
-    file, ``pg_lock.PostgresApplyLock`` on the shared database); ``with`` acquires, waiting
-    ``timeout``, and releases."""
+    file, ``pg_lock.PostgresApplyLock`` on the shared database). ``with lock:`` acquires,
+    waiting ``timeout``, and leaves through ``close()`` (which releases)."""
 
     name: str
     holder: str
@@ -100,45 +100,28 @@ class ApplyLocker(Protocol):
     takeover: str | None
 
     @property
-    def where(self) -> str: ...
+    def where(self) -> str:
+        raise NotImplementedError
+
     @property
-    def held(self) -> bool: ...
-    def acquire(self, timeout: float, poll: float = 0.2) -> None: ...
-    def release(self) -> None: ...
-    def current(self) -> LockHolder | None: ...
-    def clear(self) -> LockHolder | None: ...
-    def close(self) -> None: ...
-    def __enter__(self) -> Self: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-
-class Acquiring:
-    """``with lock:`` acquires (waiting ``self.timeout``) and leaves through ``close()``."""
-
-    timeout: float
+    def held(self) -> bool:
+        raise NotImplementedError
 
     def acquire(self, timeout: float, poll: float = 0.2) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def current(self) -> LockHolder | None:
+        raise NotImplementedError
+
+    def clear(self) -> LockHolder | None:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
         self.acquire(self.timeout)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def default_holder() -> str:
@@ -165,7 +148,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-class ApplyLock(Acquiring):
+class ApplyLock(ApplyLocker):
     """The apply lock; use as ``with ApplyLock(path, timeout=30): ...``.
 
     ``timeout`` is how long :meth:`__enter__` waits; :meth:`acquire` takes its own. After a

@@ -33,7 +33,7 @@ log = logging.getLogger("planner_operator.state.lock")
 _SELECT = "SELECT name, holder, pid, host, started_at FROM locks WHERE name = %s"
 
 
-class PostgresApplyLock(lock_mod.Acquiring):
+class PostgresApplyLock(lock_mod.ApplyLocker):
     """Same interface as :class:`~planner_operator.state.lock.ApplyLock` (``ApplyLocker``)."""
 
     def __init__(
