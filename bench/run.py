@@ -141,8 +141,9 @@ def watch_section(r: dict[str, dict[str, float]]) -> Section:
 ## Watch: change -> applied (embedded backend)
 
 `bench/watch_bench.py`, {files["rounds"]:.0f} rounds each. File save -> reconcile applied
-(watchfiles, 50 ms debounce); commit pushed to a local bare repo -> applied (the push wake-up of
-`POST /hooks/git`, then fetch + reconcile of the new sha).
+(watchfiles, 50 ms debounce; the file is planned once two reads a debounce apart agree, so a
+save caught half-way deletes nothing); commit pushed to a local bare repo -> applied (the push
+wake-up of `POST /hooks/git`, then fetch + reconcile of the new sha).
 
 | path | median | max | target |
 |---|---|---|---|
