@@ -314,6 +314,15 @@ class WebhookRouting(Generic[_Events]):
         self.close()
 
 
+def checks_trigger_types(backends: Backends) -> bool:
+    """Whether the trigger backend checks trigger types against the live remote (preflight):
+    then the bundled catalog's offline findings are superseded (``reconcile.engine``)."""
+    triggers = backends.by_kind.get("trigger")
+    if isinstance(triggers, WebhookRouting):
+        return isinstance(triggers.events, Preflight)
+    return isinstance(triggers, Preflight)
+
+
 def _close(backend: object) -> None:
     close = getattr(backend, "close", None)
     if callable(close):

@@ -22,6 +22,7 @@ from planner_operator.cli import remote
 from planner_operator.cli import settings as cli_settings
 from planner_operator.config import desired as desired_mod
 from planner_operator.config import schema as schema_mod
+from planner_operator.config import semantic
 from planner_operator.config.loader import LoadedFile
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import jsonfmt, keys, logsafe, scheduling, specs, times, variables
@@ -70,26 +71,41 @@ def settings(
 
 
 def validate(paths: Sequence[Path], fmt: str) -> int:
+    """Exit 1 on errors; warnings (types the catalog cannot know, secrets unset in this
+    environment) are shown and do not fail."""
     files = source.load(source.read_paths(paths))
     if not files:
         raise PlannerError(f"no agent files (*.yaml, *.yml) in {', '.join(map(str, paths))}")
     files = _platform_checked(files)
+    found = semantic.secret_warnings(files, variables.environ())
+    files = [
+        replace(
+            f, warnings=semantic.in_order([*f.warnings, *(w for w in found if w.file == f.file)])
+        )
+        for f in files
+    ]
     errors = [e for f in files for e in f.errors]
+    warnings = [w for f in files for w in f.warnings]
     if fmt == "json":
         out(jsonfmt.document("validate", _validate_json(files)))
     elif fmt == "github":
         for error in errors:
             out(github_annotation(error))
+        for warning in warnings:
+            out(github_annotation(warning, level="warning"))
     else:
         for error in errors:
             out(str(error))
+        for warning in warnings:
+            out(f"warning: {warning}")
+        noted = f", {len(warnings)} warning(s)" if warnings else ""
         bad = sum(1 for f in files if f.errors)
         if bad:
-            out(f"{len(files)} file(s) checked: {bad} invalid, {len(errors)} error(s).")
+            out(f"{len(files)} file(s) checked: {bad} invalid, {len(errors)} error(s){noted}.")
         else:
             jobs = sum(len(f.agent.planner.jobs) for f in files if f.agent)
             triggers = sum(len(f.agent.planner.triggers) for f in files if f.agent)
-            out(f"{len(files)} file(s) valid: {jobs} job(s), {triggers} trigger(s).")
+            out(f"{len(files)} file(s) valid: {jobs} job(s), {triggers} trigger(s){noted}.")
     return 1 if errors else 0
 
 
@@ -136,13 +152,14 @@ def _validate_json(files: Sequence[LoadedFile]) -> dict[str, Any]:
                 "agent": f.agent_id if f.agent else None,
                 "ok": not f.errors,
                 "errors": [_error_dict(e) for e in f.errors],
+                "warnings": [_error_dict(w) for w in f.warnings],
             }
             for f in files
         ],
     }
 
 
-def github_annotation(error: ConfigError) -> str:
+def github_annotation(error: ConfigError, *, level: str = "error") -> str:
     """A GitHub Actions workflow command, escaped as the runner expects."""
 
     def prop(value: str) -> str:
@@ -152,7 +169,7 @@ def github_annotation(error: ConfigError) -> str:
     if error.hint:
         message += f" ({error.hint})"
     p = error.position
-    return f"::error file={prop(p.file)},line={p.line},col={p.col}::{_escape(message)}"
+    return f"::{level} file={prop(p.file)},line={p.line},col={p.col}::{_escape(message)}"
 
 
 def _escape(value: str) -> str:

@@ -61,12 +61,17 @@ _EXPECTED = {
 
 @dataclass(frozen=True)
 class LoadedFile:
-    """The outcome for one file: the model when it validated, and every error found."""
+    """The outcome for one file: the model when it validated, and every error found.
+
+    ``warnings`` are problems that do not stop the file (e.g. a trigger type the bundled
+    catalog cannot know): shown by validate and the plan, never freezing anything.
+    """
 
     file: str
     agent: models.AgentFile | None
     positions: positions.Positions
     errors: tuple[ConfigError, ...] = ()
+    warnings: tuple[ConfigError, ...] = ()
 
     @property
     def agent_id(self) -> str:

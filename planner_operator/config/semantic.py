@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Protocol
 
 from planner_operator.config import catalog, models
 from planner_operator.config.loader import LoadedFile
 from planner_operator.config.positions import Path, dotted
-from planner_operator.core import scheduling, templates
+from planner_operator.core import scheduling, specs, templates, webhook_secrets
 from planner_operator.errors import ConfigError, ScheduleError, TemplateError
 
 CRON_HINT = "cron fields are minute hour day-of-month month day-of-week, e.g. `0 9 * * 1`"
@@ -24,7 +24,11 @@ CRON_HINT = "cron fields are minute hour day-of-month month day-of-week, e.g. `0
 
 def check_files(files: Sequence[LoadedFile]) -> list[LoadedFile]:
     """Per-file checks, then ids unique across files; returns the files with errors added."""
-    checked = [_with_errors(f, check_file(f)) for f in files]
+    checked = []
+    for loaded in files:
+        errors, warnings = check_file(loaded)
+        found = _with_errors(loaded, errors)
+        checked.append(dataclasses.replace(found, warnings=(*found.warnings, *warnings)))
     first_by_id: dict[str, LoadedFile] = {}
     out: list[LoadedFile] = []
     for loaded in checked:
@@ -56,18 +60,26 @@ def _with_errors(loaded: LoadedFile, errors: Iterable[ConfigError]) -> LoadedFil
     return dataclasses.replace(loaded, errors=tuple(merged))
 
 
-def check_file(loaded: LoadedFile) -> list[ConfigError]:
-    """Every semantic error of one file that matched the models."""
+def check_file(loaded: LoadedFile) -> tuple[list[ConfigError], list[ConfigError]]:
+    """Every semantic error and warning of one file that matched the models."""
     agent = loaded.agent
     if agent is None:
-        return []
+        return [], []
     errors: list[ConfigError] = []
+    warnings: list[ConfigError] = []
 
     def error(path: Path, message: str, hint: str | None = None) -> None:
         line, col = loaded.positions.value(path)
         errors.append(
             ConfigError(message, file=loaded.file, line=line, col=col, path=dotted(path), hint=hint)
         )
+
+    def finding(path: Path, message: str, hint: str | None, *, fatal: bool) -> None:
+        line, col = loaded.positions.value(path)
+        found = catalog.CatalogFinding(
+            message, file=loaded.file, line=line, col=col, path=dotted(path), hint=hint
+        )
+        (errors if fatal else warnings).append(found)
 
     if agent.id is None and not re.fullmatch(models.SLUG, FsPath(loaded.file).stem):
         error(
@@ -96,6 +108,8 @@ def check_file(loaded: LoadedFile) -> list[ConfigError]:
     for index, trigger in enumerate(agent.planner.triggers):
         base = ("planner", "triggers", index)
         kind = catalog.bundled().get(trigger.event or "") if trigger.webhook is None else None
+        if kind is None and trigger.webhook is None and trigger.event:
+            _unknown_type(trigger.event, trigger.toolkit, (*base, "event"), finding)
         if kind is not None and trigger.toolkit and trigger.toolkit != kind.toolkit:
             error(
                 (*base, "toolkit"),
@@ -104,12 +118,38 @@ def check_file(loaded: LoadedFile) -> list[ConfigError]:
             )
         # Only a known type's payload is known; other triggers' placeholders are checked by
         # Composio's preflight (live type) or not at all (a generic webhook's arbitrary JSON).
-        fields = (kind.fields | set(agent.variables)) if kind is not None else None
+        # A payload schema that declares no field (Drive's "may include ... in the future") is
+        # open, not empty.
+        fields = (kind.fields | set(agent.variables)) if kind is not None and kind.fields else None
         source = (
             f"`{trigger.event}` payload fields: " + ", ".join(sorted(kind.fields)) if kind else ""
         )
         _check_action(trigger.action, (*base, "action"), fields, error, source)
-    return errors
+    return errors, warnings
+
+
+def _unknown_type(slug: str, named: str | None, path: Path, finding: _FindingFn) -> None:
+    """A slug the catalog does not list: an error with did-you-mean when the catalog covers its
+    toolkit, else a warning (only Composio can tell, and preflight asks it when configured)."""
+    toolkit = catalog.toolkit_of(slug, named)
+    live = f"`planner-operator composio trigger-types --toolkit {toolkit}` lists the live ones"
+    if toolkit not in catalog.toolkits():
+        finding(
+            path,
+            f"trigger type `{slug}` of toolkit `{toolkit}` cannot be checked offline: the bundled "
+            f"catalog does not cover `{toolkit}`",
+            f"Composio checks it at plan time when COMPOSIO_API_KEY is set; {live}",
+            fatal=False,
+        )
+        return
+    known = catalog.of_toolkit(toolkit)
+    close = catalog.close_matches(slug, known)
+    if close:
+        hint = "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+    else:
+        more = f" and {len(known) - 8} more" if len(known) > 8 else ""
+        hint = f"`{toolkit}` trigger types: {', '.join(known[:8])}{more}; {live}"
+    finding(path, f"unknown trigger type `{slug}` for toolkit `{toolkit}`", hint, fatal=True)
 
 
 def _check_timezone(name: str, path: Path, error: _ErrorFn) -> None:
@@ -212,10 +252,53 @@ def _check_template(
         error(path, f"placeholder `{{{name}}}` has no value", hint)
 
 
+class _FindingFn(Protocol):
+    def __call__(self, path: Path, message: str, hint: str | None, *, fatal: bool) -> None: ...
+
+
 class _ErrorFn(Protocol):
     """Call signature of the local ``error`` closure."""
 
     def __call__(self, path: Path, message: str, hint: str | None = None) -> None: ...
+
+
+def secret_warnings(files: Iterable[LoadedFile], env: Mapping[str, str]) -> list[ConfigError]:
+    """A warning per webhook trigger whose secret variable is unset or unusable in ``env``.
+
+    ``env`` is the environment validate or the plan runs in, which may not be where ``serve``
+    runs: so a warning, never an error. Applied as it is, the trigger is in error and its
+    deliveries are answered 503 until the variable is set (``core.webhook_secrets``).
+    """
+    out: list[ConfigError] = []
+    for loaded in files:
+        if loaded.agent is None:
+            continue
+        for index, trigger in enumerate(loaded.agent.planner.triggers):
+            if trigger.webhook is None:
+                continue
+            hook = specs.WebhookSpec(trigger.webhook.secret_env, trigger.webhook.scheme)
+            problem = webhook_secrets.problem(hook, env)
+            if problem is None:
+                continue
+            path: Path = ("planner", "triggers", index, "webhook", "secret_env")
+            line, col = loaded.positions.value(path)
+            out.append(
+                ConfigError(
+                    f"{problem} here: where `serve` runs without it, this trigger is in error "
+                    "and its deliveries are answered 503",
+                    file=loaded.file,
+                    line=line,
+                    col=col,
+                    path=dotted(path),
+                    hint=f"export {hook.secret_env} where `serve` runs",
+                )
+            )
+    return out
+
+
+def in_order(problems: Iterable[ConfigError]) -> tuple[ConfigError, ...]:
+    """By file, then position: how a reader goes through them."""
+    return tuple(sorted(problems, key=lambda p: (p.file, p.position.line, p.position.col)))
 
 
 def iter_errors(files: Iterable[LoadedFile]) -> Iterator[ConfigError]:

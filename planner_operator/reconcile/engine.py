@@ -7,6 +7,7 @@ all call it, so a watch cycle and a one-shot ``reconcile`` behave identically.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -23,11 +24,14 @@ from planner_operator.backends.select import (
     Finisher,
     Preflight,
     Subscriber,
+    checks_trigger_types,
     open_backends,
 )
+from planner_operator.config import catalog, semantic
 from planner_operator.config import desired as desired_mod
 from planner_operator.config.loader import LoadedFile
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, PlannerError
 from planner_operator.reconcile import confirm, source
@@ -92,6 +96,10 @@ class Desired:
     def errors(self) -> tuple[ConfigError, ...]:
         return tuple(e for f in self.files for e in f.errors)
 
+    @property
+    def warnings(self) -> tuple[ConfigError, ...]:
+        return tuple(w for f in self.files for w in f.warnings)
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -137,8 +145,18 @@ def make_plan(
     backends: Backends,
     ledger: Ledger,
     options: plan_mod.PlanOptions = plan_mod.PlanOptions(),
+    env: Mapping[str, str] | None = None,
 ) -> plan_mod.Plan:
-    """Plan; a file with preflight errors is treated exactly like one that failed to load."""
+    """Plan; a file with preflight errors is treated exactly like one that failed to load.
+
+    When a trigger backend checks types live (its preflight), the bundled catalog's findings
+    about the same triggers are dropped: a type Composio added since the snapshot is no error,
+    and a wrong one gets the live did-you-mean instead. Secret warnings are for ``env`` (the
+    process's environment by default), where this plan runs.
+    """
+    wanted = checked_live(wanted, backends)
+    unset = semantic.secret_warnings(wanted.files, variables.environ(env))
+    warnings = semantic.in_order([*wanted.warnings, *unset])
     errors = [*wanted.errors, *preflight(wanted, backends)]
     failed = {e.file for e in errors}
     resources = {k: r for k, r in wanted.resources.items() if r.source not in failed}
@@ -153,7 +171,28 @@ def make_plan(
         # only intents recorded on the backends read here: the planner matches them by key
         intents=[i for i in ledger.intents() if names.get(i.kind) == i.backend],
         subscription=read_subscription(backends),
+        warnings=warnings,
     )
+
+
+def checked_live(wanted: Desired, backends: Backends) -> Desired:
+    """``wanted`` without the bundled catalog's findings when the trigger backend checks the
+    types live: a file whose only error was one loads again, and preflight judges its triggers
+    (a type newer than the catalog passes, a typo gets Composio's own did-you-mean)."""
+    if not checks_trigger_types(backends):
+        return wanted
+    stale = catalog.CatalogFinding
+    if not any(isinstance(e, stale) for f in wanted.files for e in (*f.errors, *f.warnings)):
+        return wanted
+    files = tuple(
+        dataclasses.replace(
+            f,
+            errors=tuple(e for e in f.errors if not isinstance(e, stale)),
+            warnings=tuple(w for w in f.warnings if not isinstance(w, stale)),
+        )
+        for f in wanted.files
+    )
+    return Desired(wanted.snapshot, files, desired_mod.build(files))
 
 
 def read_subscription(backends: Backends) -> SubscriptionState | None:
@@ -278,6 +317,7 @@ def reconcile(
     """
     wanted = read_desired(spec, clock=clock)
     with session(settings, backends_factory, clock=clock) as (backends, ledger):
+        wanted = checked_live(wanted, backends)
         if dry_run:
             return Outcome(make_plan(wanted, backends, ledger, options))
         with state_open.apply_lock(settings, timeout=settings.lock_timeout, clock=clock) as lock:

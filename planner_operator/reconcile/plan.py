@@ -116,6 +116,9 @@ class Plan:
     managed: int = 0
     intents: tuple[Intent, ...] = ()  # the pending intents this plan was made with
     subscription: SubscriptionChange | None = None  # the vendor's delivery subscription
+    # Problems that stop nothing (a trigger type no catalog covers, a webhook secret unset in
+    # the environment the plan ran in): shown by every renderer, never freezing a file.
+    warnings: tuple[ConfigError, ...] = ()
 
     def counts(self) -> dict[Op, int]:
         """Actionable changes per op (blocked and no-op not counted)."""
@@ -160,9 +163,11 @@ def plan(
     revision: Revision | None = None,
     intents: Iterable[Intent] = (),
     subscription: SubscriptionState | None = None,
+    warnings: Sequence[ConfigError] = (),
 ) -> Plan:
     """``intents`` are the pending ones recorded for the backends ``actual`` was read from;
-    ``subscription`` is the delivery subscription as read (``reconcile.subscription``)."""
+    ``subscription`` is the delivery subscription as read (``reconcile.subscription``);
+    ``warnings`` are passed through to the renderers."""
     owned = list(owned)
     active = {e.key: e for e in owned if not e.retired}
     remote_by_id = {(r.kind, r.remote_id): r for r in actual}
@@ -226,6 +231,7 @@ def plan(
         managed=len(active),
         intents=tuple(intended.values()),
         subscription=sub,
+        warnings=tuple(warnings),
     )
 
 

@@ -351,3 +351,20 @@ def status_json(state: list[str]) -> dict[str, Any]:
     code, out, _ = invoke("status", "--format", "json", *state)
     assert code == 0, out
     return dict(json.loads(out))
+
+
+def test_with_composio_configured_the_live_type_list_replaces_the_bundled_catalog(
+    fake: FakeComposio, agents: Path, state: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: offline, the bundled catalog says a slug is unknown; with Composio configured,
+    Composio's own list says it (once), so a type added since the snapshot is never refused."""
+    typo = agent(only="gmail").replace("GMAIL_NEW_GMAIL_MESSAGE", "GMAIL_NEW_GMAIL_MESAGE")
+    (agents / "mail.yaml").write_text(typo, encoding="utf-8")
+    _, out, err = apply(agents, state, "--dry-run")
+    text = out + err
+    assert "unknown Composio trigger type `GMAIL_NEW_GMAIL_MESAGE` for toolkit `gmail`" in text
+    assert "did you mean `GMAIL_NEW_GMAIL_MESSAGE`?" in text
+    assert "unknown trigger type `GMAIL_NEW_GMAIL_MESAGE`" not in text  # the offline finding
+    monkeypatch.setenv("PLANNER_TRIGGER_BACKEND", "local")  # no Composio: the catalog speaks
+    _, out, err = apply(agents, state, "--dry-run")
+    assert "mail.yaml:6:14: planner.triggers[0].event: unknown trigger type " in out + err

@@ -110,8 +110,15 @@ def test_json_format(agents: Path) -> None:
                         "hint": "did you mean `skip`?",
                     }
                 ],
+                "warnings": [],
             },
-            {"file": str(agents / "good.yaml"), "agent": "good", "ok": True, "errors": []},
+            {
+                "file": str(agents / "good.yaml"),
+                "agent": "good",
+                "ok": True,
+                "errors": [],
+                "warnings": [],
+            },
         ],
     }
 
@@ -242,3 +249,63 @@ def test_pre_commit_hook_definition() -> None:
     assert hook["files"] == r"^agents/.*\.ya?ml$"
     # The whole directory is checked: agent ids must be unique across all files.
     assert hook["pass_filenames"] is False
+
+
+HOOKS = """\
+name: Hooks
+planner:
+  triggers:
+    - name: deploy
+      webhook: {secret_env: H4_VALIDATE_SECRET}
+      action: {chat: {template: "Deployed"}}
+    - name: meeting
+      toolkit: zoom
+      event: ZOOM_MEETING_STARTED
+      connected_account: ca_1
+      action: {chat: {template: "Meeting {topic}"}}
+"""
+
+
+def test_warnings_are_shown_in_every_format_and_do_not_fail(
+    agents: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unset secret (issue 17) and a type no catalog covers (issue 18): said, exit 0."""
+    monkeypatch.delenv("H4_VALIDATE_SECRET", raising=False)
+    hooks = agents / "hooks.yaml"
+    hooks.write_text(HOOKS)
+    code, out, _ = invoke(agents)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(
+        f"warning: {hooks}:5:29: planner.triggers[0].webhook.secret_env: secret "
+        "$H4_VALIDATE_SECRET is not set here"
+    )
+    assert lines[1].startswith(f"warning: {hooks}:9:14: planner.triggers[1].event: trigger type")
+    assert lines[-1] == "2 file(s) valid: 1 job(s), 2 trigger(s), 2 warning(s)."
+    code, out, _ = invoke(hooks, "-f", "json")
+    assert code == 0
+    [found] = json.loads(out)["files"]
+    assert found["ok"] is True and found["errors"] == []
+    assert [w["path"] for w in found["warnings"]] == [
+        "planner.triggers[0].webhook.secret_env",
+        "planner.triggers[1].event",
+    ]
+    code, out, _ = invoke(hooks, "-f", "github")
+    assert code == 0
+    assert out.startswith(f"::warning file={hooks},line=5,col=29::")
+    monkeypatch.setenv("H4_VALIDATE_SECRET", "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZg==")
+    code, out, _ = invoke(hooks)
+    assert (code, out.count("warning:")) == (0, 1)
+
+
+def test_an_unknown_slug_of_a_covered_toolkit_fails_with_did_you_mean(agents: Path) -> None:
+    bad = agents / "slack.yaml"
+    bad.write_text(
+        HOOKS.replace("zoom", "slack").replace("ZOOM_MEETING_STARTED", "SLACK_NEW_MESSAGE")
+    )
+    code, out, _ = invoke(bad)
+    assert code == 1
+    assert out.splitlines()[0] == (
+        f"{bad}:9:14: planner.triggers[1].event: unknown trigger type `SLACK_NEW_MESSAGE` for "
+        "toolkit `slack` (did you mean `SLACK_RECEIVE_MESSAGE`?)"
+    )

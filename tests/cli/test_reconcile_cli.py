@@ -347,3 +347,42 @@ def test_every_command_names_a_job_the_same_way(tmp_path: Path, state: list[str]
         code, out, err = invoke(*command, *state)
         assert code == 1, command
         assert "did you mean `a/jobs/daily`?" in err, (command, err)
+
+
+HOOK = """\
+name: Hooks
+planner:
+  triggers:
+    - name: deploy
+      webhook: {secret_env: H4_DEPLOY_SECRET}
+      action: {chat: {template: "Deployed"}}
+"""
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_the_plan_warns_for_each_secret_variable_unset_where_it_runs(
+    tmp_path: Path, state: list[str], fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17/18: the plan and the PR comment say the secret is unset, the apply goes on."""
+    agents = tmp_path / "agents"
+    write(agents, "hooks.yaml", HOOK)
+    monkeypatch.delenv("H4_DEPLOY_SECRET", raising=False)
+    code, out, _ = invoke("reconcile", "--path", str(agents), "--dry-run", "-f", fmt, *state)
+    assert code == 0
+    where = "hooks.yaml:5:29"
+    if fmt == "json":
+        [warning] = json.loads(out)["warnings"]
+        assert warning["path"] == "planner.triggers[0].webhook.secret_env"
+        assert warning["message"].startswith("secret $H4_DEPLOY_SECRET is not set here")
+        assert warning["text"].endswith("(export H4_DEPLOY_SECRET where `serve` runs)")
+        assert json.loads(out)["load_errors"] == []
+    elif fmt == "markdown":
+        assert "> [!WARNING]\n> **1 warning(s)** (nothing is frozen for these):" in out
+        assert f"`{agents / 'hooks.yaml'}:5:29` `planner.triggers[0].webhook.secret_env`" in out
+        assert "secret $H4\\_DEPLOY\\_SECRET is not set here" in out
+    else:
+        assert "Warnings (1):" in out and where in out
+        assert "secret $H4_DEPLOY_SECRET is not set here" in out
+    monkeypatch.setenv("H4_DEPLOY_SECRET", "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZg==")
+    _, out, _ = invoke("reconcile", "--path", str(agents), "--dry-run", "-f", fmt, *state)
+    assert "H4_DEPLOY_SECRET is not set" not in out

@@ -304,8 +304,84 @@ def test_trigger_toolkit_must_match_a_known_event() -> None:
     ]
 
 
-def test_trigger_of_a_type_outside_the_catalog_is_not_checked_offline() -> None:
-    assert checked(slack("{anything}", event="SLACK_REACTION_ADDED")) == []
+def warned(text: str, file: str = F) -> list[str]:
+    loaded = semantic.check_files([loader.load_text(textwrap.dedent(text), file)])
+    return [w.render() for w in loaded[0].warnings]
+
+
+def test_an_unknown_slug_of_a_covered_toolkit_is_an_error_with_did_you_mean() -> None:
+    """Issue 18: `SLACK_NEW_MESSAGE` is no Slack trigger type; offline validate says which is."""
+    text = slack("{text}", event="SLACK_NEW_MESSAGE")
+    assert checked(text) == [
+        f"{F}:7:14: planner.triggers[0].event: unknown trigger type `SLACK_NEW_MESSAGE` for "
+        "toolkit `slack` (did you mean `SLACK_RECEIVE_MESSAGE`?)"
+    ]
+    assert warned(text) == []
+
+
+def test_an_unknown_slug_without_a_close_one_lists_the_toolkits_types() -> None:
+    [error] = checked(slack("{text}", toolkit="notion", event="NOTION_ZZZ"))
+    assert "unknown trigger type `NOTION_ZZZ` for toolkit `notion`" in error
+    assert "`notion` trigger types: NOTION_PAGE_ADDED_TO_DATABASE, NOTION_PAGE_ADDED_TRIGGER" in (
+        error
+    )
+    assert "planner-operator composio trigger-types --toolkit notion" in error
+
+
+def test_a_type_of_a_toolkit_the_catalog_does_not_cover_is_only_a_warning() -> None:
+    """Only Composio knows it: a warning offline, checked live when Composio is configured."""
+    text = slack("{anything}", toolkit="zoom", event="ZOOM_MEETING_STARTED")
+    assert checked(text) == []  # and its placeholders cannot be checked either
+    assert warned(text) == [
+        f"{F}:7:14: planner.triggers[0].event: trigger type `ZOOM_MEETING_STARTED` of toolkit "
+        "`zoom` cannot be checked offline: the bundled catalog does not cover `zoom` (Composio "
+        "checks it at plan time when COMPOSIO_API_KEY is set; `planner-operator composio "
+        "trigger-types --toolkit zoom` lists the live ones)"
+    ]
+
+
+def test_the_catalog_checks_the_payload_of_the_newly_bundled_types() -> None:
+    assert checked(slack("{reaction} by {user}", event="SLACK_REACTION_ADDED")) == []
+    [error] = checked(slack("{emoji}", event="SLACK_REACTION_ADDED"))
+    assert "placeholder `{emoji}` has no value" in error
+
+
+def hook(env: str = "HOOK_SECRET", scheme: str = "standard") -> str:
+    return textwrap.dedent(
+        f"""\
+        name: Demo
+        planner:
+          triggers:
+            - name: hook
+              webhook: {{secret_env: {env}, scheme: {scheme}}}
+              action: {{chat: {{template: hi}}}}
+        """
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "secret $HOOK_SECRET is not set"),
+        ({"HOOK_SECRET": "  "}, "secret $HOOK_SECRET is not set"),
+        ({"HOOK_SECRET": "whsec_!!"}, "secret $HOOK_SECRET is not a Standard Webhooks secret"),
+    ],
+)
+def test_a_webhook_secret_unset_in_this_environment_is_a_warning_at_its_line(
+    env: dict[str, str], problem: str
+) -> None:
+    files = semantic.check_files([loader.load_text(hook(), F)])
+    [warning] = semantic.secret_warnings(files, env)
+    assert warning.render().startswith(
+        f"{F}:5:29: planner.triggers[0].webhook.secret_env: {problem}"
+    )
+    assert "answered 503" in warning.message
+    assert files[0].errors == ()
+
+
+def test_a_set_webhook_secret_warns_nothing() -> None:
+    files = semantic.check_files([loader.load_text(hook(scheme="github"), F)])
+    assert semantic.secret_warnings(files, {"HOOK_SECRET": "anything goes for github"}) == []
 
 
 def test_trigger_templates_must_still_parse() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 
+from planner_operator.config import catalog
 from planner_operator.config.desired import DesiredResource
 from planner_operator.core import canonical, specs, templates
 from planner_operator.errors import ConfigError, TemplateError
@@ -74,9 +75,8 @@ def check(resource: DesiredResource, lookups: Lookups) -> list[ConfigError]:
     slug = str(spec.get("event", ""))
     found = lookups.trigger_type(slug)
     if found is None:
-        return [
-            error(f"unknown Composio trigger type `{slug}`", "event", _slug_hint(spec, lookups))
-        ]
+        message = f"unknown Composio trigger type `{slug}` for toolkit `{toolkit_of(spec)}`"
+        return [error(message, "event", _slug_hint(spec, lookups))]
     out: list[ConfigError] = []
     toolkit = spec.get("toolkit")
     if toolkit and found.toolkit and str(toolkit).lower() != found.toolkit.lower():
@@ -141,7 +141,7 @@ def _slug_hint(spec: Mapping[str, Any], lookups: Lookups) -> str:
     slug = str(spec.get("event", ""))
     toolkit = toolkit_of(spec)
     known = list(lookups.slugs(toolkit)) if toolkit else []
-    close = difflib.get_close_matches(slug.upper(), known, n=3, cutoff=0.6)
+    close = catalog.close_matches(slug, known)
     if close:
         return "did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
     if known:

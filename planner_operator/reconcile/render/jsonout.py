@@ -64,6 +64,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "summary": summary,
         "changes": [_change(c) for c in plan.changes],
         "load_errors": [_error(e) for e in plan.load_errors],
+        "warnings": [_error(w) for w in plan.warnings],
         "frozen_files": list(plan.frozen_files),
         "refusals": list(plan.refusals),
         "drift": [_drift(d) for d in plan.drift],

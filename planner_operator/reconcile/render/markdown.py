@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from planner_operator.core import scheduling, specs, templates
-from planner_operator.errors import ScheduleError, TemplateError
+from planner_operator.errors import ConfigError, ScheduleError, TemplateError
 from planner_operator.reconcile.plan import Change, Op, Plan
 from planner_operator.reconcile.render import subscription as render_subscription
 from planner_operator.reconcile.render import text
@@ -44,7 +44,7 @@ def render_markdown(plan: Plan, *, now: datetime, limit: int = GITHUB_LIMIT) -> 
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware (fire times are compared with it)")
     listed = [c for c in plan.changes if c.op is not Op.NOOP or c.blocked is not None]
-    fixed = [_errors(plan), _refusals(plan), _table(plan), _blocked(plan)]
+    fixed = [_errors(plan), _warnings(plan), _refusals(plan), _table(plan), _blocked(plan)]
     subscription = render_subscription.markdown(plan.subscription, esc, code)
     tail = [_frozen(plan), _drift(plan), _unmanaged(plan), subscription, _merging(plan)]
     budget = limit - 1 - NOTE_RESERVE - len(_join([_head(plan, ""), *fixed, *tail]))
@@ -148,11 +148,7 @@ def _errors(plan: Plan) -> str:
     if not plan.load_errors:
         return ""
     files = ", ".join(code(f) for f in plan.frozen_files)
-    items = []
-    for error in plan.load_errors:
-        field = f" {code(error.path)}" if error.path else ""
-        hint = f" _({esc(error.hint)})_" if error.hint else ""
-        items.append(f"{code(str(error.position))}{field}: {esc(error.message)}{hint}")
+    items = [_problem(error) for error in plan.load_errors]
     lines = [
         "> [!CAUTION]",
         f"> **{len(plan.load_errors)} load error(s).** Resources of {files} are frozen: "
@@ -161,6 +157,26 @@ def _errors(plan: Plan) -> str:
         *_capped(items, prefix="> - "),
     ]
     return "\n".join(lines)
+
+
+def _warnings(plan: Plan) -> str:
+    """A warning per unset secret variable or type no catalog covers; nothing is frozen."""
+    if not plan.warnings:
+        return ""
+    items = [_problem(w) for w in plan.warnings]
+    lines = [
+        "> [!WARNING]",
+        f"> **{len(plan.warnings)} warning(s)** (nothing is frozen for these):",
+        ">",
+        *_capped(items, prefix="> - "),
+    ]
+    return "\n".join(lines)
+
+
+def _problem(error: ConfigError) -> str:
+    field = f" {code(error.path)}" if error.path else ""
+    hint = f" _({esc(error.hint)})_" if error.hint else ""
+    return f"{code(str(error.position))}{field}: {esc(error.message)}{hint}"
 
 
 def _refusals(plan: Plan) -> str:

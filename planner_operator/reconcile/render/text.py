@@ -76,7 +76,13 @@ def render_text(plan: Plan, *, color: bool = False, now: datetime | None = None)
     blocks: list[list[str]] = []
     if plan.revision is not None:
         blocks.append([paint("bold", f"Plan for {clean(str(plan.revision))}")])
-    notices = (_errors(plan, paint), _refusals(plan, paint), _drift(plan), _unmanaged(plan))
+    notices = (
+        _errors(plan, paint),
+        _warnings(plan, paint),
+        _refusals(plan, paint),
+        _drift(plan),
+        _unmanaged(plan),
+    )
     blocks.extend(block for block in notices if block)
     listed = [c for c in plan.changes if c.op is not Op.NOOP or c.blocked is not None]
     if listed:
@@ -104,6 +110,15 @@ def _errors(plan: Plan, paint: _Painter) -> list[str]:
     if plan.frozen_files:
         files = ", ".join(plan.frozen_files)
         lines.append(f"  Resources of {clean(files)} are frozen: not updated, not deleted.")
+    return lines
+
+
+def _warnings(plan: Plan, paint: _Painter) -> list[str]:
+    """What stops nothing but needs a look: no file is frozen for these."""
+    if not plan.warnings:
+        return []
+    lines = [paint("yellow", f"Warnings ({len(plan.warnings)}):")]
+    lines.extend(f"  {clean(str(warning))}" for warning in plan.warnings)
     return lines
 
 

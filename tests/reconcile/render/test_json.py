@@ -23,6 +23,7 @@ TOP = {
     "summary",
     "changes",
     "load_errors",
+    "warnings",
     "frozen_files",
     "refusals",
     "drift",

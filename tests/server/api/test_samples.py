@@ -138,4 +138,4 @@ def test_failures_name_each_condition_and_what_the_event_had() -> None:
 def test_the_catalog_covers_the_example_agents_trigger_types() -> None:
     used = {spec["event"] for spec in example_triggers().values() if "event" in spec}
     assert used <= set(samples.catalog())
-    assert all(schema.get("properties") for schema in samples.catalog().values())
+    assert all(samples.catalog()[slug].get("properties") for slug in used)
