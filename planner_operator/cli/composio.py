@@ -137,10 +137,25 @@ def _fields(schema: Mapping[str, Any], *, required: bool = False) -> list[str]:
     needed = set(schema.get("required") or ()) if required else set()
     out = []
     for name, spec in props.items():
-        kind = spec.get("type", "any") if isinstance(spec, Mapping) else "any"
-        kind = "|".join(kind) if isinstance(kind, list) else str(kind)
-        out.append(f"{name}{'*' if name in needed else ''}: {kind}")
+        out.append(f"{name}{'*' if name in needed else ''}: {_kind(spec)}")
     return out
+
+
+def _kind(spec: Any) -> str:
+    """A property's type as people write it: ``string``, ``string|null`` (pydantic's
+    ``anyOf`` for an optional field, which most Composio payloads are), else ``any``."""
+    if not isinstance(spec, Mapping):
+        return "any"
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        return "|".join(map(str, kind))
+    if kind:
+        return str(kind)
+    branches = spec.get("anyOf") or spec.get("oneOf")
+    if isinstance(branches, list) and branches:
+        return "|".join(dict.fromkeys(_kind(b) for b in branches))
+    ref = spec.get("$ref")
+    return str(ref).rsplit("/", 1)[-1] if ref else "any"
 
 
 def _json(t: TriggerType) -> dict[str, Any]:
