@@ -421,12 +421,11 @@ class Worker:
         at = event_time(d, n)
         if n.type == payloads.TRIGGER_DISABLED and n.trigger_id:
             ref, state = f"trigger:{n.trigger_id}", "disabled"
-            reason = str(n.data.get("disabled_reason") or "disabled by Composio")
         elif n.type == payloads.ACCOUNT_EXPIRED and n.connected_account_id:
             ref, state = f"account:{n.connected_account_id}", "expired"
-            reason = f"connected account {n.connected_account_id} expired: reconnect it"
         else:
             return Outcome("ignored", f"{n.type} without the id it is about")
+        reason = n.lifecycle_reason
         self.inbox.set_trigger_status(ref, state, reason, delivery_id=d.id, at=at)
         log.warning("lifecycle: %s %s (%s)", ref, state, reason)
         return Outcome("done", f"lifecycle: {ref} {state}")

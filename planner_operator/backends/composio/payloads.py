@@ -54,6 +54,36 @@ class Normalized:
     def is_message(self) -> bool:
         return self.type == MESSAGE
 
+    @property
+    def lifecycle_reason(self) -> str:
+        """What a lifecycle event says, in words a user can act on.
+
+        ``composio.trigger.disabled`` carries ``data.disabled_reason`` as a code (Composio's
+        troubleshooting docs list four; an unknown one is shown as sent); the expiry event's
+        data is the connected account, with its ``status_reason`` (``composio`` 0.29.1
+        ``webhook_events.SingleConnectedAccountDetailedResponse``).
+        """
+        if self.type == TRIGGER_DISABLED:
+            code = str(self.data.get("disabled_reason") or "").strip()
+            return DISABLED_REASONS.get(code, code or "disabled by Composio")
+        account = self.connected_account_id or "?"
+        why = str(self.data.get("status_reason") or "").strip()
+        return f"connected account {account} expired{f' ({why})' if why else ''}: reconnect it"
+
+
+# composio.trigger.disabled's data.disabled_reason codes, per Composio's troubleshooting docs
+# (docs.composio.dev/docs/troubleshooting/triggers): each with what to do about it.
+DISABLED_REASONS: Mapping[str, str] = {
+    "connection_expired": "disabled by Composio: its connected account expired; reconnect it "
+    "(Composio re-enables the trigger once the account is ACTIVE again)",
+    "subscription_auth_failure": "disabled by Composio: it could not refresh the provider's "
+    "webhook subscription with the account's credentials; reconnect the account",
+    "subscription_refresh_failure": "disabled by Composio: the provider's webhook subscription "
+    "could not be refreshed; reconcile again once the provider is healthy (it re-enables it)",
+    "polling_failure_in_composio_infra": "disabled by Composio: polling kept failing on its side; "
+    "reconcile again once that is resolved (it re-enables it)",
+}
+
 
 def normalize_composio(body: Any, version_header: str | None = None) -> Normalized:
     """Any Composio payload version as :class:`Normalized`; ``PayloadError`` if none fits."""
