@@ -8,7 +8,8 @@ crypto). Every server freezes its startup heap for the garbage collector
 
 * saturation (closed loop, 16 connections): the bare FastAPI endpoint that only returns 202;
   durable ingest (verify, parse, group-commit to the SQLite WAL inbox, then 202) with the worker
-  off; and the same with the in-process worker running the local executors (what ``serve`` does).
+  off; the same with the inbox in PostgreSQL (``bench.pg``, ``PLANNER_DATABASE_URL``); and the
+  SQLite one with the in-process worker running the local executors (what ``serve`` does).
 * latency at a fixed lower rate (wrk's ``delay()`` paces each connection; half the durable
   saturation rate): bare, durable, and durable while every executor run sleeps 30 s (the worker
   holds all its slots throughout): acknowledgements must not wait for executors.
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench import pg
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_benchmarkSecretForComposioDeliveries00"
@@ -110,11 +113,17 @@ def body_bytes() -> bytes:
     return json.dumps(envelope).encode()
 
 
-def _serve(kind: str, port: int, state: Path) -> None:
+def _settings(state: Path, database_url: str | None) -> Any:
+    from planner_operator.core.settings import Settings
+
+    at = Settings.at(state)
+    return Settings(at.state_dir, at.state_db, at.ledger_db, database_url=database_url)
+
+
+def _serve(kind: str, port: int, state: Path, database_url: str | None = None) -> None:
     import uvicorn
     from fastapi import FastAPI, Response
 
-    from planner_operator.core.settings import Settings
     from planner_operator.runtime.executors.base import Executors
     from planner_operator.server import webhooks
     from planner_operator.server.app import create_app
@@ -127,7 +136,7 @@ def _serve(kind: str, port: int, state: Path) -> None:
             return Response(status_code=202)
 
     else:
-        settings = Settings.resolve(state_dir=state, env={})
+        settings = _settings(state, database_url)
         env = {
             "COMPOSIO_WEBHOOK_SECRET": SECRET,
             "PLANNER_WORKER": "0" if kind == "durable" else "1",
@@ -153,9 +162,9 @@ class _Sleeper:
         return {}
 
 
-def _prepare_state(state: Path) -> None:
+def _prepare_state(state: Path, database_url: str | None = None) -> None:
     from planner_operator.core.records import OwnedEntry
-    from planner_operator.state.ledger import Ledger
+    from planner_operator.state import open as state_open
 
     spec = {
         "toolkit": "gmail",
@@ -165,7 +174,7 @@ def _prepare_state(state: Path) -> None:
         "enabled": True,
         "action": {"chat": {"template": "New email from {sender}: {subject}", "variables": {}}},
     }
-    with Ledger(state / "ledger.db") as ledger:
+    with state_open.ledger(_settings(state, database_url)) as ledger:
         ledger.record(
             OwnedEntry(
                 key=KEY,
@@ -179,17 +188,26 @@ def _prepare_state(state: Path) -> None:
 
 
 @contextlib.contextmanager
-def server(kind: str, workdir: Path) -> Iterator[str]:
+def server(kind: str, workdir: Path, database_url: str | None = None) -> Iterator[str]:
+    """``kind`` served by its own process; the state in PostgreSQL at ``database_url`` if set."""
     state = workdir / f"state-{kind}"
     state.mkdir(parents=True, exist_ok=True)
-    _prepare_state(state)
+    _prepare_state(state, database_url)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "PLANNER_"))}
     env["PYTHONPATH"] = str(ROOT)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.webhook_bench", f"serve-{kind}", str(port), str(state)],
+        [
+            sys.executable,
+            "-m",
+            "bench.webhook_bench",
+            f"serve-{kind}",
+            str(port),
+            str(state),
+            *([database_url] if database_url else []),
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -350,6 +368,14 @@ def run() -> dict[str, Any]:
     """Run every scenario; ``{"skipped": "wrk not installed"}`` when wrk can't be had."""
     if ensure_wrk() is None:
         return {"skipped": "wrk not installed"}
+    with pg.cluster() as cluster:
+        if cluster is None:
+            return _run(None)
+        with pg.schema(cluster) as url:
+            return _run(url)
+
+
+def _run(database_url: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -358,13 +384,23 @@ def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="webhook-bench-") as tmp:
         work = Path(tmp)
         sat = {"connections": SATURATION_CONNECTIONS, "seconds": DURATION}
-        with server("bare", work) as bare, server("durable", work) as durable:
-            results.update(alternate({"bare": bare, "durable": durable}, work, ROUNDS, **sat))
-            state = _inbox_state(durable)
-            accepted = state["ingress"].get("accepted", 0)
-            results["durable"]["group_commit_batch"] = round(accepted / max(1, state["batches"]), 1)
-            results["durable"]["stored"] = sum(state["counts"].values())
-            results["durable"]["accepted"] = accepted
+        if database_url:
+            results["postgres"] = pg.description(database_url)
+        with contextlib.ExitStack() as stack:
+            urls = {
+                "bare": stack.enter_context(server("bare", work)),
+                "durable": stack.enter_context(server("durable", work)),
+            }
+            if database_url:
+                urls["durable_pg"] = stack.enter_context(server("durable", work, database_url))
+            results.update(alternate(urls, work, ROUNDS, **sat))
+            for name in urls.keys() - {"bare"}:
+                state = _inbox_state(urls[name])
+                accepted = state["ingress"].get("accepted", 0)
+                batch = round(accepted / max(1, state["batches"]), 1)
+                results[name]["group_commit_batch"] = batch
+                results[name]["stored"] = sum(state["counts"].values())
+                results[name]["accepted"] = accepted
         with server("worker", work) as url:
             wrk(url, work, connections=4, seconds=2)
             results["durable_with_worker"] = wrk(url, work, **sat)
@@ -375,15 +411,24 @@ def run() -> dict[str, Any]:
                 name: stack.enter_context(server(name, work))
                 for name in ("bare", "durable", "slow")
             }
+            if database_url:
+                urls["durable_pg"] = stack.enter_context(server("durable", work, database_url))
             runs = alternate(urls, work, ROUNDS, **fixed)
             runs["slow"]["inbox"] = _inbox_state(urls["slow"])["counts"]
             runs["slow"]["executor_seconds"] = EXECUTOR_SECONDS
         results["bare_fixed_rate"] = runs["bare"]
         results["durable_fixed_rate"] = runs["durable"]
         results["slow_executors_fixed_rate"] = runs["slow"]
+        if database_url:
+            results["durable_pg_fixed_rate"] = runs["durable_pg"]
     results["load_after"] = os.getloadavg()[0]
     ratio = results["durable"]["rps"] / results["bare"]["rps"]
     results["throughput_ratio"] = round(ratio, 3)
+    if database_url:
+        results["pg_ratio_bare"] = round(results["durable_pg"]["rps"] / results["bare"]["rps"], 3)
+        results["pg_ratio_sqlite"] = round(
+            results["durable_pg"]["rps"] / results["durable"]["rps"], 3
+        )
     results["targets"] = {
         "throughput >= 60% of bare": ratio >= 0.6,
         "p99 < 20 ms at fixed rate": results["durable_fixed_rate"]["p99_ms"] < 20,
@@ -410,11 +455,15 @@ def render(results: dict[str, Any]) -> str:
     for name, label in (
         ("bare", "bare FastAPI 202"),
         ("durable", "durable verified ingest (worker off)"),
+        ("durable_pg", "durable ingest, inbox in PostgreSQL (worker off)"),
         ("durable_with_worker", "durable ingest + worker (local executors)"),
         ("bare_fixed_rate", "bare, fixed rate"),
         ("durable_fixed_rate", "durable, fixed rate"),
+        ("durable_pg_fixed_rate", "durable PostgreSQL, fixed rate"),
         ("slow_executors_fixed_rate", "durable, fixed rate, every executor run 30 s"),
     ):
+        if name not in results:
+            continue
         r = results[name]
         rounds = " / ".join(
             f"{a:.0f}: {b:.1f}"
@@ -426,6 +475,13 @@ def render(results: dict[str, Any]) -> str:
             f"{rounds or '-'} |"
         )
     verdicts = ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in results["targets"].items())
+    postgres = ""
+    if "postgres" in results:
+        postgres = (
+            f" PostgreSQL ({results['postgres']}): {results['pg_ratio_bare']:.0%} of bare, "
+            f"{results['pg_ratio_sqlite']:.0%} of SQLite; average batch "
+            f"{results['durable_pg']['group_commit_batch']}."
+        )
     return (
         "## Webhook ingest\n\n"
         f"Machine: {results['machine']} (1-min load before: {results['load_before']:.2f}).\n"
@@ -436,13 +492,14 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|\n"
         + "\n".join(rows)
         + f"\n\nDurable/bare throughput: {results['throughput_ratio']:.0%}; average group-commit "
-        f"batch {results['durable']['group_commit_batch']} deliveries. {verdicts}.\n"
+        f"batch {results['durable']['group_commit_batch']} deliveries.{postgres} {verdicts}.\n"
     )
 
 
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1].startswith("serve-"):
-        _serve(sys.argv[1].removeprefix("serve-"), int(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) in (4, 5) and sys.argv[1].startswith("serve-"):
+        url = sys.argv[4] if len(sys.argv) == 5 else None
+        _serve(sys.argv[1].removeprefix("serve-"), int(sys.argv[2]), Path(sys.argv[3]), url)
         return
     results = run()
     print(json.dumps(results, indent=2))

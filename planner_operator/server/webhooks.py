@@ -96,8 +96,10 @@ class GroupCommitter:
     SQLite call in that thread waits up to the GIL's 5 ms switch interval to get the GIL back
     from a busy loop. The expensive part, the checkpoint that fsyncs the database file, is taken
     off the commit path and done every ``checkpoint_every`` seconds in a thread with its own
-    connection (it does not block writers). With ``synchronous=FULL`` every commit fsyncs, so
-    commits go to the writer thread instead.
+    connection (it does not block writers). With ``synchronous=FULL`` every commit fsyncs, and a
+    PostgreSQL commit is a round trip plus the server's fsync, so those commits go to the writer
+    thread instead: on the loop, each one stalled every request and kept batches at ~5
+    deliveries (172 req/s against SQLite's 1,721 on the same machine).
     """
 
     def __init__(
@@ -112,7 +114,7 @@ class GroupCommitter:
         self.inbox = inbox
         self.max_batch = max_batch
         self.on_commit = on_commit
-        self.inline = inbox.synchronous in ("OFF", "NORMAL") if inline is None else inline
+        self.inline = inbox.cheap_commits if inline is None else inline
         self.checkpoint_every = checkpoint_every
         self._pending: list[tuple[NewDelivery, asyncio.Future[bool]]] = []
         self._wake: asyncio.Event | None = None

@@ -176,6 +176,13 @@ class Inbox(sql.Store):
         self.synchronous = synchronous
         super().__init__(where, synchronous=synchronous, clock=clock)
 
+    @property
+    def cheap_commits(self) -> bool:
+        """Whether a commit only writes into the page cache (a SQLite WAL at ``synchronous``
+        NORMAL or OFF), cheap enough to run on an event loop. A PostgreSQL commit is a round
+        trip and an fsync on the server, so its caller should commit from a thread."""
+        return not self._db.dialect.postgres and self.synchronous in ("OFF", "NORMAL")
+
     def _epoch(self) -> float:
         """Now as Unix time: leases, retries and arrivals are computed in seconds."""
         return clock_mod.epoch(self.clock)

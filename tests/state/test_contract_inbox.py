@@ -287,3 +287,17 @@ def test_replicas_claim_disjoint_deliveries_and_share_one_dedupe_key(store: Sett
         assert sorted(claimed) == sorted(f"d{i}" for i in range(60))  # each exactly once
         assert all(one.settle(i, "a", status="done") for i in taken["a"])
         assert not any(one.settle(i, "a", status="done") for i in taken["b"])  # not a's lease
+
+
+def test_only_a_sqlite_wal_commit_is_cheap_enough_for_the_event_loop(store: Settings) -> None:
+    """The webhook group committer commits on the event loop only when a commit is a write into
+    the page cache; a PostgreSQL commit (a round trip and the server's fsync) there stalled
+    every request and kept PostgreSQL ingest at a tenth of SQLite's (bench/webhook_bench.py)."""
+    from planner_operator.server.webhooks import GroupCommitter
+
+    with state_open.inbox(store) as inbox:
+        committer = GroupCommitter(inbox)
+        assert committer.inline is (store.database_url is None)
+    if store.database_url is None:
+        with state_open.inbox(store, synchronous="FULL") as full:
+            assert GroupCommitter(full).inline is False

@@ -91,8 +91,11 @@ class Cluster:
             conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def start_cluster() -> Cluster:
-    """Start a private cluster (see the module docstring); raises RuntimeError on failure."""
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """Start a private cluster (see the module docstring); raises RuntimeError on failure.
+
+    ``durable`` keeps PostgreSQL's defaults (fsync, synchronous commit, full-page writes), as a
+    production server has them: the benchmarks measure that, the tests need no durability."""
     bindir = binaries()
     if bindir is None:
         raise FileNotFoundError(INSTALL)
@@ -125,9 +128,10 @@ def start_cluster() -> Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}")
 
+    fast = "" if durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
     options = (
-        f"-k {sockets} -p {PORT} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=32MB"
+        f"-k {sockets} -p {PORT} -c listen_addresses='' {fast}-c max_connections=200 "
+        "-c shared_buffers=32MB"
     )
     run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync",
         "-E", "UTF8", "--locale=C")  # fmt: skip
