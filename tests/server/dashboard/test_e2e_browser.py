@@ -322,6 +322,7 @@ def test_the_phone_planner_page_opens_with_the_summary_and_is_not_a_scroll_marat
         assert top(browser, summary) < PHONE[1] / 2  # in the first half of the first screen
         assert "Needs attention" in summary.text and "Next fire" in summary.text
         assert "frozen" in summary.text  # the broken file's resources are counted there
+        assert "frozen and 1 more; 1 problem(s) in the last reconcile" in summary.text
         errors = browser.find_element(By.ID, "load-errors")
         assert top(browser, errors) < top(browser, browser.find_element(By.ID, "jobs"))
         height = int(browser.execute_script("return document.documentElement.scrollHeight"))
