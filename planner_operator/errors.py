@@ -17,6 +17,9 @@ and never shows a traceback. SDK and HTTP errors are translated at the backend b
     │   └── NotApproved          an apply nobody approved (no --yes and no terminal to ask on)
     ├── NotFoundError            the API was asked for a job, trigger or run that does not exist
     ├── InvalidRequest           the API was asked something that cannot be answered as asked
+    ├── EditError                an edit of an agent file cannot be made as asked (409)
+    │   ├── EditConflict         the file changed since the revision the edit was made against
+    │   └── EditInvalid          the edited file does not validate (422, file:line:col)
     └── BackendError             a remote system failed
         ├── RetryableError       try again later (``retry_after`` seconds, if the remote said)
         │   └── UnknownOutcome   a write timed out: re-read before retrying
@@ -118,6 +121,36 @@ class InvalidRequest(PlannerError):
 
     def __init__(self, message: str, *, field: str = "") -> None:
         self.field = field
+        super().__init__(message)
+
+
+class EditError(PlannerError):
+    """An edit of an agent file that cannot be made as asked (the API answers 409).
+
+    For example a job that already exists, a file that is not an agent mapping, or a server
+    that reads no agent source. The message says what to do instead.
+    """
+
+
+class EditConflict(EditError):
+    """The file changed since the revision the edit was made against: refused, never merged.
+
+    ``current`` is the newer revision, so a client can show it and let the user re-apply the
+    edit (their form stays filled); ``base`` is the one the edit was made against.
+    """
+
+    def __init__(self, message: str, *, file: str, base: str, current: str) -> None:
+        self.file = file
+        self.base = base
+        self.current = current
+        super().__init__(message)
+
+
+class EditInvalid(EditError):
+    """The file after the edit does not load or validate; ``errors`` say file:line:col."""
+
+    def __init__(self, message: str, errors: tuple[ConfigError, ...]) -> None:
+        self.errors = errors
         super().__init__(message)
 
 

@@ -307,6 +307,34 @@ REPO_WEB_URL: Var[str | None] = Var(
     "its file there, since config lives in git", _D, p.url,
 )  # fmt: skip
 
+# -- edits from the API and dashboard (edit) ---------------------------------------------------
+_ED = "edit"
+EDIT_MODE: Var[str | None] = Var(
+    "PLANNER_EDIT_MODE", "`pr` \\| `commit` \\| `worktree` \\| `off`", None,
+    "what a save from the API or dashboard does: `pr` pushes a branch and opens a pull request, "
+    "`commit` commits to the watched branch (`run --repo`), `worktree` writes the file "
+    "(`run --path`), `off` refuses edits", _ED, p.choice("pr", "commit", "worktree", "off"),
+    shown_default="`pr` with `--repo`, `worktree` with `--path`",
+)  # fmt: skip
+EDIT_AUTHOR: Var[str] = Var(
+    "PLANNER_EDIT_AUTHOR", "`Name <email>`", "planner-operator <planner-operator@localhost>",
+    "author and committer of the commits edits make", _ED, p.text,
+)  # fmt: skip
+FORGE_URL: Var[str] = Var(
+    "PLANNER_FORGE_URL", "URL", "https://api.github.com",
+    "the forge's REST API (GitHub Enterprise: `https://host/api/v3`)", _ED, p.url,
+)  # fmt: skip
+FORGE_REPO: Var[str | None] = Var(
+    "PLANNER_FORGE_REPO", "`owner/name`", None,
+    "the repository pull requests are opened in (`PLANNER_EDIT_MODE=pr`); unset: the branch is "
+    "pushed and no pull request is opened", _ED, p.text,
+)  # fmt: skip
+FORGE_TOKEN: Var[str | None] = Var(
+    "PLANNER_FORGE_TOKEN", "secret", None,
+    "token for the forge's REST API (GitHub: `pull_requests: write`); never logged", _ED,
+    p.text, secret=True,
+)  # fmt: skip
+
 ALL: tuple[Var[Any], ...] = tuple(
     v for v in globals().values() if isinstance(v, Var)
 )  # in the order above, which is the README's

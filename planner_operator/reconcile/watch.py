@@ -174,7 +174,7 @@ class GitWatcher:
         try:
             return git.Repo.clone_from(self.url, self.clone_dir, bare=True, no_checkout=True)
         except git.GitCommandError as exc:
-            raise SourceError(f"cannot clone {_safe(self.url)}: {_first_line(exc)}") from exc
+            raise SourceError(f"cannot clone {safe_url(self.url)}: {git_error_line(exc)}") from exc
 
     def fetch(self) -> str:
         """Fetch the branch (force-pushes included) and return its sha."""
@@ -183,11 +183,15 @@ class GitWatcher:
             try:
                 repo.git.fetch(self.url, refspec, "--prune")
             except git.GitCommandError as exc:
-                raise SourceError(f"fetch of {_safe(self.url)} failed: {_first_line(exc)}") from exc
+                raise SourceError(
+                    f"fetch of {safe_url(self.url)} failed: {git_error_line(exc)}"
+                ) from exc
             try:
                 return str(repo.commit(self.branch).hexsha)
             except (git.BadName, ValueError) as exc:
-                raise SourceError(f"branch `{self.branch}` not found in {_safe(self.url)}") from exc
+                raise SourceError(
+                    f"branch `{self.branch}` not found in {safe_url(self.url)}"
+                ) from exc
 
     def poll_once(self, trigger: str = "commit") -> Cycle | None:
         """One fetch; a reconcile when the sha is new. Returns the cycle (or the failed fetch),
@@ -245,7 +249,7 @@ def record(settings: Settings, cycle: Cycle, *, clock: clock_mod.Clock = clock_m
             ledger.set_meta("watch_last_error", json.dumps(cycle.__dict__, sort_keys=True))
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """A remote URL without credentials (``https://user:token@host/...``)."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -253,7 +257,7 @@ def _safe(url: str) -> str:
     return url
 
 
-def _first_line(exc: git.GitCommandError) -> str:
+def git_error_line(exc: git.GitCommandError) -> str:
     text = str(exc.stderr or exc).strip().splitlines()
     line = next((t for t in text if t.strip()), "git failed").strip()
-    return _safe(line.removeprefix("stderr: ").strip("' "))
+    return safe_url(line.removeprefix("stderr: ").strip("' "))

@@ -19,10 +19,12 @@ from starlette.routing import Route
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
+from planner_operator.edit import target as edit_target
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.server import auth, bodylimit, hosts, metrics, webhooks, webhooks_openapi
 from planner_operator.server import runtime as server_runtime
 from planner_operator.server.api import compat
+from planner_operator.server.api import edits as api_edits
 from planner_operator.server.api import plan as api_plan
 from planner_operator.server.api import status as api_status
 from planner_operator.server.dashboard import router as dashboard_router
@@ -37,17 +39,21 @@ def create_app(
     worker: bool | None = None,
     bind_host: str = "127.0.0.1",
     clock: clock_mod.Clock = clock_mod.SYSTEM,
+    edits: edit_target.Target | None = None,
 ) -> FastAPI:
     """The serve app. ``executors`` replaces the environment's (tests, benchmarks); ``worker``
     False leaves the inbox to ``planner-operator worker`` processes (default: env
     ``PLANNER_WORKER``, on). ``bind_host`` is where the server listens: off loopback, reads
     need the API token too (``api/auth.py``). Raises ``AuthError`` when an applied trigger's
     webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty. ``clock``
-    is the app's one source of time (tests pin the date with ``core.clock.ManualClock``)."""
+    is the app's one source of time (tests pin the date with ``core.clock.ManualClock``).
+    ``edits``: the agent source the API's writes edit (``run`` passes what it watches)."""
     env = variables.environ(env)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     token = auth.load_token(settings, env)  # refuse to start before anything else runs
-    runtime = server_runtime.build(settings, env, executors=executors, worker=worker, clock=clock)
+    runtime = server_runtime.build(
+        settings, env, executors=executors, worker=worker, clock=clock, edits=edits
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,8 +92,12 @@ def create_app(
     app.include_router(api_status.router(runtime.reader, runtime.operations))
     # POST /api/plan: `reconcile --dry-run --server` (plans sent files; writes nothing)
     app.include_router(api_plan.router(settings, env, clock=clock))
+    # POST/PUT/DELETE of agents, jobs and triggers: edits of the agent files (edit/)
+    app.include_router(api_edits.router(runtime.editor))
     # /triggers, /workflows (the Triggers module's routes)
-    app.include_router(compat.router(runtime.reader, runtime.operations, settings, env))
+    app.include_router(
+        compat.router(runtime.reader, runtime.operations, settings, env, runtime.editor)
+    )
     # GET /metrics
     app.include_router(metrics.router(settings, runtime.reader.resource_states, clock=clock))
     # /planner/: the dashboard (last: its 404 page)

@@ -26,6 +26,7 @@ from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
+from planner_operator.edit import target as edit_target
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 from planner_operator.reconcile.watch import record as watch_record
@@ -78,7 +79,7 @@ def build(
     """The ``run`` process: the serve app plus the embedded scheduler and the watcher, all on
     ``clock``."""
     env = variables.environ(env)
-    app = create_app(settings, env, bind_host=bind_host, clock=clock)
+    app = create_app(settings, env, bind_host=bind_host, clock=clock, edits=_edits(watch))
     runtime: Runtime = app.state.runtime
     stop = threading.Event()
     git_watcher = _git_watcher(settings, watch, stop, clock)
@@ -130,6 +131,15 @@ async def _drain(scheduler: Scheduler | None, grace: float) -> None:
         await asyncio.sleep(0.05)
     if scheduler.running:
         log.warning("shutdown: %d run(s) still going after %.0fs", len(scheduler.running), grace)
+
+
+def _edits(watch: WatchSpec | None) -> edit_target.Target | None:
+    """What the API's writes edit: the directory or the branch ``run`` follows."""
+    if watch is None:
+        return None
+    return edit_target.Target(
+        path=watch.path, repo=watch.repo, branch=watch.branch, subdir=watch.subdir
+    )
 
 
 def _git_watcher(

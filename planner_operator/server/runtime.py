@@ -15,6 +15,8 @@ from planner_operator.backends import select
 from planner_operator.backends.inngest.sdk import InngestConfig
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
+from planner_operator.edit import propose
+from planner_operator.edit import target as edit_target
 from planner_operator.read.views import Reader
 from planner_operator.runtime.executors import select as executor_select
 from planner_operator.runtime.executors.base import Executors
@@ -37,6 +39,7 @@ class Runtime:
     webhooks: webhooks.Webhooks  # ingress, durable inbox and worker
     inngest: InngestMount | None = None  # the Inngest endpoint, when Inngest runs the jobs
     clock: clock_mod.Clock = clock_mod.SYSTEM  # the one "now" of every part above
+    editor: propose.Editor | None = None  # API edits of the agent files (None: no source)
 
 
 def build(
@@ -46,10 +49,12 @@ def build(
     executors: Executors | None = None,
     worker: bool | None = None,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
+    edits: edit_target.Target | None = None,
 ) -> Runtime:
     """``executors`` replaces the environment's (tests, benchmarks); ``worker`` False leaves the
     inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on).
-    ``clock`` is handed to every part, so a test that pins it pins the whole app's time."""
+    ``clock`` is handed to every part, so a test that pins it pins the whole app's time.
+    ``edits`` is the agent source ``run`` follows: the API edits it (``PLANNER_EDIT_MODE``)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     runs = state_open.runs(settings, clock=clock)
     executors = executors or executor_select.from_env(settings, env, clock=clock)
@@ -71,4 +76,10 @@ def build(
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
         handler = DurableJobHandler(JobRunner(runs, executors, clock=clock))
         inngest = InngestMount(config, state_open.served_jobs(settings, clock=clock), handler)
-    return Runtime(settings, env, runs, executors, reader, operations, hooks, inngest, clock)
+    editor = None
+    if edits is not None:  # an impossible mode for this source refuses to start (SourceError)
+        edit_config = edit_target.Config.from_env(edits, env)
+        editor = propose.Editor(edits, edit_config, settings, clock=clock)
+    return Runtime(
+        settings, env, runs, executors, reader, operations, hooks, inngest, clock, editor
+    )

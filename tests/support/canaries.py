@@ -49,6 +49,8 @@ SESSION: Mapping[str, str] = {
     "PLANNER_PLATFORM_TOKEN": plain("platform-token"),
     "PLANNER_MASTRA_TOKEN": plain("mastra-token"),
     "PLANNER_GIT_WEBHOOK_SECRET": plain("git-webhook-secret"),
+    # alone (without PLANNER_FORGE_REPO) it switches nothing on
+    "PLANNER_FORGE_TOKEN": plain("forge-token"),
     # secret_env names of the webhook triggers in agents/*.yaml and the schema's example
     "DEPLOY_WEBHOOK_SECRET": DEPLOY_WEBHOOK_SECRET,
     "CAREERS_WEBHOOK_SECRET": whsec("careers-webhook-secret"),

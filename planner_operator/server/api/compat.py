@@ -1,12 +1,14 @@
 """The Triggers module's REST shape (``/triggers``, ``/workflows``) over the operator.
 
-Clients written for the platform's Triggers module keep working for what still makes sense:
-listing, reading, testing a trigger and running a workflow. What no longer does is changing
-configuration over HTTP: triggers live in agent files in git, where they are reviewed, planned
-and applied, and a write here would be undone by the next reconcile. So every create, update or
-delete answers 409 Conflict naming the file to edit instead, the way Argo CD refuses to edit an
-application that git manages. Workflows are code, registered by id (``executors/workflows.py``);
-their 409 names the agent files that use one and where it is registered.
+Clients written for the platform's Triggers module keep working: listing, reading, testing a
+trigger and running a workflow; and creating, updating (PUT, or PATCH as a JSON merge patch)
+and deleting a trigger, which become edits of the agent file like ``/api/agents/{agent}/
+triggers/{trigger}`` (``api/edits.py``: a pull request, a commit or a work-tree write, per
+``PLANNER_EDIT_MODE``), since triggers live in agent files in git, where they are reviewed,
+planned and applied. A server that follows no agent source (plain ``serve``) answers those
+writes 409 naming the file to edit instead, the way Argo CD refuses to edit an application that
+git manages. Workflows are code, registered by id (``executors/workflows.py``); their writes
+answer 409 naming the agent files that use one and where it is registered.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from planner_operator.core.records import OwnedEntry
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
 from planner_operator.server import bodylimit
-from planner_operator.server.api import status
+from planner_operator.server.api import compat_writes, status
 from planner_operator.state import open as state_open
 
 if TYPE_CHECKING:  # app.py includes this router
     from planner_operator.core.settings import Settings
+    from planner_operator.edit.propose import Editor
     from planner_operator.read.views import Reader
     from planner_operator.server.api.operations import Operations
 
@@ -114,9 +117,14 @@ def display(source: str) -> str:
 
 
 def router(
-    reader: Reader, operations: Operations, settings: Settings, env: Mapping[str, str]
+    reader: Reader,
+    operations: Operations,
+    settings: Settings,
+    env: Mapping[str, str],
+    editor: Editor | None = None,
 ) -> APIRouter:
-    """The compat routes, over the same ``reader`` and ``operations`` as ``api/status.py``."""
+    """The compat routes, over the same ``reader`` and ``operations`` as ``api/status.py``;
+    trigger writes edit agent files through ``editor`` (None: they answer 409)."""
     registry = Registry.discover(env)
     platform = variables.WORKFLOW_URL.is_set(env)
     api = APIRouter(tags=["compat (Triggers module)"])
@@ -149,21 +157,25 @@ def router(
         goes through the filter and the action; 200 when nothing ran (filter, disabled)."""
         return await status.act(lambda: operations.test_trigger(agent, trigger, body), response)
 
-    @api.post("/triggers", status_code=409, responses=_CONFLICT, openapi_extra=_ANY_JSON)
-    async def create_trigger(request: Request) -> JSONResponse:
-        """Refused: triggers are declared in agent files (the answer names the file)."""
-        body = await _json_body(request)
-        agent = _field(body, "agent", "agent_id", "agentId")
-        name = _field(body, "name", "trigger", "slug")
-        entries = await run_in_threadpool(_entries, settings)
-        return _conflict(_create_answer(entries, agent, name))
+    if editor is not None:
+        compat_writes.install(api, editor)
+    else:
 
-    def change_trigger(agent: str, trigger: str, request: Request) -> JSONResponse:
-        """Refused: edit the trigger in its agent file (the answer names it)."""
-        verb = "remove it from" if request.method == "DELETE" else "edit it in"
-        return _conflict(_trigger_answer(_entries(settings), agent, trigger, verb))
+        @api.post("/triggers", status_code=409, responses=_CONFLICT, openapi_extra=_ANY_JSON)
+        async def create_trigger(request: Request) -> JSONResponse:
+            """Refused: this server follows no agent source (the answer names the file)."""
+            body = await _json_body(request)
+            agent = _field(body, "agent", "agent_id", "agentId")
+            name = _field(body, "name", "trigger", "slug")
+            entries = await run_in_threadpool(_entries, settings)
+            return _conflict(_create_answer(entries, agent, name))
 
-    _refusals(api, "/triggers/{agent}/{trigger}", "trigger", change_trigger)
+        def change_trigger(agent: str, trigger: str, request: Request) -> JSONResponse:
+            """Refused: edit the trigger in its agent file (the answer names it)."""
+            verb = "remove it from" if request.method == "DELETE" else "edit it in"
+            return _conflict(_trigger_answer(_entries(settings), agent, trigger, verb))
+
+        _refusals(api, "/triggers/{agent}/{trigger}", "trigger", change_trigger)
 
     # -- workflows ------------------------------------------------------------------------------
 
