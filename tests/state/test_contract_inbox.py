@@ -301,3 +301,23 @@ def test_only_a_sqlite_wal_commit_is_cheap_enough_for_the_event_loop(store: Sett
     if store.database_url is None:
         with state_open.inbox(store, synchronous="FULL") as full:
             assert GroupCommitter(full).inline is False
+
+
+def test_a_batch_stores_each_id_once_and_counts_every_repeat(store: Settings) -> None:
+    """A group commit's batch: repeats within the batch and of stored ids are answered False and
+    counted as duplicates, as single inserts would be."""
+    with state_open.inbox(store) as inbox:
+        assert inbox.insert(new("b")) is True
+        many = [new(f"m{n}") for n in range(300)]
+        assert inbox.insert_many([new("a"), new("a"), new("b"), *many, new("a")]) == [
+            True,
+            False,
+            False,
+            *[True] * 300,
+            False,
+        ]
+        a, b = inbox.get("a"), inbox.get("b")
+        assert a is not None and a.duplicates == 2
+        assert b is not None and b.duplicates == 1
+        assert inbox.counts().get("received") == 302
+        assert inbox.insert_many([]) == []
