@@ -57,6 +57,16 @@ class RemoteStates:
         self._clock = clock
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
+        self._reads = 0  # backend reads made: a new one may change any resource's state
+
+    def generation(self) -> int:
+        """Counts the backend reads made so far (``catalog`` rebuilds when it moves)."""
+        return self._reads
+
+    def stale(self) -> bool:
+        """The cached read is past its TTL (or there is none): the next ``of`` reads anew."""
+        snap = self._snapshot
+        return snap is None or self._clock.monotonic() - snap.at >= self.ttl
 
     def of(self, entries: list[OwnedEntry]) -> dict[str, states.ResourceState]:
         """The state per key of ``entries``."""
@@ -69,6 +79,7 @@ class RemoteStates:
                 if not fresh or snap is None or self._clock.monotonic() - snap.at >= self.ttl:
                     owned = ledger.entries(include_retired=False)  # one read serves every page
                     snap = self._snapshot = self._read(owned, stamp)
+                    self._reads += 1
         lifecycle = status_mod.lifecycle(self.settings)
         frozen = states.frozen_files(stamp)
         secrets = status_mod.secret_problems(self.settings, entries, self.env)

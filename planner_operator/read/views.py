@@ -14,9 +14,10 @@ for events the operator recorded (run start/finish, deliveries).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import Field
 
@@ -25,6 +26,9 @@ from planner_operator.core import scheduling, specs
 from planner_operator.core.records import Delivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
+from planner_operator.read import paging
+from planner_operator.read.catalog import Catalog, Index, Row
+from planner_operator.read.nextfires import NextFires
 from planner_operator.read.remote_states import RemoteStates
 from planner_operator.read.runviews import ReadModel as _Model
 from planner_operator.read.runviews import (
@@ -45,6 +49,7 @@ __all__ = [
     "JobView",
     "LastEvent",
     "NextRun",
+    "Page",
     "Reader",
     "ReconcileView",
     "RunDetail",
@@ -58,6 +63,17 @@ __all__ = [
 ]
 
 MAX_PAGE = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: ``next_cursor`` asks for the next one (None: this is the last);
+    ``total`` is how many match the filters, over all pages."""
+
+    items: list[T]
+    next_cursor: str | None
+    total: int
 
 
 class NextRun(_Model):
@@ -168,34 +184,29 @@ class Reader:
         self.settings = settings
         self.clock = clock  # next fires start from its now(); the backend read's TTL runs on it
         self.remote = RemoteStates(settings, ttl=backends_ttl, env=env, clock=clock)
+        self.fires = NextFires(clock)  # shared by every request: a cron walk per fire passed
+        self.catalog = Catalog(settings, self.remote, self.fires, clock=clock)
 
     # -- agents, jobs, triggers ----------------------------------------------------------------
 
+    def index(self) -> Index:
+        """The in-memory index of every applied resource (counts, states, next fires)."""
+        return self.catalog.index()
+
     def agents(self) -> list[AgentView]:
-        entries, meta = self._ledger()
-        states = self.remote.of(entries)
-        ids = sorted({*meta, *(_split(e.key)[0] for e in entries)})
-        out = []
-        for agent in ids:
-            mine = [e for e in entries if _split(e.key)[0] == agent]
-            info = meta.get(agent) or {}
-            counts: dict[str, int] = {}
-            for e in mine:
-                state = states[e.key].state
-                counts[state] = counts.get(state, 0) + 1
-            out.append(
-                AgentView(
-                    id=agent,
-                    name=str(info.get("name") or agent),
-                    description=info.get("description"),
-                    file=str(info.get("file") or (mine[0].source if mine else "")),
-                    timezone=info.get("timezone"),
-                    jobs=sum(1 for e in mine if e.kind == "job"),
-                    triggers=sum(1 for e in mine if e.kind == "trigger"),
-                    states=counts,
-                )
-            )
-        return out
+        return [_agent(a) for a in self.index().agents]
+
+    def agent_page(self, query: paging.Query) -> Page[AgentView]:
+        cut = paging.page(self.index().agents, query, "agents")
+        return Page([_agent(a) for a in cut.rows], cut.next_cursor, cut.total)
+
+    def job_page(self, query: paging.Query) -> Page[JobView]:
+        cut = paging.page(self.index().of_kind("job"), query, "jobs")
+        return Page(self._jobs(self._entries(cut.rows)), cut.next_cursor, cut.total)
+
+    def trigger_page(self, query: paging.Query) -> Page[TriggerView]:
+        cut = paging.page(self.index().of_kind("trigger"), query, "triggers")
+        return Page(self._triggers(self._entries(cut.rows)), cut.next_cursor, cut.total)
 
     def jobs(self, *, agent: str | None = None) -> list[JobView]:
         return self._jobs(self._select("job", agent))
@@ -300,6 +311,12 @@ class Reader:
         entries, _ = self._ledger()
         return [e for e in entries if e.kind == kind and (not agent or _split(e.key)[0] == agent)]
 
+    def _entries(self, rows: Sequence[Row]) -> list[OwnedEntry]:
+        """The ledger rows of a page (by key: a page is small, the ledger is not)."""
+        with state_open.ledger(self.settings) as ledger:
+            found = [ledger.get(r.key) for r in rows]
+        return [e for e in found if e is not None]  # deleted since the index was built: gone
+
     def _entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         key = f"{agent}/{kind}s/{name}"
         with state_open.ledger(self.settings) as ledger:
@@ -315,9 +332,10 @@ class Reader:
         states = self.remote.of(entries)
         now = self.clock.now()
         with state_open.runs(self.settings, clock=self.clock) as store:
-            counters = store.counters()
+            counters = store.counters(keys=[e.key for e in entries])
             return [
-                _job(e, states[e.key], store.last(e.key), counters.get(e.key), now) for e in entries
+                _job(e, states[e.key], store.last(e.key), counters.get(e.key), self.fires, now)
+                for e in entries
             ]
 
     def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
@@ -343,6 +361,7 @@ def _job(
     state: ResourceState,
     last: Run | None,
     counters: JobCounters | None,
+    fires: NextFires,
     now: datetime,
 ) -> JobView:
     spec = specs.JobSpec.from_dict(e.spec)
@@ -354,17 +373,13 @@ def _job(
         words = f"cron '{schedule}'"
     upcoming: list[NextRun] = []
     if state.state != "paused" and spec.enabled:
-        try:
-            fires = scheduling.next_fires(schedule, tz, start=now, count=5, dst=spec.dst)
-        except PlannerError:
-            fires = []
         upcoming = [
             NextRun(
                 at=f.at.isoformat(timespec="seconds"),
                 utc=f.utc.isoformat(timespec="seconds"),
                 dst_note=f.note,
             )
-            for f in fires
+            for f in fires.get(schedule, tz, spec.dst, now=now)
         ]
     action, what = _action(spec.action)
     return JobView(
@@ -430,6 +445,19 @@ def _trigger(
             else None
         ),
         last_run=summary(last) if last else None,
+    )
+
+
+def _agent(a: Any) -> AgentView:
+    return AgentView(
+        id=a.id,
+        name=a.name,
+        description=a.description,
+        file=a.file,
+        timezone=a.timezone,
+        jobs=a.jobs,
+        triggers=a.triggers,
+        states=dict(a.states),
     )
 
 

@@ -173,6 +173,25 @@ class Ledger(IntentStore):
         rows = self._db.query(f"SELECT name, value FROM meta WHERE name IN ({marks})", names)
         return {str(name): str(value) for name, value in rows}
 
+    def change_mark(self) -> tuple[int, int, str | None, str | None]:
+        """Moves whenever the owned set or what a reconcile records changes: the last history
+        row's id (every ownership write adds one in its transaction), the active row count, the
+        ``last_reconcile`` record and when the ``agents`` record was written. Readers that keep
+        an index of the ledger in memory compare it instead of reading every row."""
+        rows = self._db.query(
+            "SELECT (SELECT MAX(id) FROM history), "
+            "(SELECT COUNT(*) FROM resources WHERE retired = 0), "
+            "(SELECT value FROM meta WHERE name = 'last_reconcile'), "
+            "(SELECT updated_at FROM meta WHERE name = 'agents')"
+        )
+        high, count, last, agents = rows[0]
+        return (
+            int(high or 0),
+            int(count),
+            None if last is None else str(last),
+            None if agents is None else str(agents),
+        )
+
     def managed_counts(self) -> dict[tuple[str, str], int]:
         """Active owned objects per (kind, backend), for ``planner_managed_resources``."""
         rows = self._db.query(

@@ -447,3 +447,26 @@ def test_intents_survive_reopen_and_upgrade_from_a_v2_ledger(tmp_path: Path) -> 
         written, _ = led.write_intent(intent())
     with Ledger(path) as led:
         assert led.intents() == [written]
+
+
+def test_change_mark_moves_with_every_ownership_change_and_reconcile_record(
+    ledger: Ledger,
+) -> None:
+    marks = [ledger.change_mark()]
+    ledger.record(entry())
+    marks.append(ledger.change_mark())
+    ledger.record(entry(spec={**SPEC, "enabled": False}, spec_hash="changed"))
+    marks.append(ledger.change_mark())
+    ledger.swap("agent/jobs/a", entry(remote_id="job_2"))
+    marks.append(ledger.change_mark())
+    ledger.forget(backend="local", remote_id="job_1")
+    marks.append(ledger.change_mark())
+    ledger.set_meta("last_reconcile", '{"at": "2026-12-07T09:00:00Z"}')
+    marks.append(ledger.change_mark())
+    ledger.set_meta("agents", "{}")
+    marks.append(ledger.change_mark())
+    assert len(set(marks)) == len(marks), marks
+    assert marks[0] == (0, 0, None, None)
+    assert marks[-2][1:3] == (1, '{"at": "2026-12-07T09:00:00Z"}')
+    ledger.set_meta("last_applied_revision", "abc")  # other meta does not move it
+    assert ledger.change_mark() == marks[-1]

@@ -101,6 +101,18 @@ def test_count_fires_writes_skips_and_adds_up_counters(runs: RunStore) -> None:
     assert [r.reason for r in skipped] == ["overlap", "missed", "missed"]
 
 
+def test_counters_of_some_keys_only(runs: RunStore) -> None:
+    keys = [f"a/jobs/j{n}" for n in range(1200)]  # more than one bound-parameter chunk
+    for key in keys[::100]:
+        runs.count_fires(key, FireCount(fires=2))
+    wanted = [keys[0], keys[1], keys[1100], "a/jobs/unknown"]
+    assert runs.counters(keys=wanted) == {
+        keys[0]: JobCounters(fires=2),
+        keys[1100]: JobCounters(fires=2),
+    }
+    assert len(runs.counters(keys=keys)) == 12 and runs.counters(keys=[]) == {}
+
+
 def test_delta_reads_only_what_changed(runs: RunStore) -> None:
     a = runs.start(key=KEY, kind="job", run_id="a", origin="scheduler")
     b = runs.start(key=KEY, kind="job", run_id="b", origin="scheduler")

@@ -27,10 +27,11 @@ from starlette.concurrency import run_in_threadpool
 
 from planner_operator.core import keys, specs, variables
 from planner_operator.core.records import OwnedEntry
+from planner_operator.read import paging
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
 from planner_operator.server import bodylimit
-from planner_operator.server.api import compat_writes, status
+from planner_operator.server.api import compat_writes, listing, status
 from planner_operator.state import open as state_open
 
 if TYPE_CHECKING:  # app.py includes this router
@@ -131,10 +132,38 @@ def router(
 
     # -- triggers -------------------------------------------------------------------------------
 
-    @api.get("/triggers", response_model=list[TriggerView])
-    def list_triggers(agent: str | None = None) -> list[TriggerView]:
-        """Applied triggers, as in `GET /api/triggers`."""
-        return status.answer(lambda: reader.triggers(agent=agent))
+    lists = APIRouter(route_class=listing.CompatListRoute)
+
+    @lists.get(
+        "/triggers", response_model=list[TriggerView], responses=listing.responses("triggers")
+    )
+    def list_triggers(
+        request: Request,
+        response: Response,
+        agent: listing.AgentFilter = None,
+        state: listing.StateFilter = None,
+        source: listing.SourceFilter = None,
+        toolkit: listing.ToolkitFilter = None,
+        q: listing.Text = None,
+        sort: listing.SortBy = "key",
+        limit: listing.Limit = paging.DEFAULT_LIMIT,
+        cursor: listing.Cursor = None,
+    ) -> list[TriggerView]:
+        """Applied triggers, as in `GET /api/triggers` (same filters and pages)."""
+        query = paging.Query(
+            agent=agent,
+            state=state,
+            source=source,
+            toolkit=toolkit,
+            q=q,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = status.answer(lambda: reader.trigger_page(query))
+        return listing.paged(page, request, response)
+
+    api.include_router(lists)
 
     @api.get("/triggers/{agent}/{trigger}", response_model=TriggerView, responses=_NOT_FOUND)
     def get_trigger(agent: str, trigger: str) -> TriggerView:

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
+from planner_operator.read import paging
 from planner_operator.read.views import (
     AgentView,
     JobView,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from planner_operator.read.views import Reader
     from planner_operator.server import bodylimit
 from planner_operator.server import bodylimit
+from planner_operator.server.api import listing
 from planner_operator.server.api.operations import Operations
 
 T = TypeVar("T")
@@ -94,17 +96,84 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
     """The routes for ``create_app``: reads through ``reader``, acts through ``operations``."""
     api = APIRouter(prefix="/api", tags=["status"])
 
-    @api.get("/agents", response_model=list[AgentView], summary="Agents")
-    def agents() -> list[AgentView]:
-        """Every agent with applied jobs or triggers: name, file, and how many are in each
-        state."""
-        return answer(reader.agents)
+    lists = APIRouter(route_class=listing.ListRoute)  # bad parameters: 400 naming them
 
-    @api.get("/jobs", response_model=list[JobView], summary="Scheduled jobs")
-    def jobs(agent: Agent = None) -> list[JobView]:
+    @lists.get(
+        "/agents",
+        response_model=list[AgentView],
+        summary="Agents",
+        responses=listing.responses("agents"),
+    )
+    def agents(
+        request: Request,
+        response: Response,
+        q: listing.Text = None,
+        state: listing.AgentStateFilter = None,
+        sort: listing.SortBy = "key",
+        limit: listing.Limit = paging.DEFAULT_LIMIT,
+        cursor: listing.Cursor = None,
+    ) -> list[AgentView]:
+        """Agents with applied jobs or triggers: name, file, and how many are in each state;
+        a page at a time (`X-Next-Cursor`), by id or by their soonest next fire."""
+        query = paging.Query(state=state, q=q, sort=sort, limit=limit, cursor=cursor)
+        return listing.paged(answer(lambda: reader.agent_page(query)), request, response)
+
+    @lists.get(
+        "/jobs",
+        response_model=list[JobView],
+        summary="Scheduled jobs",
+        responses=listing.responses("jobs"),
+    )
+    def jobs(
+        request: Request,
+        response: Response,
+        agent: listing.AgentFilter = None,
+        state: listing.StateFilter = None,
+        q: listing.Text = None,
+        sort: listing.SortBy = "key",
+        limit: listing.Limit = paging.DEFAULT_LIMIT,
+        cursor: listing.Cursor = None,
+    ) -> list[JobView]:
         """Applied jobs: schedule in words, timezone, state, next 5 fire times (DST noted),
-        last run, and the scheduler's fire, missed and overlap-skipped counts."""
-        return answer(lambda: reader.jobs(agent=agent))
+        last run, and the scheduler's fire, missed and overlap-skipped counts; a page at a
+        time (`X-Next-Cursor`), by key or soonest next fire first."""
+        query = paging.Query(agent=agent, state=state, q=q, sort=sort, limit=limit, cursor=cursor)
+        return listing.paged(answer(lambda: reader.job_page(query)), request, response)
+
+    @lists.get(
+        "/triggers",
+        response_model=list[TriggerView],
+        summary="Event triggers",
+        responses=listing.responses("triggers"),
+    )
+    def triggers(
+        request: Request,
+        response: Response,
+        agent: listing.AgentFilter = None,
+        state: listing.StateFilter = None,
+        source: listing.SourceFilter = None,
+        toolkit: listing.ToolkitFilter = None,
+        q: listing.Text = None,
+        sort: listing.SortBy = "key",
+        limit: listing.Limit = paging.DEFAULT_LIMIT,
+        cursor: listing.Cursor = None,
+    ) -> list[TriggerView]:
+        """Applied triggers: Composio instance state, why Composio disabled one, filter,
+        action, the last event received and the last run; a page at a time
+        (`X-Next-Cursor`), by key."""
+        query = paging.Query(
+            agent=agent,
+            state=state,
+            source=source,
+            toolkit=toolkit,
+            q=q,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+        )
+        return listing.paged(answer(lambda: reader.trigger_page(query)), request, response)
+
+    api.include_router(lists)
 
     @api.get(
         "/jobs/{agent}/{job}", response_model=JobView, summary="One job", responses={404: _404}
@@ -112,12 +181,6 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
     def job(agent: str, job: str) -> JobView:
         """One applied job, as in the list."""
         return answer(lambda: reader.job(agent, job))
-
-    @api.get("/triggers", response_model=list[TriggerView], summary="Event triggers")
-    def triggers(agent: Agent = None) -> list[TriggerView]:
-        """Applied triggers: Composio instance state, why Composio disabled one, filter,
-        action, the last event received and the last run."""
-        return answer(lambda: reader.triggers(agent=agent))
 
     @api.get(
         "/triggers/{agent}/{trigger}",

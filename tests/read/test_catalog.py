@@ -1,0 +1,64 @@
+"""The catalog: built once and shared across reads, rebuilt when the ledger, the backend read or
+the lifecycle events change, and its next fires moved on in place when one passes."""
+
+from __future__ import annotations
+
+from planner_operator.core.clock import ManualClock
+from planner_operator.core.settings import Settings
+from planner_operator.read import paging, views
+from planner_operator.state.ledger import Ledger
+from tests.server.api.status_state import MONDAY, applied, applied_once
+
+__all__ = ["applied", "applied_once"]  # fixtures
+
+
+def test_reads_share_one_build_until_the_ledger_changes(applied: Settings) -> None:
+    clock = ManualClock(MONDAY)
+    reader = views.Reader(applied, env={}, clock=clock)
+    first = reader.job_page(paging.Query(limit=2))
+    again = reader.job_page(paging.Query(limit=2, cursor=first.next_cursor))
+    reader.agents()
+    assert reader.catalog.builds == 1 and len(first.items) + len(again.items) == 4
+    with Ledger(applied.ledger_db) as ledger:
+        gone = ledger.get("sales-agent/jobs/weekly-pipeline-review")
+        assert gone is not None
+        ledger.forget(backend=gone.backend, remote_id=gone.remote_id)
+    page = reader.job_page(paging.Query(agent="sales-agent"))
+    assert reader.catalog.builds == 2 and [j.name for j in page.items] == ["quarterly-forecast"]
+    assert page.total == 1
+
+
+def test_the_backend_ttl_rebuilds_and_next_fires_move_without_one(applied: Settings) -> None:
+    clock = ManualClock(MONDAY)
+    reader = views.Reader(applied, backends_ttl=15.0, env={}, clock=clock)
+    soonest = reader.job_page(paging.Query(sort="next_fire", limit=1)).items[0]
+    assert soonest.key == "engineering-agent/jobs/slack-digest"  # Tue 09:30 Kolkata = 04:00 UTC
+    walks = reader.fires.computed
+    clock.advance(10)
+    reader.job_page(paging.Query(sort="next_fire", limit=1))
+    assert reader.catalog.builds == 1 and reader.fires.computed == walks  # nothing recomputed
+    clock.advance(6)  # past the backend read's TTL: one rebuild, next fires from the cache
+    reader.job_page(paging.Query(sort="next_fire", limit=1))
+    assert reader.catalog.builds == 2 and reader.fires.computed == walks
+    clock.advance(20 * 3600)  # Tuesday 04:00:16 UTC: slack-digest fired, and @daily at 05:00
+    after = reader.job_page(paging.Query(sort="next_fire"))
+    first = after.items[0]
+    assert first.key == "job-application-agent/jobs/daily-application-check"
+    assert [j.key for j in after.items][1] == "engineering-agent/jobs/slack-digest"
+    assert after.items[1].next_runs[0].utc == "2026-12-09T04:00:00+00:00"
+
+
+def test_passed_fires_are_moved_on_in_place_without_a_rebuild(applied: Settings) -> None:
+    clock = ManualClock(MONDAY)
+    reader = views.Reader(applied, backends_ttl=1e9, env={}, clock=clock)
+    before = reader.job_page(paging.Query(sort="next_fire"))
+    assert before.items[0].key == "engineering-agent/jobs/slack-digest"
+    walks = reader.fires.computed
+    clock.advance(20 * 3600 + 16)
+    after = reader.job_page(paging.Query(sort="next_fire"))
+    assert reader.catalog.builds == 1
+    assert [j.key for j in after.items][:2] == [
+        "job-application-agent/jobs/daily-application-check",
+        "engineering-agent/jobs/slack-digest",
+    ]
+    assert reader.fires.computed == walks + 1  # only the one whose fire passed
