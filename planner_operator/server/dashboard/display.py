@@ -10,13 +10,19 @@ parse is shown as it came.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup
+
+from planner_operator.read.catalog import Index
+from planner_operator.read.nextfires import NextFires
 
 
 def parse(value: str | None) -> datetime | None:
@@ -153,21 +159,44 @@ def slug(text: str | None) -> Markup:
     return Markup("_<wbr>").join(Markup.escape(part) for part in str(text or "").split("_"))
 
 
-def summary(
-    resources: Sequence[Any], jobs: Sequence[Any], last: Any, *, now: datetime
-) -> dict[str, Any]:
-    """Counts by state, the next fire across all jobs and what needs attention, for the strip
-    at the top of the page (on a phone the tables below are long)."""
-    states: dict[str, int] = {}
-    for resource in resources:
-        states[resource.state] = states.get(resource.state, 0) + 1
-    upcoming = [(job.next_runs[0], job) for job in jobs if job.next_runs]
-    upcoming.sort(key=lambda pair: parse(pair[0].utc) or now)
-    attention = [r for r in resources if r.state in ("error", "drifted", "frozen")]
+NEXT_FIRES = 10  # the summary's "next fires across all agents"
+ATTENTION = 20  # failing and frozen resources named on the Planner page (the rest: counted)
+_ATTENTION_RANK = {"error": 0, "drifted": 1, "frozen": 2}
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    at: str  # ISO, in the job's timezone
+    utc: str
+    timezone: str
+    key: str
+    agent: str
+    name: str
+
+
+def overview(index: Index, fires: NextFires, last: Any, *, now: datetime) -> dict[str, Any]:
+    """What the top of the Planner page says, from the catalog alone (no resource is read):
+    counts by state, the next fires across all agents, and what needs attention: the failing
+    and frozen resources (the first :data:`ATTENTION` of them, errors first) and the last
+    reconcile's problems."""
+    jobs = [r for r in index.rows if r.job is not None and r.next_utc != math.inf]
+    upcoming = []
+    for row in heapq.nsmallest(NEXT_FIRES, jobs, key=lambda r: (r.next_utc, r.key)):
+        assert row.job is not None
+        first = fires.first(*row.job, now=now)
+        if first is not None:
+            at = first.at.isoformat(timespec="seconds")
+            utc_at = first.utc.isoformat(timespec="seconds")
+            upcoming.append(Upcoming(at, utc_at, row.job[1], row.key, row.agent, row.name))
+    attention = [r for r in index.rows if r.state in _ATTENTION_RANK]
+    attention.sort(key=lambda r: (_ATTENTION_RANK[r.state], r.key))
     return {
-        "states": dict(sorted(states.items())),
+        "states": dict(sorted(index.counts().items())),
+        "total": len(index.rows),
         "next": upcoming[0] if upcoming else None,
-        "attention": attention,
+        "upcoming": upcoming,
+        "attention": attention[:ATTENTION],
+        "attention_total": len(attention),
         "failures": len(last.failures) + len(last.load_errors) if last is not None else 0,
     }
 

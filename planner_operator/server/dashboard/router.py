@@ -12,11 +12,12 @@ ask whether the visitor is logged in, to offer a button or a login link.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from importlib import resources
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 from urllib.parse import urlencode
 
 import jinja2
@@ -25,7 +26,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
-from planner_operator.read.views import RunStatus
+from planner_operator.read import paging
+from planner_operator.read.states import STATES as RESOURCE_STATES
+from planner_operator.read.states import State
+from planner_operator.read.views import Page, RunStatus
 from planner_operator.server import auth
 from planner_operator.server.dashboard import display
 
@@ -34,6 +38,10 @@ if TYPE_CHECKING:
     from planner_operator.server.api.operations import Operations
 
 BASE = "/planner"
+AGENTS_PAGE = 50  # agents listed per Planner page
+PLANNER_PAGE = 25  # jobs and triggers listed on the Planner page (each agent's page has all)
+AGENT_PAGE = 100  # jobs and triggers per page on an agent's page
+T = TypeVar("T")
 _PACKAGE = resources.files("planner_operator.server.dashboard")
 _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
@@ -128,37 +136,76 @@ def router(
         )
 
     @routes.get(f"{BASE}/")
-    def planner(request: Request) -> HTMLResponse:
-        jobs, triggers = reader.jobs(), reader.triggers()
+    def planner(
+        request: Request,
+        q: str = "",
+        state: str = "",
+        agents: str = "",
+        jobs: str = "",
+        triggers: str = "",
+    ) -> HTMLResponse:
+        now = clock.now()
+        filters = {
+            "q": q.strip()[: paging.MAX_QUERY],
+            "state": state if state in RESOURCE_STATES else "",
+        }
+        listed = _page(
+            reader.agent_page,
+            paging.Query(
+                q=filters["q"] or None,
+                state=_state(filters["state"]),
+                limit=AGENTS_PAGE,
+                cursor=agents or None,
+            ),
+        )
+        job_page = _page(reader.job_page, paging.Query(limit=PLANNER_PAGE, cursor=jobs or None))
+        trigger_page = _page(
+            reader.trigger_page, paging.Query(limit=PLANNER_PAGE, cursor=triggers or None)
+        )
         last = reader.reconcile()
+        current = {**filters, "agents": agents, "jobs": jobs, "triggers": triggers}
         return render(
             request,
             "planner.html",
             {
                 "tab": "planner",
                 "agent": None,
-                "agent_names": {a.id: a.name for a in reader.agents()},
-                "jobs": jobs,
-                "triggers": triggers,
+                "agent_list": listed,
+                "agent_names": {a.id: a.name for a in listed.items},
+                "filters": filters,
+                "states": RESOURCE_STATES,
+                "jobs": job_page.items,
+                "job_page": job_page,
+                "triggers": trigger_page.items,
+                "trigger_page": trigger_page,
                 "reconcile": last,
                 "broken": display.broken_files(last.load_errors),
                 "repo_url": source,
-                "summary": display.summary([*jobs, *triggers], jobs, last, now=clock.now()),
+                "summary": display.overview(reader.index(), reader.fires, last, now=now),
+                "query": _query(current),
             },
-            now=clock.now(),
-            refresh=_refresh_if_running([*jobs, *triggers]),
+            now=now,
+            refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
         )
 
     @routes.get(f"{BASE}/agents/{{agent}}")
-    def agent_page(request: Request, agent: str) -> HTMLResponse:
-        found = next((a for a in reader.agents() if a.id == agent), None)
+    def agent_page(
+        request: Request, agent: str, jobs: str = "", triggers: str = ""
+    ) -> HTMLResponse:
+        found = next(iter(reader.agent_page(paging.Query(agent=agent, limit=1)).items), None)
         if found is None:
             return not_found(
                 request,
                 f"There is no agent `{agent}` in the applied configuration.",
                 now=clock.now(),
             )
-        jobs, triggers = reader.jobs(agent=agent), reader.triggers(agent=agent)
+        job_page = _page(
+            reader.job_page, paging.Query(agent=agent, limit=AGENT_PAGE, cursor=jobs or None)
+        )
+        trigger_page = _page(
+            reader.trigger_page,
+            paging.Query(agent=agent, limit=AGENT_PAGE, cursor=triggers or None),
+        )
         return render(
             request,
             "agent.html",
@@ -166,13 +213,16 @@ def router(
                 "tab": "planner",
                 "agent": found,
                 "agent_names": {found.id: found.name},
-                "jobs": jobs,
-                "triggers": triggers,
+                "jobs": job_page.items,
+                "job_page": job_page,
+                "triggers": trigger_page.items,
+                "trigger_page": trigger_page,
                 "broken": display.broken_files(reader.reconcile().load_errors),
                 "repo_url": source,
+                "query": _query({"jobs": jobs, "triggers": triggers}),
             },
             now=clock.now(),
-            refresh=_refresh_if_running([*jobs, *triggers]),
+            refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
         )
 
     @routes.get(f"{BASE}/runs")
@@ -323,6 +373,29 @@ def _failed(
         now=now,
         status_code=status,
     )
+
+
+def _page(read: Callable[[paging.Query], Page[T]], query: paging.Query) -> Page[T]:
+    """A page of a list; a cursor that no longer fits (an old bookmark, an edited link)
+    shows the first page instead of an error: on a page, starting over is the answer."""
+    try:
+        return read(query)
+    except InvalidRequest:
+        return read(dataclasses.replace(query, cursor=None))
+
+
+def _state(value: str) -> State | None:
+    return next((s for s in RESOURCE_STATES if s == value), None)
+
+
+def _query(current: Mapping[str, str]) -> Callable[..., str]:
+    """``query(jobs=cursor)``: this page's URL query with some parameters changed."""
+
+    def query(**changes: str | None) -> str:
+        values = {**current, **changes}
+        return urlencode({k: v for k, v in values.items() if v})
+
+    return query
 
 
 def _refresh_if_running(items: list[Any]) -> int | None:
