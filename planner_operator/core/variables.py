@@ -298,6 +298,15 @@ WORKER_POLL: Var[float] = Var(
     p.seconds(positive=True),
 )  # fmt: skip
 
+# -- /metrics (server.metrics) ---------------------------------------------------------------
+METRICS_RESOURCE_SERIES: Var[int] = Var(
+    "PLANNER_METRICS_RESOURCE_SERIES", "whole number", 500,
+    "`/metrics`: at most this many jobs and triggers get series of their own "
+    "(`planner_resource_state`, per-job counters); past it the rest are summed into "
+    "`agent=\"(other)\"` series and `planner_resources{kind,state}` still counts every one "
+    "(0: no per-resource series)", "server.metrics", p.whole(0),
+)  # fmt: skip
+
 # -- the dashboard (server.dashboard) ---------------------------------------------------------
 _D = "server.dashboard"
 REPO_WEB_URL: Var[str | None] = Var(

@@ -117,13 +117,20 @@ class Catalog:
             with state_open.ledger(self.settings) as ledger:
                 ledger_mark = ledger.change_mark()
             lifecycle = status_mod.lifecycle(self.settings)
-            mark = _Mark(ledger_mark, self.remote.generation(), lifecycle)
-            index = self._index
-            if index is None or mark != self._mark or self.remote.stale():
+            index, mark = self._index, self._mark
+            same = (
+                index is not None
+                and mark is not None
+                and mark.ledger == ledger_mark
+                and mark.lifecycle == lifecycle
+            )
+            if same and self.remote.stale():
+                self.remote.refresh()  # the TTL passed: read again, rebuild only if it differs
+            if not same or index is None or mark is None or mark.remote != self.remote.generation():
                 index = self._build()
-                # the build may have read the backend anew: remember the snapshot it used
-                self._mark = _Mark(ledger_mark, self.remote.generation(), lifecycle)
                 self.builds += 1
+            # the build may have read the backends anew: remember the read it used
+            self._mark = _Mark(ledger_mark, self.remote.generation(), lifecycle)
             now = self.clock.now()
             if now.timestamp() >= index.fires_until:
                 index = _refresh_fires(index, self.fires, now)
@@ -134,7 +141,7 @@ class Catalog:
         with state_open.ledger(self.settings) as ledger:
             entries = ledger.entries(include_retired=False)
             meta = _agents_meta(ledger.get_meta("agents"))
-        found = self.remote.of(entries)
+        found = self.remote.of(entries, complete=True)
         now = self.clock.now()
         rows = tuple(_row(e, found[e.key], self.fires, now) for e in entries)
         files: dict[str, str] = {}

@@ -10,6 +10,12 @@ a store not written yet means "nothing yet", and an unreadable one sets
 ``planner_state_read_ok{file}`` to 0 instead of failing the scrape. Run history grows without
 bound, so it is tallied incrementally (:class:`RunTally`: only rows added since the last scrape,
 plus the few that were still running, are read, in one snapshot).
+
+Per-job families are bounded like ``planner_resource_state`` (``metrics_resources``): past
+``resource_series`` keys (``PLANNER_METRICS_RESOURCE_SERIES``) a family keeps its first keys in
+key order, so a job's series does not come and go from scrape to scrape, and sums the rest
+into one ``agent="(other)", job="(other)"`` series per label set: ``sum()`` over a family
+stays the true total.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import json
 import logging
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -32,6 +38,7 @@ from prometheus_client.core import (
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
+from planner_operator.read.metrics_resources import OTHER
 from planner_operator.state import open as state_open
 from planner_operator.state.open import StoreName
 from planner_operator.state.runs import RunStore
@@ -89,9 +96,16 @@ class RunTally:
 class StateCollector:
     """Reads one state dir's SQLite files at scrape time (see the module docstring)."""
 
-    def __init__(self, settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: clock_mod.Clock = clock_mod.SYSTEM,
+        resource_series: int | None = None,
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.limit = resource_series  # None: every key gets its series
         self.tally = RunTally()
         self._lock = threading.Lock()  # scrapes may overlap; the tally is shared
         self._failing: set[str] = set()
@@ -201,17 +215,33 @@ class StateCollector:
             labels=labels,
         )
         with state_open.runs(self.settings) as store, self._lock:
-            for key, counted in sorted(store.counters().items()):
-                names = _split(key)
-                if names is not None:
-                    fires.add_metric(list(names), counted.fires)
-                    missed.add_metric(list(names), counted.missed)
-                    overlap.add_metric(list(names), counted.overlap_skipped)
+            counters = store.counters()
             self.tally.update(store)
             finished = dict(self.tally.finished)
             running = Tally(kind for _, kind, _ in self.tally.running.values())
             last_success = dict(self.tally.last_success)
-        return [fires, missed, overlap, *_run_families(finished, running, last_success)]
+        kept = _kept(counters, self.limit)
+        sums: dict[tuple[str, str], list[int]] = {}
+        for key, counted in sorted(counters.items()):
+            names = _split(key)
+            if names is None:
+                continue
+            if key not in kept:
+                names = (OTHER, OTHER)
+            total = sums.setdefault(names, [0, 0, 0])
+            total[0] += counted.fires
+            total[1] += counted.missed
+            total[2] += counted.overlap_skipped
+        for names, (n_fires, n_missed, n_skipped) in sums.items():
+            fires.add_metric(list(names), n_fires)
+            missed.add_metric(list(names), n_missed)
+            overlap.add_metric(list(names), n_skipped)
+        return [
+            fires,
+            missed,
+            overlap,
+            *_run_families(finished, running, last_success, self.limit),
+        ]
 
 
 def _last_reconcile(raw: str | None) -> list[Metric]:
@@ -250,10 +280,17 @@ def _last_reconcile(raw: str | None) -> list[Metric]:
     return out
 
 
+def _kept(keys: Iterable[str], limit: int | None) -> set[str]:
+    """The keys that keep series of their own: all, or the first ``limit`` in key order."""
+    unique = set(keys)
+    return unique if limit is None or len(unique) <= limit else set(sorted(unique)[:limit])
+
+
 def _run_families(
     finished: dict[tuple[str, str, str, str], int],
     running: Tally[str],
     last_success: dict[str, str],
+    limit: int | None = None,
 ) -> list[Metric]:
     jobs = CounterMetricFamily(
         "planner_job_runs",
@@ -268,11 +305,21 @@ def _run_families(
         "(skipped: filter did not match or trigger disabled).",
         labels=["agent", "trigger", "origin", "status"],
     )
+    kept = {
+        kind: _kept((k for k, of, _, _ in finished if of == kind), limit)
+        for kind in ("job", "trigger")
+    }
+    sums: dict[tuple[str, str, str, str, str], int] = {}
     for (key, kind, origin, status), count in sorted(finished.items()):
         names = _split(key)
-        family = {"job": jobs, "trigger": triggers}.get(kind)
-        if names is not None and family is not None:
-            family.add_metric([*names, origin, status], count)
+        if names is None or kind not in kept:
+            continue
+        if key not in kept[kind]:
+            names = (OTHER, OTHER)
+        label = (kind, *names, origin, status)
+        sums[label] = sums.get(label, 0) + count
+    for (kind, *labels), count in sums.items():
+        (jobs if kind == "job" else triggers).add_metric(labels, count)
     in_progress = GaugeMetricFamily(
         "planner_runs_running",
         "Runs in run history still marked running, by kind; one that stays long after its "
@@ -287,7 +334,10 @@ def _run_families(
         "schedule allows.",
         labels=["agent", "job"],
     )
+    shown = _kept(last_success, limit)
     for key, at in sorted(last_success.items()):
+        if key not in shown:  # a latest time of many jobs answers nothing: left out
+            continue
         names = _split(key)
         stamp = _timestamp(at)
         if names is not None and stamp is not None:

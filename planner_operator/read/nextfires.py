@@ -8,8 +8,10 @@ list with the instant it stops being true (its first fire) and recomputes it, fr
 now, on the first read after that. Jobs that share a schedule and timezone (a team's "09:00 on
 weekdays") share one entry. Time comes from the injected clock only (``core/clock``).
 
-A schedule that cannot be walked (the spec was applied by an older version that accepted it)
-has no fires: cached too, since asking again gives the same answer.
+Only as many fires are walked as were asked for: the catalog needs each job's first fire
+(one step), a page shows five. A schedule that cannot be walked (the spec was applied by an
+older version that accepted it) has no fires: cached too, since asking again gives the same
+answer.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class NextFires:
         self.size = size
         self.computed = 0  # cron walks made (tests and the benchmark read it)
         self._lock = threading.Lock()
-        self._cache: dict[Key, tuple[datetime | None, tuple[scheduling.FireTime, ...]]] = {}
+        # key -> (valid until, the fires walked, whether the series ended before the count)
+        self._cache: dict[Key, tuple[datetime | None, tuple[scheduling.FireTime, ...], bool]] = {}
 
     def get(
         self,
@@ -48,20 +51,22 @@ class NextFires:
     ) -> tuple[scheduling.FireTime, ...]:
         """The first ``count`` (at most :data:`COUNT`) fires strictly after now."""
         now = now or self.clock.now()
+        count = min(count, COUNT)
         key = (schedule, timezone, dst)
         with self._lock:
             found = self._cache.get(key)
-        if found is not None and (found[0] is None or now < found[0]):
+        valid = found is not None and (found[0] is None or now < found[0])
+        if found is not None and valid and (len(found[1]) >= count or found[2]):
             return found[1][:count]
-        fires = self._walk(schedule, timezone, dst, now)
+        fires = self._walk(schedule, timezone, dst, now, count)
         until = fires[0].utc if fires else None  # no fires: true for ever
         with self._lock:
             self.computed += 1
             self._cache.pop(key, None)
             if len(self._cache) >= self.size:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = (until, fires)
-        return fires[:count]
+            self._cache[key] = (until, fires, len(fires) < count)
+        return fires
 
     def first(
         self, schedule: str, timezone: str, dst: specs.DstPolicy, *, now: datetime | None = None
@@ -71,9 +76,10 @@ class NextFires:
 
     @staticmethod
     def _walk(
-        schedule: str, timezone: str, dst: specs.DstPolicy, now: datetime
+        schedule: str, timezone: str, dst: specs.DstPolicy, now: datetime, count: int
     ) -> tuple[scheduling.FireTime, ...]:
         try:
-            return tuple(scheduling.next_fires(schedule, timezone, start=now, count=COUNT, dst=dst))
+            fires = scheduling.next_fires(schedule, timezone, start=now, count=count, dst=dst)
+            return tuple(fires)
         except PlannerError:
             return ()

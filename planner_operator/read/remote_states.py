@@ -57,19 +57,32 @@ class RemoteStates:
         self._clock = clock
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
-        self._reads = 0  # backend reads made: a new one may change any resource's state
+        self._changes = 0  # backend reads that found something new (see generation)
 
     def generation(self) -> int:
-        """Counts the backend reads made so far (``catalog`` rebuilds when it moves)."""
-        return self._reads
+        """Moves when a backend read found something other than the previous one held
+        (``catalog`` rebuilds its rows then, and only then)."""
+        return self._changes
 
     def stale(self) -> bool:
         """The cached read is past its TTL (or there is none): the next ``of`` reads anew."""
         snap = self._snapshot
         return snap is None or self._clock.monotonic() - snap.at >= self.ttl
 
-    def of(self, entries: list[OwnedEntry]) -> dict[str, states.ResourceState]:
-        """The state per key of ``entries``."""
+    def refresh(self) -> None:
+        """Read the backends again if the cached read is past its TTL, for the same owned set
+        (the caller knows the ledger has not changed since); ``generation`` says whether what
+        they hold changed."""
+        with self._lock:
+            snap = self._snapshot
+            if snap is not None and self._clock.monotonic() - snap.at >= self.ttl:
+                self._replace(self._read(snap.seen, snap.stamp))
+
+    def of(
+        self, entries: list[OwnedEntry], *, complete: bool = False
+    ) -> dict[str, states.ResourceState]:
+        """The state per key of ``entries``; ``complete``: they are every owned resource (so a
+        new read need not list the ledger again)."""
         wanted = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
         with self._lock:
             snap = self._snapshot
@@ -77,9 +90,11 @@ class RemoteStates:
                 stamp = ledger.get_meta("last_reconcile")
                 fresh = snap is not None and snap.stamp == stamp and wanted <= snap.seen
                 if not fresh or snap is None or self._clock.monotonic() - snap.at >= self.ttl:
-                    owned = ledger.entries(include_retired=False)  # one read serves every page
-                    snap = self._snapshot = self._read(owned, stamp)
-                    self._reads += 1
+                    # one read serves every page: it covers every owned resource
+                    seen = wanted if complete else _seen(ledger.entries(include_retired=False))
+                    self._replace(self._read(seen, stamp))
+            snap = self._snapshot
+        assert snap is not None
         lifecycle = status_mod.lifecycle(self.settings)
         frozen = states.frozen_files(stamp)
         secrets = status_mod.secret_problems(self.settings, entries, self.env)
@@ -95,8 +110,14 @@ class RemoteStates:
             for e in entries
         }
 
-    def _read(self, entries: list[OwnedEntry], stamp: str | None) -> _Snapshot:
-        seen = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
+    def _replace(self, new: _Snapshot) -> None:
+        """Keep ``new``; count a change when it differs from the previous read in substance."""
+        old = self._snapshot
+        if old is None or old.error != new.error or old.objects != new.objects:
+            self._changes += 1
+        self._snapshot = new
+
+    def _read(self, seen: frozenset[tuple[str, str, str]], stamp: str | None) -> _Snapshot:
         try:
             backends = open_backends(self.settings, self.env, clock=self._clock)
             try:
@@ -108,3 +129,7 @@ class RemoteStates:
             return _Snapshot({}, text, self._clock.monotonic(), seen, stamp)
         objects = {(o.kind, o.remote_id): o for o in actual}
         return _Snapshot(objects, None, self._clock.monotonic(), seen, stamp)
+
+
+def _seen(entries: list[OwnedEntry]) -> frozenset[tuple[str, str, str]]:
+    return frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)

@@ -220,11 +220,9 @@ class Reader:
     def trigger(self, agent: str, name: str) -> TriggerView:
         return self._triggers([self._entry("trigger", agent, name)])[0]
 
-    def resource_states(self) -> list[tuple[OwnedEntry, ResourceState]]:
-        """Every applied job and trigger with its state (what ``/metrics`` exports)."""
-        entries, _ = self._ledger()
-        states = self.remote.of(entries)
-        return [(e, states[e.key]) for e in entries]
+    def resource_states(self) -> list[tuple[str, State]]:
+        """Every applied job's and trigger's key and state, in key order (``/metrics``)."""
+        return [(r.key, r.state) for r in self.index().rows]
 
     def entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         """The applied ledger row of one job or trigger (``NotFoundError`` if none)."""

@@ -99,7 +99,14 @@ def create_app(
         compat.router(runtime.reader, runtime.operations, settings, env, runtime.editor)
     )
     # GET /metrics
-    app.include_router(metrics.router(settings, runtime.reader.resource_states, clock=clock))
+    app.include_router(
+        metrics.router(
+            settings,
+            runtime.reader.resource_states,
+            clock=clock,
+            resource_series=variables.METRICS_RESOURCE_SERIES.read(env),
+        )
+    )
     # /planner/: the dashboard (last: its 404 page)
     repo_url = variables.REPO_WEB_URL.read(env)
     app.include_router(

@@ -18,7 +18,8 @@ Each app gets its own registry (:func:`registry_for`): its ``StateCollector`` pl
 in one process, and the global registry refuses a second collector with the same names.
 
 Label values are bounded: enums (op, kind, outcome, reason, status) and the configured agent,
-job and trigger names. Never delivery ids, run ids, URLs or headers.
+job and trigger names, for at most ``PLANNER_METRICS_RESOURCE_SERIES`` resources (the rest
+summed under ``(other)``). Never delivery ids, run ids, URLs or headers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from planner_operator import telemetry
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.read.metrics_resources import ResourceStateCollector, ResourceStates
 from planner_operator.read.metrics_state import StateCollector
@@ -180,17 +182,19 @@ def registry_for(
     resource_states: ResourceStates | None = None,
     *,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
+    resource_series: int = variables.METRICS_RESOURCE_SERIES.default,
 ) -> CollectorRegistry:
     """One app's registry: this process's metrics plus the state of ``settings.state_dir``
     (ages such as the oldest pending delivery's are measured on ``clock``; given
     ``resource_states``, e.g. the app's ``Reader.resource_states``, each resource's state as
-    the API shows it)."""
+    the API shows it). At most ``resource_series`` resources get series of their own
+    (``PLANNER_METRICS_RESOURCE_SERIES``): ``/metrics`` stays bounded at any size."""
     telemetry.install(RECORDER)  # this process's reports feed PROCESS from now on
     registry = CollectorRegistry()
     registry.register(_Proxy(PROCESS))
-    registry.register(StateCollector(settings, clock=clock))
+    registry.register(StateCollector(settings, clock=clock, resource_series=resource_series))
     if resource_states is not None:
-        registry.register(ResourceStateCollector(resource_states))
+        registry.register(ResourceStateCollector(resource_states, limit=resource_series))
     return registry
 
 
@@ -199,6 +203,7 @@ def router(
     resource_states: ResourceStates | None = None,
     *,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
+    resource_series: int = variables.METRICS_RESOURCE_SERIES.default,
 ) -> APIRouter:
     """``GET /metrics`` as its own router, so auth can be added where it is included.
 
@@ -213,7 +218,7 @@ def router(
         generate_latest,
     )
 
-    registry = registry_for(settings, resource_states, clock=clock)
+    registry = registry_for(settings, resource_states, clock=clock, resource_series=resource_series)
     api = APIRouter(tags=["metrics"])
     text = {"schema": {"type": "string"}}
 

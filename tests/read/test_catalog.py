@@ -3,6 +3,7 @@ the lifecycle events change, and its next fires moved on in place when one passe
 
 from __future__ import annotations
 
+from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.core.clock import ManualClock
 from planner_operator.core.settings import Settings
 from planner_operator.read import paging, views
@@ -37,10 +38,23 @@ def test_the_backend_ttl_rebuilds_and_next_fires_move_without_one(applied: Setti
     clock.advance(10)
     reader.job_page(paging.Query(sort="next_fire", limit=1))
     assert reader.catalog.builds == 1 and reader.fires.computed == walks  # nothing recomputed
-    clock.advance(6)  # past the backend read's TTL: one rebuild, next fires from the cache
+    clock.advance(6)  # past the backend read's TTL: read again; nothing changed, no rebuild
     reader.job_page(paging.Query(sort="next_fire", limit=1))
-    assert reader.catalog.builds == 2 and reader.fires.computed == walks
-    clock.advance(20 * 3600)  # Tuesday 04:00:16 UTC: slack-digest fired, and @daily at 05:00
+    assert reader.catalog.builds == 1 and reader.fires.computed == walks
+    with Ledger(applied.ledger_db) as ledger:
+        entry = ledger.get(soonest.key)
+    assert entry is not None
+    with LocalScheduleBackend(applied.state_db) as jobs:
+        jobs.set_state(entry.remote_id, "paused")  # changed outside the operator
+    reader.job_page(paging.Query(sort="next_fire", limit=1))
+    assert reader.catalog.builds == 1  # within the TTL: the cached read stands
+    clock.advance(15)
+    drifted = reader.job_page(paging.Query(state="drifted"))
+    assert reader.catalog.builds == 2 and [j.key for j in drifted.items] == [soonest.key]
+    assert reader.fires.computed == walks  # a rebuild walks no cron: the cache serves
+    with LocalScheduleBackend(applied.state_db) as jobs:
+        jobs.set_state(entry.remote_id, "active")
+    clock.advance(20 * 3600 - 15)  # Tuesday 04:00:16 UTC: slack-digest fired; @daily at 05:00
     after = reader.job_page(paging.Query(sort="next_fire"))
     first = after.items[0]
     assert first.key == "job-application-agent/jobs/daily-application-check"
@@ -61,4 +75,5 @@ def test_passed_fires_are_moved_on_in_place_without_a_rebuild(applied: Settings)
         "job-application-agent/jobs/daily-application-check",
         "engineering-agent/jobs/slack-digest",
     ]
-    assert reader.fires.computed == walks + 1  # only the one whose fire passed
+    # only the job whose fire passed: its next fire for the index, then five for the page
+    assert reader.fires.computed == walks + 2
