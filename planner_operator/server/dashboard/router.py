@@ -41,6 +41,7 @@ BASE = "/planner"
 AGENTS_PAGE = 50  # agents listed per Planner page
 PLANNER_PAGE = 25  # jobs and triggers listed on the Planner page (each agent's page has all)
 AGENT_PAGE = 100  # jobs and triggers per page on an agent's page
+FEW_AGENTS = 10  # up to this many agents, all of whose resources fit the Planner page: no overview
 T = TypeVar("T")
 _PACKAGE = resources.files("planner_operator.server.dashboard")
 _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
@@ -164,6 +165,13 @@ def router(
         )
         last = reader.reconcile()
         current = {**filters, "agents": agents, "jobs": jobs, "triggers": triggers}
+        # a few agents whose every job and trigger is in the tables below need no overview
+        # (their next fire and trouble are in the summary strip): on a phone it is scrolling
+        overview = any(current.values()) or (
+            job_page.next_cursor is not None
+            or trigger_page.next_cursor is not None
+            or listed.total > FEW_AGENTS
+        )
         return render(
             request,
             "planner.html",
@@ -171,7 +179,13 @@ def router(
                 "tab": "planner",
                 "agent": None,
                 "agent_list": listed,
-                "agent_names": {a.id: a.name for a in listed.items},
+                "overview": overview,
+                "agent_names": {
+                    a.id: a.name
+                    for a in reader.index().agents
+                    if a.id
+                    in {*(j.agent for j in job_page.items), *(t.agent for t in trigger_page.items)}
+                },
                 "filters": filters,
                 "states": RESOURCE_STATES,
                 "jobs": job_page.items,
