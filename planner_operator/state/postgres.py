@@ -156,6 +156,10 @@ class Pool:
             kwargs={"autocommit": True, "connect_timeout": int(CONNECT_TIMEOUT)},
             open=False,
             name="planner-operator",
+            # A restarted server (or a cut idle connection) leaves dead connections in the
+            # pool, found only at their next statement: check each before handing it out (an
+            # empty round trip), so the first request after an outage gets a live one.
+            check=psycopg_pool.ConnectionPool.check_connection,
         )
         try:
             self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)

@@ -4,6 +4,7 @@ settle guards, replay keys, pruning, lifecycle status, and claims shared by seve
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -215,6 +216,30 @@ def test_group_commit_batches_concurrent_submits(inbox: Inbox) -> None:
     assert results == [True] * 200 + [False, False]
     assert inbox.counts() == {"received": 200}
     assert woken
+
+
+def test_group_commit_runs_a_networked_commit_off_the_event_loop(inbox: Inbox) -> None:
+    """A PostgreSQL commit is a network round trip, and while the database is down it waits
+    for a connection (seconds): on the event loop that would stall every request, /healthz
+    included, instead of letting them answer 503."""
+    loop_threads: list[bool] = []
+    real = inbox.insert_many
+
+    def insert_many(items: list[NewDelivery]) -> list[bool]:
+        loop_threads.append(threading.current_thread() is threading.main_thread())
+        return real(items)
+
+    inbox.insert_many = insert_many  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        committer = GroupCommitter(inbox)
+        await committer.start()
+        assert await committer.submit(new("n1"))
+        await committer.stop()
+
+    asyncio.run(scenario())
+    on_loop = inbox.cheap_commits  # SQLite NORMAL: a write() into the page cache, measured faster
+    assert loop_threads == [on_loop]
 
 
 def test_group_commit_reports_a_failed_commit_to_every_waiter(tmp_path: Path) -> None:
