@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -225,7 +225,7 @@ def test_group_commit_runs_a_networked_commit_off_the_event_loop(inbox: Inbox) -
     loop_threads: list[bool] = []
     real = inbox.insert_many
 
-    def insert_many(items: list[NewDelivery]) -> list[bool]:
+    def insert_many(items: Sequence[NewDelivery]) -> list[bool]:
         loop_threads.append(threading.current_thread() is threading.main_thread())
         return real(items)
 
