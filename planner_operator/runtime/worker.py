@@ -15,6 +15,7 @@ dead-letter at once; after ``max_attempts`` a delivery is dead (``inbox replay``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -448,15 +449,24 @@ class Worker:
             self._pump.wake()
 
     async def run(self) -> None:
-        """Claim and run deliveries until cancelled; executor runs use their own threads."""
+        """Claim and run deliveries until cancelled.
+
+        The loop runs in a thread of its own (runtime/pump.py), not on the server's event loop,
+        so a burst of requests cannot starve the claims; this coroutine only owns its lifetime.
+        """
         self._pump = pump.Pump(self)
-        await self._pump.run()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="worker-loop")
+        try:
+            await asyncio.get_running_loop().run_in_executor(thread, self._pump.run_blocking)
+        finally:
+            self._pump.stop()
+            thread.shutdown(wait=False)
 
     async def wait_idle(self, timeout: float) -> None:
         """Give in-flight runs up to ``timeout`` seconds to finish, settle them, and give back
         what was claimed and not started (shutdown)."""
         if self._pump is not None:
-            await self._pump.wait_idle(timeout)
+            await asyncio.to_thread(self._pump.finish, timeout)
 
 
 def event_time(d: Delivery, n: payloads.Normalized) -> float:
