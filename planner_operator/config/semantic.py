@@ -134,11 +134,13 @@ def _unknown_type(slug: str, named: str | None, path: Path, finding: _FindingFn)
     toolkit = catalog.toolkit_of(slug, named)
     live = f"`planner-operator composio trigger-types --toolkit {toolkit}` lists the live ones"
     if toolkit not in catalog.toolkits():
+        close = difflib.get_close_matches(toolkit, sorted(catalog.toolkits()), n=1, cutoff=0.8)
+        typo = f"did you mean toolkit `{close[0]}`? " if close else ""
         finding(
             path,
             f"trigger type `{slug}` of toolkit `{toolkit}` cannot be checked offline: the bundled "
             f"catalog does not cover `{toolkit}`",
-            f"Composio checks it at plan time when COMPOSIO_API_KEY is set; {live}",
+            f"{typo}Composio checks it at plan time when COMPOSIO_API_KEY is set; {live}",
             fatal=False,
         )
         return

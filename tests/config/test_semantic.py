@@ -340,6 +340,11 @@ def test_a_type_of_a_toolkit_the_catalog_does_not_cover_is_only_a_warning() -> N
     ]
 
 
+def test_a_misspelt_toolkit_gets_a_did_you_mean_in_its_warning() -> None:
+    [warning] = warned(slack("{text}", toolkit="slak", event="SLAK_RECEIVE_MESSAGE"))
+    assert "(did you mean toolkit `slack`? Composio checks it at plan time" in warning
+
+
 def test_the_catalog_checks_the_payload_of_the_newly_bundled_types() -> None:
     assert checked(slack("{reaction} by {user}", event="SLACK_REACTION_ADDED")) == []
     [error] = checked(slack("{emoji}", event="SLACK_REACTION_ADDED"))
