@@ -215,7 +215,7 @@ def test_lifecycle_events_update_trigger_status(client: TestClient, settings: Se
             "data": {
                 "id": MAIL_ID,
                 "trigger_name": "GMAIL_NEW_GMAIL_MESSAGE",
-                "disabled_reason": "too many failures",
+                "disabled_reason": "polling_failure_in_composio_infra",  # a documented code
             },
         }
     ).encode()
@@ -230,7 +230,10 @@ def test_lifecycle_events_update_trigger_status(client: TestClient, settings: Se
     ).encode()
     assert post(client, "evt_disabled", disabled).status_code == 202
     wait_settled(settings)
-    assert status_mod.lifecycle(settings) == {MAIL_KEY: ("disabled", "too many failures")}
+    [(state, why)] = status_mod.lifecycle(settings).values()
+    assert state == "disabled" and why.startswith("disabled by Composio: polling kept failing")
+    mail = {t["key"]: t for t in client.get("/api/triggers").json()}[MAIL_KEY]
+    assert (mail["state"], mail["disabled_reason"]) == ("error", why)
     assert post(client, "evt_expired", expired).status_code == 202
     wait_settled(settings)
     state, _ = status_mod.lifecycle(settings)[MAIL_KEY]
