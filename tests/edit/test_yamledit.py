@@ -231,7 +231,7 @@ def edits(draw: st.DrawFn) -> tuple[str, yamledit.Edit]:
     return text, yamledit.Edit(kind, name, op, None if op == "delete" else item)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits())
 def test_an_edit_then_a_reload_is_the_old_model_with_exactly_that_edit(
     case: tuple[str, yamledit.Edit],

@@ -123,6 +123,9 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
+REFUSALS = {k: v for k, v in ANSWERS.items() if k in (404, 409)}
+
+
 def router(editor: propose.Editor | None) -> APIRouter:
     """The edit routes over ``editor`` (None: a server with no agent source answers 409)."""
     api = APIRouter(prefix="/api", tags=["edits"])
@@ -133,7 +136,10 @@ def router(editor: propose.Editor | None) -> APIRouter:
     def base(query: str | None, if_match: str | None) -> str | None:
         return query or (if_match.strip().strip('"') if if_match else None)
 
-    @api.get("/agents/{agent}/source", response_model=SourceView, responses=ANSWERS)
+    @api.get(
+        "/agents/{agent}/source", response_model=SourceView, responses=REFUSALS,
+        summary="An agent's file, to edit",
+    )  # fmt: skip
     async def source(agent: Name) -> SourceView | JSONResponse:
         """The agent's file and the revision to edit it against (what an edit dialog opens)."""
         if editor is None:
