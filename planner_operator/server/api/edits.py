@@ -123,7 +123,7 @@ ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-REFUSALS = {k: v for k, v in ANSWERS.items() if k in (404, 409)}
+REFUSALS: dict[int | str, dict[str, Any]] = {k: v for k, v in ANSWERS.items() if k in (404, 409)}
 
 
 def router(editor: propose.Editor | None) -> APIRouter:
