@@ -51,7 +51,7 @@ class Remote:
     """A bare clone of ``url`` at ``clone_dir``, for reading and committing one branch."""
 
     def __init__(self, url: str, clone_dir: Path) -> None:
-        self.url = url
+        self.url = watch.remote_url(url)
         self.clone_dir = clone_dir
 
     def _repo(self) -> git.Repo:

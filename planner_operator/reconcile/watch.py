@@ -163,6 +163,9 @@ class GitWatcher:
     sleep: Callable[[float], None] | None = None
     clock: clock_mod.Clock = clock_mod.SYSTEM  # what each cycle's reconcile stamps
 
+    def __post_init__(self) -> None:
+        self.url = remote_url(self.url)
+
     @property
     def clone_dir(self) -> Path:
         return self.settings.state_dir / "git" / "repo.git"
@@ -247,6 +250,14 @@ def record(settings: Settings, cycle: Cycle, *, clock: clock_mod.Clock = clock_m
         ledger.set_meta("watch_last_cycle", json.dumps(cycle.__dict__, sort_keys=True))
         if not cycle.ok:
             ledger.set_meta("watch_last_error", json.dumps(cycle.__dict__, sort_keys=True))
+
+
+def remote_url(url: str) -> str:
+    """A remote as git is handed it: a local path made absolute, since git runs inside the
+    operator's bare clone, where a relative path (``run --repo ../agents.git``) means nothing."""
+    if "://" in url or (":" in url and not Path(url).exists()):  # URL or scp-like host:path
+        return url
+    return str(Path(url).resolve())
 
 
 def safe_url(url: str) -> str:

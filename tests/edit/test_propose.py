@@ -222,3 +222,11 @@ def test_pr_mode_without_a_forge_pushes_the_branch_and_says_so(
     assert "PLANNER_FORGE_REPO" in proposal.detail
     with git.Repo(remote.bare) as repo:
         assert f"refs/heads/{proposal.branch}" in [r.path for r in repo.refs]
+
+
+def test_a_relative_path_to_the_remote_works(
+    remote: Remote, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(remote.bare.parent)
+    proposal = editor(settings, repo="remote.git", mode="commit").propose(add_job())
+    assert proposal.status == "committed" and remote.head().hexsha == proposal.commit
