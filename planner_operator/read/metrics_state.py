@@ -38,15 +38,13 @@ from prometheus_client.core import (
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.settings import Settings
 from planner_operator.errors import StateError
+from planner_operator.read import backlog
 from planner_operator.read.metrics_resources import OTHER
 from planner_operator.state import open as state_open
 from planner_operator.state.open import StoreName
 from planner_operator.state.runs import RunStore
 
 log = logging.getLogger("planner_operator.server.metrics")
-
-PENDING = ("received", "processing", "failed")
-INBOX_STATUSES = (*PENDING, "done", "ignored", "dead")
 
 
 def _split(key: str) -> tuple[str, str] | None:
@@ -160,19 +158,16 @@ class StateCollector:
         return out
 
     def _inbox(self) -> list[Metric]:
-        now = clock_mod.epoch(self.clock)
-        counts = dict.fromkeys(INBOX_STATUSES, 0)
-        with state_open.inbox(self.settings) as box:
-            counts.update(box.counts())
-            first = box.oldest_pending()
-            first_due = box.oldest_due(now=now)
+        view = backlog.inbox_view(self.settings, now=clock_mod.epoch(self.clock))
+        if view is None:
+            return []
         by_status = GaugeMetricFamily(
             "planner_inbox_deliveries",
             "Webhook deliveries kept in the inbox (7 days), by status; dead ones need "
             "`inbox replay` or a fix.",
             labels=["status"],
         )
-        for status, count in sorted(counts.items()):
+        for status, count in sorted(view.counts.items()):
             by_status.add_metric([status], count)
         return [
             by_status,
@@ -180,18 +175,19 @@ class StateCollector:
                 "planner_inbox_depth",
                 "Deliveries not finished yet (received, processing, or failed and waiting "
                 "for a retry): the worker's backlog.",
-                value=sum(counts[s] for s in PENDING),
+                value=view.pending,
             ),
             GaugeMetricFamily(
                 "planner_inbox_oldest_pending_age_seconds",
-                "Age of the oldest unfinished delivery (0 when none): how late events are.",
-                value=max(0.0, now - float(first)) if first is not None else 0.0,
+                "Age of the oldest unfinished delivery (0 when none): the backlog age, how "
+                "late events are acted on.",
+                value=view.backlog_age_seconds,
             ),
             GaugeMetricFamily(
                 "planner_inbox_oldest_due_age_seconds",
                 "How long the longest-waiting due delivery has been due (0 when none): grows "
                 "when no worker is taking work (stopped, stuck, or too few).",
-                value=max(0.0, now - float(first_due)) if first_due is not None else 0.0,
+                value=view.oldest_due_age_seconds,
             ),
         ]
 

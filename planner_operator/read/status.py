@@ -19,7 +19,7 @@ from planner_operator.core import jsonfmt, scheduling, specs, times, variables
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PlannerError
-from planner_operator.read import states
+from planner_operator.read import backlog, states
 from planner_operator.reconcile.engine import BackendFactory, read_actual, read_subscription
 from planner_operator.reconcile.render import subscription as render_subscription
 from planner_operator.reconcile.subscription import plan_subscription
@@ -52,6 +52,7 @@ class Report:
     watch_last_cycle: dict[str, Any] | None = None
     watch_last_error: dict[str, Any] | None = None
     subscription: dict[str, Any] | None = None  # the delivery subscription, as a plan sees it
+    inbox: backlog.InboxView | None = None  # the webhook backlog; None before any delivery
 
 
 def collect(
@@ -143,6 +144,7 @@ def collect(
         json.loads(watch_cycle) if watch_cycle else None,
         json.loads(watch_error) if watch_error else None,
         render_subscription.json_value(sub),
+        backlog.inbox_view(settings, now=now.timestamp()),
     )
 
 
@@ -258,6 +260,9 @@ def render_text(report: Report) -> str:
         error = report.watch_last_error
         lines.append(f"Watch: last error: {error.get('error') or error.get('summary')}")
     lines.extend(_subscription_lines(report.subscription))
+    inbox_line = backlog.describe(report.inbox)
+    if inbox_line:
+        lines.append(inbox_line)
     return "\n".join(lines)
 
 
@@ -280,4 +285,6 @@ def _subscription_lines(sub: dict[str, Any] | None) -> list[str]:
 
 
 def render_json(report: Report) -> str:
-    return jsonfmt.document("status", asdict(report))
+    data = asdict(report)
+    data["inbox"] = None if report.inbox is None else report.inbox.model_dump(mode="json")
+    return jsonfmt.document("status", data)

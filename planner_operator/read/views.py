@@ -27,7 +27,8 @@ from planner_operator.core import scheduling, specs
 from planner_operator.core.records import Delivery, OwnedEntry, Run
 from planner_operator.core.settings import Settings
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError
-from planner_operator.read import paging
+from planner_operator.read import backlog, paging
+from planner_operator.read.backlog import InboxView
 from planner_operator.read.catalog import Catalog, Index, Row
 from planner_operator.read.nextfires import NextFires
 from planner_operator.read.remote_states import RemoteStates
@@ -58,6 +59,7 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "State",
+    "StatusView",
     "TriggerView",
     "detail",
     "summary",
@@ -160,6 +162,13 @@ class ReconcileView(_Model):
     last_applied_revision: str | None
     watch_last_cycle: dict[str, Any] | None
     watch_last_error: dict[str, Any] | None
+
+
+class StatusView(_Model):
+    reconcile: ReconcileView
+    inbox: InboxView | None = Field(
+        description="The webhook inbox's backlog (read.backlog); null before any delivery."
+    )
 
 
 # -- the reader -------------------------------------------------------------------------------
@@ -296,6 +305,13 @@ class Reader:
             last_applied_revision=revision,
             watch_last_cycle=cycle,
             watch_last_error=error,
+        )
+
+    def status(self) -> StatusView:
+        """What ``/api/status`` shows: the last reconcile and the webhook backlog."""
+        now = clock_mod.epoch(self.clock)
+        return StatusView(
+            reconcile=self.reconcile(), inbox=backlog.inbox_view(self.settings, now=now)
         )
 
     # -- helpers -------------------------------------------------------------------------------

@@ -432,19 +432,6 @@ class Inbox(sql.Store):
         )
         return times.epoch(rows[0][0]) if rows and rows[0][0] else None
 
-    def oldest_due(self, *, now: float | None = None) -> float | None:
-        """Since when the longest-waiting *due* delivery has been due (Unix seconds), if any:
-        a retry time passed, or a lease ran out, with no worker taking it."""
-        stamp = _t(self._epoch() if now is None else now)
-        rows = self._db.query(
-            "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM deliveries "
-            "WHERE status IN ('received', 'failed') AND next_attempt_at <= ? UNION ALL "
-            "SELECT MIN(lease_until) AS t FROM deliveries WHERE status = 'processing' "
-            "AND lease_until <= ?) AS due",
-            (stamp, stamp),
-        )
-        return times.epoch(rows[0][0]) if rows and rows[0][0] else None
-
     def backlog(self, *, now: float | None = None) -> Backlog:
         """Deliveries due and not taken by a live lease, and since when the oldest is due."""
         now = self._epoch() if now is None else now

@@ -30,6 +30,7 @@ from planner_operator.read.views import (
     RunPage,
     RunStatus,
     RunSummary,
+    StatusView,
     TriggerView,
 )
 
@@ -228,6 +229,13 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         """What a run sent (rendered message or workflow input), what came back or the
         error, its timing, and for trigger runs the event and its outcome."""
         return answer(lambda: reader.run(run_id))
+
+    @api.get("/status", response_model=StatusView, summary="Last reconcile and webhook backlog")
+    def status() -> StatusView:
+        """The webhook backlog (pending deliveries and the age of the oldest, due ones and how
+        long they have waited for a worker) beside the last reconcile; as the CLI's ``status``
+        and ``/metrics`` show it."""
+        return answer(reader.status)
 
     @api.get("/reconcile", response_model=ReconcileView, summary="Last reconcile")
     def reconcile() -> ReconcileView:
