@@ -12,6 +12,7 @@ and never shows a traceback. SDK and HTTP errors are translated at the backend b
     ├── ScheduleError            a cron expression or timezone that cannot be scheduled
     ├── SourceError              a git revision or directory that cannot be read
     ├── StateError               the ledger / local state database is unusable
+    │   ├── StateUnavailable     the shared database cannot be reached now: retry later
     │   └── LockError            another applier holds the lock (names the holder)
     ├── PlanRefused              a safety rule stopped the apply (mass delete, protected, ...)
     │   └── NotApproved          an apply nobody approved (no --yes and no terminal to ask on)
@@ -94,6 +95,11 @@ class SourceError(PlannerError):
 
 class StateError(PlannerError):
     """The operator's own state (ledger, local backend database) is unusable."""
+
+
+class StateUnavailable(StateError):
+    """The shared database cannot be reached now (down, restarting, no connection in time):
+    nothing is wrong with what was asked, and the same request later may succeed."""
 
 
 class LockError(StateError):

@@ -37,7 +37,7 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import jsonsafe, keys, variables, webhook_secrets
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
-from planner_operator.errors import StateError
+from planner_operator.errors import StateError, StateUnavailable
 from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
@@ -171,6 +171,8 @@ class GroupCommitter:
                 results: list[bool | Exception] = list(
                     await self._insert(loop, [d for d, _ in batch])
                 )
+            except StateUnavailable as exc:  # the database is away: one by one would wait for
+                results = [exc] * len(batch)  # a connection once per delivery; all answer 503
             except Exception:  # one delivery may spoil the transaction: find it, keep the rest
                 results = [await self._insert_one(loop, d) for d, _ in batch]
             self.batches += 1

@@ -32,7 +32,7 @@ import psycopg_pool
 
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import times
-from planner_operator.errors import StateError
+from planner_operator.errors import StateError, StateUnavailable
 from planner_operator.state import db, sql
 
 POOL_MAX = 10  # per process: the server's threads, the worker and the scheduler share them
@@ -185,10 +185,12 @@ class Pool:
         try:
             yield
         except psycopg_pool.PoolTimeout as exc:
-            raise StateError(
+            raise StateUnavailable(
                 f"state database {self.where}: no connection within {CONNECT_TIMEOUT:g} s "
                 f"({_reason(exc)})"
             ) from exc
+        except psycopg.OperationalError as exc:  # the connection or the server, not the SQL
+            raise StateUnavailable(f"state database {self.where}: {_reason(exc)}") from exc
         except psycopg.Error as exc:
             raise StateError(f"state database {self.where}: {_reason(exc)}") from exc
 

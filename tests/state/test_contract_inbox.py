@@ -13,7 +13,7 @@ import pytest
 
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
-from planner_operator.errors import StateError
+from planner_operator.errors import StateError, StateUnavailable
 from planner_operator.read import status as status_mod
 from planner_operator.server.webhooks import GroupCommitter
 from planner_operator.state import inbox as inbox_mod
@@ -258,6 +258,33 @@ def test_group_commit_reports_a_failed_commit_to_every_waiter(tmp_path: Path) ->
             await committer.submit(new("late"))
 
     asyncio.run(scenario())
+
+
+def test_group_commit_fails_a_batch_at_once_while_the_database_is_away(tmp_path: Path) -> None:
+    """One by one is for a delivery that spoils its batch; with the database away each would
+    wait for a connection in turn (10 s each), so every waiter gets the 503 at once."""
+    store = Inbox(tmp_path / "inbox.db")
+    calls: list[int] = []
+
+    def away(items: Sequence[NewDelivery]) -> list[bool]:
+        calls.append(len(items))
+        raise StateUnavailable("state database: no connection within 10 s")
+
+    store.insert_many = away  # type: ignore[method-assign]
+
+    async def scenario() -> list[object]:
+        committer = GroupCommitter(store)
+        await committer.start()
+        outcomes = await asyncio.gather(
+            *(committer.submit(new(f"x{i}")) for i in range(20)), return_exceptions=True
+        )
+        await committer.stop()
+        return list(outcomes)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(o, StateUnavailable) for o in outcomes)
+    assert sum(calls) == 20 and all(n > 0 for n in calls)  # each delivery tried once
+    store.close()
 
 
 def test_migration_v2_namespaces_stored_ids_by_source(tmp_path: Path) -> None:
