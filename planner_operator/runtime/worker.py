@@ -30,7 +30,7 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.records import Delivery
 from planner_operator.core.settings import Settings
-from planner_operator.errors import PermanentError, RetryableError, TemplateError
+from planner_operator.errors import PermanentError, RetryableError, StateError, TemplateError
 from planner_operator.runtime import events, pump
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
@@ -371,15 +371,35 @@ class Worker:
             workflow_data=None if chat else {"workflow": prepared.workflow, "result": output},
             variables=variables,
         )
-        self.runs.finish(
-            row, status="succeeded", result=output, trigger_result=done.model_dump(mode="json")
-        )
+        self._finish_durably(row, output, done.model_dump(mode="json"))
         if parsed.composio is not None:
             refs = [f"trigger:{route.remote_id}"]
             if parsed.composio.connected_account_id:
                 refs.append(f"account:{parsed.composio.connected_account_id}")
             self.inbox.clear_trigger_status(refs, older_than=event_time(d, parsed.composio))
         return Outcome("done", f"ran {prepared.kind} (run {row})", key=key)
+
+    def _finish_durably(self, row: int, output: Any, result: dict[str, Any]) -> None:
+        """Record a run's success, waiting out a database outage (up to half the lease).
+
+        The executor has run; if its success is not recorded, the delivery comes back and the
+        call is made again (with the same idempotency key, so the platform answers the first
+        thread, but it is a second call). A restart of the database mid-burst did exactly that
+        to a few deliveries; holding on to the result until the database is back avoids it.
+        """
+        deadline = self.clock.monotonic() + self.config.lease / 2
+        warned = False
+        while True:
+            try:
+                self.runs.finish(row, status="succeeded", result=output, trigger_result=result)
+                return
+            except StateError as exc:
+                if self.clock.monotonic() >= deadline:
+                    raise
+                if not warned:
+                    log.warning("run %d ran, but its success cannot be recorded yet: %s", row, exc)
+                    warned = True
+                self.clock.sleep(0.5)
 
     def _record(
         self,
