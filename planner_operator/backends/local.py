@@ -133,6 +133,14 @@ class _LocalBackend(sql.Store):
     def info(self) -> BackendInfo:
         return BackendInfo(name=NAME, kind=self.kind, detail=self.where)
 
+    def version(self) -> tuple[int, str]:
+        """A cheap mark that moves with every create, update and delete of this table (row
+        count and newest change): how the embedded scheduler notices an apply, on SQLite and
+        on the shared database alike."""
+        rows = self._db.query(f"SELECT COUNT(*), MAX(updated_at) FROM {self.table}")
+        count, newest = rows[0] if rows else (0, None)
+        return int(count), str(newest or "")
+
     # -- Protocol ----------------------------------------------------------------------------
 
     def list(self, *, cursor: str | None = None, limit: int = 100) -> Page:

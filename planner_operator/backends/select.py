@@ -12,6 +12,7 @@ import builtins
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from planner_operator.backends.base import (
@@ -28,6 +29,7 @@ from planner_operator.core.keys import Kind
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, Conflict
 from planner_operator.state import open as state_open
+from planner_operator.state import sql
 
 if TYPE_CHECKING:
     from planner_operator.backends.composio.backend import ComposioTriggerBackend
@@ -171,7 +173,9 @@ def _schedule_backend(
     if name == "local":
         from planner_operator.backends.local import LocalScheduleBackend
 
-        return LocalScheduleBackend(settings.state_db, clock=clock)
+        # the embedded backend stands in for a remote system, so it is shared state: with a
+        # shared database, every applier and replica must see the same jobs
+        return LocalScheduleBackend(local_state(settings), clock=clock)
     if name == "inngest":
         from planner_operator.backends.inngest import backend as inngest
 
@@ -185,10 +189,18 @@ def _trigger_backend(
     if name == "local":
         from planner_operator.backends.local import LocalTriggerBackend
 
-        return LocalTriggerBackend(settings.state_db, clock=clock)
+        return LocalTriggerBackend(local_state(settings), clock=clock)
     if name == "composio":
         return composio_triggers(settings, env, clock=clock)
     raise AssertionError(name)  # PLANNER_TRIGGER_BACKEND's parser admits only these two
+
+
+def local_state(settings: Settings) -> Path | sql.Database:
+    """Where the embedded backend keeps its jobs and triggers (the state file, or the shared
+    database)."""
+    from planner_operator.backends import local
+
+    return state_open.backend_state(settings, local.COMPONENT)
 
 
 def composio_triggers(

@@ -36,7 +36,7 @@ from planner_operator.server import bodylimit
 from planner_operator.server.app import create_app
 from planner_operator.server.runtime import Runtime
 from planner_operator.server.signatures import SignatureError, verify_github
-from planner_operator.state import db
+from planner_operator.state import sql
 
 log = logging.getLogger("planner_operator.operator")
 
@@ -53,11 +53,11 @@ class WatchSpec:
     options: plan_mod.PlanOptions = field(default_factory=plan_mod.PlanOptions)
 
 
-def local_jobs(state_db: Path) -> Callable[[], list[Job]]:
+def local_jobs(where: Path | sql.Database) -> Callable[[], list[Job]]:
     """The jobs applied to the embedded backend, as the scheduler loads them."""
 
     def load() -> list[Job]:
-        with LocalScheduleBackend(state_db) as backend:
+        with LocalScheduleBackend(where) as backend:
             return [
                 Job(o.key, {**o.spec, "enabled": o.state == "active"})
                 for o in list_all(backend)
@@ -65,6 +65,23 @@ def local_jobs(state_db: Path) -> Callable[[], list[Job]]:
             ]
 
     return load
+
+
+def _moved(jobs: LocalScheduleBackend) -> Callable[[], bool]:
+    """True when the applied jobs changed since the last call (the first call is True)."""
+    last: list[tuple[int, str] | None] = [None]
+
+    def changed() -> bool:
+        try:
+            now = jobs.version()
+        except Exception:  # the state is unavailable: keep the jobs we have, look again
+            log.exception("scheduler: cannot read the applied jobs")
+            return False
+        moved = now != last[0]
+        last[0] = now
+        return moved
+
+    return changed
 
 
 def build(
@@ -94,15 +111,14 @@ def build(
             scheduler = None
             if embedded:
                 settings.state_db.parent.mkdir(parents=True, exist_ok=True)
-                # create the schema if new
-                LocalScheduleBackend(settings.state_db, clock=clock).close()
+                where = select.local_state(settings)
+                jobs = LocalScheduleBackend(where, clock=clock)  # creates the schema if new
                 scheduler = Scheduler(
                     JobRunner(runtime.runs, runtime.executors, clock=clock),
-                    local_jobs(settings.state_db),
+                    local_jobs(where),
                     jitter=variables.SCHEDULER_JITTER.read(env),
                 )
-                changed = db.data_version(settings.state_db)
-                tasks.append(asyncio.create_task(scheduler.run_forever(changed=changed)))
+                tasks.append(asyncio.create_task(scheduler.run_forever(changed=_moved(jobs))))
             watcher_thread = _start_watcher(settings, watch, git_watcher, stop, clock)
             try:
                 yield state
@@ -117,6 +133,7 @@ def build(
                     await asyncio.to_thread(watcher_thread.join, grace)
                 if scheduler is not None:
                     scheduler.close()
+                    jobs.close()
 
     app.router.lifespan_context = lifespan
     return app
