@@ -68,6 +68,8 @@ class Cluster:
     admin_url: str
     stop: Callable[[], None]
     started_in: float = 0.0  # seconds initdb + start took (0 for an external server)
+    # a private cluster's fast shutdown, ``down`` seconds without a server, and start again
+    restart: Callable[[float], None] = lambda down: None
 
     def schema_url(self, schema: str) -> str:
         """The cluster's URL with ``search_path`` set to ``schema`` for every connection."""
@@ -143,8 +145,14 @@ def start_cluster(*, durable: bool = False) -> Cluster:
             run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(root, ignore_errors=True)
 
+    def restart(down: float = 0.0) -> None:
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop")
+        time.sleep(down)
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o",
+            options, "-w", "-t", "60", "start")  # fmt: skip
+
     url = f"postgresql://postgres@/postgres?host={quote(str(sockets), safe='/')}&port={PORT}"
-    return Cluster(url, stop, time.monotonic() - began)
+    return Cluster(url, stop, time.monotonic() - began, restart)
 
 
 def _required() -> bool:
