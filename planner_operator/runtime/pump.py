@@ -7,7 +7,8 @@ and the loop ran on the server's event loop, so under an ingest burst every clai
 the requests (the worker drained a tenth of what was stored meanwhile). Now:
 
 * the loop is a thread of its own (:meth:`Pump.run_blocking`), so ingest cannot starve it;
-* one transaction settles every attempt that finished since the last turn of the loop;
+* one transaction settles the attempts that finished meanwhile: the loop is woken when a
+  slot's worth have finished (or within :data:`SETTLE_WAIT`), not once per attempt;
 * executor threads take the next claimed delivery themselves, without a trip through the loop;
 * while attempts are quick (an average under :data:`QUICK` seconds), up to :data:`AHEAD`
   deliveries per slot are claimed ahead, so claims come in batches too. Slow runs (an agent
@@ -42,6 +43,7 @@ QUICK = 0.05
 AHEAD = 16  # deliveries per slot claimed ahead while attempts are quick
 _SMOOTHING = 0.2  # weight of the newest attempt in the running average
 _UNKNOWN = 1.0  # the average before any attempt: assume slow until shown otherwise
+SETTLE_WAIT = 0.005  # seconds a finished attempt may wait for others to settle with it
 
 
 class Pump:
@@ -139,9 +141,11 @@ class Pump:
                 log.exception("worker: inbox unavailable")
                 self._stopping.wait(min(config.poll, 1.0))  # not a hot loop while it is down
             self._start_runners()
-            if self.done or (more and self._wanted() > 0):
+            if more and self._wanted() > 0:
                 continue
-            self._wake.wait(config.poll)
+            # finished attempts wait up to SETTLE_WAIT for a batch to gather (runners wake us
+            # when one is full, or when claims run low); otherwise sleep until woken or polled
+            self._wake.wait(SETTLE_WAIT if self.done else config.poll)
 
     def _start_runners(self) -> None:
         with self._guard:
@@ -171,7 +175,9 @@ class Pump:
             with self._guard:
                 self.done.append((d, outcome))
                 self.running.discard(d.id)
-            self._wake.set()
+                batch_full = len(self.done) >= self.config.concurrency
+            if batch_full or self._wanted() > 0:
+                self._wake.set()
 
     def _runner_done(self, runner: Future[None]) -> None:
         with self._guard:
