@@ -197,7 +197,7 @@ def router(
                 "repo_url": source,
                 "summary": display.overview(reader.index(), reader.fires, last, now=now),
                 "query": _query(current),
-                "inbox": reader.status().inbox,
+                "inbox": reader.inbox(),
             },
             now=now,
             refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
