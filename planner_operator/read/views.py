@@ -309,10 +309,11 @@ class Reader:
 
     def status(self) -> StatusView:
         """What ``/api/status`` shows: the last reconcile and the webhook backlog."""
-        now = clock_mod.epoch(self.clock)
-        return StatusView(
-            reconcile=self.reconcile(), inbox=backlog.inbox_view(self.settings, now=now)
-        )
+        return StatusView(reconcile=self.reconcile(), inbox=self.inbox())
+
+    def inbox(self) -> InboxView | None:
+        """The webhook backlog now (``read.backlog``: as ``status`` and ``/metrics`` show it)."""
+        return backlog.inbox_view(self.settings, now=clock_mod.epoch(self.clock))
 
     # -- helpers -------------------------------------------------------------------------------
 
