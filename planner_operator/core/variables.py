@@ -124,6 +124,16 @@ INNGEST_APP_ID: Var[str] = Var(
 INNGEST_RETRIES: Var[int] = Var(
     "PLANNER_INNGEST_RETRIES", "whole number", 3, "retries per job function", _I, p.whole(0),
 )  # fmt: skip
+INNGEST_ENABLE_UNAUTHED_SYNC: Var[bool] = Var(
+    "INNGEST_ENABLE_UNAUTHED_SYNC", "flag", True,
+    "read by the Inngest SDK in `serve`: `false` accepts only signed sync requests (the "
+    "operator signs its own, from `serve` and from a reconcile elsewhere)", _I, p.flag,
+)  # fmt: skip
+INNGEST_VERIFY_INTERVAL: Var[float] = Var(
+    "PLANNER_INNGEST_VERIFY_INTERVAL", "seconds", 60.0,
+    "`serve`: how often it reads back its Inngest app (functions, crons, the registered URL) "
+    "for `/healthz`", "server.inngest_mount", p.seconds(positive=True),
+)  # fmt: skip
 
 # -- Composio (backends.composio) -------------------------------------------------------------
 _C = "backends.composio"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from planner_operator.backends import select
 from planner_operator.backends.inngest.sdk import InngestConfig
 from planner_operator.core import clock as clock_mod
+from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.edit import propose
 from planner_operator.edit import target as edit_target
@@ -75,7 +76,13 @@ def build(
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
         handler = DurableJobHandler(JobRunner(runs, executors, clock=clock))
-        inngest = InngestMount(config, state_open.served_jobs(settings, clock=clock), handler)
+        inngest = InngestMount(
+            config,
+            state_open.served_jobs(settings, clock=clock),
+            handler,
+            clock=clock,
+            verify_interval=variables.INNGEST_VERIFY_INTERVAL.read(env),
+        )
     editor = None
     if edits is not None:  # an impossible mode for this source refuses to start (SourceError)
         edit_config = edit_target.Config.from_env(edits, env)

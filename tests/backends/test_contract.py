@@ -105,15 +105,18 @@ class Settled:
 
 @contextmanager
 def inngest_over_fake(tmp: Path) -> Iterator[RemoteBackend]:
-    """The Inngest backend syncing through the real SDK to the fake Inngest server."""
+    """The Inngest backend over the fake Inngest server, synced by a serving app's SDK."""
     from planner_operator.backends.inngest.backend import InngestScheduleBackend
     from planner_operator.backends.inngest.sdk import InngestConfig
     from tests.fakes.inngest_server import FakeInngest
+    from tests.support.inngest_serve import serving_mount
 
     with FakeInngest() as fake:
-        config = InngestConfig.from_env({"INNGEST_DEV": fake.base_url})
-        with InngestScheduleBackend(config, tmp / "state.db") as backend:
-            yield Settled(backend)
+        env = {"INNGEST_DEV": fake.base_url}
+        with serving_mount(tmp / "state.db", env) as origin:  # only the serving app syncs
+            config = InngestConfig.from_env({**env, "INNGEST_SERVE_ORIGIN": origin})
+            with InngestScheduleBackend(config, tmp / "state.db") as backend:
+                yield Settled(backend)
 
 
 IMPLEMENTATIONS: dict[str, Impl] = {

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from planner_operator.server.app import create_app
 from planner_operator.state.ledger import Ledger
 from planner_operator.state.runs import RunStore
 from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
-from tests.support.inngest_serve import inngest_env, operator_server, wait_served
+from tests.support.inngest_serve import inngest_env, operator_server, serving_mount, wait_served
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "planner-operator"
@@ -64,6 +66,14 @@ def one_hourly_job(tmp_path: Path) -> Path:
         "      action: {workflow: {id: wf}}\n"
     )
     return agents
+
+
+@contextmanager
+def serving(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A serving app over ``settings``' served-job table, set as the applier's serve URL."""
+    with serving_mount(settings.state_db, dict(os.environ)) as origin:
+        monkeypatch.setenv("INNGEST_SERVE_ORIGIN", origin)
+        yield origin
 
 
 def crons(fake: FakeInngest) -> dict[str, list[str]]:
@@ -196,19 +206,20 @@ def test_unmanaged_app_untouched_and_removing_last_job_syncs_sentinel(
         }
         assert httpx.post(f"{fake.base_url}/fn/register", json=other).status_code == 200
         settings_env = dict(env)
-        outcome = reconcile(SourceSpec(path=agents), settings)
-        assert outcome.applied is not None and outcome.applied.ok
-        assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-a--only"]
-        (agents / "a.yaml").write_text("name: A\nplanner: {}\n")
-        refused = reconcile(SourceSpec(path=agents), settings)  # empty desired state: no prune
-        assert refused.plan.refusals and fake.functions(APP)[0]["id"] == f"{APP}-a--only"
-        outcome = reconcile(
-            SourceSpec(path=agents), settings, options=PlanOptions(allow_empty=True)
-        )
-        assert outcome.applied is not None and outcome.applied.ok
-        assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-planner-operator-sentinel"]
-        assert [f["id"] for f in fake.functions("someone-else")] == ["someone-else-report"]
-        assert settings_env["INNGEST_DEV"] == fake.base_url
+        with serving(settings, monkeypatch):
+            outcome = reconcile(SourceSpec(path=agents), settings)
+            assert outcome.applied is not None and outcome.applied.ok
+            assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-a--only"]
+            (agents / "a.yaml").write_text("name: A\nplanner: {}\n")
+            refused = reconcile(SourceSpec(path=agents), settings)  # empty desired state: no prune
+            assert refused.plan.refusals and fake.functions(APP)[0]["id"] == f"{APP}-a--only"
+            outcome = reconcile(
+                SourceSpec(path=agents), settings, options=PlanOptions(allow_empty=True)
+            )
+            assert outcome.applied is not None and outcome.applied.ok
+            assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-planner-operator-sentinel"]
+            assert [f["id"] for f in fake.functions("someone-else")] == ["someone-else-report"]
+            assert settings_env["INNGEST_DEV"] == fake.base_url
 
 
 def test_sync_refused_by_server_fails_the_apply(
@@ -218,17 +229,18 @@ def test_sync_refused_by_server_fails_the_apply(
     with FakeInngest() as fake:
         inngest_env(fake, monkeypatch)
         fake.faults.register_400 = 1  # the SDK still answers the PUT with 200
-        outcome = reconcile(SourceSpec(path=agents), settings)
-        assert outcome.applied is not None and not outcome.applied.ok
-        assert "sync failed" in outcome.applied.problems[0]
-        with Ledger(settings.ledger_db) as ledger:  # status and metrics see the failed sync
-            last = json.loads(ledger.get_meta("last_reconcile") or "{}")
-            assert any("sync failed" in f for f in last["failures"])
-            assert ledger.get_meta("last_applied_revision") is None
-        # the next run retries the sync and converges
-        outcome = reconcile(SourceSpec(path=agents), settings)
-        assert outcome.applied is not None and outcome.applied.ok
-        assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-a--only"]
+        with serving(settings, monkeypatch):
+            outcome = reconcile(SourceSpec(path=agents), settings)
+            assert outcome.applied is not None and not outcome.applied.ok
+            assert "sync failed" in outcome.applied.problems[0]
+            with Ledger(settings.ledger_db) as ledger:  # status and metrics see the failed sync
+                last = json.loads(ledger.get_meta("last_reconcile") or "{}")
+                assert any("sync failed" in f for f in last["failures"])
+                assert ledger.get_meta("last_applied_revision") is None
+            # the next run retries the sync and converges
+            outcome = reconcile(SourceSpec(path=agents), settings)
+            assert outcome.applied is not None and outcome.applied.ok
+            assert [f["id"] for f in fake.functions(APP)] == [f"{APP}-a--only"]
 
 
 def test_forgotten_crons_show_as_drift_and_reconcile_repairs(
@@ -237,17 +249,18 @@ def test_forgotten_crons_show_as_drift_and_reconcile_repairs(
     agents = one_hourly_job(tmp_path)
     with FakeInngest() as fake:
         inngest_env(fake, monkeypatch)
-        assert reconcile(SourceSpec(path=agents), settings).applied is not None
-        fake.faults.forget_crons_after_restart = True
-        fake.restart()
-        config = InngestConfig.from_env(dict(os.environ))
-        with InngestScheduleBackend(config, settings.state_db) as backend:
-            [obj] = list(list_all(backend))
-        assert obj.state == "error" and obj.reason is not None and "not scheduled" in obj.reason
-        repaired = reconcile(SourceSpec(path=agents), settings, options=PlanOptions())
-        assert [c.op for c in repaired.plan.actionable] == [Op.UPDATE]
-        assert repaired.applied is not None and repaired.applied.ok, repaired.applied
-        assert crons(fake)[f"{APP}-a--only"] == ["TZ=UTC 0 * * * *"]
+        with serving(settings, monkeypatch):
+            assert reconcile(SourceSpec(path=agents), settings).applied is not None
+            fake.faults.forget_crons_after_restart = True
+            fake.restart()
+            config = InngestConfig.from_env(dict(os.environ))
+            with InngestScheduleBackend(config, settings.state_db) as backend:
+                [obj] = list(list_all(backend))
+            assert obj.state == "error" and obj.reason and "not scheduled" in obj.reason
+            repaired = reconcile(SourceSpec(path=agents), settings, options=PlanOptions())
+            assert [c.op for c in repaired.plan.actionable] == [Op.UPDATE]
+            assert repaired.applied is not None and repaired.applied.ok, repaired.applied
+            assert crons(fake)[f"{APP}-a--only"] == ["TZ=UTC 0 * * * *"]
 
 
 def test_production_endpoint_rejects_bad_signatures(
@@ -285,10 +298,11 @@ def test_branch_environment_is_synced_and_read_back_in_that_environment(
     with FakeInngest() as fake:
         inngest_env(fake, monkeypatch)
         monkeypatch.setenv("INNGEST_ENV", "branch-42")
-        outcome = reconcile(SourceSpec(path=agents), settings)
-        assert outcome.applied is not None and outcome.applied.ok, outcome.applied
-        assert fake.functions(APP) == []  # nothing in the default environment
-        [fn] = fake.functions(APP, env="branch-42")
-        assert fn["id"] == f"{APP}-a--only"
-        again = reconcile(SourceSpec(path=agents), settings, dry_run=True)
-        assert not again.plan.has_changes, [c.reason for c in again.plan.actionable]
+        with serving(settings, monkeypatch):
+            outcome = reconcile(SourceSpec(path=agents), settings)
+            assert outcome.applied is not None and outcome.applied.ok, outcome.applied
+            assert fake.functions(APP) == []  # nothing in the default environment
+            [fn] = fake.functions(APP, env="branch-42")
+            assert fn["id"] == f"{APP}-a--only"
+            again = reconcile(SourceSpec(path=agents), settings, dry_run=True)
+            assert not again.plan.has_changes, [c.reason for c in again.plan.actionable]

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from planner_operator.cli.main import app
 from tests.fakes.inngest_server import FakeInngest
+from tests.support.inngest_serve import serving_mount
 
 runner = CliRunner()
 
@@ -26,14 +27,19 @@ JOB = (
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInngest]:
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeInngest]:
+    """The fake Inngest and a serving app over the CLI's served-job table (it syncs)."""
     for name in list(os.environ):
         if name.startswith(("INNGEST_", "COMPOSIO_", "PLANNER_")):
             monkeypatch.delenv(name)
     with FakeInngest() as server:
         monkeypatch.setenv("INNGEST_DEV", server.base_url)
         monkeypatch.setenv("PLANNER_TRIGGER_BACKEND", "local")
-        yield server
+        (tmp_path / "state").mkdir()
+        env = {"INNGEST_DEV": server.base_url}
+        with serving_mount(tmp_path / "state" / "state.db", env) as origin:
+            monkeypatch.setenv("INNGEST_SERVE_ORIGIN", origin)
+            yield server
 
 
 def reconcile(tmp_path: Path, *extra: str) -> tuple[int, str, str]:
@@ -63,7 +69,7 @@ def _no_crons(fake: FakeInngest) -> None:
 
 
 def _read_back_500(fake: FakeInngest) -> None:
-    fake.faults.read_back_500 = 1
+    fake.faults.read_back_500 = 2  # the serving app reads back after its sync, then the applier
 
 
 FAULTS: dict[str, Callable[[FakeInngest], None]] = {

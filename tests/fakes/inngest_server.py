@@ -45,7 +45,13 @@ Environments (R "Additions": branch environments)
     ``config`` is the server's own function format, not the SDK's register body (GO
     ``inngest.Function``): ``id`` = internal uuid, ``fv``, ``slug`` = ``"<app>-<fn>"``,
     ``triggers`` (e.g. ``[{"cron": "TZ=Europe/Berlin 0 9 * * 1"}]``), ``steps`` as an array of
-    ``{id, name, uri, retries}``. **Forgotten crons** (``restart()`` with
+    ``{id, name, uri, retries}``. **The URL**: v1 has no app endpoint; the URL Inngest calls is
+    each step's ``uri`` (GO ``pkg/inngest/function_step.go`` ``Step.URI``: "how this function
+    is invoked, eg https://example.com/api/inngest?step=foo"), taken from the register body's
+    ``steps.step.runtime.url`` (``<app url>?fnId=..&stepId=step``), so a sync from elsewhere
+    shows as another URL there. ``repoint()`` stands in for such a sync (or a dashboard edit of
+    the app URL): the app and every step then point at the given URL, for read-back and calls.
+    **Forgotten crons** (``restart()`` with
     ``faults.forget_crons_after_restart``): the function is still listed but its cron triggers
     are missing from ``config.triggers`` (event triggers stay) and ``fire_cron`` refuses it, until
     a sync that *changes the checksum* re-initialises them; an identical re-sync answers
@@ -424,6 +430,7 @@ class FakeInngest:
         self.apps: dict[str, FakeApp] = self.envs[self.default_env]
         self.events: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.registered_urls: list[tuple[str, str]] = []  # (appname, url) of accepted registers
         self.runs: list[FakeRun] = []
         self.faults = FakeFaults()
         self.env_id = str(uuid.uuid4())
@@ -517,6 +524,18 @@ class FakeInngest:
             crons = not self.faults.list_without_crons
             return [fn.to_api(app, self.env_id, crons=crons) for fn in app.functions.values()]
 
+    def repoint(self, app_id: str, url: str, *, env: str | None = None) -> None:
+        """Point ``app_id`` and its functions' steps at ``url`` (the server keeps the step URL's
+        query, as a sync from ``url`` would register it)."""
+        with self._lock:
+            app = self.envs[env or self.default_env][app_id]
+            app.url = url
+            for fn in app.functions.values():
+                for step in fn.config["steps"].values():
+                    old = urllib.parse.urlsplit(step["runtime"]["url"])
+                    new = urllib.parse.urlsplit(url)
+                    step["runtime"]["url"] = urllib.parse.urlunsplit(new._replace(query=old.query))
+
     def find_function(self, function_id: str) -> tuple[FakeApp, FakeFunction]:
         with self._lock:
             for app in self._all_apps():
@@ -590,6 +609,8 @@ class FakeInngest:
             return 400, {"error": problem}
         env = headers.get("x-inngest-env") or self.default_env
         self._synced_since_fault = True
+        with self._lock:
+            self.registered_urls.append((body["appname"], body["url"]))
         checksum = hashlib.sha256(canonical_json({"request": body, "env": env})).hexdigest()
         with self._lock:
             apps = self._env_apps(headers)

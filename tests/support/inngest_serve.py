@@ -1,6 +1,9 @@
 """`serve` against the fake Inngest: the operator app under uvicorn on loopback, env for the SDK.
 
-Shared by the Inngest end-to-end tests (tests/backends/test_inngest_*.py).
+Only the serving app registers with Inngest, so every test that applies to Inngest needs one:
+``operator_server`` runs the whole `serve` app (lifespan on: initial sync and watcher), and
+``serving_mount`` just the Inngest endpoint over a served-job table (what the backend contract
+and CLI tests need: a PUT makes it sync). Shared by tests/backends, tests/cli, tests/server.
 """
 
 from __future__ import annotations
@@ -9,16 +12,21 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
+from planner_operator.backends.inngest.sdk import InngestConfig, Invocation
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.server.app import create_app
+from planner_operator.server.inngest_mount import InngestMount
+from planner_operator.state.served import ServedJobs
 from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
 
 
@@ -72,3 +80,38 @@ def wait_served(origin: str, *, timeout: float = 5.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"serve did not sync the applied jobs: {status}")
+
+
+async def _no_runs(key: str, spec: Mapping[str, Any], call: Invocation) -> Any:
+    raise AssertionError(f"serving_mount runs no jobs (called for {key})")
+
+
+@contextmanager
+def serving_mount(
+    table: Path | str, env: Mapping[str, str], *, mount: list[InngestMount] | None = None
+) -> Iterator[str]:
+    """The Inngest endpoint alone, over the served-job table ``table``, on a free loopback
+    port; yields its origin (set it as INNGEST_SERVE_ORIGIN for the applier). No lifespan:
+    it syncs when a PUT asks it to. ``mount`` (a list) receives the InngestMount."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = InngestConfig.from_env({**env, "INNGEST_SERVE_ORIGIN": origin})
+    with ServedJobs(table) as jobs:
+        endpoint = InngestMount(config, jobs, _no_runs)
+        if mount is not None:
+            mount.append(endpoint)
+        server = uvicorn.Server(uvicorn.Config(endpoint.app, log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            assert thread.is_alive() and time.monotonic() < deadline, "mount did not start"
+            time.sleep(0.01)
+        try:
+            yield origin
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()

@@ -1,12 +1,17 @@
 """Jobs as Inngest cron functions: the schedule backend for production.
 
 Inngest has no API to create one function: an app declares its whole function set at sync.
-So this backend keeps the applied jobs in a table of the state database (the function set
-``serve`` builds from), item writes only change that table, and ``finish()`` syncs once per
-apply and verifies what Inngest now has. ``list()`` reads Inngest itself (``GET
-/v1/apps/{app}/functions``), so drift (a function gone, a cron not scheduled) shows up in plans
-and in ``reconcile --check``. Paused jobs are not registered (Inngest has no pause API); they
-are reported from the table as ``paused``.
+So this backend keeps the applied jobs in the served job table (``state.served``, shared by
+every process on PostgreSQL or one SQLite file), item writes only change that table, and
+``finish()`` asks the *serving* app to sync once per apply and verifies what Inngest now has.
+It never registers from its own process: a sync registers the URL of whoever sends it, and a
+CI applier that did so re-pointed the app at itself and replaced its function set. With no
+serving app answering at the serve URL the apply fails and says what to set.
+
+``list()`` reads Inngest itself (``GET /v1/apps/{app}/functions``), so drift (a function gone,
+a cron not scheduled, the app registered at another URL) shows up in plans, ``status`` and
+``reconcile --check``. Paused jobs are not registered (Inngest has no pause API); they are
+reported from the table as ``paused``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from planner_operator.backends.base import BackendInfo, Page, RemoteObject, ScheduleBackend
+from planner_operator.backends.inngest import readback
 from planner_operator.backends.inngest import sdk as inngest_app
 from planner_operator.backends.inngest.sdk import InngestConfig
 from planner_operator.core import clock as clock_mod
@@ -38,8 +44,10 @@ class InngestScheduleBackend(Closing):
         *,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
-        """``table`` is the served job table (``state.open.served_jobs``), or a SQLite file."""
+        """``table`` is the served job table (``state.open.served_jobs``), or a SQLite file;
+        ``clock`` dates the signature of the sync request."""
         self.config = config
+        self.clock = clock
         self.table = (
             table if isinstance(table, served.ServedJobs) else served.ServedJobs(table, clock=clock)
         )
@@ -87,48 +95,45 @@ class InngestScheduleBackend(Closing):
     # -- Finisher ----------------------------------------------------------------------------
 
     def finish(self) -> builtins.list[str]:
-        """Sync once if the applied set changed since the last good sync, then verify."""
+        """Have the serving app sync when the applied set changed since the last good sync, or
+        when Inngest does not have it as applied (a cron lost, the app at another URL); then
+        verify the read-back. Returns the problems, each of which fails the apply."""
         version, synced = self.table.versions()
-        problems: builtins.list[str] = []
-        if version != synced:
-            result = self.sync()
-            if not result.ok:
-                return [f"inngest: sync failed: {result.error}"]
+        if version == synced and not self.verify():
+            return []
+        result = inngest_app.request_sync(self.config, clock=self.clock)
+        if not result.ok:
+            return [self._sync_problem(result)]
         problems = self.verify()
         if not problems:
             self.table.mark_synced(version)
         return problems
 
-    def sync(self) -> inngest_app.SyncResult:
-        client = self.config.client(applied_version=self.table.versions()[0])
-        functions = inngest_app.build_functions(client, self.table.jobs(), self.config, None)
-        return inngest_app.sync(inngest_app.build_app(client, functions, self.config), self.config)
+    def _sync_problem(self, result: inngest_app.SyncResult) -> str:
+        url = self.config.serve_url
+        if not result.reached:
+            return (
+                f"inngest: no serving app answered at {url} ({result.error}). Only the app "
+                "that serves the Inngest endpoint registers itself, at the URL it is served "
+                "at; this process did not sync. Start `planner-operator serve` there, or set "
+                "INNGEST_SERVE_ORIGIN (and INNGEST_SERVE_PATH) to the public URL of the "
+                "running `serve`; the applied jobs are in the shared state and sync once it "
+                "answers."
+            )
+        return f"inngest: sync failed (asked the serving app at {url}): {result.error}"
 
     def verify(self) -> builtins.list[str]:
-        """Every enabled job's function with its exact cron; nothing removed still there."""
+        """Every enabled job's function with its exact cron, every function at the serve URL."""
         self._listed = None
-        remote = self._remote()
-        problems = []
-        expected: dict[str, str] = {}
-        for job in self.table.jobs():
-            if specs.enabled(job.spec):
-                expected[self.remote_id(job.key)] = inngest_app.cron_of(job.spec)
-        for rid, cron in sorted(expected.items()):
-            have = remote.get(rid)
-            if have is None:
-                problems.append(f"inngest: function {rid} is missing after sync")
-            elif cron not in inngest_app.crons_of(have):
-                got = ", ".join(inngest_app.crons_of(have)) or "no cron"
-                problems.append(f"inngest: function {rid} has {got}, expected {cron!r}")
-        return problems
+        return readback.problems(self.config, self.table.jobs(), self._remote())
 
     # -- internals ---------------------------------------------------------------------------
 
     def _remote(self) -> dict[str, dict[str, Any]]:
         if self._listed is None:
-            listed = inngest_app.read_functions(self.config)
+            listed = readback.read_functions(self.config)
             self._listed = {
-                f"{self.config.app_id}-{inngest_app.short_id(self.config, f)}": f for f in listed
+                f"{self.config.app_id}-{readback.short_id(self.config, f)}": f for f in listed
             }
         return self._listed
 
@@ -139,18 +144,15 @@ class InngestScheduleBackend(Closing):
             fn_id = rid[len(self.config.app_id) + 1 :]
             if fn_id == inngest_app.SENTINEL_ID:
                 continue
-            crons = inngest_app.crons_of(function)
+            crons = readback.crons_of(function)
             key = self.table.key_of(fn_id)
             spec = self._observed(key, crons)
-            reason = None if crons else "registered without a cron trigger (not scheduled)"
+            reason = readback.url_problem(self.config, function)
+            if not crons:
+                reason = "registered without a cron trigger (not scheduled)"
             out.append(
                 RemoteObject(
-                    rid,
-                    "job",
-                    spec,
-                    key=key,
-                    state="active" if crons else "error",
-                    reason=reason,
+                    rid, "job", spec, key=key, state="error" if reason else "active", reason=reason
                 )
             )
         remote_ids = {o.remote_id for o in out}
@@ -192,7 +194,7 @@ def from_env(
     settings: Settings, env: Mapping[str, str], *, clock: clock_mod.Clock = clock_mod.SYSTEM
 ) -> InngestScheduleBackend:
     return InngestScheduleBackend(
-        InngestConfig.from_env(env), state_open.served_jobs(settings, clock=clock)
+        InngestConfig.from_env(env), state_open.served_jobs(settings, clock=clock), clock=clock
     )
 
 

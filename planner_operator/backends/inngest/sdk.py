@@ -3,18 +3,26 @@
 The function set is built from the applied jobs (the Inngest backend's table in the state
 database), never from the files directly, so what is served is exactly what was applied.
 The SDK copies the function list when ``serve()`` is called; ``build_app`` therefore makes a
-fresh sub-app for every change, and ``SwappableApp`` puts it behind a stable ASGI entry point.
+fresh sub-app for every change, and ``asgi.SwappableApp`` puts it behind a stable entry point.
 
 Sync is the SDK's own out-of-band registration: a ``PUT`` on the served endpoint makes the SDK
-POST ``/fn/register`` to Inngest. We send that PUT in-process (ASGI transport), so a reconcile
-can sync without a running server, and then read the response *body* (the SDK answers 200 even
-when Inngest refused the registration) and read back ``GET /v1/apps/{app}/functions``.
+POST ``/fn/register`` to Inngest with the URL it is served at. Only the serving app may do that:
+a sync from any other process (CI) registers *that* process's idea of the URL and replaces the
+app's function set. So the serving app syncs itself (``sync_async``: the PUT in-process), and an
+applier elsewhere asks it to (``request_sync``: the same PUT over HTTP to the serve URL, as the
+Inngest dashboard's "resync" does). Either way the answer's *body* is checked (the SDK answers
+200 even when Inngest refused the registration), and ``GET /v1/apps/{app}/functions`` is read
+back: every function, its cron, and the URL Inngest will call (``registered_urls``).
+
+The PUTs we send are signed as Inngest signs its requests, so ``INNGEST_ENABLE_UNAUTHED_SYNC=
+false`` (the SDK then refuses unsigned sync requests) does not lock the product out of its sync.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import hmac
+import json
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +35,13 @@ import inngest
 import inngest.fast_api
 from fastapi import FastAPI
 from inngest._internal import transforms as _transforms
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from planner_operator import errors
 from planner_operator.backends.inngest import cron as inngest_cron
+from planner_operator.core import clock as clock_mod
 from planner_operator.core import specs, variables
-from planner_operator.errors import AuthError, BackendError, RetryableError
+from planner_operator.errors import AuthError
 from planner_operator.state.served import ServedJob
 
 SENTINEL_ID = "planner-operator-sentinel"
@@ -69,6 +78,8 @@ class InngestConfig:
                 "set INNGEST_DEV=1 to use a dev server instead",
                 backend="inngest",
             )
+        if signing_key:
+            hash_signing_key(signing_key)  # a malformed key is said plainly here, not mid-sync
         return cls(
             app_id=variables.INNGEST_APP_ID.read(env),
             production=production,
@@ -100,6 +111,11 @@ class InngestConfig:
             env=self.env,
         )
 
+    @property
+    def serve_url(self) -> str:
+        """Where Inngest must call the app: the URL the serving app registers itself at."""
+        return f"{self.serve_origin.rstrip('/')}{self.serve_path}"
+
     def bearer(self) -> dict[str, str]:
         """REST auth: sha256 of the hex-decoded signing key without its ``signkey-*-`` prefix."""
         if not self.signing_key:
@@ -121,9 +137,31 @@ def hash_signing_key(key: str) -> str:
         return str(_transforms.hash_signing_key(key))
     except ValueError:
         raise AuthError(
-            "INNGEST_SIGNING_KEY is not a valid signing key (expected signkey-<env>-<hex>)",
+            "INNGEST_SIGNING_KEY is not a valid signing key: expected signkey-<env>-<hex> as "
+            "the Inngest dashboard shows it, and the part after the prefix is not hex",
             backend="inngest",
         ) from None
+
+
+_KEY_PREFIX = re.compile(r"^signkey-\w+-")
+
+
+def signature(signing_key: str, body: bytes, at: int) -> str:
+    """``X-Inngest-Signature`` as Inngest signs a request (``t=<unix s>&s=<hex>``): HMAC-SHA256
+    keyed with the key's hex *text* after ``signkey-<env>-``, over the body then ``str(t)``. The
+    body must already be canonical (JCS); an empty body is signed as it is (the SDK's rule)."""
+    key = _KEY_PREFIX.sub("", signing_key, count=1)
+    mac = hmac.new(key.encode(), body, hashlib.sha256)
+    mac.update(str(at).encode())
+    return f"t={at}&s={mac.hexdigest()}"
+
+
+def sync_headers(config: InngestConfig, clock: clock_mod.Clock) -> dict[str, str]:
+    """Headers of a sync PUT we send: signed with the signing key when there is one."""
+    if not config.signing_key:
+        return {}
+    at = int(clock_mod.epoch(clock))
+    return {"x-inngest-signature": signature(config.signing_key, b"", at)}
 
 
 def function_id(key: str) -> str:
@@ -280,86 +318,53 @@ def build_app(
     return app
 
 
-class SwappableApp:
-    """A stable ASGI app whose inner app can be replaced while serving."""
-
-    def __init__(self, inner: ASGIApp) -> None:
-        self.inner = inner
-
-    def swap(self, inner: ASGIApp) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.inner(scope, receive, send)
-
-
 @dataclass(frozen=True)
 class SyncResult:
     ok: bool
     modified: bool | None
     error: str | None
+    reached: bool = True  # False: nothing answered at the serve URL
 
 
-async def sync_async(app: ASGIApp, config: InngestConfig) -> SyncResult:
-    """PUT the served endpoint in-process so the SDK registers, then check the *body*."""
-    transport = httpx.ASGITransport(app=app)
-    origin = urlparse(config.serve_origin)
-    base = f"{origin.scheme}://{origin.netloc}"
-    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=60) as http:
-        response = await http.put(config.serve_path)
+def sync_answer(status: int, raw: bytes) -> SyncResult:
+    """What a sync PUT's answer says: the SDK's body is the register reply, whatever the status."""
     try:
-        body = response.json()
+        body = json.loads(raw) if raw else None
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        return SyncResult(False, None, f"sync answered {response.status_code} without JSON")
+        return SyncResult(False, None, f"sync answered {status} without JSON")
     error = body.get("error") or body.get("message")
-    if response.status_code >= 400 or error or body.get("ok") is False:
-        return SyncResult(False, None, str(error or f"status {response.status_code}"))
+    if status >= 400 or error or body.get("ok") is False:
+        return SyncResult(False, None, str(error or f"status {status}"))
     modified = body.get("modified")
     return SyncResult(True, bool(modified) if modified is not None else None, None)
 
 
-def sync(app: ASGIApp, config: InngestConfig) -> SyncResult:
-    return asyncio.run(sync_async(app, config))
+async def sync_async(
+    app: ASGIApp, config: InngestConfig, *, clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> SyncResult:
+    """The serving app's own sync: PUT its endpoint in-process, signed, then check the body."""
+    transport = httpx.ASGITransport(app=app)
+    origin = urlparse(config.serve_origin)
+    base = f"{origin.scheme}://{origin.netloc}"
+    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=60) as http:
+        response = await http.put(config.serve_path, headers=sync_headers(config, clock))
+    return sync_answer(response.status_code, response.content)
 
 
-def read_functions(config: InngestConfig, *, timeout: float = 30.0) -> list[dict[str, Any]]:
-    """``GET /v1/apps/{app}/functions``: what Inngest actually has for our app."""
-    url = f"{config.api_base_url}/v1/apps/{config.app_id}/functions"
+def request_sync(
+    config: InngestConfig, *, clock: clock_mod.Clock = clock_mod.SYSTEM, timeout: float = 60.0
+) -> SyncResult:
+    """Ask the serving app at ``config.serve_url`` to sync itself (an applier elsewhere, e.g. CI).
+
+    The PUT is the one Inngest's dashboard sends to resync an app, signed as Inngest signs; the
+    serving app rebuilds its functions from the shared served-job table and registers them at
+    the URL it is served at. Nothing here talks to Inngest's register endpoint.
+    """
+    headers = sync_headers(config, clock)
     try:
-        response = httpx.get(url, headers=config.rest_headers(), timeout=timeout)
+        response = httpx.put(config.serve_url, headers=headers, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise RetryableError(f"reading functions failed: {exc}", backend="inngest") from exc
-    if response.status_code == 404:
-        return []  # the app was never synced
-    if response.status_code in (401, 403):
-        raise AuthError("Inngest rejected the signing key", backend="inngest", status=401)
-    if response.status_code == 429 or response.status_code >= 500:
-        raise RetryableError(
-            f"reading functions answered {response.status_code}",
-            backend="inngest",
-            status=response.status_code,
-        )
-    if response.status_code >= 400:
-        raise BackendError(f"reading functions answered {response.status_code}", backend="inngest")
-    body = response.json()
-    items = body.get("data", body.get("functions", [])) if isinstance(body, dict) else body
-    return [f for f in items if isinstance(f, dict)] if isinstance(items, list) else []
-
-
-def crons_of(function: Mapping[str, Any]) -> list[str]:
-    """Cron strings of a listed function (the server nests them in ``config.triggers``)."""
-    config = function.get("config")
-    nested = config.get("triggers") if isinstance(config, Mapping) else None
-    triggers = function.get("triggers") or nested or []
-    return [str(t["cron"]) for t in triggers if isinstance(t, Mapping) and t.get("cron")]
-
-
-def short_id(config: InngestConfig, function: Mapping[str, Any]) -> str:
-    """Our fn id from a listed function (server ids and slugs are ``{app}-{fn_id}``)."""
-    fn_config = function.get("config")
-    slug = fn_config.get("slug") if isinstance(fn_config, Mapping) else None
-    full = str(function.get("id") or slug or "")
-    prefix = f"{config.app_id}-"
-    return full[len(prefix) :] if full.startswith(prefix) else full
+        return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
+    return sync_answer(response.status_code, response.content)
