@@ -24,7 +24,6 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core.keys import Kind
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
-from planner_operator.errors import PlannerError
 from planner_operator.read import states
 from planner_operator.read import status as status_mod
 from planner_operator.reconcile.engine import read_actual
@@ -125,8 +124,7 @@ class RemoteStates:
             finally:
                 backends.close()
         except Exception as exc:  # SDK errors too: the page shows them, it must not fail
-            text = str(exc) if isinstance(exc, PlannerError) else f"{type(exc).__name__}: {exc}"
-            return _Snapshot({}, text, self._clock.monotonic(), seen, stamp)
+            return _Snapshot({}, states.read_failure(exc), self._clock.monotonic(), seen, stamp)
         objects = {(o.kind, o.remote_id): o for o in actual}
         return _Snapshot(objects, None, self._clock.monotonic(), seen, stamp)
 

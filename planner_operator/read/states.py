@@ -41,6 +41,7 @@ from typing import Literal, get_args
 from planner_operator.backends.base import RemoteObject
 from planner_operator.core import specs, webhook_secrets
 from planner_operator.core.records import OwnedEntry
+from planner_operator.errors import PlannerError
 from planner_operator.reconcile import plan
 
 State = Literal["active", "paused", "frozen", "drifted", "error"]
@@ -149,3 +150,9 @@ def frozen_files(last_reconcile: str | None) -> tuple[str, ...]:
 def frozen_by(entry: OwnedEntry, files: Sequence[str]) -> str | None:
     """The file of ``files`` that freezes ``entry`` (the planner's own rule), if any."""
     return plan.frozen_by(entry, files)
+
+
+def read_failure(exc: BaseException) -> str:
+    """What a failed backend read says on every row: our errors as worded, others with their
+    type (a vendor SDK's or HTTP library's), so the CLI, the API and the pages word it alike."""
+    return str(exc) if isinstance(exc, PlannerError) else f"{type(exc).__name__}: {exc}"

@@ -158,8 +158,8 @@ def _read(
             return read_actual(backends), None, read_subscription(backends)
         finally:
             backends.close()
-    except PlannerError as exc:
-        return [], str(exc), None
+    except Exception as exc:  # vendor and HTTP errors too: every row shows it, as in the API
+        return [], states.read_failure(exc), None
 
 
 def _history(settings: Settings, keys: list[str]) -> dict[str, tuple[str | None, int, int]]:

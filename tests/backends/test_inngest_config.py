@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from planner_operator.backends.inngest.sdk import (
@@ -99,3 +102,34 @@ def test_dev_flag_words_and_bad_values() -> None:
     assert InngestConfig.from_env({"INNGEST_DEV": "off", "INNGEST_SIGNING_KEY": KEY}).production
     with pytest.raises(SourceError, match=r"INNGEST_SERVE_ORIGIN='ops\.example\.com' is not a URL"):
         InngestConfig.from_env({"INNGEST_DEV": "1", "INNGEST_SERVE_ORIGIN": "ops.example.com"})
+
+
+NOT_HEX = "signkey-prod-" + "zz" * 32
+
+
+def test_a_non_hex_signing_key_is_refused_at_configuration_naming_the_variable() -> None:
+    with pytest.raises(AuthError) as raised:
+        InngestConfig.from_env({"INNGEST_SIGNING_KEY": NOT_HEX, "INNGEST_BASE_URL": "http://x"})
+    message = str(raised.value)
+    assert "INNGEST_SIGNING_KEY" in message and "signkey-<env>-<hex>" in message
+    assert "zz" not in message
+
+
+def test_serve_with_a_non_hex_signing_key_says_so_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It died in the lifespan with ``ValueError: non-hexadecimal number`` mid-sync."""
+    from typer.testing import CliRunner
+
+    from planner_operator.cli.main import app
+
+    for name in list(os.environ):
+        if name.startswith(("INNGEST_", "COMPOSIO_", "PLANNER_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", NOT_HEX)
+    monkeypatch.setenv("INNGEST_BASE_URL", "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["serve", "--port", "18150", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # not a ValueError from the SDK
+    assert "INNGEST_SIGNING_KEY is not a valid signing key" in result.stderr
+    assert "Traceback" not in result.output and NOT_HEX[13:] not in result.output

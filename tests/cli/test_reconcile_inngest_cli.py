@@ -116,3 +116,24 @@ def test_good_sync_exits_0_and_json_says_applied(fake: FakeInngest, tmp_path: Pa
     assert document["apply"] == {"ok": True, "applied": 1, "failed": [], "problems": []}
     code, out, _ = reconcile(tmp_path)
     assert code == 0 and "No changes." in out
+
+
+@pytest.mark.parametrize("down", ["stopped", "proxy-page"])
+def test_status_while_inngest_is_down_shows_each_row_in_error(
+    down: str, fake: FakeInngest, tmp_path: Path
+) -> None:
+    """It exited 1 and printed nothing; the API showed each row in error."""
+    code, out, _ = reconcile(tmp_path)
+    assert code == 0, out
+    if down == "stopped":
+        fake.stop()
+    else:
+        fake.faults.read_back_html = True  # Inngest down behind a proxy answering a page
+    result = runner.invoke(app, ["status", "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    [row] = [line for line in result.stdout.splitlines() if "a/jobs/only" in line]
+    assert " error " in row and "cannot read the backend: inngest: reading functions" in row
+    listed = runner.invoke(app, ["status", "--state-dir", str(tmp_path / "state"), "-f", "json"])
+    assert listed.exit_code == 0
+    [job] = json.loads(listed.stdout)["rows"]
+    assert job["state"] == "error" and "reading functions" in job["detail"]

@@ -152,6 +152,7 @@ class FakeFaults:
     register_drop: int = 0  # next N registers: close the socket without answering
     list_without_crons: bool = False  # the read-back lists functions without cron triggers
     read_back_500: int = 0  # once a register is accepted, the next N function reads answer 500
+    read_back_html: bool = False  # function reads answer 200 with an HTML page (a proxy's)
     slow_seconds: float = 0.0  # delay every response by this much
     drop_connection: int = 0  # next N requests of any kind: close the socket, no response
     forget_crons_after_restart: bool = False  # restart() unschedules every cron
@@ -530,6 +531,7 @@ class FakeInngest:
         with self._lock:
             app = self.envs[env or self.default_env][app_id]
             app.url = url
+            app.checksum = f"synced from {url}"  # the last sync was not the app's own
             for fn in app.functions.values():
                 for step in fn.config["steps"].values():
                     old = urllib.parse.urlsplit(step["runtime"]["url"])
@@ -572,6 +574,8 @@ class FakeInngest:
                 if self._synced_since_fault and self.faults.read_back_500 > 0:
                     self.faults.read_back_500 -= 1
                     return 500, {"error": "fake inngest: injected read error", "status": 500}
+                if self.faults.read_back_html:
+                    return 200, b"<html><body>Service temporarily unavailable</body></html>"
             app_id = urllib.parse.unquote(parts[2])
             env = headers.get("x-inngest-env") or self.default_env
             with self._lock:
@@ -961,9 +965,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             return
         status, payload = reply
-        data = json.dumps(payload).encode()
+        raw = isinstance(payload, bytes)  # a page that is not the API's (faults)
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", "text/html" if raw else "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

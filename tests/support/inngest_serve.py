@@ -32,15 +32,20 @@ from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
 
 @contextmanager
 def operator_server(
-    settings: Settings, env: dict[str, str], *, executors: Executors | None = None
+    settings: Settings,
+    env: dict[str, str],
+    *,
+    executors: Executors | None = None,
+    reload_interval: float = 0.1,
 ) -> Iterator[str]:
-    """`planner-operator serve` on a free loopback port, lifespan on (initial sync + watcher)."""
+    """`planner-operator serve` on a free loopback port, lifespan on (initial sync + watcher,
+    which looks at the served-job table every ``reload_interval`` seconds)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     env["INNGEST_SERVE_ORIGIN"] = origin
-    app = create_app(settings, env, reload_interval=0.1, executors=executors)
+    app = create_app(settings, env, reload_interval=reload_interval, executors=executors)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -41,7 +41,15 @@ def read_functions(config: InngestConfig, *, timeout: float = 30.0) -> list[dict
         )
     if response.status_code >= 400:
         raise BackendError(f"reading functions answered {response.status_code}", backend="inngest")
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:  # e.g. a proxy's error page while Inngest is down
+        raise RetryableError(
+            f"reading functions answered {response.status_code} without JSON "
+            f"({response.headers.get('content-type') or 'no content type'})",
+            backend="inngest",
+            status=response.status_code,
+        ) from None
     items = body.get("data", body.get("functions", [])) if isinstance(body, dict) else body
     return [f for f in items if isinstance(f, dict)] if isinstance(items, list) else []
 

@@ -353,6 +353,9 @@ async def sync_async(
     return sync_answer(response.status_code, response.content)
 
 
+CONNECT_RETRIES = (0.5, 1.0, 2.0)  # seconds between tries while nothing listens at the serve URL
+
+
 def request_sync(
     config: InngestConfig, *, clock: clock_mod.Clock = clock_mod.SYSTEM, timeout: float = 60.0
 ) -> SyncResult:
@@ -360,11 +363,20 @@ def request_sync(
 
     The PUT is the one Inngest's dashboard sends to resync an app, signed as Inngest signs; the
     serving app rebuilds its functions from the shared served-job table and registers them at
-    the URL it is served at. Nothing here talks to Inngest's register endpoint.
+    the URL it is served at. Nothing here talks to Inngest's register endpoint. A refused
+    connection is tried again a few times (``run`` applies while its own server is starting).
     """
-    headers = sync_headers(config, clock)
-    try:
-        response = httpx.put(config.serve_url, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
-        return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
-    return sync_answer(response.status_code, response.content)
+    for wait in (*CONNECT_RETRIES, None):
+        try:
+            response = httpx.put(
+                config.serve_url, headers=sync_headers(config, clock), timeout=timeout
+            )
+        except httpx.ConnectError as exc:
+            if wait is None:
+                return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
+            clock.sleep(wait)
+        except httpx.HTTPError as exc:
+            return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
+        else:
+            return sync_answer(response.status_code, response.content)
+    raise AssertionError("unreachable")  # pragma: no cover
