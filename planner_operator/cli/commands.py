@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from planner_operator.backends import select
 from planner_operator.backends.base import list_all
 from planner_operator.backends.select import open_backends, platform_checks
 from planner_operator.cli import remote
@@ -185,24 +186,26 @@ def next_runs(paths: Sequence[Path], count: int, start: datetime, fmt: str = "te
         print(str(error), file=sys.stderr)
     resources = desired_mod.build(files)
     jobs = [r for r in resources.values() if r.kind == "job"]
+    backend = select.schedule_backend_name(variables.environ())  # where the jobs would run
     if fmt == "json":
-        out(
-            jsonfmt.document(
-                "next_runs", {"from": start, "jobs": [_job_json(j, count, start) for j in jobs]}
-            )
-        )
+        listed = [_job_json(j, count, start, backend) for j in jobs]
+        out(jsonfmt.document("next_runs", {"from": start, "backend": backend, "jobs": listed}))
         return 1 if any(f.errors for f in files) else 0
     if not jobs:
         out("No jobs.")
     for job in jobs:
-        out(_job_runs(job, count, start))
+        out(_job_runs(job, count, start, backend))
     return 1 if any(f.errors for f in files) else 0
 
 
-def _job_json(job: desired_mod.DesiredResource, count: int, start: datetime) -> dict[str, Any]:
+def _job_json(
+    job: desired_mod.DesiredResource, count: int, start: datetime, backend: str
+) -> dict[str, Any]:
     spec = specs.JobSpec.from_dict(job.spec)
     fires = (
-        scheduling.next_fires(spec.schedule, spec.timezone, start=start, count=count, dst=spec.dst)
+        scheduling.next_fires(
+            spec.schedule, spec.timezone, start=start, count=count, dst=spec.dst, backend=backend
+        )
         if spec.enabled
         else []
     )
@@ -212,18 +215,25 @@ def _job_json(job: desired_mod.DesiredResource, count: int, start: datetime) -> 
         "description": scheduling.describe(spec.schedule),
         "timezone": spec.timezone,
         "enabled": spec.enabled,
+        "dst": scheduling.effective_dst(spec.dst, spec.schedule, backend),
         "fires": [{"at": f.at, "utc": f.utc, "note": f.note or None} for f in fires],
     }
 
 
-def _job_runs(job: desired_mod.DesiredResource, count: int, start: datetime) -> str:
+def _job_runs(job: desired_mod.DesiredResource, count: int, start: datetime, backend: str) -> str:
     spec = specs.JobSpec.from_dict(job.spec)
     expr, tz = spec.schedule, spec.timezone
     head = f"{job.key}  [{expr}] {scheduling.describe(expr)} ({tz})"
     if not spec.enabled:
         return f"{head}\n    paused: does not fire\n"
     lines = [head]
-    for fire in scheduling.next_fires(expr, tz, start=start, count=count, dst=spec.dst):
+    if scheduling.effective_dst(spec.dst, expr, backend) != spec.dst:
+        lines.append(
+            f"    dst {spec.dst} on {backend}: a time the spring-forward gap skips does not fire "
+            "(its cron scheduler skips it; the embedded scheduler fires it at the jump)"
+        )
+    fires = scheduling.next_fires(expr, tz, start=start, count=count, dst=spec.dst, backend=backend)
+    for fire in fires:
         local = fire.at.strftime("%a %Y-%m-%d %H:%M %Z")
         utc = fire.utc.strftime("%Y-%m-%d %H:%M UTC")
         flag = f"  ! {fire.note}" if fire.note else ""

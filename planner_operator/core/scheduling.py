@@ -12,6 +12,11 @@ then resolved to instants in the zone; that is where the DST policy applies:
 * ``skip``: gap slots never fire; repeated slots fire at the first occurrence only.
 * ``literal``: a slot fires whenever the wall clock shows it: never in a gap, twice in a repeat.
 
+A backend may not be able to follow a policy: Inngest schedules with robfig/cron, which never
+fires a wall time that does not exist, so there a fixed-time ``vixie`` job acts as ``skip``
+(``effective_dst``). Predictions take the backend (``next_fires(..., backend=)``), so previews,
+``status``, the API and ``explain`` show what will happen rather than what was asked for.
+
 Slots come from croniter on naive datetimes. Expressions are first checked against standard
 5-field cron here (croniter also accepts seconds, years, ``L``/``W``/``#`` and more, which other
 backends would reject), then handed to croniter in a canonical form: explicit value lists, with
@@ -162,6 +167,25 @@ def validate_timezone(name: str) -> ZoneInfo:
     return _zone(name)
 
 
+INNGEST = "inngest"  # the backend name (backends.inngest.backend.NAME) whose cron is robfig's
+
+
+def effective_dst(dst: DstPolicy, expr: str, backend: str | None) -> DstPolicy:
+    """The policy a job follows in fact on ``backend`` (None or "": as declared).
+
+    Inngest's scheduler is robfig/cron: its ``Next`` steps the hour from 01 straight to 03 on a
+    spring-forward day, so a fixed time in the gap never fires (``30 2 * * *`` in New York goes
+    from 03-07 to 03-09), and a repeated time fires twice, of which the job runner records the
+    second as skipped under ``vixie`` and ``skip``. A fixed-time ``vixie`` job therefore runs
+    exactly as ``skip`` does there; wildcard schedules and the other policies run as declared.
+    Making Inngest fire the catch-up would need a one-off cron per job and DST day, re-synced
+    every year; predicting what it does is honest and cheap.
+    """
+    if backend == INNGEST and dst == "vixie" and is_fixed_time(expr):
+        return "skip"
+    return dst
+
+
 def next_fires(
     expr: str,
     tz: str | ZoneInfo,
@@ -169,21 +193,31 @@ def next_fires(
     start: datetime,
     count: int = 5,
     dst: DstPolicy = specs.DEFAULT_DST,
+    backend: str | None = None,
 ) -> list[FireTime]:
-    """The first ``count`` fires strictly after ``start``: what previews and ``plan`` show."""
+    """The first ``count`` fires strictly after ``start``: what previews and ``plan`` show,
+    on ``backend`` when it is known (``effective_dst``)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ScheduleError(f"count must be a positive integer, got {count!r}")
-    return list(itertools.islice(iter_fires(expr, tz, start=start, dst=dst), count))
+    fires = iter_fires(expr, tz, start=start, dst=dst, backend=backend)
+    return list(itertools.islice(fires, count))
 
 
 def iter_fires(
-    expr: str, tz: str | ZoneInfo, *, start: datetime, dst: DstPolicy = specs.DEFAULT_DST
+    expr: str,
+    tz: str | ZoneInfo,
+    *,
+    start: datetime,
+    dst: DstPolicy = specs.DEFAULT_DST,
+    backend: str | None = None,
 ) -> Iterator[FireTime]:
     """Fires strictly after ``start``, lazily and in real-time order, forever.
 
     Arguments are checked now, not at the first ``next()``, so a bad job fails where it is
     registered rather than inside the scheduler loop.
     """
+    if dst in _POLICIES:
+        dst = effective_dst(dst, expr, backend)
     spec = _compile(normalize_schedule(expr))
     zone = tz if isinstance(tz, ZoneInfo) else validate_timezone(tz)
     if dst not in _POLICIES:

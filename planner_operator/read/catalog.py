@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from planner_operator.core import clock as clock_mod
-from planner_operator.core import specs
+from planner_operator.core import scheduling, specs
 from planner_operator.core.keys import Kind, split_key
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
@@ -160,7 +160,9 @@ def _row(entry: OwnedEntry, found: states.ResourceState, fires: NextFires, now: 
     source = toolkit = None
     if kind == "job":
         if found.state != "paused" and specs.enabled(spec):
-            job = (str(spec.get("schedule", "")), specs.timezone(spec), specs.dst(spec))
+            schedule = str(spec.get("schedule", ""))
+            policy = scheduling.effective_dst(specs.dst(spec), schedule, entry.backend)
+            job = (schedule, specs.timezone(spec), policy)  # the policy the backend follows
     else:
         source = "webhook" if spec.get("webhook") else "composio"
         toolkit = str(spec["toolkit"]) if spec.get("toolkit") else None

@@ -100,7 +100,7 @@ def collect(
         timezone = job.timezone if job else None
         upcoming: tuple[str, ...] = ()
         if job is not None and state == "active":
-            upcoming = _next(job.schedule, job.timezone, job.dst, now, runs)
+            upcoming = _next(job.schedule, job.timezone, job.dst, now, runs, entry.backend)
         if entry.kind == "trigger" and not schedule:
             detail = detail or f"{spec.get('toolkit', 'webhook')} {spec.get('event', '')}".strip()
         last_run, missed, skipped = history.get(entry.key, (None, 0, 0))
@@ -206,9 +206,12 @@ def secret_problems(
     return states.secret_problems(entries, environ, composio_secret=composio_secret)
 
 
-def _next(expr: str, tz: str, dst: specs.DstPolicy, now: datetime, count: int) -> tuple[str, ...]:
+def _next(
+    expr: str, tz: str, dst: specs.DstPolicy, now: datetime, count: int, backend: str
+) -> tuple[str, ...]:
+    """The next fires as ``backend`` will make them (``scheduling.effective_dst``)."""
     try:
-        fires = scheduling.next_fires(expr, tz, start=now, count=count, dst=dst)
+        fires = scheduling.next_fires(expr, tz, start=now, count=count, dst=dst, backend=backend)
     except PlannerError:
         return ()
     return tuple(f.at.isoformat(timespec="minutes") for f in fires)

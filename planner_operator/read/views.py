@@ -386,13 +386,14 @@ def _job(
     words = _describe(schedule)
     upcoming: list[NextRun] = []
     if state.state != "paused" and spec.enabled:
+        policy = scheduling.effective_dst(spec.dst, schedule, e.backend)  # as the backend fires
         upcoming = [
             NextRun(
                 at=f.at.isoformat(timespec="seconds"),
                 utc=f.utc.isoformat(timespec="seconds"),
                 dst_note=f.note,
             )
-            for f in fires.get(schedule, tz, spec.dst, now=now)
+            for f in fires.get(schedule, tz, policy, now=now)
         ]
     action, what = _action(spec.action)
     return JobView(

@@ -172,6 +172,7 @@ def make_plan(
         intents=[i for i in ledger.intents() if names.get(i.kind) == i.backend],
         subscription=read_subscription(backends),
         warnings=warnings,
+        schedule_backend=names.get("job", ""),
     )
 
 

@@ -119,6 +119,7 @@ class Plan:
     # Problems that stop nothing (a trigger type no catalog covers, a webhook secret unset in
     # the environment the plan ran in): shown by every renderer, never freezing a file.
     warnings: tuple[ConfigError, ...] = ()
+    schedule_backend: str = ""  # where jobs run ("inngest", "local"): previews predict for it
 
     def counts(self) -> dict[Op, int]:
         """Actionable changes per op (blocked and no-op not counted)."""
@@ -164,6 +165,7 @@ def plan(
     intents: Iterable[Intent] = (),
     subscription: SubscriptionState | None = None,
     warnings: Sequence[ConfigError] = (),
+    schedule_backend: str = "",
 ) -> Plan:
     """``intents`` are the pending ones recorded for the backends ``actual`` was read from;
     ``subscription`` is the delivery subscription as read (``reconcile.subscription``);
@@ -232,6 +234,7 @@ def plan(
         intents=tuple(intended.values()),
         subscription=sub,
         warnings=tuple(warnings),
+        schedule_backend=schedule_backend,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -104,3 +105,73 @@ def test_sunday_as_7_syncs_fires_and_is_not_drift(
             [slot] = fake.next_slots("planner-operator-a--sunday", sunday - timedelta(days=7), 1)
             assert slot == sunday
             assert fake.fire_cron("planner-operator-a--sunday", sunday).status == "completed"
+
+
+SPRING = {
+    "America/New_York": datetime(2026, 3, 7, tzinfo=UTC),
+    "Europe/Berlin": datetime(2026, 3, 28, tzinfo=UTC),
+}
+AUTUMN = {
+    "America/New_York": datetime(2026, 10, 31, tzinfo=UTC),
+    "Europe/Berlin": datetime(2026, 10, 24, tzinfo=UTC),
+}
+
+
+def robfig_fires(cron: str, after: datetime, count: int) -> list[datetime]:
+    """When Inngest's cron service fires ``cron``: robfig's ``Next``, chained."""
+    schedule = robfig_cron.parse(cron, robfig_cron.SCHEDULER)
+    out: list[datetime] = []
+    moment: datetime | None = after
+    while moment is not None and len(out) < count:
+        moment = schedule.next(moment)
+        if moment is not None:
+            out.append(moment)
+    return out
+
+
+@pytest.mark.parametrize("zone", sorted(SPRING))
+@pytest.mark.parametrize("schedule", ["30 2 * * *", "0 2 * * *", "45 2 * * 0", "*/20 * * * *"])
+@pytest.mark.parametrize("dst", ["vixie", "skip", "literal"])
+def test_predicted_spring_forward_fires_are_what_inngest_fires(
+    zone: str, schedule: str, dst: scheduling.DstPolicy
+) -> None:
+    """Issue 16.6: under ``vixie`` next-runs predicted a fire at the jump that robfig never
+    makes. Predictions for Inngest now equal robfig's own schedule across the gap."""
+    start = SPRING[zone]
+    predicted = scheduling.next_fires(
+        schedule, zone, start=start, count=12, dst=dst, backend="inngest"
+    )
+    cron = cron_of({"schedule": schedule, "timezone": zone})
+    assert [f.utc for f in predicted] == robfig_fires(cron, start, 12)
+
+
+@pytest.mark.parametrize("zone", sorted(AUTUMN))
+@pytest.mark.parametrize("schedule", ["30 1 * * *", "30 2 * * *", "*/30 * * * *"])
+@pytest.mark.parametrize("dst", ["vixie", "skip", "literal"])
+def test_predicted_fall_back_fires_are_the_runs_inngest_fires_make(
+    zone: str, schedule: str, dst: scheduling.DstPolicy
+) -> None:
+    """robfig fires a repeated wall time twice; the job runner records the second as skipped
+    unless the policy (``literal``, or ``vixie`` on a wildcard) wants both: what is predicted
+    is exactly the fires that run."""
+    start = AUTUMN[zone]
+    predicted = scheduling.next_fires(
+        schedule, zone, start=start, count=60, dst=dst, backend="inngest"
+    )
+    cron = cron_of({"schedule": schedule, "timezone": zone})
+    fired = robfig_fires(cron, start, 80)
+    both = dst == "literal" or (dst == "vixie" and not scheduling.is_fixed_time(schedule))
+    walls = [f.astimezone(ZoneInfo(zone)).replace(tzinfo=None) for f in fired]
+    ran = [f for i, f in enumerate(fired) if both or walls[i] not in walls[:i]]
+    assert [f.utc for f in predicted] == ran[:60]
+
+
+def test_vixie_on_inngest_is_skip_for_fixed_times_only() -> None:
+    assert scheduling.effective_dst("vixie", "30 2 * * *", "inngest") == "skip"
+    assert scheduling.effective_dst("vixie", "30 2 * * *", "local") == "vixie"
+    assert scheduling.effective_dst("vixie", "*/15 * * * *", "inngest") == "vixie"
+    assert scheduling.effective_dst("literal", "30 2 * * *", "inngest") == "literal"
+    fires = scheduling.next_fires(
+        "30 2 * * *", "America/New_York", start=SPRING["America/New_York"], count=2
+    )
+    assert fires[1].note and "fired at 03:00 (vixie)" in fires[1].note  # embedded: it fires

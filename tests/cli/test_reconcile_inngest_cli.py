@@ -137,3 +137,30 @@ def test_status_while_inngest_is_down_shows_each_row_in_error(
     assert listed.exit_code == 0
     [job] = json.loads(listed.stdout)["rows"]
     assert job["state"] == "error" and "reading functions" in job["detail"]
+
+
+def test_next_runs_on_inngest_predicts_no_fire_in_the_spring_gap(
+    fake: FakeInngest, tmp_path: Path
+) -> None:
+    """Issue 16.6: `vixie` predicted a fire at the jump; robfig (Inngest) never makes it."""
+    agents = tmp_path / "night"
+    agents.mkdir()
+    (agents / "n.yaml").write_text(
+        "name: N\ntimezone: America/New_York\nplanner:\n  jobs:\n    - name: backup\n"
+        "      schedule: '30 2 * * *'\n      action: {workflow: {id: wf}}\n"
+    )
+    args = ["next-runs", str(agents), "--from", "2026-03-07T12:00:00Z", "-n", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "DST gap" not in result.stdout
+    assert (
+        "dst vixie on inngest: a time the spring-forward gap skips does not fire" in result.stdout
+    )
+    assert "Mon 2026-03-09 02:30 EDT" in result.stdout and "2026-03-08" not in result.stdout
+    listed = json.loads(runner.invoke(app, [*args, "-f", "json"]).stdout)
+    assert listed["backend"] == "inngest"
+    [job] = listed["jobs"]
+    assert job["dst"] == "skip" and [f["utc"][:10] for f in job["fires"]] == [
+        "2026-03-09",
+        "2026-03-10",
+    ]

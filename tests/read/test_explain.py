@@ -593,3 +593,15 @@ def test_unknown_key_is_not_found(tmp_path: Path) -> None:
     settings = Settings.resolve(state_dir=tmp_path, env={})
     with pytest.raises(NotFoundError, match="nothing was applied yet"):
         explain_load.job(settings, "a/jobs/x", start=None, end=None, now=utc(2026, 3, 1))
+
+
+def test_inngest_spring_gap_is_explained_as_never_fired_not_as_missing() -> None:
+    """Issue 16.6: robfig skips a wall time that does not exist, so on Inngest the vixie catch-up
+    is not expected (no "no run recorded"), and the timeline says why."""
+    spec = ny("30 2 * * *")
+    t = timeline(spec, [], utc(2026, 3, 8, 0), utc(2026, 3, 8, 12), backend="inngest")
+    [(at, status, text)] = slots(t)
+    assert at.startswith("2026-03-08T03:00") and status != "no run"
+    assert "does not exist that day; inngest (robfig/cron) never fires a skipped time" in text
+    local = timeline(spec, [], utc(2026, 3, 8, 0), utc(2026, 3, 8, 12), backend="local")
+    assert [s[1] for s in slots(local)] == ["no run"]  # the embedded scheduler would fire it

@@ -7,7 +7,9 @@ the state is a SQLite directory or a throwaway PostgreSQL schema.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from planner_operator.state import open as state_open
 from tests.fakes.composio_server import FakeComposio
 from tests.fakes.inngest_server import FakeInngest
 from tests.support import shared_state
+from tests.support.inngest_serve import serving_mount
 
 
 @pytest.fixture
@@ -36,6 +39,14 @@ def engine(request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("pg_url") if request.param == "postgres" else None
 
 
+@contextmanager
+def serving(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The serving app over the shared served-job table: only it syncs Inngest."""
+    with serving_mount(settings, dict(os.environ)) as origin:
+        monkeypatch.setenv("INNGEST_SERVE_ORIGIN", origin)
+        yield
+
+
 def settings_in(directory: Path, url: str | None) -> Settings:
     """A runner's settings: its own state directory, the shared database if there is one."""
     at = Settings.at(directory / "state")
@@ -50,11 +61,15 @@ def agents_in(directory: Path, schedule: str) -> SourceSpec:
 
 
 def test_a_dry_run_takes_no_lock_and_writes_nothing(
-    backends: tuple[FakeInngest, FakeComposio], engine: str | None, tmp_path: Path
+    backends: tuple[FakeInngest, FakeComposio],
+    engine: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     inngest, composio = backends
     settings = settings_in(tmp_path, engine)
-    applied = reconcile(agents_in(tmp_path, "0 9 * * 1"), settings)
+    with serving(settings, monkeypatch):
+        applied = reconcile(agents_in(tmp_path, "0 9 * * 1"), settings)
     assert applied.applied is not None and applied.applied.ok, applied.applied
     changed = agents_in(tmp_path, "0 10 * * 1")  # the PR: one schedule moves
     before = shared_state.fingerprint(settings)
@@ -72,11 +87,15 @@ def test_a_dry_run_takes_no_lock_and_writes_nothing(
 
 
 def test_a_fresh_runner_plans_no_changes_after_another_applied(
-    backends: tuple[FakeInngest, FakeComposio], pg_url: str, tmp_path: Path
+    backends: tuple[FakeInngest, FakeComposio],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Two runners, one database: nothing of the apply may stay in the first runner's files."""
     first, second = tmp_path / "runner-1", tmp_path / "runner-2"
-    applied = reconcile(agents_in(first, "0 9 * * 1"), settings_in(first, pg_url))
+    with serving(settings_in(first, pg_url), monkeypatch):
+        applied = reconcile(agents_in(first, "0 9 * * 1"), settings_in(first, pg_url))
     assert applied.applied is not None and applied.applied.ok, applied.applied
     again = reconcile(agents_in(second, "0 9 * * 1"), settings_in(second, pg_url), dry_run=True)
     assert not again.plan.has_changes, [str(c) for c in again.plan.changes]
@@ -84,12 +103,16 @@ def test_a_fresh_runner_plans_no_changes_after_another_applied(
 
 
 def test_a_fresh_runner_deletes_what_another_created(
-    backends: tuple[FakeInngest, FakeComposio], pg_url: str, tmp_path: Path
+    backends: tuple[FakeInngest, FakeComposio],
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The Composio accounts the operator created triggers under are shared too, so a runner
     that no longer declares one still lists (and deletes) its trigger."""
     first, second = tmp_path / "runner-1", tmp_path / "runner-2"
-    assert reconcile(agents_in(first, "0 9 * * 1"), settings_in(first, pg_url)).plan.ok
+    with serving(settings_in(first, pg_url), monkeypatch):
+        assert reconcile(agents_in(first, "0 9 * * 1"), settings_in(first, pg_url)).plan.ok
     spec = agents_in(second, "0 9 * * 1")
     assert spec.path is not None
     text = shared_state.agent("0 9 * * 1")

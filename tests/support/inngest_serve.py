@@ -26,6 +26,7 @@ from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.server.app import create_app
 from planner_operator.server.inngest_mount import InngestMount
+from planner_operator.state import open as state_open
 from planner_operator.state.served import ServedJobs
 from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
 
@@ -93,17 +94,22 @@ async def _no_runs(key: str, spec: Mapping[str, Any], call: Invocation) -> Any:
 
 @contextmanager
 def serving_mount(
-    table: Path | str, env: Mapping[str, str], *, mount: list[InngestMount] | None = None
+    table: Settings | Path | str,
+    env: Mapping[str, str],
+    *,
+    mount: list[InngestMount] | None = None,
 ) -> Iterator[str]:
-    """The Inngest endpoint alone, over the served-job table ``table``, on a free loopback
-    port; yields its origin (set it as INNGEST_SERVE_ORIGIN for the applier). No lifespan:
-    it syncs when a PUT asks it to. ``mount`` (a list) receives the InngestMount."""
+    """The Inngest endpoint alone, over the served-job table of ``table`` (settings: theirs, as
+    ``state.open`` finds it, shared database included; a path: that SQLite file), on a free
+    loopback port; yields its origin (set it as INNGEST_SERVE_ORIGIN for the applier). No
+    lifespan: it syncs when a PUT asks it to. ``mount`` (a list) receives the InngestMount."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = InngestConfig.from_env({**env, "INNGEST_SERVE_ORIGIN": origin})
-    with ServedJobs(table) as jobs:
+    opened = state_open.served_jobs(table) if isinstance(table, Settings) else ServedJobs(table)
+    with opened as jobs:
         endpoint = InngestMount(config, jobs, _no_runs)
         if mount is not None:
             mount.append(endpoint)

@@ -149,7 +149,7 @@ def build(inputs: Inputs) -> Timeline:
         job = job_of(period.spec)
         if lo >= hi or job is None:
             continue
-        for fire, dst_skip in explain_slots.expected(job, lo, hi):
+        for fire, dst_skip in explain_slots.expected(job, lo, hi, period.backend):
             lines.append(_slot(period, fire, dst_skip, by_slot, used, ranges, now))
     lines += [Line(x.at, "dst", x.way, x.text) for x in explain_slots.transitions(zone, start, end)]
     for group in groups:
@@ -171,7 +171,7 @@ def build(inputs: Inputs) -> Timeline:
     latest_job = job_of(latest.spec)
     following = None
     if latest.exists and latest_job is not None:
-        following = explain_slots.next_fire(latest_job, max(now, end))
+        following = explain_slots.next_fire(latest_job, max(now, end), latest.backend)
     return Timeline(
         key=inputs.key,
         backend=latest.backend,

@@ -25,7 +25,7 @@ class Transition:
 
 
 def expected(
-    job: specs.JobSpec, lo: datetime, hi: datetime
+    job: specs.JobSpec, lo: datetime, hi: datetime, backend: str | None = None
 ) -> Iterator[tuple[scheduling.FireTime, str | None]]:
     """Fires in [lo, hi) under the job's DST policy, plus the ones the policy drops (with why).
 
@@ -33,7 +33,8 @@ def expected(
     a repeated time, ``vixie`` the catch-up fire of a time the spring gap skips. Only computed
     when the window holds a clock change, so a minutely job costs one pass otherwise.
     """
-    expr, tz, policy = job.schedule, job.timezone, job.dst
+    expr, tz = job.schedule, job.timezone
+    policy = scheduling.effective_dst(job.dst, expr, backend)  # what the backend does
     kept = list(fires(expr, tz, policy, lo, hi))
     yield from ((f, None) for f in kept)
     if not transitions(ZoneInfo(tz), lo, hi):
@@ -48,11 +49,16 @@ def expected(
                 continue
             instants.add(fire.utc)
             hm = f"{fire.slot:%H:%M}"
-            if other == "vixie":
+            if other == "vixie" and policy != job.dst:
+                why = (
+                    f"DST gap: {hm} does not exist that day; {backend} (robfig/cron) never "
+                    f"fires a skipped time, whatever dst policy {job.dst} asks"
+                )
+            elif other == "vixie":
                 why = f"DST gap: {hm} does not exist that day; dst policy {policy} never fires it"
             else:
                 why = (
-                    f"DST repeat: {hm} occurs twice; dst policy {policy} fires only the first "
+                    f"DST repeat: {hm} occurs twice; dst policy {job.dst} fires only the first "
                     "occurrence"
                 )
             yield fire, why
@@ -68,10 +74,11 @@ def fires(
         yield fire
 
 
-def next_fire(job: specs.JobSpec, after: datetime) -> datetime | None:
+def next_fire(job: specs.JobSpec, after: datetime, backend: str | None = None) -> datetime | None:
     if not job.enabled:
         return None
-    following = fires(job.schedule, job.timezone, job.dst, after, after + timedelta(days=400))
+    policy = scheduling.effective_dst(job.dst, job.schedule, backend)
+    following = fires(job.schedule, job.timezone, policy, after, after + timedelta(days=400))
     first = next(following, None)
     return first.utc if first else None
 

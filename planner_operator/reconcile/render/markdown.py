@@ -49,7 +49,7 @@ def render_markdown(plan: Plan, *, now: datetime, limit: int = GITHUB_LIMIT) -> 
     tail = [_frozen(plan), _drift(plan), _unmanaged(plan), subscription, _merging(plan)]
     budget = limit - 1 - NOTE_RESERVE - len(_join([_head(plan, ""), *fixed, *tail]))
     lines = [_one_line(c) for c in listed]
-    details, shown = _fit(listed, lines, budget, now)
+    details, shown = _fit(listed, lines, budget, now, plan.schedule_backend)
     changes = _changes(details, lines[len(details) : shown], len(listed) - shown)
     note = _note(len(listed), len(details), shown, limit)
     out = _join([_head(plan, note), *fixed, changes, *tail])
@@ -72,7 +72,7 @@ def _merging(plan: Plan) -> str:
 
 
 def _fit(
-    listed: Sequence[Change], lines: Sequence[str], budget: int, now: datetime
+    listed: Sequence[Change], lines: Sequence[str], budget: int, now: datetime, backend: str = ""
 ) -> tuple[list[str], int]:
     """Details for as many leading changes as fit while every other change keeps its line;
     if not even the lines all fit, as many lines as fit. Returns (details, changes shown)."""
@@ -87,7 +87,7 @@ def _fit(
     used, unfold = 0, len(listed) <= OPEN_DETAILS_MAX
     for change, line in zip(listed, lines, strict=True):
         rest -= len(line) + 1
-        block = _details(change, now, unfold)  # computed lazily: fire times are not free
+        block = _details(change, now, unfold, backend)  # lazily: fire times are not free
         if used + len(block) + 2 + rest > budget:
             break
         details.append(block)
@@ -290,7 +290,7 @@ def _where(change: Change) -> str:
     return code(f"{desired.source}:{desired.line}")
 
 
-def _details(change: Change, now: datetime, unfold: bool) -> str:
+def _details(change: Change, now: datetime, unfold: bool, backend: str = "") -> str:
     summary = (
         f"<code>{html.escape(_label(change))}</code> {change.op.value}: {esc_html(change.reason)}"
     )
@@ -305,8 +305,8 @@ def _details(change: Change, now: datetime, unfold: bool) -> str:
         if change.op is Op.DELETE and applied:
             lines.extend(f"- destroys {esc(f)}" for f in text.key_fields(change.kind, applied))
     elif change.kind == "job":
-        fires, error = _fires(spec, now)
-        lines.extend(_job(spec, fires, error, now))
+        fires, error = _fires(spec, now, backend)
+        lines.extend(_job(spec, fires, error, now, backend))
         lines.extend(_action(change, spec, _slot(spec, fires, now)))
     else:
         lines.extend(_trigger(spec))
@@ -320,8 +320,10 @@ def _details(change: Change, now: datetime, unfold: bool) -> str:
     return "\n".join(lines)
 
 
-def _fires(spec: Mapping[str, Any], now: datetime) -> tuple[list[scheduling.FireTime], str]:
-    return text.preview_fires(spec, now, FIRES)
+def _fires(
+    spec: Mapping[str, Any], now: datetime, backend: str = ""
+) -> tuple[list[scheduling.FireTime], str]:
+    return text.preview_fires(spec, now, FIRES, backend=backend)
 
 
 def _slot(spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], now: datetime) -> datetime:
@@ -334,7 +336,11 @@ def _slot(spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], now: da
 
 
 def _job(
-    spec: Mapping[str, Any], fires: Sequence[scheduling.FireTime], error: str, now: datetime
+    spec: Mapping[str, Any],
+    fires: Sequence[scheduling.FireTime],
+    error: str,
+    now: datetime,
+    backend: str,
 ) -> list[str]:
     schedule, tz = str(spec.get("schedule")), specs.timezone(spec)
     try:
@@ -346,6 +352,11 @@ def _job(
         lines.append(f"- **Description:** {esc(str(spec['description']))}")
     if specs.dst(spec) != specs.DEFAULT_DST:
         lines.append(f"- **DST policy:** {code(specs.dst(spec))}")
+    if scheduling.effective_dst(specs.dst(spec), schedule, backend) != specs.dst(spec):
+        lines.append(
+            f"- **DST on {esc(backend)}:** a time the spring-forward gap skips does not fire "
+            "(its cron scheduler skips it); the fire times below say so"
+        )
     if not specs.enabled(spec):
         return [*lines, "- **Paused:** does not fire until `enabled: true`."]
     if error:

@@ -88,7 +88,7 @@ def render_text(plan: Plan, *, color: bool = False, now: datetime | None = None)
     if listed:
         lines = ["Planned changes (+ create, ~ update, -/+ replace, - delete):"]
         for change in listed:
-            lines.extend(["", *_change(change, paint, now)])
+            lines.extend(["", *_change(change, paint, now, plan.schedule_backend)])
         blocks.append(lines)
     frozen = [c for c in plan.changes if is_frozen(c) and c.blocked is None]
     if frozen:
@@ -148,7 +148,9 @@ def _unmanaged(plan: Plan) -> list[str]:
     ]
 
 
-def _change(change: Change, paint: _Painter, now: datetime | None = None) -> list[str]:
+def _change(
+    change: Change, paint: _Painter, now: datetime | None = None, backend: str = ""
+) -> list[str]:
     style = _OP_STYLE[change.op]
     head = f"  {paint(style, SYMBOLS[change.op])} {paint('bold', change.key)}"
     lines = [f"{head}  ({clean(change.reason)})"]
@@ -168,19 +170,19 @@ def _change(change: Change, paint: _Painter, now: datetime | None = None) -> lis
     if change.desired is not None and change.op is not Op.DELETE:
         lines.append(f"      # {clean(change.desired.source)}:{change.desired.line}")
     if now is not None and change.kind == "job" and change.desired is not None:
-        lines.extend(_fire_lines(change, paint, now))
+        lines.extend(_fire_lines(change, paint, now, backend))
     lines.extend(f"      # {clean(note)}" for note in change.notes)
     if change.blocked is not None:
         lines.append("      " + paint("bold red", f"! blocked: {clean(change.blocked)}"))
     return lines
 
 
-def _fire_lines(change: Change, paint: _Painter, now: datetime) -> list[str]:
+def _fire_lines(change: Change, paint: _Painter, now: datetime, backend: str) -> list[str]:
     assert change.desired is not None
     spec = change.desired.spec
     if change.op is Op.DELETE or not specs.enabled(spec):
         return []
-    fires, error = preview_fires(spec, now)
+    fires, error = preview_fires(spec, now, backend=backend)
     if error:
         return ["      " + paint("bold red", f"! cannot preview fire times: {clean(error)}")]
     lines = []
@@ -256,9 +258,10 @@ SOON = timedelta(hours=1)
 
 
 def preview_fires(
-    spec: Mapping[str, Any], now: datetime, count: int = FIRES
+    spec: Mapping[str, Any], now: datetime, count: int = FIRES, *, backend: str = ""
 ) -> tuple[list[scheduling.FireTime], str]:
-    """The next ``count`` fires of a job spec, or the reason there are none to show."""
+    """The next ``count`` fires of a job spec on ``backend`` (``scheduling.effective_dst``),
+    or the reason there are none to show."""
     try:
         fires = scheduling.next_fires(
             str(spec.get("schedule")),
@@ -266,6 +269,7 @@ def preview_fires(
             start=now,
             count=count,
             dst=specs.dst(spec),
+            backend=backend,
         )
     except ScheduleError as exc:
         return [], str(exc)

@@ -216,3 +216,15 @@ def test_agents_with_nothing_at_all_get_no_row() -> None:
     gone = [job("a", f"j{i}") for i in range(4)]
     out = md(make_plan([], gone))
     assert "| a | 0 | 0 | 0 | 0 | 0 |" not in out
+
+
+def test_next_fires_on_inngest_skip_the_spring_gap_as_robfig_does() -> None:
+    """Issue 16.6: the PR comment predicted the vixie catch-up fire that Inngest never makes."""
+    from dataclasses import replace
+
+    plan = make_plan([job("careers", "night", schedule="30 2 * * *", timezone="America/New_York")])
+    out = md(replace(plan, schedule_backend="inngest"))
+    rows = [line for line in out.splitlines() if line.startswith("| 1 |")]
+    assert rows == ["| 1 | Mon 2026-03-09 02:30 EDT | Mon 2026-03-09 06:30 |  |"]
+    assert "DST gap" not in out
+    assert "**DST on inngest:** a time the spring-forward gap skips does not fire" in out
