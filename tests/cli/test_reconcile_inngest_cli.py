@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,35 @@ def test_next_runs_on_inngest_predicts_no_fire_in_the_spring_gap(
         "2026-03-09",
         "2026-03-10",
     ]
+
+
+def test_status_and_the_api_predict_inngest_fires_across_the_spring_gap(
+    fake: FakeInngest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16.6 for `status` and `/api/jobs`: no fire at the jump for a job on Inngest."""
+    from starlette.testclient import TestClient
+
+    from planner_operator.cli import commands
+    from planner_operator.core.clock import ManualClock
+    from planner_operator.core.settings import Settings
+    from planner_operator.server.app import create_app
+
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "a.yaml").write_text(
+        "name: A\ntimezone: America/New_York\nplanner:\n  jobs:\n    - name: only\n"
+        "      schedule: '30 2 * * *'\n      action: {workflow: {id: wf}}\n"
+    )
+    args = ["reconcile", "--yes", "--path", str(agents), "--state-dir", str(tmp_path / "state")]
+    assert runner.invoke(app, args).exit_code == 0
+    eve = ManualClock(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
+    monkeypatch.setattr(commands, "CLOCK", eve)
+    listed = runner.invoke(app, ["status", "--state-dir", str(tmp_path / "state"), "-f", "json"])
+    [job] = json.loads(listed.stdout)["rows"]
+    assert [t[:10] for t in job["next_runs"]] == ["2026-03-09", "2026-03-10", "2026-03-11"]
+    settings = Settings.resolve(state_dir=tmp_path / "state", env={})
+    with TestClient(create_app(settings, dict(os.environ), clock=eve)) as client:
+        [view] = client.get("/api/jobs").json()
+    fires = [f["utc"][:10] for f in view["next_runs"]]
+    assert fires[:2] == ["2026-03-09", "2026-03-10"]
+    assert not any(f["dst_note"] for f in view["next_runs"])

@@ -167,6 +167,30 @@ def test_sync_lists_functions_with_tz_crons(
     assert fn["config"]["fv"] == 1
 
 
+def test_repoint_moves_the_read_back_url_and_a_sync_from_the_app_moves_it_back(
+    fake_inngest: FakeInngest, calls: Counter[str], make_client: ClientFactory
+) -> None:
+    client = make_client(fake_inngest)
+    with served(client, [report_fn(client, calls)]) as url:
+        put_sync(url)
+        fake_inngest.repoint(APP, "http://127.0.0.1:8000/api/inngest")  # a sync from elsewhere
+        [step] = list_functions(fake_inngest).json()[0]["config"]["steps"]
+        assert step["uri"] == (
+            "http://127.0.0.1:8000/api/inngest?fnId=planner-nightly-report&stepId=step"
+        )
+        assert put_sync(url).json()["modified"] is True  # the app's own sync is a new checksum
+        [step] = list_functions(fake_inngest).json()[0]["config"]["steps"]
+        assert step["uri"].startswith(f"{url}{SERVE_PATH}?")
+    assert [u for _, u in fake_inngest.registered_urls] == [f"{url}{SERVE_PATH}"] * 2
+
+
+def test_read_back_html_fault_answers_a_page_not_json(fake_inngest: FakeInngest) -> None:
+    fake_inngest.faults.read_back_html = True
+    res = list_functions(fake_inngest)
+    assert res.status_code == 200 and res.headers["content-type"] == "text/html"
+    assert res.text.startswith("<html>")
+
+
 def test_same_sync_twice_is_unmodified(
     fake_inngest: FakeInngest, calls: Counter[str], make_client: ClientFactory
 ) -> None:

@@ -260,3 +260,41 @@ def test_read_back_problems_make_last_sync_not_ok(table: ServedJobs) -> None:
         asyncio.run(mount.verify())
         assert mount.status()["last_sync_ok"] is False
         assert mount.status()["registered_url_ok"] is True
+
+
+def test_run_on_inngest_applies_through_its_own_endpoint(
+    production: tuple[Path, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run` (watch + apply + serve in one process) asks its own endpoint to sync, over HTTP at
+    the serve URL, even though its first apply starts while the server is still starting."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from planner_operator.server import operator
+
+    agents, settings = production
+    with FakeInngest() as fake:
+        env = inngest_env(fake, monkeypatch)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        monkeypatch.setenv("INNGEST_SERVE_ORIGIN", origin)
+        app = operator.build(
+            settings, {**env, "INNGEST_SERVE_ORIGIN": origin}, watch=operator.WatchSpec(agents)
+        )
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 30
+            while FN not in {f["id"] for f in fake.functions(APP)}:
+                assert thread.is_alive() and time.monotonic() < deadline, fake.registered_urls
+                time.sleep(0.05)
+            assert {url for _, url in fake.registered_urls} == {f"{origin}/api/inngest"}
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            sock.close()

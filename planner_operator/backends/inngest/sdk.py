@@ -366,17 +366,18 @@ def request_sync(
     the URL it is served at. Nothing here talks to Inngest's register endpoint. A refused
     connection is tried again a few times (``run`` applies while its own server is starting).
     """
-    for wait in (*CONNECT_RETRIES, None):
+    waits = iter(CONNECT_RETRIES)
+    while True:
         try:
             response = httpx.put(
                 config.serve_url, headers=sync_headers(config, clock), timeout=timeout
             )
-        except httpx.ConnectError as exc:
+        except httpx.ConnectError as exc:  # nothing listens (yet)
+            wait = next(waits, None)
             if wait is None:
                 return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
             clock.sleep(wait)
-        except httpx.HTTPError as exc:
+        except httpx.HTTPError as exc:  # no answer in time, or a broken one
             return SyncResult(False, None, f"{type(exc).__name__}: {exc}", reached=False)
         else:
             return sync_answer(response.status_code, response.content)
-    raise AssertionError("unreachable")  # pragma: no cover
