@@ -109,7 +109,8 @@ INNGEST_ENV: Var[str | None] = Var(
 )  # fmt: skip
 INNGEST_SERVE_ORIGIN: Var[str] = Var(
     "INNGEST_SERVE_ORIGIN", "URL", "http://127.0.0.1:8000",
-    "the public origin Inngest calls: set it to where `serve` is reachable", _I, p.url,
+    "the public origin of `serve`: Inngest calls it, `serve` registers it, and a reconcile "
+    "(CI, `run`) asks `serve` there to sync", _I, p.url,
     shown_default="`http://127.0.0.1:8000`",
 )  # fmt: skip
 INNGEST_SERVE_PATH: Var[str] = Var(
