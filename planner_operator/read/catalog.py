@@ -101,8 +101,11 @@ class Catalog:
         fires: NextFires,
         *,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
+        background: bool = False,
     ) -> None:
         self.settings = settings
+        self.background = background
+        self._refreshing = threading.Lock()  # held while a background read runs
         self.remote = remote
         self.fires = fires
         self.clock = clock
@@ -125,7 +128,13 @@ class Catalog:
                 and mark.lifecycle == lifecycle
             )
             if same and self.remote.stale():
-                self.remote.refresh()  # the TTL passed: read again, rebuild only if it differs
+                # the TTL passed: read again, rebuild only if it differs; in the background,
+                # this answer uses the read before (a backend read of 20,000 objects takes
+                # seconds, and a reader must not wait for it every TTL)
+                if not self.background:
+                    self.remote.refresh()
+                elif self._refreshing.acquire(blocking=False):
+                    threading.Thread(target=self._refresh, daemon=True).start()
             if not same or index is None or mark is None or mark.remote != self.remote.generation():
                 index = self._build()
                 self.builds += 1
@@ -136,6 +145,12 @@ class Catalog:
                 index = _refresh_fires(index, self.fires, now)
             self._index = index
             return index
+
+    def _refresh(self) -> None:
+        try:
+            self.remote.refresh()
+        finally:
+            self._refreshing.release()
 
     def _build(self) -> Index:
         with state_open.ledger(self.settings) as ledger:

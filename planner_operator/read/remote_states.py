@@ -71,24 +71,30 @@ class RemoteStates:
     def refresh(self) -> None:
         """Read the backends again if the cached read is past its TTL, for the same owned set
         (the caller knows the ledger has not changed since); ``generation`` says whether what
-        they hold changed."""
+        they hold changed. The read runs outside the lock: readers keep the current snapshot
+        meanwhile (``of(..., ttl=False)``)."""
+        snap = self._snapshot
+        if snap is None or self._clock.monotonic() - snap.at < self.ttl:
+            return
+        new = self._read(snap.seen, snap.stamp)
         with self._lock:
-            snap = self._snapshot
-            if snap is not None and self._clock.monotonic() - snap.at >= self.ttl:
-                self._replace(self._read(snap.seen, snap.stamp))
+            if self._snapshot is snap:  # else someone read anew meanwhile: theirs stands
+                self._replace(new)
 
     def of(
-        self, entries: list[OwnedEntry], *, complete: bool = False
+        self, entries: list[OwnedEntry], *, complete: bool = False, ttl: bool = True
     ) -> dict[str, states.ResourceState]:
         """The state per key of ``entries``; ``complete``: they are every owned resource (so a
-        new read need not list the ledger again)."""
+        new read need not list the ledger again); ``ttl`` False: a read past its TTL still
+        serves (the caller refreshes it, e.g. the catalog in the background)."""
         wanted = frozenset((e.key, e.remote_id, e.spec_hash) for e in entries)
         with self._lock:
             snap = self._snapshot
             with state_open.ledger(self.settings) as ledger:
                 stamp = ledger.get_meta("last_reconcile")
                 fresh = snap is not None and snap.stamp == stamp and wanted <= snap.seen
-                if not fresh or snap is None or self._clock.monotonic() - snap.at >= self.ttl:
+                old = snap is not None and self._clock.monotonic() - snap.at >= self.ttl
+                if not fresh or snap is None or (ttl and old):
                     # one read serves every page: it covers every owned resource
                     seen = wanted if complete else _seen(ledger.entries(include_retired=False))
                     self._replace(self._read(seen, stamp))

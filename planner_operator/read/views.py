@@ -190,12 +190,16 @@ class Reader:
         backends_ttl: float = 15.0,
         env: Mapping[str, str] | None = None,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
+        background: bool = False,
     ) -> None:
         self.settings = settings
         self.clock = clock  # next fires start from its now(); the backend read's TTL runs on it
         self.remote = RemoteStates(settings, ttl=backends_ttl, env=env, clock=clock)
         self.fires = NextFires(clock)  # shared by every request: a cron walk per fire passed
-        self.catalog = Catalog(settings, self.remote, self.fires, clock=clock)
+        # background: a backend read past its TTL is redone off the request (serve's reader)
+        self.catalog = Catalog(
+            settings, self.remote, self.fires, clock=clock, background=background
+        )
 
     # -- agents, jobs, triggers ----------------------------------------------------------------
 
@@ -212,11 +216,12 @@ class Reader:
 
     def job_page(self, query: paging.Query) -> Page[JobView]:
         cut = paging.page(self.index().of_kind("job"), query, "jobs")
-        return Page(self._jobs(self._entries(cut.rows)), cut.next_cursor, cut.total)
+        return Page(self._jobs(self._entries(cut.rows), paged=True), cut.next_cursor, cut.total)
 
     def trigger_page(self, query: paging.Query) -> Page[TriggerView]:
         cut = paging.page(self.index().of_kind("trigger"), query, "triggers")
-        return Page(self._triggers(self._entries(cut.rows)), cut.next_cursor, cut.total)
+        rows = self._triggers(self._entries(cut.rows), paged=True)
+        return Page(rows, cut.next_cursor, cut.total)
 
     def jobs(self, *, agent: str | None = None) -> list[JobView]:
         return self._jobs(self._select("job", agent))
@@ -344,8 +349,9 @@ class Reader:
             )
         return found
 
-    def _jobs(self, entries: list[OwnedEntry]) -> list[JobView]:
-        states = self.remote.of(entries)
+    def _jobs(self, entries: list[OwnedEntry], *, paged: bool = False) -> list[JobView]:
+        # a page's rows: the catalog just saw to the backend read's age (see Catalog.index)
+        states = self.remote.of(entries, ttl=not paged)
         now = self.clock.now()
         with state_open.runs(self.settings, clock=self.clock) as store:
             counters = store.counters(keys=[e.key for e in entries])
@@ -354,8 +360,8 @@ class Reader:
                 for e in entries
             ]
 
-    def _triggers(self, entries: list[OwnedEntry]) -> list[TriggerView]:
-        states = self.remote.of(entries)
+    def _triggers(self, entries: list[OwnedEntry], *, paged: bool = False) -> list[TriggerView]:
+        states = self.remote.of(entries, ttl=not paged)
         box = (
             state_open.inbox(self.settings, clock=self.clock)
             if state_open.exists(self.settings, "inbox")

@@ -59,7 +59,7 @@ def build(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     runs = state_open.runs(settings, clock=clock)
     executors = executors or executor_select.from_env(settings, env, clock=clock)
-    reader = Reader(settings, env=env, clock=clock)
+    reader = Reader(settings, env=env, clock=clock, background=True)
     hooks = webhooks.Webhooks(
         settings=settings, env=env, runs=runs, executors=executors, worker=worker, clock=clock
     )

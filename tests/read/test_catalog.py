@@ -3,6 +3,10 @@ the lifecycle events change, and its next fires moved on in place when one passe
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 from planner_operator.backends.local import LocalScheduleBackend
 from planner_operator.core.clock import ManualClock
 from planner_operator.core.settings import Settings
@@ -77,3 +81,34 @@ def test_passed_fires_are_moved_on_in_place_without_a_rebuild(applied: Settings)
     ]
     # only the job whose fire passed: its next fire for the index, then five for the page
     assert reader.fires.computed == walks + 2
+
+
+def test_in_the_background_a_stale_read_is_redone_without_making_a_reader_wait(
+    applied: Settings,
+) -> None:
+    clock = ManualClock(MONDAY)
+    reader = views.Reader(applied, backends_ttl=15.0, env={}, clock=clock, background=True)
+    key = "engineering-agent/jobs/on-call-handover"
+    assert reader.job_page(paging.Query(state="drifted")).items == []
+    with Ledger(applied.ledger_db) as ledger:
+        entry = ledger.get(key)
+    assert entry is not None
+    with LocalScheduleBackend(applied.state_db) as jobs:
+        jobs.set_state(entry.remote_id, "paused")
+    clock.advance(15)
+    gate = threading.Event()
+    read = reader.remote._read
+
+    def slow_read(*args: Any) -> Any:  # the backend takes its time: a reader must not wait
+        gate.wait(10)
+        return read(*args)
+
+    reader.remote._read = slow_read  # type: ignore[method-assign,assignment]
+    assert reader.job_page(paging.Query(state="drifted")).items == []  # the read before
+    gate.set()
+    deadline = time.monotonic() + 10
+    while not reader.job_page(paging.Query(state="drifted")).items:
+        assert time.monotonic() < deadline, "the background read never landed"
+        time.sleep(0.02)
+    assert [j.key for j in reader.job_page(paging.Query(state="drifted")).items] == [key]
+    assert reader.catalog.builds == 2
