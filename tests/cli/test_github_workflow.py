@@ -35,6 +35,7 @@ from tests.support import canaries, shared_state
 from tests.support.inngest_serve import serving_mount
 
 ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_URL = "https://planner.example.com"
 WORKFLOW = ROOT / "examples" / "github-workflow.yml"
 EXPRESSION = re.compile(r"\$\{\{\s*(.+?)\s*\}\}")
 TOKEN = canaries.SESSION["PLANNER_API_TOKEN"]
@@ -135,11 +136,11 @@ def test_two_runners_plan_no_changes_after_an_apply_also_through_the_server(
     fakes: tuple[FakeInngest, FakeComposio], origin: git.Repo, pg_url: str, tmp_path: Path
 ) -> None:
     inngest, composio = fakes
-    # the operator's public URL is a serving app on the shared database: only it syncs Inngest,
-    # and the apply job asks it to (INNGEST_SERVE_ORIGIN is vars.PLANNER_PUBLIC_URL in the file)
+    # `serve`'s origin (vars.INNGEST_SERVE_ORIGIN): a serving app on the shared database; only
+    # it syncs Inngest, and the apply job asks it to
     shared = dataclasses.replace(Settings.at(tmp_path / "serving"), database_url=pg_url)
-    with serving_mount(shared, {"INNGEST_DEV": inngest.base_url}) as public_url:
-        _run_the_workflow(inngest, composio, origin, pg_url, tmp_path, public_url)
+    with serving_mount(shared, {"INNGEST_DEV": inngest.base_url}) as serve_origin:
+        _run_the_workflow(inngest, composio, origin, pg_url, tmp_path, serve_origin)
 
 
 def _run_the_workflow(
@@ -148,7 +149,7 @@ def _run_the_workflow(
     origin: git.Repo,
     pg_url: str,
     tmp_path: Path,
-    public_url: str,
+    serve_origin: str,
 ) -> None:
     # the runner's view of the backends: the fakes' URLs; the workflow file sets the rest
     backend_env = {
@@ -162,7 +163,8 @@ def _run_the_workflow(
         "secrets.INNGEST_SIGNING_KEY": "",  # dev mode on the fake (INNGEST_DEV above)
         "secrets.COMPOSIO_API_KEY": composio.api_key,
         "secrets.PLANNER_API_TOKEN": TOKEN,
-        "vars.PLANNER_PUBLIC_URL": public_url,
+        "vars.PLANNER_PUBLIC_URL": PUBLIC_URL,
+        "vars.INNGEST_SERVE_ORIGIN": serve_origin,
     }
     main = origin.head.commit.hexsha
     applier = Runner(tmp_path / "runner-apply", Path(origin.working_dir), main, backend_env)
@@ -182,8 +184,8 @@ def _run_the_workflow(
     serve_env = {
         **backend_env,
         "COMPOSIO_API_KEY": composio.api_key,
-        "PLANNER_PUBLIC_URL": public_url,
-        "INNGEST_SERVE_ORIGIN": public_url,  # this serve registers the same URL
+        "PLANNER_PUBLIC_URL": PUBLIC_URL,
+        "INNGEST_SERVE_ORIGIN": serve_origin,  # this serve registers the same URL
         "PLANNER_API_TOKEN": TOKEN,
         "PLANNER_WORKER": "0",
         "DEPLOY_HOOK_SECRET": canaries.plain("deploy-hook"),
