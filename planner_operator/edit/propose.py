@@ -100,14 +100,14 @@ class Editor:
         settings: Settings,
         *,
         backends_factory: engine.BackendFactory | None = None,
-        options: plan_mod.PlanOptions = plan_mod.PlanOptions(),
+        options: plan_mod.PlanOptions | None = None,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.target = target
         self.config = config
         self.settings = settings
         self.backends_factory = backends_factory
-        self.options = options
+        self.options = options if options is not None else target.options
         self.clock = clock
         self._lock = threading.Lock()
         self._remote = (

@@ -10,7 +10,7 @@ with the source (``commit`` on a work tree) is refused at start, not at the firs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +18,7 @@ from planner_operator.core import variables
 from planner_operator.edit import forge as forge_mod
 from planner_operator.edit.gitops import Author
 from planner_operator.errors import SourceError
+from planner_operator.reconcile import plan as plan_mod
 
 Mode = Literal["pr", "commit", "worktree", "off"]
 
@@ -30,6 +31,8 @@ class Target:
     repo: str | None = None
     branch: str = "main"
     subdir: str = "agents"
+    # the watcher's plan options (--allow-mass-delete...), so a save previews the plan it gets
+    options: plan_mod.PlanOptions = field(default_factory=plan_mod.PlanOptions)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.repo is None):

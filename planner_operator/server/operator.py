@@ -155,7 +155,11 @@ def _edits(watch: WatchSpec | None) -> edit_target.Target | None:
     if watch is None:
         return None
     return edit_target.Target(
-        path=watch.path, repo=watch.repo, branch=watch.branch, subdir=watch.subdir
+        path=watch.path,
+        repo=watch.repo,
+        branch=watch.branch,
+        subdir=watch.subdir,
+        options=watch.options,
     )
 
 
