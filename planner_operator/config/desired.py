@@ -42,11 +42,19 @@ def build(files: Iterable[LoadedFile]) -> dict[str, DesiredResource]:
     """Resources of every file that loaded cleanly (files with errors contribute nothing)."""
     out: dict[str, DesiredResource] = {}
     for loaded in files:
-        if not loaded.ok or loaded.agent is None:
-            continue
-        for resource in _resources(loaded, loaded.agent):
+        for resource in of_file(loaded):
             out[resource.key] = resource
     return dict(sorted(out.items()))
+
+
+def of_file(loaded: LoadedFile) -> tuple[DesiredResource, ...]:
+    """One file's resources (none unless it loaded cleanly); kept ones when the parse cache
+    has them (``config.cached``)."""
+    if not loaded.ok or loaded.agent is None:
+        return ()
+    if loaded.resources is not None:
+        return loaded.resources
+    return tuple(_resources(loaded, loaded.agent))
 
 
 def _resources(loaded: LoadedFile, agent: models.AgentFile) -> Iterable[DesiredResource]:

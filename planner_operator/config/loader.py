@@ -11,7 +11,7 @@ import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -72,6 +72,12 @@ class LoadedFile:
     positions: positions.Positions
     errors: tuple[ConfigError, ...] = ()
     warnings: tuple[ConfigError, ...] = ()
+    # The plain data ``agent`` was validated from: what ``config.cached`` keeps, so a cached
+    # result is rebuilt by the same validation as a cold one.
+    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # The file's ``desired.DesiredResource`` values, when the parse cache kept them with it
+    # (``config.desired`` builds them otherwise; they are a function of this file alone).
+    resources: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def agent_id(self) -> str:
@@ -203,7 +209,12 @@ def load_text(text: str, file: str) -> LoadedFile:
                 )
             )
         return LoadedFile(file, None, where, tuple(errors))
-    return LoadedFile(file, agent, where)
+    return LoadedFile(file, agent, where, document=data)
+
+
+def revalidate(file: str, document: dict[str, Any], where: positions.Positions) -> LoadedFile:
+    """The model of a document that validated before (a cached parse), by the same validation."""
+    return LoadedFile(file, models.AgentFile.model_validate(document), where, document=document)
 
 
 _NULL = "tag:yaml.org,2002:null"

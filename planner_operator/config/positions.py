@@ -7,7 +7,7 @@ with the key and value position of every path; the loader looks errors up here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 Path = tuple[str | int, ...]
 
@@ -35,12 +35,51 @@ class ConversionError(Exception):
         super().__init__(message)
 
 
-@dataclass
 class Positions:
-    """1-based (line, col) of each path's key and value."""
+    """1-based (line, col) of each path's key and value.
 
-    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    ``deferred`` builds both tables on first use instead: a file taken from the parse cache
+    (``config.cached``) that loaded cleanly is planned from its kept resources and rarely asks
+    for a position, and rebuilding ~200 paths per file was most of a cached load.
+    """
+
+    __slots__ = ("_deferred", "_keys", "_values")
+
+    def __init__(
+        self,
+        keys: dict[Path, tuple[int, int]] | None = None,
+        values: dict[Path, tuple[int, int]] | None = None,
+        *,
+        deferred: Callable[[], Positions] | None = None,
+    ) -> None:
+        self._keys = {} if keys is None else keys
+        self._values = {} if values is None else values
+        self._deferred = deferred
+
+    def _built(self) -> None:
+        if self._deferred is not None:
+            built = self._deferred()
+            self._keys, self._values, self._deferred = built.keys, built.values, None
+
+    @property
+    def keys(self) -> dict[Path, tuple[int, int]]:
+        self._built()
+        return self._keys
+
+    @property
+    def values(self) -> dict[Path, tuple[int, int]]:
+        self._built()
+        return self._values
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Positions):
+            return NotImplemented
+        return (self.keys, self.values) == (other.keys, other.values)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return f"Positions(keys={self.keys!r}, values={self.values!r})"
 
     def key(self, path: Path) -> tuple[int, int]:
         """Where the key of ``path`` is written (for unknown keys), falling back to the value."""
@@ -49,13 +88,14 @@ class Positions:
     def value(self, path: Path) -> tuple[int, int]:
         """Where the value at ``path`` is, or the nearest enclosing thing that has a position."""
         probe = path
+        values, keys = self.values, self.keys
         while probe:
-            if probe in self.values:
-                return self.values[probe]
-            if probe in self.keys:
-                return self.keys[probe]
+            if probe in values:
+                return values[probe]
+            if probe in keys:
+                return keys[probe]
             probe = probe[:-1]
-        return self.values.get((), (1, 1))
+        return values.get((), (1, 1))
 
 
 def dotted(path: Path) -> str:

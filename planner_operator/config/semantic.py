@@ -24,14 +24,23 @@ CRON_HINT = "cron fields are minute hour day-of-month month day-of-week, e.g. `0
 
 def check_files(files: Sequence[LoadedFile]) -> list[LoadedFile]:
     """Per-file checks, then ids unique across files; returns the files with errors added."""
-    checked = []
-    for loaded in files:
-        errors, warnings = check_file(loaded)
-        found = _with_errors(loaded, errors)
-        checked.append(dataclasses.replace(found, warnings=(*found.warnings, *warnings)))
+    return check_across([check_one(f) for f in files])
+
+
+def check_one(loaded: LoadedFile) -> LoadedFile:
+    """The file with its own semantic errors and warnings added: a function of the file alone,
+    so the reconcile layer may cache it by content (``check_across`` must still see every file).
+    """
+    errors, warnings = check_file(loaded)
+    found = _with_errors(loaded, errors)
+    return dataclasses.replace(found, warnings=(*found.warnings, *warnings))
+
+
+def check_across(files: Sequence[LoadedFile]) -> list[LoadedFile]:
+    """Checks between files (agent ids unique across the repo), over every file every time."""
     first_by_id: dict[str, LoadedFile] = {}
     out: list[LoadedFile] = []
-    for loaded in checked:
+    for loaded in files:
         if loaded.agent is None:
             out.append(loaded)
             continue

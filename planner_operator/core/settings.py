@@ -22,6 +22,7 @@ RUNS_DB_FILE = "runs.db"
 INBOX_DB_FILE = "inbox.db"
 OUTBOX_DB_FILE = "outbox.db"
 SECRETS_DB_FILE = "secrets.db"
+PARSE_CACHE_DB_FILE = "cache.db"
 API_TOKEN_FILE = "api-token"
 COMPOSIO_SECRET_FILE = "composio-webhook-secret"
 
@@ -86,6 +87,11 @@ class Settings:
     def secrets_db(self) -> Path:
         """Operator secrets (the Composio webhook secret), a file of its own created 0600."""
         return self.state_dir / SECRETS_DB_FILE
+
+    @property
+    def parse_cache_db(self) -> Path:
+        """Parsed agent files by content (``state.parse_cache``): disposable, safe to delete."""
+        return self.state_dir / PARSE_CACHE_DB_FILE
 
     @property
     def api_token_file(self) -> Path:

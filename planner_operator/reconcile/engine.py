@@ -34,7 +34,7 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.errors import ConfigError, PlannerError
-from planner_operator.reconcile import confirm, source
+from planner_operator.reconcile import confirm, parsecache, source
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile.apply import Applier, ApplyResult, Progress, RetryPolicy
 from planner_operator.state import open as state_open
@@ -116,10 +116,39 @@ class Outcome:
 Approve = Callable[[plan_mod.Plan], bool]
 
 
-def read_desired(spec: Source, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Desired:
+def read_desired(
+    spec: Source,
+    *,
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+    cache: parsecache.FileCache | None = None,
+) -> Desired:
     snapshot = spec.read(clock)
-    files = tuple(source.load(snapshot.files))
+    files = tuple(source.load(snapshot.files, cache))
+    if cache is not None:
+        log.debug("parsed %d file(s), %d from the parse cache", len(cache.parsed), cache.reused)
     return Desired(snapshot, files, desired_mod.build(files))
+
+
+@contextlib.contextmanager
+def parse_cache(
+    settings: Settings, *, write: bool = True, clock: clock_mod.Clock = clock_mod.SYSTEM
+) -> Iterator[parsecache.FileCache | None]:
+    """The parse cache in the state, or None (load cold) when it cannot be opened.
+
+    ``write=False`` (a dry run, which writes nothing to the state) only reads, and only a
+    cache that exists already.
+    """
+    if not write and not state_open.exists(settings, "parse_cache"):
+        yield None
+        return
+    try:
+        store = state_open.parse_cache(settings, clock=clock)
+    except PlannerError as exc:
+        log.warning("parse cache unavailable, loading every file: %s", exc)
+        yield None
+        return
+    with store:
+        yield parsecache.FileCache(store, write=write)
 
 
 def read_actual(backends: Backends) -> list[RemoteObject]:
@@ -316,7 +345,8 @@ def reconcile(
     ``approve`` sees the plan before anything is written; False ends the run unapplied.
     ``clock`` stamps the ledger, the lock and the local backends, and waits out retries.
     """
-    wanted = read_desired(spec, clock=clock)
+    with parse_cache(settings, write=not dry_run, clock=clock) as cache:
+        wanted = read_desired(spec, clock=clock, cache=cache)
     with session(settings, backends_factory, clock=clock) as (backends, ledger):
         wanted = checked_live(wanted, backends)
         if dry_run:
@@ -327,7 +357,8 @@ def reconcile(
 
                 def replan() -> plan_mod.Plan:
                     nonlocal wanted
-                    wanted = read_desired(spec, clock=clock)
+                    with parse_cache(settings, clock=clock) as cache:
+                        wanted = read_desired(spec, clock=clock, cache=cache)
                     return make_plan(wanted, backends, ledger, options)
 
                 plan = confirm.confirmed(plan, replan, settle=spec.settle, clock=clock)

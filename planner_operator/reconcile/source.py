@@ -22,6 +22,7 @@ from planner_operator.config import loader, semantic
 from planner_operator.core import clock as clock_mod
 from planner_operator.core.revision import Revision
 from planner_operator.errors import ConfigError, SourceError
+from planner_operator.reconcile import parsecache
 
 SUFFIXES = (".yaml", ".yml")
 SETTLE_READS = 5  # reads of a work tree before a file still changing is given up on
@@ -33,6 +34,11 @@ class SourceFile:
     data: bytes | None  # None when over the size limit (not read)
     size: int
     unsettled: float | None = None  # seconds it was watched and kept changing (not loaded)
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether its load depends on its name and bytes alone (``parsecache``)."""
+        return self.data is not None and self.unsettled is None
 
 
 @dataclass(frozen=True)
@@ -159,17 +165,23 @@ def read_git(repo_path: Path, rev: str = "HEAD", subdir: str = "agents") -> Snap
     return Snapshot(revision, tuple(files))
 
 
-def load(files: Iterable[SourceFile]) -> list[loader.LoadedFile]:
-    """Load and check every file; each one independently."""
-    loaded = [
-        _unsettled(f)
-        if f.unsettled is not None
-        else loader.oversized(f.display, f.size)
-        if f.data is None
-        else loader.load_bytes(f.data, f.display)
-        for f in files
-    ]
-    return semantic.check_files(loaded)
+def load(
+    files: Iterable[SourceFile], cache: parsecache.FileCache | None = None
+) -> list[loader.LoadedFile]:
+    """Load and check every file; each one independently (from ``cache`` when it is the same
+    as when the cache kept it), then the checks across files over all of them."""
+    files = tuple(files)
+    checked = [_checked(f) for f in files] if cache is None else cache.checked(files, _checked)
+    return semantic.check_across(checked)
+
+
+def _checked(f: SourceFile) -> loader.LoadedFile:
+    """One file loaded and checked on its own: what ``parsecache`` keeps."""
+    if f.unsettled is not None:
+        return _unsettled(f)
+    if f.data is None:
+        return semantic.check_one(loader.oversized(f.display, f.size))
+    return semantic.check_one(loader.load_bytes(f.data, f.display))
 
 
 def _unsettled(f: SourceFile) -> loader.LoadedFile:

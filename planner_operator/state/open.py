@@ -15,6 +15,7 @@ inbox       ``settings.inbox_db``                  ``deliveries``, ``trigger_sta
 runs        ``settings.runs_db``                   ``runs``, ``run_slots``, counters
 served jobs ``settings.state_db``                  ``inngest_jobs``, ``inngest_state``
 secrets     ``settings.secrets_db`` (0600)         ``secrets``
+parse cache ``settings.parse_cache_db``            ``parse_results``
 =========== ====================================== ==========================================
 
 Each store is one class over ``sql.Database`` (the engine's Protocol, with a SQLite and a
@@ -34,11 +35,12 @@ from planner_operator.state import db, sql
 from planner_operator.state import lock as lock_mod
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
+from planner_operator.state.parse_cache import ParseCache
 from planner_operator.state.runs import RunStore
 from planner_operator.state.secrets import Secrets
 from planner_operator.state.served import ServedJobs
 
-StoreName = Literal["ledger", "inbox", "runs", "served_jobs", "secrets"]
+StoreName = Literal["ledger", "inbox", "runs", "served_jobs", "secrets", "parse_cache"]
 
 
 def shared(settings: Settings) -> bool:
@@ -60,6 +62,7 @@ def _path(settings: Settings, store: StoreName) -> Path:
         "runs": settings.runs_db,
         "served_jobs": settings.state_db,
         "secrets": settings.secrets_db,
+        "parse_cache": settings.parse_cache_db,
     }[store]
 
 
@@ -162,6 +165,13 @@ def secrets(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) ->
     if shared(settings):
         return Secrets(_database(settings, "secrets"), clock=clock)
     return Secrets(settings.secrets_db, clock=clock)
+
+
+def parse_cache(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> ParseCache:
+    """Parsed agent files by content: a disposable file, or a table every process shares."""
+    if shared(settings):
+        return ParseCache(_database(settings, "parse_cache"), clock=clock)
+    return ParseCache(settings.parse_cache_db, clock=clock)
 
 
 def close_pools() -> None:
