@@ -240,3 +240,15 @@ def test_a_cache_that_cannot_be_opened_only_costs_a_cold_load(
         cycle = run_cycle(SourceSpec(path=agents), state, PlanOptions(), "start")
     assert cycle.ok and "2 create" in cycle.summary
     assert "parse cache unavailable" in caplog.text
+
+
+def test_a_file_still_changing_is_never_answered_from_the_cache(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_bytes(TEXTS[0])
+    [settled] = source.read_worktree(tmp_path).files
+    torn = source.SourceFile(settled.display, settled.data, settled.size, unsettled=1.0)
+    with state_open.parse_cache(Settings.resolve(state_dir=tmp_path / "s", env={})) as store:
+        cache = parsecache.FileCache(store)
+        assert source.load([settled], cache)[0].ok
+        [loaded] = source.load([torn], cache)
+        assert not loaded.ok and "kept changing" in str(loaded.errors[0])
+        assert source.load([settled], cache)[0].ok and not cache.parsed
