@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 PO     := $(BIN)/planner-operator
 DEMO_STATE := .planner/demo
 
-.PHONY: demo demo-mastra test test-all check schema readme bench venv clean fmt fuzz fuzz-smoke
+.PHONY: demo demo-mastra test test-all check schema readme bench bench-smoke venv clean fmt fuzz fuzz-smoke
 
 venv: $(STAMP)
 
@@ -51,8 +51,14 @@ schema: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/python scripts/readme_settings.py
 
+# Every benchmark: rewrites BENCHMARKS.md, its charts (bench/charts/) and bench/figures.json.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Under a minute, not part of CI: the reconcile ratios and the scheduler's heap build, printed
+# beside the last committed figures (bench/figures.json).
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke
 
 # Coverage-guided fuzzing of the config loader (Atheris: the `fuzz` extra). The corpus it grows
 # and any crash input stay outside the repository, in FUZZ_DIR; a crash goes into

@@ -62,7 +62,7 @@ def loads(text: str, file: str) -> loader.LoadedFile:
         document = record["document"]
         if "at" in record:
             compact = record["at"]
-            if not isinstance(compact, list) or len(compact) != 2 * _count(document):
+            if not isinstance(compact, list) or len(compact) % 2 or not compact:
                 raise BadRecord(f"{file}: the positions do not match the document")
             where = positions.Positions(deferred=lambda: _expand(document, compact))
         else:
@@ -136,15 +136,6 @@ def _compact(document: Any, where: positions.Positions) -> list[int] | None:
     return out if complete else None
 
 
-def _count(node: Any) -> int:
-    """How many positions ``_compact`` keeps for ``node``: its value, and a key per entry."""
-    if isinstance(node, dict):
-        return 1 + sum(1 + _count(value) for value in node.values())
-    if isinstance(node, list):
-        return 1 + sum(_count(value) for value in node)
-    return 1
-
-
 def _expand(document: Any, at: list[int]) -> positions.Positions:
     """``_compact`` undone: the same walk, taking two numbers per key and per value."""
     keys: dict[positions.Path, tuple[int, int]] = {}
@@ -169,9 +160,9 @@ def _expand(document: Any, at: list[int]) -> positions.Positions:
                 if isinstance(value, dict | list):
                     visit(value, child)
 
-    visit(document, ())
+    visit(document, ())  # a record is written whole from one load: the counts agree
     if index != len(at):
-        raise BadRecord("positions do not match the document")
+        raise ValueError("parse cache: positions do not match the document")
     return positions.Positions(keys, values)
 
 
