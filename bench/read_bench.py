@@ -69,8 +69,10 @@ def write_agents(directory: Path, agents: int = AGENTS) -> None:
         )
         triggers = "".join(
             f"    - name: trigger-{t}\n"
-            f"      toolkit: {('gmail', 'slack', 'github')[t % 3]}\n"
-            f"      event: {('GMAIL_NEW_GMAIL_MESSAGE', 'SLACK_MESSAGE', 'GITHUB_PUSH')[t % 3]}\n"
+            # a real type of the bundled catalog (validate refuses unknown slugs), whose payload
+            # has the template's fields
+            "      toolkit: gmail\n"
+            "      event: GMAIL_NEW_GMAIL_MESSAGE\n"
             f"      connected_account: ca_{a}\n"
             f"      config: {{label: L{t}}}\n"
             "      filter: {sender: {contains: recruit}}\n"
