@@ -27,7 +27,6 @@ from starlette.concurrency import run_in_threadpool
 
 from planner_operator.core import keys, specs, variables
 from planner_operator.core.records import OwnedEntry
-from planner_operator.read import paging
 from planner_operator.read.views import RunSummary, TriggerView
 from planner_operator.runtime.executors.workflows import ENTRY_POINT_GROUP, ENV_WORKFLOWS, Registry
 from planner_operator.server import bodylimit
@@ -138,28 +137,9 @@ def router(
         "/triggers", response_model=list[TriggerView], responses=listing.responses("triggers")
     )
     def list_triggers(
-        request: Request,
-        response: Response,
-        agent: listing.AgentFilter = None,
-        state: listing.StateFilter = None,
-        source: listing.SourceFilter = None,
-        toolkit: listing.ToolkitFilter = None,
-        q: listing.Text = None,
-        sort: listing.SortBy = "key",
-        limit: listing.Limit = paging.DEFAULT_LIMIT,
-        cursor: listing.Cursor = None,
+        request: Request, response: Response, query: listing.TriggerQuery
     ) -> list[TriggerView]:
         """Applied triggers, as in `GET /api/triggers` (same filters and pages)."""
-        query = paging.Query(
-            agent=agent,
-            state=state,
-            source=source,
-            toolkit=toolkit,
-            q=q,
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-        )
         page = status.answer(lambda: reader.trigger_page(query))
         return listing.paged(page, request, response)
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Query, Request, Response
+from fastapi import Depends, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -90,6 +91,57 @@ SortBy = Annotated[
 ]
 
 
+def agent_query(
+    q: Text = None,
+    state: AgentStateFilter = None,
+    sort: SortBy = "key",
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> paging.Query:
+    """The agent list's parameters, declared once for every route that pages agents."""
+    return paging.Query(state=state, q=q, sort=sort, limit=limit, cursor=cursor)
+
+
+def job_query(
+    agent: AgentFilter = None,
+    state: StateFilter = None,
+    q: Text = None,
+    sort: SortBy = "key",
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> paging.Query:
+    """The job list's parameters."""
+    return paging.Query(agent=agent, state=state, q=q, sort=sort, limit=limit, cursor=cursor)
+
+
+def trigger_query(
+    agent: AgentFilter = None,
+    state: StateFilter = None,
+    source: SourceFilter = None,
+    toolkit: ToolkitFilter = None,
+    q: Text = None,
+    sort: SortBy = "key",
+    limit: Limit = paging.DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> paging.Query:
+    """The trigger list's parameters (``GET /api/triggers`` and the compat ``GET /triggers``)."""
+    return paging.Query(
+        agent=agent,
+        state=state,
+        source=source,
+        toolkit=toolkit,
+        q=q,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+AgentQuery = Annotated[paging.Query, Depends(agent_query)]
+JobQuery = Annotated[paging.Query, Depends(job_query)]
+TriggerQuery = Annotated[paging.Query, Depends(trigger_query)]
+
+
 def paged(page: Page[Any], request: Request, response: Response) -> list[Any]:
     """The page's items as the body; its cursor and total as headers."""
     response.headers["X-Total-Count"] = str(page.total)
@@ -112,6 +164,14 @@ def _bad(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": detail, "parameter": name}, status_code=400)
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    """The query parameters of a route and of the dependencies that declare them."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 class ListRoute(APIRoute):
     """A route whose bad parameters are 400s naming them (see the module docstring)."""
 
@@ -119,7 +179,7 @@ class ListRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        known = {p.alias for p in self.dependant.query_params}
+        known = _query_names(self.dependant)
 
         async def route(request: Request) -> Response:
             unknown = sorted(set(request.query_params) - known)

@@ -21,7 +21,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
-from planner_operator.read import paging
 from planner_operator.read.views import (
     AgentView,
     JobView,
@@ -105,18 +104,9 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         summary="Agents",
         responses=listing.responses("agents"),
     )
-    def agents(
-        request: Request,
-        response: Response,
-        q: listing.Text = None,
-        state: listing.AgentStateFilter = None,
-        sort: listing.SortBy = "key",
-        limit: listing.Limit = paging.DEFAULT_LIMIT,
-        cursor: listing.Cursor = None,
-    ) -> list[AgentView]:
+    def agents(request: Request, response: Response, query: listing.AgentQuery) -> list[AgentView]:
         """Agents with applied jobs or triggers: name, file, and how many are in each state;
         a page at a time (`X-Next-Cursor`), by id or by their soonest next fire."""
-        query = paging.Query(state=state, q=q, sort=sort, limit=limit, cursor=cursor)
         return listing.paged(answer(lambda: reader.agent_page(query)), request, response)
 
     @lists.get(
@@ -125,20 +115,10 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         summary="Scheduled jobs",
         responses=listing.responses("jobs"),
     )
-    def jobs(
-        request: Request,
-        response: Response,
-        agent: listing.AgentFilter = None,
-        state: listing.StateFilter = None,
-        q: listing.Text = None,
-        sort: listing.SortBy = "key",
-        limit: listing.Limit = paging.DEFAULT_LIMIT,
-        cursor: listing.Cursor = None,
-    ) -> list[JobView]:
+    def jobs(request: Request, response: Response, query: listing.JobQuery) -> list[JobView]:
         """Applied jobs: schedule in words, timezone, state, next 5 fire times (DST noted),
         last run, and the scheduler's fire, missed and overlap-skipped counts; a page at a
         time (`X-Next-Cursor`), by key or soonest next fire first."""
-        query = paging.Query(agent=agent, state=state, q=q, sort=sort, limit=limit, cursor=cursor)
         return listing.paged(answer(lambda: reader.job_page(query)), request, response)
 
     @lists.get(
@@ -148,30 +128,11 @@ def router(reader: Reader, operations: Operations) -> APIRouter:
         responses=listing.responses("triggers"),
     )
     def triggers(
-        request: Request,
-        response: Response,
-        agent: listing.AgentFilter = None,
-        state: listing.StateFilter = None,
-        source: listing.SourceFilter = None,
-        toolkit: listing.ToolkitFilter = None,
-        q: listing.Text = None,
-        sort: listing.SortBy = "key",
-        limit: listing.Limit = paging.DEFAULT_LIMIT,
-        cursor: listing.Cursor = None,
+        request: Request, response: Response, query: listing.TriggerQuery
     ) -> list[TriggerView]:
         """Applied triggers: Composio instance state, why Composio disabled one, filter,
         action, the last event received and the last run; a page at a time
         (`X-Next-Cursor`), by key."""
-        query = paging.Query(
-            agent=agent,
-            state=state,
-            source=source,
-            toolkit=toolkit,
-            q=q,
-            sort=sort,
-            limit=limit,
-            cursor=cursor,
-        )
         return listing.paged(answer(lambda: reader.trigger_page(query)), request, response)
 
     api.include_router(lists)
