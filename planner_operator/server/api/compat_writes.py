@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Depends, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +49,16 @@ Fields = Annotated[
 ]
 
 
+def compat_target(
+    agent: edits.Name, trigger: edits.Name, dry_run: edits.DryRun = False, base: edits.Base = None
+) -> edits.Target:
+    """The parameters of ``/triggers/{agent}/{trigger}``: the module's names, ``?base=`` only."""
+    return edits.Target(agent, trigger, base, dry_run)
+
+
+Targeted = Annotated[edits.Target, Depends(compat_target)]
+
+
 def install(api: APIRouter, editor: propose.Editor) -> None:
     """Add the write routes to the compat router ``api``."""
     path = "/triggers/{agent}/{trigger}"
@@ -79,16 +89,9 @@ def install(api: APIRouter, editor: propose.Editor) -> None:
         path, status_code=202, response_model=TriggerResponse, responses=answers,
         summary="Replace a trigger (an edit of the agent file)", operation_id="compat_put_trigger",
     )  # fmt: skip
-    async def replace_trigger(
-        agent: edits.Name,
-        trigger: edits.Name,
-        body: Fields,
-        response: Response,
-        dry_run: edits.DryRun = False,
-        base: edits.Base = None,
-    ) -> Any:
+    async def replace_trigger(body: Fields, response: Response, at: Targeted) -> Any:
         item = {k: v for k, v in body.items() if k != "agent"}
-        change = propose.Change(agent, "trigger", trigger, "replace", item, base, dry_run)
+        change = propose.Change(at.agent, "trigger", at.name, "replace", item, at.base, at.dry_run)
         return await respond(change, response)
 
     @api.patch(
@@ -96,27 +99,20 @@ def install(api: APIRouter, editor: propose.Editor) -> None:
         summary="Update a trigger: a JSON merge patch (an edit of the agent file)",
         operation_id="compat_patch_trigger",
     )  # fmt: skip
-    async def patch_trigger(
-        agent: edits.Name,
-        trigger: edits.Name,
-        body: Fields,
-        response: Response,
-        dry_run: edits.DryRun = False,
-        base: edits.Base = None,
-    ) -> Any:
+    async def patch_trigger(body: Fields, response: Response, at: Targeted) -> Any:
         try:
-            found = await run_in_threadpool(editor.source, agent)
-            current = yamledit.item(found.text, "trigger", trigger)
+            found = await run_in_threadpool(editor.source, at.agent)
+            current = yamledit.item(found.text, "trigger", at.name)
         except NotFoundError as exc:
             return edits.refused(404, str(exc), "refused")
         except PlannerError as exc:
             return edits.refused(409, str(exc), "refused")
         if current is None:
-            return edits.refused(404, f"no trigger `{trigger}` in {found.file}", "refused")
+            return edits.refused(404, f"no trigger `{at.name}` in {found.file}", "refused")
         item = yamledit.merge_patch(current, body)
         # the merge is made on this read: without a base of the caller's, that is the base
         change = propose.Change(
-            agent, "trigger", trigger, "replace", item, base or found.revision, dry_run
+            at.agent, "trigger", at.name, "replace", item, at.base or found.revision, at.dry_run
         )
         return await respond(change, response)
 
@@ -125,12 +121,6 @@ def install(api: APIRouter, editor: propose.Editor) -> None:
         summary="Delete a trigger (an edit of the agent file)",
         operation_id="compat_delete_trigger",
     )  # fmt: skip
-    async def delete_trigger(
-        agent: edits.Name,
-        trigger: edits.Name,
-        response: Response,
-        dry_run: edits.DryRun = False,
-        base: edits.Base = None,
-    ) -> Any:
-        change = propose.Change(agent, "trigger", trigger, "delete", None, base, dry_run)
+    async def delete_trigger(response: Response, at: Targeted) -> Any:
+        change = propose.Change(at.agent, "trigger", at.name, "delete", None, at.base, at.dry_run)
         return await respond(change, response)

@@ -13,9 +13,10 @@ its same-origin check): ``server/auth.py`` guards every route.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -115,6 +116,31 @@ IfMatch = Annotated[
     str | None, Header(max_length=200, description="The base revision, as `?base=` takes it.")
 ]
 
+
+@dataclass(frozen=True)
+class Target:
+    """Which item an edit route names, the revision it was made against, and whether to write."""
+
+    agent: str
+    name: str
+    base: str | None
+    dry_run: bool
+
+
+def target(
+    agent: Name,
+    name: Name,
+    dry_run: DryRun = False,
+    base_rev: Base = None,
+    if_match: IfMatch = None,
+) -> Target:
+    """The parameters every item route takes, declared once (``?base=`` or ``If-Match``)."""
+    base = base_rev or (if_match.strip().strip('"') if if_match else None)
+    return Target(agent, name, base, dry_run)
+
+
+Targeted = Annotated[Target, Depends(target)]
+
 ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"model": EditAnswer, "description": "Dry run: the change that would be made."},
     202: {"model": EditAnswer, "description": "The change, written / committed / proposed."},
@@ -132,9 +158,6 @@ def router(editor: propose.Editor | None) -> APIRouter:
 
     async def run(change: propose.Change, response: Response) -> EditAnswer | JSONResponse:
         return await execute(editor, change, response)
-
-    def base(query: str | None, if_match: str | None) -> str | None:
-        return query or (if_match.strip().strip('"') if if_match else None)
 
     @api.get(
         "/agents/{agent}/source", response_model=SourceView, responses=REFUSALS,
@@ -174,51 +197,24 @@ def router(editor: propose.Editor | None) -> APIRouter:
     def add(kind: Kind) -> None:
         path = f"/agents/{{agent}}/{kind}s/{{name}}"
 
-        async def create(
-            agent: Name,
-            name: Name,
-            item: Item,
-            response: Response,
-            dry_run: DryRun = False,
-            base_rev: Base = None,
-            if_match: IfMatch = None,
-        ) -> EditAnswer | JSONResponse:
+        async def create(item: Item, response: Response, at: Targeted) -> EditAnswer | JSONResponse:
             """Add the item to the agent's file; 409 when one of that name exists."""
-            _same_name(item, name, renames=False)
-            change = propose.Change(
-                agent, kind, name, "create", item, base(base_rev, if_match), dry_run
-            )
+            _same_name(item, at.name, renames=False)
+            change = propose.Change(at.agent, kind, at.name, "create", item, at.base, at.dry_run)
             return await run(change, response)
 
         async def replace(
-            agent: Name,
-            name: Name,
-            item: Item,
-            response: Response,
-            dry_run: DryRun = False,
-            base_rev: Base = None,
-            if_match: IfMatch = None,
+            item: Item, response: Response, at: Targeted
         ) -> EditAnswer | JSONResponse:
             """Replace the item with the body (fields left out take their defaults); a body
             `name` that differs renames it, which the plan shows as delete + create."""
-            _same_name(item, name, renames=True)
-            change = propose.Change(
-                agent, kind, name, "replace", item, base(base_rev, if_match), dry_run
-            )
+            _same_name(item, at.name, renames=True)
+            change = propose.Change(at.agent, kind, at.name, "replace", item, at.base, at.dry_run)
             return await run(change, response)
 
-        async def delete(
-            agent: Name,
-            name: Name,
-            response: Response,
-            dry_run: DryRun = False,
-            base_rev: Base = None,
-            if_match: IfMatch = None,
-        ) -> EditAnswer | JSONResponse:
+        async def delete(response: Response, at: Targeted) -> EditAnswer | JSONResponse:
             """Remove the item from the agent's file (pausing is a PUT with `enabled: false`)."""
-            change = propose.Change(
-                agent, kind, name, "delete", None, base(base_rev, if_match), dry_run
-            )
+            change = propose.Change(at.agent, kind, at.name, "delete", None, at.base, at.dry_run)
             return await run(change, response)
 
         for method, endpoint, verb in (
