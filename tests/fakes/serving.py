@@ -21,19 +21,34 @@ from starlette.types import ASGIApp
 SERVE_PATH = "/api/inngest"  # the SDK's default (inngest/_internal/const.py DEFAULT_SERVE_PATH)
 
 
+def loopback() -> socket.socket:
+    """A socket bound to a free loopback port: bind first when the app must know its own URL
+    before it is built (``INNGEST_SERVE_ORIGIN``), then pass it to :func:`run_app`."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def origin(sock: socket.socket) -> str:
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 @contextmanager
 def run_app(
-    app: ASGIApp, *, startup_timeout: float = 10.0, lifespan: Literal["on", "off"] = "off"
+    app: ASGIApp,
+    *,
+    startup_timeout: float = 10.0,
+    lifespan: Literal["on", "off"] = "off",
+    sock: socket.socket | None = None,
 ) -> Iterator[str]:
     """Run ``app`` until the block exits; yields its base URL, e.g. ``http://127.0.0.1:54321``.
 
     ``lifespan="on"`` runs the app's startup and shutdown as ``planner-operator serve`` does
-    (the inbox worker, the Inngest mount); the SDK-side tests leave it off.
+    (the inbox worker, the Inngest mount); the SDK-side tests leave it off. ``sock``: a socket
+    from :func:`loopback` (closed at the end), else a new one.
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    sock = sock or loopback()
     config = uvicorn.Config(
         app, lifespan=lifespan, log_level="warning", access_log=False, ws="none"
     )
@@ -46,7 +61,7 @@ def run_app(
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.005)
-        yield f"http://127.0.0.1:{port}"
+        yield origin(sock)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

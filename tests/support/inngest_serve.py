@@ -9,8 +9,6 @@ and CLI tests need: a PUT makes it sync). Shared by tests/backends, tests/cli, t
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from planner_operator.backends.inngest.sdk import InngestConfig, Invocation
 from planner_operator.core.settings import Settings
@@ -28,6 +25,7 @@ from planner_operator.server.app import create_app
 from planner_operator.server.inngest_mount import InngestMount
 from planner_operator.state import open as state_open
 from planner_operator.state.served import ServedJobs
+from tests.fakes import serving
 from tests.fakes.inngest_server import TEST_SIGNING_KEY, FakeInngest
 
 
@@ -41,25 +39,12 @@ def operator_server(
 ) -> Iterator[str]:
     """`planner-operator serve` on a free loopback port, lifespan on (initial sync + watcher,
     which looks at the served-job table every ``reload_interval`` seconds)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock = serving.loopback()
+    origin = serving.origin(sock)
     env["INNGEST_SERVE_ORIGIN"] = origin
     app = create_app(settings, env, reload_interval=reload_interval, executors=executors)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "serve did not start"
-        time.sleep(0.01)
-    try:
+    with serving.run_app(app, lifespan="on", sock=sock, startup_timeout=15):
         yield origin
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 def inngest_env(fake: FakeInngest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
@@ -103,26 +88,13 @@ def serving_mount(
     ``state.open`` finds it, shared database included; a path: that SQLite file), on a free
     loopback port; yields its origin (set it as INNGEST_SERVE_ORIGIN for the applier). No
     lifespan: it syncs when a PUT asks it to. ``mount`` (a list) receives the InngestMount."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock = serving.loopback()
+    origin = serving.origin(sock)
     config = InngestConfig.from_env({**env, "INNGEST_SERVE_ORIGIN": origin})
     opened = state_open.served_jobs(table) if isinstance(table, Settings) else ServedJobs(table)
     with opened as jobs:
         endpoint = InngestMount(config, jobs, _no_runs)
         if mount is not None:
             mount.append(endpoint)
-        server = uvicorn.Server(uvicorn.Config(endpoint.app, log_level="warning", lifespan="off"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "mount did not start"
-            time.sleep(0.01)
-        try:
+        with serving.run_app(endpoint.app, sock=sock, startup_timeout=15):
             yield origin
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
