@@ -265,8 +265,25 @@ class _LocalBackend(sql.Store):
             reason=reason,
         )
 
-    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
-        raise NotImplementedError
+    def _identity(self, spec: Mapping[str, Any]) -> dict[str, str]:
+        """The columns besides ``key`` that tell one object from another (none for a job)."""
+        return {}
+
+    def _check_fixed(self, remote_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        """Refuse an in-place change the remote system would refuse; nothing is fixed by default."""
+
+    def _find(
+        self, tx: sql.Tx, key: str, spec: Mapping[str, Any], *, besides: str | None = None
+    ) -> str | None:
+        """The object with this identity, other than ``besides``."""
+        identity = self._identity(spec)
+        where = " AND ".join(["key = ?", *(f"{column} = ?" for column in identity)])
+        params: list[str] = [key, *identity.values()]
+        if besides is not None:
+            where += " AND remote_id <> ?"
+            params.append(besides)
+        row = tx.execute(f"SELECT remote_id FROM {self.table} WHERE {where}", params).fetchone()
+        return None if row is None else str(row[0])
 
     def _insert(
         self,
@@ -277,7 +294,14 @@ class _LocalBackend(sql.Store):
         spec_json: str,
         now: str,
     ) -> None:
-        raise NotImplementedError
+        identity = self._identity(spec)
+        columns = ["remote_id", "key", *identity, "spec_json", "state", "created_at", "updated_at"]
+        values = [remote_id, key, *identity.values(), spec_json, self._state_of(spec), now, now]
+        tx.execute(
+            f"INSERT INTO {self.table} ({', '.join(columns)}, reason) "
+            f"VALUES ({', '.join('?' for _ in values)}, NULL)",
+            values,
+        )
 
     def _check_update(
         self,
@@ -287,7 +311,11 @@ class _LocalBackend(sql.Store):
         old: Mapping[str, Any],
         new: Mapping[str, Any],
     ) -> None:
-        raise NotImplementedError
+        self._check_fixed(remote_id, old, new)
+        other = self._find(tx, key, new, besides=remote_id)
+        if other is not None:
+            config = " and this config" if self._identity(new) else ""
+            raise Conflict(f"{self.kind} {other} already has key {key}{config}", backend=NAME)
 
 
 class LocalScheduleBackend(_LocalBackend):
@@ -298,39 +326,6 @@ class LocalScheduleBackend(_LocalBackend):
     prefix = "job"
     off_state = "paused"
 
-    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
-        row = tx.execute("SELECT remote_id FROM local_jobs WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    def _insert(
-        self,
-        tx: sql.Tx,
-        remote_id: str,
-        key: str,
-        spec: Mapping[str, Any],
-        spec_json: str,
-        now: str,
-    ) -> None:
-        tx.execute(
-            "INSERT INTO local_jobs (remote_id, key, spec_json, state, reason, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?)",
-            (remote_id, key, spec_json, self._state_of(spec), now, now),
-        )
-
-    def _check_update(
-        self,
-        tx: sql.Tx,
-        remote_id: str,
-        key: str,
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-    ) -> None:
-        other = tx.execute(
-            "SELECT remote_id FROM local_jobs WHERE key = ? AND remote_id <> ?", (key, remote_id)
-        ).fetchone()
-        if other is not None:
-            raise Conflict(f"job {other[0]} already has key {key}", backend=NAME)
-
 
 class LocalTriggerBackend(_LocalBackend):
     """Event triggers; identity is key + the fields Composio fixes at creation."""
@@ -340,36 +335,10 @@ class LocalTriggerBackend(_LocalBackend):
     prefix = "trg"
     off_state = "disabled"
 
-    def _find(self, tx: sql.Tx, key: str, spec: Mapping[str, Any]) -> str | None:
-        row = tx.execute(
-            "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ?",
-            (key, _identity(spec)),
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def _identity(self, spec: Mapping[str, Any]) -> dict[str, str]:
+        return {"identity": _identity(spec)}
 
-    def _insert(
-        self,
-        tx: sql.Tx,
-        remote_id: str,
-        key: str,
-        spec: Mapping[str, Any],
-        spec_json: str,
-        now: str,
-    ) -> None:
-        tx.execute(
-            "INSERT INTO local_triggers (remote_id, key, identity, spec_json, state, reason, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?)",
-            (remote_id, key, _identity(spec), spec_json, self._state_of(spec), now, now),
-        )
-
-    def _check_update(
-        self,
-        tx: sql.Tx,
-        remote_id: str,
-        key: str,
-        old: Mapping[str, Any],
-        new: Mapping[str, Any],
-    ) -> None:
+    def _check_fixed(self, remote_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         fixed = REPLACE_FIELDS["trigger"]
         before, after = canonical.subset(old, fixed), canonical.subset(new, fixed)
         changed = sorted(f for f in fixed if before.get(f) != after.get(f))
@@ -378,15 +347,6 @@ class LocalTriggerBackend(_LocalBackend):
                 f"trigger {remote_id}: {', '.join(changed)} cannot change in place; "
                 "create a new trigger and delete this one (a replace)",
                 backend=NAME,
-            )
-        other = tx.execute(
-            "SELECT remote_id FROM local_triggers WHERE key = ? AND identity = ? "
-            "AND remote_id <> ?",
-            (key, _identity(new), remote_id),
-        ).fetchone()
-        if other is not None:
-            raise Conflict(
-                f"trigger {other[0]} already has key {key} and this config", backend=NAME
             )
 
 
