@@ -66,6 +66,11 @@ def _path(settings: Settings, store: StoreName) -> Path:
     }[store]
 
 
+def _location(settings: Settings, store: StoreName) -> Path | sql.Database:
+    """A store's tables on the shared database (component = store name), else its file."""
+    return _database(settings, store) if shared(settings) else _path(settings, store)
+
+
 def where(settings: Settings, store: StoreName) -> str:
     """Where ``store`` lives, for messages (a file, or the database URL without password)."""
     if shared(settings):
@@ -97,9 +102,7 @@ def backend_state(settings: Settings, component: str) -> Path | sql.Database:
 
 
 def ledger(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Ledger:
-    if shared(settings):
-        return Ledger(_database(settings, "ledger"), clock=clock)
-    return Ledger(settings.ledger_db, clock=clock)
+    return Ledger(_location(settings, "ledger"), clock=clock)
 
 
 def apply_lock(
@@ -148,30 +151,22 @@ def inbox(
 
 
 def runs(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> RunStore:
-    if shared(settings):
-        return RunStore(_database(settings, "runs"), clock=clock)
-    return RunStore(settings.runs_db, clock=clock)
+    return RunStore(_location(settings, "runs"), clock=clock)
 
 
 def served_jobs(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> ServedJobs:
     """The jobs applied to Inngest, which ``serve`` registers (the applier writes them)."""
-    if shared(settings):
-        return ServedJobs(_database(settings, "served_jobs"), clock=clock)
-    return ServedJobs(settings.state_db, clock=clock)
+    return ServedJobs(_location(settings, "served_jobs"), clock=clock)
 
 
 def secrets(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> Secrets:
     """Operator secrets: one private file, or a table every replica and the rotator share."""
-    if shared(settings):
-        return Secrets(_database(settings, "secrets"), clock=clock)
-    return Secrets(settings.secrets_db, clock=clock)
+    return Secrets(_location(settings, "secrets"), clock=clock)
 
 
 def parse_cache(settings: Settings, *, clock: clock_mod.Clock = clock_mod.SYSTEM) -> ParseCache:
     """Parsed agent files by content: a disposable file, or a table every process shares."""
-    if shared(settings):
-        return ParseCache(_database(settings, "parse_cache"), clock=clock)
-    return ParseCache(settings.parse_cache_db, clock=clock)
+    return ParseCache(_location(settings, "parse_cache"), clock=clock)
 
 
 def close_pools() -> None:
