@@ -93,11 +93,27 @@ class ApplyLocker(Closing):
     file, ``pg_lock.PostgresApplyLock`` on the shared database). ``with lock:`` acquires,
     waiting ``timeout``, and leaves through ``close()`` (which releases)."""
 
-    name: str
-    holder: str
-    timeout: float
-    took_over: LockHolder | None
-    takeover: str | None
+    def __init__(
+        self,
+        *,
+        name: str,
+        holder: str | None,
+        timeout: float,
+        stale_after: timedelta,
+        clock: clock_mod.Clock,
+    ) -> None:
+        self.clock = clock
+        self.name = name
+        self.holder = holder or default_holder()
+        self.timeout = timeout
+        self.stale_after = stale_after
+        self.took_over: LockHolder | None = None
+        self.takeover: str | None = None  # the sentence to print after taking a dead one's lock
+        self._host = socket.gethostname()
+        self._token: str | None = None
+        # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
+        # so the connection may cross threads; ``_guard`` keeps its use serial.
+        self._guard = threading.RLock()
 
     @property
     def where(self) -> str:
@@ -105,7 +121,7 @@ class ApplyLocker(Closing):
 
     @property
     def held(self) -> bool:
-        raise NotImplementedError
+        return self._token is not None
 
     def acquire(self, timeout: float, poll: float = 0.2) -> None:
         raise NotImplementedError
@@ -167,34 +183,14 @@ class ApplyLock(ApplyLocker):
         stale_after: timedelta = DEFAULT_STALE_AFTER,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
-        self.clock = clock
-        self.name = name
-        self.holder = holder or default_holder()
-        self.timeout = timeout
-        self.stale_after = stale_after
-        self.took_over: LockHolder | None = None
-        self.takeover: str | None = None
-        self._host = socket.gethostname()
-        self._token: str | None = None
-        # Release may come from another thread (a timer, a signal handler, asyncio.to_thread),
-        # so the connection may cross threads; ``_guard`` keeps its use serial.
-        self._guard = threading.RLock()
-        self._db: sql.Database = (
-            sql.SqliteDatabase(where, clock=clock) if isinstance(where, str | Path) else where
+        super().__init__(
+            name=name, holder=holder, timeout=timeout, stale_after=stale_after, clock=clock
         )
-        try:
-            self._db.migrate(COMPONENT, MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = sql.opened(where, COMPONENT, MIGRATIONS, clock=clock)
 
     @property
     def where(self) -> str:
         return self._db.where
-
-    @property
-    def held(self) -> bool:
-        return self._token is not None
 
     def acquire(self, timeout: float, poll: float = 0.2) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; ``LockError`` names the holder.

@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -46,28 +44,17 @@ class PostgresApplyLock(lock_mod.ApplyLocker):
         stale_after: timedelta = lock_mod.DEFAULT_STALE_AFTER,  # unused: the server frees it
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
+        super().__init__(
+            name=name, holder=holder, timeout=timeout, stale_after=stale_after, clock=clock
+        )
         self.pool = pool
-        self.clock = clock
-        self.name = name
-        self.holder = holder or lock_mod.default_holder()
-        self.timeout = timeout
-        self.stale_after = stale_after
-        self.took_over: LockHolder | None = None
-        self.takeover: str | None = None  # the sentence to print after taking a dead one's lock
-        self._host = socket.gethostname()
         self._key = postgres.lock_key(f"lock:{name}")
-        self._token: str | None = None
         self._session: psycopg.Connection[Any] | None = None  # holds the advisory lock
-        self._guard = threading.RLock()
         pool.migrate(lock_mod.COMPONENT, lock_mod.MIGRATIONS.postgres)
 
     @property
     def where(self) -> str:
         return self.pool.where
-
-    @property
-    def held(self) -> bool:
-        return self._token is not None
 
     def acquire(self, timeout: float, poll: float = 0.2) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; ``LockError`` names the holder."""

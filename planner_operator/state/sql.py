@@ -210,6 +210,29 @@ class SqliteDatabase:
 _conforms: type[Database] = SqliteDatabase
 
 
+def opened(
+    where: Path | str | Database,
+    component: str,
+    migrations: Migrations,
+    *,
+    synchronous: db.Synchronous = "NORMAL",
+    clock: clock_mod.Clock = clock_mod.SYSTEM,
+) -> Database:
+    """``where`` (a SQLite file opened here, or a ``Database`` that ``state.open`` made) with
+    ``component``'s tables migrated; a failed migration closes it again, so nothing leaks."""
+    database = (
+        SqliteDatabase(where, synchronous=synchronous, clock=clock)
+        if isinstance(where, str | Path)
+        else where
+    )
+    try:
+        database.migrate(component, migrations)
+    except BaseException:
+        database.close()
+        raise
+    return database
+
+
 class Store(Closing):
     """Base of every store: one :class:`~planner_operator.state.Database`, its component's
     migrations, closing.
@@ -232,17 +255,10 @@ class Store(Closing):
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
         self.clock = clock
-        self._db: Database = (
-            SqliteDatabase(where, synchronous=synchronous, clock=clock)
-            if isinstance(where, str | Path)
-            else where
+        self._db = opened(
+            where, self.COMPONENT, self.MIGRATIONS, synchronous=synchronous, clock=clock
         )
         self.path = Path(self._db.where) if not self._db.dialect.postgres else None
-        try:
-            self._db.migrate(self.COMPONENT, self.MIGRATIONS)
-        except BaseException:
-            self._db.close()
-            raise
 
     @property
     def where(self) -> str:
