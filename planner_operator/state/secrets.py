@@ -137,6 +137,11 @@ def _create_private(path: Path) -> None:
         mode = path.stat().st_mode
     except OSError as exc:
         raise StateError(f"cannot open the operator secrets file {path}: {exc}") from exc
+    refuse_if_readable(path, mode)
+
+
+def refuse_if_readable(path: Path, mode: int) -> None:
+    """A secret in a file others can read may have leaked: stop, and say how to recover."""
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise StateError(
             f"{path} is readable by other users (mode {stat.S_IMODE(mode):o}): run "

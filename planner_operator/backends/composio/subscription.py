@@ -25,7 +25,6 @@ the backend translates SDK errors around the calls.
 from __future__ import annotations
 
 import hmac
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,10 +293,6 @@ def _import_legacy(store: secrets_mod.SecretStore, legacy: Path | None) -> None:
         value = legacy.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise StateError(f"cannot read the old Composio secret file {legacy}: {exc}") from exc
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise StateError(
-            f"{legacy} is readable by other users (mode {stat.S_IMODE(mode):o}): run `chmod 600 "
-            f"{legacy}`, then `{ROTATE}`, since the secret may have leaked"
-        )
+    secrets_mod.refuse_if_readable(legacy, mode)
     if value:
         store.put(SECRET_NAME, value)
