@@ -31,16 +31,15 @@ from planner_operator.core.settings import Settings
 from planner_operator.state.inbox import Inbox
 from planner_operator.state.ledger import Ledger
 from tests.support import canaries
+from tests.support.replicas import read_status, request
 from tests.support.serve_process import Server
 from tests.support.webhook_env import (
     MAIL_ID,
     MAIL_KEY,
     SECRET,
     apply_triggers,
-    composio_body,
     mail_spec,
 )
-from tests.support.webhook_env import composio_headers as sign
 
 
 async def send(
@@ -58,19 +57,13 @@ async def send(
         stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while queue:
             msg_id = queue.pop()
-            body = composio_body(subject=msg_id, sender="sender@example.com")
-            head = "".join(f"{k}: {v}\r\n" for k, v in sign(msg_id, body).items())
-            request = (
-                f"POST /webhooks/composio HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-                f"content-length: {len(body)}\r\n{head}\r\n"
-            ).encode() + body
             try:
                 if stream is None:
                     stream = await asyncio.open_connection("127.0.0.1", server.port)
                 reader, writer = stream
-                writer.write(request)
+                writer.write(request(msg_id))
                 await writer.drain()
-                status = await read_response(reader)
+                status = await read_status(reader)
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 if stream is not None:
                     stream[1].close()
@@ -86,17 +79,6 @@ async def send(
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return acked
-
-
-async def read_response(reader: asyncio.StreamReader) -> int:
-    status = int((await reader.readline()).split()[1])
-    length = 0
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return status
 
 
 def stored_ids(ids: list[str]) -> list[str]:
