@@ -7,13 +7,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import positive_data_acceptance
-from schemathesis.core.result import Ok
 
 from planner_operator.core.clock import ManualClock
 from planner_operator.core.settings import Settings
@@ -22,6 +17,7 @@ from planner_operator.server.app import create_app
 from tests.fakes.serving import run_app
 from tests.server.api.status_state import MONDAY
 from tests.server.api.test_edits import AGENTS, BEARER, ENV
+from tests.support.openapi_cases import failures, operations
 
 EXAMPLES = 8  # per operation; every route of the slice, ~15 s
 
@@ -37,34 +33,12 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_the_edit_routes_match_the_document(base_url: str) -> None:
-    loaded = schemathesis.openapi.from_url(f"{base_url}/openapi.json", headers=BEARER)
-    ops = []
-    for result in loaded.get_all_operations():
-        assert isinstance(result, Ok), result
-        op = result.ok()
-        if op.path.startswith("/api/agents") or (
-            op.path.startswith("/triggers") and op.method.upper() != "GET"
-        ):
-            ops.append(op)
+    ops = [
+        op
+        for op in operations(base_url, BEARER)
+        if op.path.startswith("/api/agents")
+        or (op.path.startswith("/triggers") and op.method.upper() != "GET")
+    ]
     assert len(ops) >= 12, [o.label for o in ops]
-    failures: list[str] = []
-    for op in ops:
-
-        @given(case=op.as_strategy())
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(
-                base_url=base_url, headers=BEARER, excluded_checks=[positive_data_acceptance]
-            )
-
-        try:
-            check()
-        except Exception as exc:
-            failures.append(f"{op.label}: {exc}")
-    assert not failures, "\n\n".join(failures)
+    found = failures(ops, base_url, BEARER, EXAMPLES)
+    assert not found, "\n\n".join(found)

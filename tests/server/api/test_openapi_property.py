@@ -18,19 +18,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import positive_data_acceptance
-from schemathesis.core.result import Ok
 
 from planner_operator.core.settings import Settings
 from planner_operator.server import signatures
 from planner_operator.server.app import create_app
 from tests.fakes.serving import run_app
 from tests.server.api.status_state import BEARER, ENV, applied_once
+from tests.support.openapi_cases import failures, operations
 
 __all__ = ["applied_once"]
 EXAMPLES = 20  # per operation; `make test-all` runs 300
@@ -63,15 +59,6 @@ def base_url(applied_once: Settings, tmp_path_factory: pytest.TempPathFactory) -
         yield url
 
 
-def operations(base_url: str) -> list[Any]:
-    loaded = schemathesis.openapi.from_url(f"{base_url}/openapi.json", headers=BEARER)
-    found = []
-    for result in loaded.get_all_operations():
-        assert isinstance(result, Ok), f"the document has an invalid operation: {result}"
-        found.append(result.ok())
-    return found
-
-
 def test_every_operation_matches_the_document(base_url: str) -> None:
     run_suite(base_url, EXAMPLES)
 
@@ -82,7 +69,7 @@ def test_every_operation_matches_the_document_long(base_url: str) -> None:
 
 
 def run_suite(base_url: str, examples: int) -> None:
-    ops = operations(base_url)
+    ops = operations(base_url, BEARER)
     labels = {op.label for op in ops}
     # The document covers the API, the Triggers-module routes, metrics and the webhook receivers.
     for expected in (
@@ -96,24 +83,5 @@ def run_suite(base_url: str, examples: int) -> None:
         "POST /webhooks/{agent}/{trigger}",
     ):
         assert expected in labels, sorted(labels)
-    failures: list[str] = []
-    for op in ops:
-
-        @given(case=op.as_strategy())
-        @settings(
-            max_examples=examples,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def check(case: schemathesis.Case[Any]) -> None:
-            case.call_and_validate(
-                base_url=base_url, headers=BEARER, excluded_checks=[positive_data_acceptance]
-            )
-
-        try:
-            check()
-        except Exception as exc:  # collect every operation's failure, then report them all
-            failures.append(f"{op.label}: {exc}")
-    assert not failures, "\n\n".join(failures)
+    found = failures(ops, base_url, BEARER, examples)
+    assert not found, "\n\n".join(found)
