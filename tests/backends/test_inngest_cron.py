@@ -119,14 +119,7 @@ AUTUMN = {
 
 def robfig_fires(cron: str, after: datetime, count: int) -> list[datetime]:
     """When Inngest's cron service fires ``cron``: robfig's ``Next``, chained."""
-    schedule = robfig_cron.parse(cron, robfig_cron.SCHEDULER)
-    out: list[datetime] = []
-    moment: datetime | None = after
-    while moment is not None and len(out) < count:
-        moment = schedule.next(moment)
-        if moment is not None:
-            out.append(moment)
-    return out
+    return robfig_cron.parse(cron, robfig_cron.SCHEDULER).following(after, count)
 
 
 @pytest.mark.parametrize("zone", sorted(SPRING))

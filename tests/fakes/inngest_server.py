@@ -696,14 +696,7 @@ class FakeInngest:
         """When the cron service fires ``function_id`` next (UTC): robfig's ``Next``, chained,
         as ``pkg/execution/cron`` schedules each fire from the previous one."""
         _, fn = self.find_function(function_id)
-        schedule = robfig_cron.parse(fn.crons[0], robfig_cron.SCHEDULER)
-        out: list[datetime] = []
-        moment: datetime | None = after
-        while moment is not None and len(out) < count:
-            moment = schedule.next(moment)
-            if moment is not None:
-                out.append(moment)
-        return out
+        return robfig_cron.parse(fn.crons[0], robfig_cron.SCHEDULER).following(after, count)
 
     def fire_cron(self, function_id: str, slot: datetime, *, cron: str | None = None) -> FakeRun:
         """Run ``function_id`` as Inngest's cron scheduler would at ``slot`` (aware datetime,

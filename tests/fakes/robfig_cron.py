@@ -127,6 +127,17 @@ class Schedule:
                 continue
             return t.astimezone(UTC)
 
+    def following(self, after: datetime, count: int) -> list[datetime]:
+        """The next ``count`` activations after ``after``, each ``Next`` of the previous one,
+        as ``pkg/execution/cron`` schedules a function (fewer if the schedule ends)."""
+        out: list[datetime] = []
+        moment: datetime | None = after
+        while moment is not None and len(out) < count:
+            moment = self.next(moment)
+            if moment is not None:
+                out.append(moment)
+        return out
+
     def fires_at(self, instant: datetime) -> bool:
         """Whether the scheduler activates at exactly ``instant``."""
         return self.next(instant - timedelta(seconds=1)) == instant.astimezone(UTC)
