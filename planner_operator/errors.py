@@ -24,7 +24,9 @@ and never shows a traceback. SDK and HTTP errors are translated at the backend b
     └── BackendError             a remote system failed
         ├── RetryableError       try again later (``retry_after`` seconds, if the remote said)
         │   └── UnknownOutcome   a write timed out: re-read before retrying
+        ├── RunWaiting           the run is suspended remotely (Mastra): poll it, do not retry
         └── PermanentError       retrying will not help
+            ├── RunCancelled     the remote run was cancelled (a distinct run outcome)
             ├── NotFound         the remote object does not exist
             ├── AuthError        credentials missing or rejected
             └── Conflict         the remote refuses the change as it stands
@@ -191,6 +193,23 @@ class UnknownOutcome(RetryableError):
 
 class PermanentError(BackendError):
     """Retrying the same request will not help."""
+
+
+class RunCancelled(PermanentError):
+    """Someone cancelled the remote run: not a failure to retry, nor one to alert on."""
+
+
+class RunWaiting(BackendError):
+    """The remote run is suspended, waiting for someone to resume it (Mastra ``suspend()``).
+
+    Neither a failure nor a retry: the run is recorded ``waiting`` with ``awaiting`` (what the
+    remote says it waits for) and polled (``runtime.waiting``) until it ends, so a run
+    suspended for a day burns no retry attempts and never times out into "unknown outcome".
+    """
+
+    def __init__(self, message: str, *, backend: str = "", awaiting: object = None) -> None:
+        self.awaiting = awaiting
+        super().__init__(message, backend=backend)
 
 
 class NotFound(PermanentError):

@@ -95,7 +95,9 @@ _COUNTERS = """
 """
 COUNTERS_MIGRATIONS = sql.Migrations((_COUNTERS,), (_COUNTERS,))
 
-Status = Literal["running", "succeeded", "failed", "skipped"]
+Status = Literal["running", "waiting", "succeeded", "failed", "cancelled", "skipped"]
+# Not ended yet: ``waiting`` is a run its platform suspended (Mastra), polled until it ends.
+OPEN = ("running", "waiting")
 
 
 _COLUMNS = (
@@ -253,18 +255,41 @@ class RunStore(sql.Store):
             )
 
     def settle(
-        self, row_id: int, *, status: Status, result: Any = None, error: str | None = None
+        self,
+        row_id: int,
+        *,
+        status: Status,
+        result: Any = None,
+        error: str | None = None,
+        trigger_result: Any = None,
+        was: Status = "running",
     ) -> bool:
-        """Finish a run still ``running`` (a no-op once it has ended); True if it was running.
+        """Finish a run still in status ``was`` (a no-op once it has ended); True if it was.
 
         What a re-invoked function calls after its step: the step itself normally recorded the
-        end already, and a second writer must not overwrite it.
+        end already, and a second writer must not overwrite it. The poller of waiting runs
+        settles with ``was="waiting"``, so two replicas polling one run end it once.
         """
         with self._db.transaction(serial=False) as tx:
             cur = tx.execute(
-                "UPDATE runs SET status = ?, result = ?, error = ?, finished_at = ? "
-                "WHERE id = ? AND status = 'running'",
-                (status, _dumps_result(result), error, self._now(), row_id),
+                "UPDATE runs SET status = ?, result = ?, error = ?, "
+                "trigger_result = COALESCE(?, trigger_result), finished_at = ? "
+                "WHERE id = ? AND status = ?",
+                (
+                    *(status, _dumps_result(result), error, _dumps(trigger_result)),
+                    *(self._now(), row_id, was),
+                ),
+            )
+        return cur.rowcount > 0
+
+    def wait(self, row_id: int, *, result: Any, note: str | None = None) -> bool:
+        """Mark a run not yet ended as ``waiting`` (suspended on its platform), ``result``
+        saying what it awaits and how to poll it; False if the run has ended meanwhile."""
+        with self._db.transaction(serial=False) as tx:
+            cur = tx.execute(
+                "UPDATE runs SET status = 'waiting', result = ?, error = ? "
+                "WHERE id = ? AND status IN ('running', 'waiting')",
+                (_dumps_result(result), note, row_id),
             )
         return cur.rowcount > 0
 
@@ -366,6 +391,23 @@ class RunStore(sql.Store):
         )
         return _run(rows[0]) if rows else None
 
+    def waiting_for(self, key: str, run_id: str) -> Run | None:
+        """The waiting attempt of a run, if any: its poller owns it, a re-delivery must not
+        start another attempt beside it."""
+        rows = self._db.query(
+            f"SELECT {_COLUMNS} FROM runs WHERE key = ? AND run_id = ? "
+            "AND status = 'waiting' ORDER BY id LIMIT 1",
+            (key, run_id),
+        )
+        return _run(rows[0]) if rows else None
+
+    def waiting_counts(self) -> dict[str, int]:
+        """Waiting runs per kind (``/metrics``)."""
+        rows = self._db.query(
+            "SELECT kind, COUNT(*) FROM runs WHERE status = 'waiting' GROUP BY kind"
+        )
+        return {str(k): int(n) for k, n in rows}
+
     def abandon(self, key: str, run_id: str, *, before_attempt: int, reason: str) -> int:
         """Close earlier attempts left ``running`` by a worker that died mid-run."""
         with self._db.transaction(serial=False) as tx:
@@ -438,17 +480,17 @@ class RunStore(sql.Store):
                 }
                 for row_id in chunk:
                     status, at = found.get(row_id, (None, None))
-                    if status != "running":
+                    if status not in OPEN:
                         settled.append((row_id, status, at))
             finished = tx.execute(
                 "SELECT key, kind, origin, status, COUNT(*), MAX(finished_at) FROM runs "
-                "WHERE id > ? AND id <= ? AND status <> 'running' "
+                "WHERE id > ? AND id <= ? AND status NOT IN ('running', 'waiting') "
                 "GROUP BY key, kind, origin, status",
                 (upto, high),
             ).fetchall()
             started = tx.execute(
                 "SELECT id, key, kind, origin FROM runs "
-                "WHERE id > ? AND id <= ? AND status = 'running'",
+                "WHERE id > ? AND id <= ? AND status IN ('running', 'waiting')",
                 (upto, high),
             ).fetchall()
         return RunDelta(

@@ -140,3 +140,29 @@ def test_last_slots_reads_each_keys_newest_slot_at_once(runs: RunStore) -> None:
     for key in keys:
         last = runs.last(key)
         assert found.get(key) == (last.slot if last is not None else None)
+
+
+def test_a_waiting_run_is_open_until_settled_once_and_counted_apart(runs: RunStore) -> None:
+    """``waiting`` (suspended on its platform) is not an end: the run is watched by metrics,
+    found for its re-deliveries, and settled from ``waiting`` exactly once."""
+    row = runs.start(key=KEY, kind="trigger", run_id="d1", attempt=1, origin="webhook")
+    before = runs.delta(upto=0, watching=[])
+    assert [r[0] for r in before.started] == [row]
+    assert runs.wait(row, result={"awaiting": {"steps": ["approve"]}}, note="suspended")
+    waiting = runs.get(row)
+    assert waiting is not None and waiting.status == "waiting" and waiting.finished_at is None
+    assert waiting.result == {"awaiting": {"steps": ["approve"]}}
+    assert runs.waiting_for(KEY, "d1") == waiting and runs.waiting_for(KEY, "d2") is None
+    assert runs.waiting_counts() == {"trigger": 1}
+    assert [r.id for r in runs.list(status="waiting")] == [row]
+    still = runs.delta(upto=before.high, watching=[row])
+    assert still.settled == [] and still.finished == []  # not counted as finished
+    assert not runs.settle(row, status="failed", error="x")  # only from running, by default
+    assert runs.settle(row, status="cancelled", error="cancelled in Mastra", was="waiting")
+    assert not runs.settle(row, status="succeeded", was="waiting")  # a second poller: no-op
+    assert not runs.wait(row, result={})  # ended: cannot go back to waiting
+    ended = runs.get(row)
+    assert ended is not None and ended.status == "cancelled" and ended.finished_at
+    after = runs.delta(upto=before.high, watching=[row])
+    assert [(i, s) for i, s, _ in after.settled] == [(row, "cancelled")]
+    assert runs.waiting_counts() == {}
