@@ -308,6 +308,19 @@ WORKER_POLL: Var[float] = Var(
     "PLANNER_WORKER_POLL", "seconds", 1.0, "how often an idle worker looks at the inbox", _K,
     p.seconds(positive=True),
 )  # fmt: skip
+_W = "runtime.waiting"
+WAITING_POLL_CAP: Var[float] = Var(
+    "PLANNER_WAITING_POLL_CAP", "seconds", 300.0,
+    "longest pause between two polls of a run its platform suspended (`waiting`); polls start "
+    "5 s apart and back off to half the time waited so far, up to this", _W,
+    p.seconds(positive=True),
+)  # fmt: skip
+WAITING_MAX: Var[float] = Var(
+    "PLANNER_WAITING_MAX", "seconds", 604800.0,
+    "how long a `waiting` run (suspended in Mastra) is polled before it is shown failed "
+    "(default 7 days)", _W,
+    p.seconds(positive=True),
+)  # fmt: skip
 
 # -- /metrics (server.metrics) ---------------------------------------------------------------
 METRICS_RESOURCE_SERIES: Var[int] = Var(

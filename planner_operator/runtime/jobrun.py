@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from planner_operator import errors
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import scheduling, specs
+from planner_operator.runtime import waiting
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.state.runs import RunStore
@@ -77,11 +78,17 @@ class JobRunner:
     """
 
     def __init__(
-        self, runs: RunStore, executors: Executors, *, clock: clock_mod.Clock | None = None
+        self,
+        runs: RunStore,
+        executors: Executors,
+        *,
+        clock: clock_mod.Clock | None = None,
+        policy: waiting.WaitPolicy | None = None,
     ) -> None:
         self.runs = runs
         self.executors = executors
         self.clock = clock or runs.clock
+        self.policy = policy or waiting.WaitPolicy()
 
     def fire_now(self, spec: Mapping[str, Any]) -> Fire:
         """A fire at this moment (run-now: a person asking for one run)."""
@@ -167,12 +174,28 @@ class JobRunner:
 
         ``final`` False (a durable run with retries left) keeps the run ``running`` after a
         retryable failure, with the error and the attempt on its row; a permanent error, or a
-        failure on the last attempt, ends it.
+        failure on the last attempt, ends it. A run its platform suspended is recorded
+        ``waiting`` and handed to ``runtime.waiting`` (which polls it to its end): the answer
+        is ``{"waiting": ...}``, and no error, so no scheduler retries it.
         """
         if attempt:
             self.runs.retrying(started.row, attempt=attempt)
         try:
             result = actions.execute(started.prepared, self.executors, context=started.context)
+        except errors.RunWaiting as exc:
+            prepared = started.prepared
+            made = waiting.call(
+                workflow=prepared.workflow or "",
+                input=prepared.input or {},
+                context=started.context,
+            )
+            state = waiting.record(
+                self.runs, started.row, exc, made, policy=self.policy, clock=self.clock
+            )
+            return {"waiting": state["awaiting"], "run": started.row}
+        except errors.RunCancelled as exc:
+            self.runs.finish(started.row, status="cancelled", error=str(exc))
+            raise
         except Exception as exc:
             if final or not errors.retryable(exc):
                 self.runs.finish(started.row, status="failed", error=str(exc))

@@ -112,7 +112,7 @@ class Pump:
 
     def _loop(self) -> None:
         worker, config = self.worker, self.config
-        next_beat = next_prune = next_orphans = 0.0
+        next_beat = next_prune = next_orphans = next_waiting = 0.0
         while not self.stopping:
             self._wake.clear()
             more = False
@@ -122,6 +122,9 @@ class Pump:
                 if now >= next_orphans:
                     worker.reclaim_orphans()
                     next_orphans = now + config.poll
+                if now >= next_waiting:  # one query; a call only for the runs whose poll is due
+                    worker.poll_waiting()
+                    next_waiting = now + max(config.poll, 1.0)
                 wanted = self._wanted()
                 if wanted > 0 and not self.stopping:
                     claimed = worker.inbox.claim(worker.owner, wanted, config.lease)

@@ -30,8 +30,15 @@ from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.records import Delivery
 from planner_operator.core.settings import Settings
-from planner_operator.errors import PermanentError, RetryableError, StateError, TemplateError
-from planner_operator.runtime import events, pump
+from planner_operator.errors import (
+    PermanentError,
+    RetryableError,
+    RunCancelled,
+    RunWaiting,
+    StateError,
+    TemplateError,
+)
+from planner_operator.runtime import events, pump, waiting
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.state import liveness
@@ -149,6 +156,7 @@ class WorkerConfig:
     poll: float = variables.WORKER_POLL.default
     unrouted_attempts: int = 3  # an event may beat its ledger row by a moment
     backoff: Backoff = field(default_factory=Backoff)
+    waiting: waiting.WaitPolicy = field(default_factory=waiting.WaitPolicy)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerConfig:
@@ -157,6 +165,7 @@ class WorkerConfig:
             lease=variables.INBOX_LEASE.read(env),
             max_attempts=variables.WORKER_MAX_ATTEMPTS.read(env),
             poll=variables.WORKER_POLL.read(env),
+            waiting=waiting.WaitPolicy.from_env(env),
         )
 
 
@@ -200,6 +209,8 @@ class Worker:
         self.config = config or WorkerConfig()
         # host, pid, start time, boot id: what lets another worker prove this one gone
         self.owner = owner or liveness.current().name(f"{id(self):x}")
+        # runs suspended on their platform, job runs included: polled from this loop
+        self.waiting = waiting.Poller(runs, executors, policy=self.config.waiting, clock=self.clock)
         self._pump: pump.Pump | None = None
 
     # -- one delivery (synchronous; runs in a worker thread) -----------------------------------
@@ -310,6 +321,9 @@ class Worker:
         prior = self.runs.succeeded(key, run_id)
         if prior is not None:  # the executor ran; only the inbox update was lost
             return Outcome("done", f"already ran (run {prior.id})", key=key)
+        held = self.runs.waiting_for(key, run_id)
+        if held is not None:  # suspended on its platform: the poller owns it, not a new attempt
+            return Outcome("done", f"waiting (run {held.id}), polled until it ends", key=key)
         event = events.trigger_event(d, route, parsed).model_dump(mode="json")
         variables = events.variables(route.typed.action, payload)
         skip = None if route.enabled else "ignored (disabled)"
@@ -349,6 +363,24 @@ class Worker:
         }
         try:
             output = actions.execute(prepared, self.executors, context=context)
+        except RunWaiting as exc:  # suspended on the platform: polled from here on
+            made = waiting.call(
+                workflow=prepared.workflow or "",
+                input=prepared.input or {},
+                context=context,
+                variables=variables,
+            )
+            waiting.record(self.runs, row, exc, made, policy=self.config.waiting, clock=self.clock)
+            return Outcome("done", f"waiting (run {row}): {exc}", key=key)
+        except RunCancelled as exc:
+            cancelled = events.TriggerResult(success=False, error=str(exc), variables=variables)
+            self.runs.finish(
+                row,
+                status="cancelled",
+                error=str(exc),
+                trigger_result=cancelled.model_dump(mode="json"),
+            )
+            return Outcome("done", f"cancelled (run {row})", error=str(exc), key=key)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             failed = events.TriggerResult(success=False, error=error, variables=variables)
@@ -452,14 +484,24 @@ class Worker:
         return Outcome("done", f"lifecycle: {ref} {state}")
 
     def drain(self) -> int:
-        """Process everything due now, then return how many were handled (CLI, tests)."""
+        """Process everything due now, then poll the waiting runs that are due; return how
+        many deliveries were handled (CLI, tests)."""
         handled = 0
         self.reclaim_orphans()
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker") as pool:
             while batch := self.inbox.claim(self.owner, self.config.concurrency, self.config.lease):
                 self.settle(list(zip(batch, pool.map(self.attempt, batch), strict=True)))
                 handled += len(batch)
+        self.poll_waiting()
         return handled
+
+    def poll_waiting(self) -> int:
+        """Poll the waiting runs whose poll is due; never raises (the loop calls it)."""
+        try:
+            return self.waiting.poll()
+        except Exception:
+            log.exception("waiting runs: poll failed; trying again on the next round")
+            return 0
 
     # -- the loop (asyncio: runtime/pump.py) ---------------------------------------------------
 

@@ -30,6 +30,7 @@ from planner_operator.edit import target as edit_target
 from planner_operator.reconcile import plan as plan_mod
 from planner_operator.reconcile.watch import Cycle, GitWatcher, watch_files
 from planner_operator.reconcile.watch import record as watch_record
+from planner_operator.runtime import waiting
 from planner_operator.runtime.jobrun import JobRunner
 from planner_operator.runtime.scheduler import Job, Scheduler
 from planner_operator.server import bodylimit
@@ -114,7 +115,12 @@ def build(
                 where = select.local_state(settings)
                 jobs = LocalScheduleBackend(where, clock=clock)  # creates the schema if new
                 scheduler = Scheduler(
-                    JobRunner(runtime.runs, runtime.executors, clock=clock),
+                    JobRunner(
+                        runtime.runs,
+                        runtime.executors,
+                        clock=clock,
+                        policy=waiting.WaitPolicy.from_env(env),
+                    ),
                     local_jobs(where),
                     jitter=variables.SCHEDULER_JITTER.read(env),
                 )

@@ -19,6 +19,7 @@ from planner_operator.core.settings import Settings
 from planner_operator.edit import propose
 from planner_operator.edit import target as edit_target
 from planner_operator.read.views import Reader
+from planner_operator.runtime import waiting
 from planner_operator.runtime.executors import select as executor_select
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.jobrun import DurableJobHandler, JobRunner
@@ -75,7 +76,8 @@ def build(
     inngest = None
     if select.schedule_backend_name(env) == "inngest":
         config = InngestConfig.from_env(env)  # refuses production mode without a signing key
-        handler = DurableJobHandler(JobRunner(runs, executors, clock=clock))
+        policy = waiting.WaitPolicy.from_env(env)
+        handler = DurableJobHandler(JobRunner(runs, executors, clock=clock, policy=policy))
         inngest = InngestMount(
             config,
             state_open.served_jobs(settings, clock=clock),

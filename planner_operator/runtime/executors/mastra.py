@@ -17,10 +17,12 @@ finds what the first attempt made instead of making a second one:
 Derived ids are ``po-`` and 32 hex digits of the key's SHA-256: Mastra route segments must not
 hold the key's ``/`` and ``:``; the key itself travels in the thread's metadata.
 
-Run states: ``success`` → succeeded (the result); ``failed`` → failed with Mastra's error, as
-does ``canceled``; ``suspended``/``waiting`` → still running, retried with backoff until it is
-resumed in Mastra. 400 (invalid input, unknown agent settings) is permanent; 5xx and connection
-failures retry with the worker's backoff.
+Run states: ``success`` → succeeded (the result); ``failed`` → failed with Mastra's error;
+``canceled`` → cancelled (:class:`RunCancelled`); ``suspended``/``waiting`` → waiting
+(:class:`RunWaiting`, with the suspended steps and their ``suspendPayload``): the run is
+recorded ``waiting`` and polled by ``runtime.waiting`` (a call with the same key finds the same
+Mastra run) until it is resumed or cancelled in Mastra. 400 (invalid input, unknown agent
+settings) is permanent; 5xx and connection failures retry with the worker's backoff.
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev extras
 
 from planner_operator.backends.mastra.client import MastraClient, Workflow
 from planner_operator.core import clock as clock_mod
-from planner_operator.errors import PermanentError, UnknownOutcome
+from planner_operator.errors import PermanentError, RunCancelled, RunWaiting, UnknownOutcome
 from planner_operator.runtime.executors.base import ChatStarted
 
 BACKEND = "mastra"
-_DONE_FAILED = frozenset({"failed", "canceled", "cancelled", "bailed", "tripwire"})
+_DONE_FAILED = frozenset({"failed", "bailed", "tripwire"})
+_CANCELLED = frozenset({"canceled", "cancelled"})
 _WAITING = frozenset({"suspended", "waiting", "paused"})
 
 
@@ -162,6 +165,11 @@ class MastraExecutor:
                 "status": status,
                 "result": run.get("result"),
             }
+        if status in _CANCELLED:
+            raise RunCancelled(
+                f"Mastra workflow {workflow.id} run {run_id} was cancelled in Mastra",
+                backend=BACKEND,
+            )
         if status in _DONE_FAILED:
             error = run.get("error")
             text = error.get("message") if isinstance(error, Mapping) else error
@@ -171,10 +179,19 @@ class MastraExecutor:
                 backend=BACKEND,
             )
         if status in _WAITING:
-            raise UnknownOutcome(
-                f"Mastra workflow {workflow.id} run {run_id} is {status}: waiting to be resumed "
-                "in Mastra",
+            awaiting = _awaiting(run)
+            steps = ", ".join(awaiting["steps"]) or "?"
+            raise RunWaiting(
+                f"Mastra workflow {workflow.id} run {run_id} is {status} at step {steps}: "
+                f"resume it in Mastra (POST /workflows/{workflow.key}/resume-async"
+                f"?runId={run_id})",
                 backend=BACKEND,
+                awaiting={
+                    "mastra_workflow": workflow.id,
+                    "mastra_run_id": run_id,
+                    "status": status,
+                    **awaiting,
+                },
             )
         raise UnknownOutcome(
             f"Mastra workflow {workflow.id} run {run_id} answered status {status!r}",
@@ -186,6 +203,27 @@ class MastraExecutor:
             listed = self.client.workflows()
             self._workflows = {w.key: w for w in listed} | {w.id: w for w in listed}
         return self._workflows.get(name)
+
+
+def _awaiting(run: Mapping[str, Any]) -> dict[str, Any]:
+    """What a suspended run waits for: its suspended steps and their ``suspendPayload``.
+
+    ``start-async`` answers ``suspended`` (step paths) and ``suspendPayload`` per step;
+    ``GET .../runs/{runId}`` only the ``steps`` with their status, so both are read.
+    """
+    steps: dict[str, Any] = {}
+    for name, step in (run.get("steps") or {}).items():
+        if isinstance(step, Mapping) and step.get("status") in _WAITING:
+            steps[str(name)] = step.get("suspendPayload")
+    for path in run.get("suspended") or []:
+        if isinstance(path, list) and path:
+            steps.setdefault(str(path[-1]), None)
+    top = run.get("suspendPayload")
+    if isinstance(top, Mapping):
+        for name, payload in top.items():
+            if steps.get(str(name)) is None:
+                steps[str(name)] = payload
+    return {"steps": sorted(steps), "suspend_payload": steps}
 
 
 def _check_input(workflow: Workflow, input: Mapping[str, Any]) -> None:

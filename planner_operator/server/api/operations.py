@@ -32,8 +32,16 @@ from planner_operator.backends import select
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import specs
 from planner_operator.core.records import Delivery, NewDelivery, Run
-from planner_operator.errors import InvalidRequest, NotFoundError, PlannerError, TemplateError
+from planner_operator.errors import (
+    InvalidRequest,
+    NotFoundError,
+    PlannerError,
+    RunCancelled,
+    RunWaiting,
+    TemplateError,
+)
 from planner_operator.read.runviews import TEST_PREFIX, RunSummary, summary
+from planner_operator.runtime import waiting
 from planner_operator.runtime import worker as worker_mod
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors.workflows import Registry
@@ -72,7 +80,8 @@ class Operations:
         self.reader = reader
         self.webhooks = webhooks
         self.clock = clock or runs.clock  # "now" of a run-now, and of a trigger test's event
-        self.runner = JobRunner(runs, executors, clock=self.clock)
+        self.policy = waiting.WaitPolicy.from_env(env)
+        self.runner = JobRunner(runs, executors, clock=self.clock, policy=self.policy)
         self._pending: set[asyncio.Task[None]] = set()
         self._schemas: dict[str, Mapping[str, Any] | None] = {}
         self._worker: Worker | None = None
@@ -254,6 +263,13 @@ class Operations:
         def execute() -> None:
             try:
                 result = workflow.run(workflow=workflow_id, input=input, context=context)
+            except RunWaiting as exc:  # suspended in Mastra: the worker's poller takes it on
+                made = waiting.call(workflow=workflow_id, input=input, context=context)
+                waiting.record(runs, row, exc, made, policy=self.policy, clock=self.clock)
+                return
+            except RunCancelled as exc:
+                runs.finish(row, status="cancelled", error=str(exc))
+                raise
             except Exception as exc:
                 runs.finish(row, status="failed", error=str(exc))
                 raise
