@@ -214,7 +214,9 @@ class StateCollector:
             counters = store.counters()
             self.tally.update(store)
             finished = dict(self.tally.finished)
-            running = Tally(kind for _, kind, _ in self.tally.running.values())
+            open_runs = Tally(kind for _, kind, _ in self.tally.running.values())
+            waiting = store.waiting_counts()
+            running = Tally({k: max(0, n - waiting.get(k, 0)) for k, n in open_runs.items()})
             last_success = dict(self.tally.last_success)
         kept = _kept(counters, self.limit)
         sums: dict[tuple[str, str], list[int]] = {}
@@ -236,7 +238,7 @@ class StateCollector:
             fires,
             missed,
             overlap,
-            *_run_families(finished, running, last_success, self.limit),
+            *_run_families(finished, running, last_success, self.limit, waiting),
         ]
 
 
@@ -287,11 +289,13 @@ def _run_families(
     running: Tally[str],
     last_success: dict[str, str],
     limit: int | None = None,
+    waiting: dict[str, int] | None = None,
 ) -> list[Metric]:
     jobs = CounterMetricFamily(
         "planner_job_runs",
         "Finished job run attempts in run history (any process), by origin (scheduler, catchup, "
-        "inngest, manual, dst: a DST repeat skipped) and status (succeeded, failed, skipped): "
+        "inngest, manual, dst: a DST repeat skipped) and status (succeeded, failed, cancelled, "
+        "skipped): "
         "fires per job whichever scheduler made them, Inngest included.",
         labels=["agent", "job", "origin", "status"],
     )
@@ -324,6 +328,14 @@ def _run_families(
     )
     for kind in ("job", "trigger"):
         in_progress.add_metric([kind], running.get(kind, 0))
+    suspended = GaugeMetricFamily(
+        "planner_runs_waiting",
+        "Runs their platform suspended (a Mastra workflow waiting to be resumed), by kind: "
+        "polled until they end; one that stays is waiting for a person.",
+        labels=["kind"],
+    )
+    for kind in ("job", "trigger"):
+        suspended.add_metric([kind], (waiting or {}).get(kind, 0))
     success = GaugeMetricFamily(
         "planner_job_last_success_timestamp_seconds",
         "When each job's last successful run finished: alert when it is older than the "
@@ -338,4 +350,4 @@ def _run_families(
         stamp = _timestamp(at)
         if names is not None and stamp is not None:
             success.add_metric(list(names), stamp)
-    return [jobs, triggers, in_progress, success]
+    return [jobs, triggers, in_progress, suspended, success]

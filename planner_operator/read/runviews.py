@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner_operator.core.records import Run
 
-RunStatus = Literal["running", "succeeded", "failed", "skipped"]
+RunStatus = Literal["running", "waiting", "succeeded", "failed", "cancelled", "skipped"]
 TEST_PREFIX = "test_"  # delivery ids of `POST /api/triggers/.../test` events (origin "test")
 SUMMARY_CHARS = 160
 

@@ -8,6 +8,9 @@
 // - workflow `slow-maybe-fail` (key `slowMaybeFail`): sleeps `ms`, then fails when `fail`, and
 //   records each execution in the file named by MASTRA_EXECUTIONS (one line per run id), so a
 //   test can count how many times Mastra really ran a step.
+// - workflow `await-approval` (key `awaitApproval`): {item} -> its step `approve` suspends
+//   (`suspend({ask})`, resumeSchema {approved}) until resumed through Mastra's API, then
+//   answers {item, approved}: what a person's sign-off looks like to the operator.
 // Storage is LibSQL in the file MASTRA_DB_URL names, so a restarted server keeps its threads
 // and runs, and at start it restarts the runs a killed predecessor left running. PORT picks the
 // port; the API is under /api as `mastra dev` serves it.
@@ -97,9 +100,28 @@ const slowMaybeFail = createWorkflow({
   outputSchema: z.object({ ok: z.boolean() }),
 }).then(slow).commit();
 
+const itemInput = z.object({ item: z.string() });
+const approval = z.object({ item: z.string(), approved: z.boolean() });
+const approve = createStep({
+  id: 'approve',
+  inputSchema: itemInput,
+  outputSchema: approval,
+  suspendSchema: z.object({ ask: z.string() }),
+  resumeSchema: z.object({ approved: z.boolean() }),
+  execute: async ({ inputData, resumeData, suspend }) => {
+    if (!resumeData) return await suspend({ ask: `approve ${inputData.item}?` });
+    return { item: inputData.item, approved: resumeData.approved };
+  },
+});
+const awaitApproval = createWorkflow({
+  id: 'await-approval',
+  inputSchema: itemInput,
+  outputSchema: approval,
+}).then(approve).commit();
+
 const mastra = new Mastra({
   agents: { salesAgent },
-  workflows: { sumNumbers, slowMaybeFail },
+  workflows: { sumNumbers, slowMaybeFail, awaitApproval },
   storage: new LibSQLStore({ id: 'tests', url: process.env.MASTRA_DB_URL || ':memory:' }),
 });
 

@@ -110,7 +110,7 @@ def _summary(t: Timeline) -> str:
             if status == "ran":
                 outcomes = [
                     f"{counts[f'ran {o}']} {o}"
-                    for o in ("succeeded", "failed", "running")
+                    for o in ("succeeded", "failed", "cancelled", "waiting", "running")
                     if counts.get(f"ran {o}")
                 ]
                 extra = f" ({', '.join(outcomes)})" if outcomes else ""
