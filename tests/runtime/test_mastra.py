@@ -19,6 +19,7 @@ import pytest
 
 from planner_operator.core.settings import Settings
 from planner_operator.errors import PermanentError, RetryableError, UnknownOutcome
+from planner_operator.runtime import waiting
 from planner_operator.runtime.executors import actions
 from planner_operator.runtime.executors import select as executor_select
 from planner_operator.runtime.executors.base import Executors
@@ -184,3 +185,33 @@ def test_a_server_stopped_mid_run_is_retried_and_runs_once_in_the_end(
     assert result["result"] == {"ok": True}
     run = httpx.get(f"{own_mastra.url}/workflows/slow-maybe-fail/runs/{derived_id(run_key)}")
     assert run.json()["status"] == "success"
+
+
+def test_a_job_workflow_mastra_suspends_is_waiting_until_resumed_there(
+    runner: JobRunner, mastra: MastraServer
+) -> None:
+    """The embedded scheduler's path: the job run is ``waiting`` with what Mastra awaits, and
+    the poller (the worker's loop in ``serve``) ends it with Mastra's result."""
+    job = key()
+    spec = workflow_job("await-approval", {"item": "budget"})
+    answer = runner.run(job, spec, Fire.of(spec, SLOT), run_id="r1", origin="scheduler")
+    assert answer["waiting"]["steps"] == ["approve"]
+    [run] = runner.runs.list(key=job)
+    assert run.status == "waiting" and run.result is not None
+    awaiting = run.result["awaiting"]
+    assert awaiting["suspend_payload"] == {"approve": {"ask": "approve budget?"}}
+    poller = waiting.Poller(runner.runs, runner.executors)
+    assert poller.poll(due_only=False) == 1  # still suspended: waits on
+    still = runner.runs.get(run.id)
+    assert still is not None and still.status == "waiting", still
+    resumed = httpx.post(
+        f"{mastra.url}/workflows/awaitApproval/resume-async",
+        params={"runId": awaiting["mastra_run_id"]},
+        json={"step": "approve", "resumeData": {"approved": True}},
+        timeout=30,
+    )
+    assert resumed.json()["status"] == "success", resumed.text
+    assert poller.poll(due_only=False) == 1
+    done = runner.runs.get(run.id)
+    assert done is not None and done.status == "succeeded", done
+    assert done.result["result"] == {"item": "budget", "approved": True}

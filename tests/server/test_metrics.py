@@ -282,6 +282,26 @@ def test_run_tally_counts_a_run_once_when_it_finishes(state: Settings, client: T
     assert value(third, "planner_job_runs_total", **ok) == 2  # incremental reads never recount
 
 
+def test_a_waiting_run_is_counted_waiting_not_running_and_once_when_it_ends(
+    state: Settings, client: TestClient
+) -> None:
+    names = {"agent": "sales-agent", "job": "weekly-pipeline-review"}
+    with RunStore(state.state_dir / "runs.db") as runs:
+        row = runs.start(key=KEY, kind="job", run_id="w1", origin="scheduler")
+        runs.wait(row, result={"awaiting": {"steps": ["approve"]}})
+        first = scrape(client)
+        runs.settle(row, status="cancelled", error="cancelled in Mastra", was="waiting")
+        second = scrape(client)
+    assert value(first, "planner_runs_waiting", kind="job") == 1
+    assert value(first, "planner_runs_running", kind="job") == 0
+    assert value(first, "planner_job_runs_total", status="cancelled", **names) is None
+    assert value(second, "planner_runs_waiting", kind="job") == 0
+    assert (
+        value(second, "planner_job_runs_total", origin="scheduler", status="cancelled", **names)
+        == 1
+    )
+
+
 def test_inbox_depth_and_age_show_a_stuck_delivery(state: Settings, client: TestClient) -> None:
     assert value(scrape(client), "planner_inbox_depth") == 0
     with Inbox(state.inbox_db) as inbox:  # as another process's ingress would
