@@ -27,7 +27,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from planner_operator.core.records import Delivery
 
@@ -69,6 +69,10 @@ class Pump:
         self._ended = threading.Event()  # run_blocking has returned (or never started)
         self._ended.set()
         self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="worker-exec")
+        # waiting runs are polled in a thread of their own: a poll may wait on a resumed Mastra
+        # run for PLANNER_MASTRA_WAIT seconds, which must not hold up the claims
+        self._polls = ThreadPoolExecutor(1, thread_name_prefix="worker-waiting")
+        self._poll: Future[int] | None = None
 
     @property
     def quick(self) -> bool:
@@ -122,8 +126,8 @@ class Pump:
                 if now >= next_orphans:
                     worker.reclaim_orphans()
                     next_orphans = now + config.poll
-                if now >= next_waiting:  # one query; a call only for the runs whose poll is due
-                    worker.poll_waiting()
+                if now >= next_waiting and (self._poll is None or self._poll.done()):
+                    self._poll = self._polls.submit(worker.poll_waiting)  # never raises
                     next_waiting = now + max(config.poll, 1.0)
                 wanted = self._wanted()
                 if wanted > 0 and not self.stopping:
@@ -202,8 +206,10 @@ class Pump:
         self._ended.wait(timeout)  # a claim under way lands in ready before we give it back
         with self._guard:
             runners = list(self.runners)
-        wait_futures(runners, timeout=timeout)
+        pending: list[Future[Any]] = [*runners, *([self._poll] if self._poll else [])]
+        wait_futures(pending, timeout=timeout)
         self._pool.shutdown(wait=False)
+        self._polls.shutdown(wait=False, cancel_futures=True)
         self._settle()
         with self._guard:
             unstarted = [d.id for d in self.ready]

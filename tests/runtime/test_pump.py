@@ -4,13 +4,15 @@ claimed one free slot at a time; a shutdown gives back what it claimed and never
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from planner_operator.core.records import NewDelivery
 from planner_operator.core.settings import Settings
-from planner_operator.runtime import pump
+from planner_operator.runtime import pump, waiting
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.state import sql
 from planner_operator.state.inbox import Inbox
@@ -97,3 +99,37 @@ def test_shutdown_gives_back_claims_it_never_started(tmp_path: Path) -> None:
     assert len(left) + counts["done"] == 300
     assert {d.attempts for d in left} == {1}  # the unstarted claims did not count as attempts
     assert pump.AHEAD > 1
+
+
+def test_a_slow_poll_of_a_waiting_run_does_not_hold_up_the_claims(tmp_path: Path) -> None:
+    """A poll may wait on a resumed Mastra run for minutes (PLANNER_MASTRA_WAIT): it runs in a
+    thread of its own, and deliveries keep being claimed and run meanwhile."""
+    release = threading.Event()
+    polling = threading.Event()
+
+    class SlowPlatform(Recorder):
+        def run(
+            self, *, workflow: str, input: Mapping[str, Any], context: Mapping[str, Any]
+        ) -> Any:
+            polling.set()
+            release.wait(30)
+            return {"ok": True}
+
+    platform = SlowPlatform()
+    worker, inbox, _ = make(tmp_path, platform)
+    row = worker.runs.start(key="a/jobs/j", kind="job", run_id="r1", origin="scheduler")
+    made = waiting.call(workflow="w", input={}, context={"run_key": "k"})
+    worker.runs.wait(row, result={"awaiting": None, "next_poll_at": "", "call": made})
+    put(inbox, 3)
+
+    def three_done_while_polling() -> bool:
+        return polling.is_set() and inbox.counts().get("done", 0) == 3
+
+    try:
+        serve(worker, three_done_while_polling)
+        assert polling.is_set() and inbox.counts().get("done") == 3
+        assert not release.is_set()
+        waited = worker.runs.get(row)
+        assert waited is not None and waited.status == "waiting"  # the poll is still under way
+    finally:
+        release.set()
