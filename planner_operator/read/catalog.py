@@ -17,6 +17,7 @@ next fire is never stale and a refresh recomputes only the jobs whose fire passe
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -70,14 +71,60 @@ class AgentRow:
 
 @dataclass(frozen=True)
 class Index:
+    """One generation of the rows. What a request would otherwise recompute from all 20,000
+    rows (the rows of a kind or an agent, the next-fire order, the counts) is derived once per
+    generation, on first use, and shared by every request until the next build or fire
+    refresh: a page then costs its own rows, not the catalog's size."""
+
     rows: tuple[Row, ...]  # key order
     agents: tuple[AgentRow, ...]  # id order
     fires_until: float  # the earliest next fire: rows' next fires hold until then
 
-    def of_kind(self, kind: Kind) -> list[Row]:
-        return [r for r in self.rows if r.kind == kind]
+    def of_kind(self, kind: Kind) -> tuple[Row, ...]:
+        """The rows of ``kind``, in key order."""
+        return self._kinds.get(kind, ())
+
+    def ordered(self, kind: Kind, sort: str) -> tuple[Row, ...]:
+        """The rows of ``kind`` in the order ``paging.page`` cuts for ``sort``."""
+        return self._by_fire.get(kind, ()) if sort == "next_fire" else self.of_kind(kind)
+
+    def agents_by(self, sort: str) -> tuple[AgentRow, ...]:
+        return self._agents_by_fire if sort == "next_fire" else self.agents
+
+    def of_agent(self, agent: str) -> tuple[Row, ...]:
+        """One agent's rows, in key order (an agent's page filters nothing else)."""
+        return self._agent_rows.get(agent, ())
 
     def counts(self) -> dict[str, int]:
+        return dict(self._counts)
+
+    @functools.cached_property
+    def _kinds(self) -> Mapping[str, tuple[Row, ...]]:
+        out: dict[str, list[Row]] = {}
+        for row in self.rows:
+            out.setdefault(row.kind, []).append(row)
+        return {kind: tuple(rows) for kind, rows in out.items()}
+
+    @functools.cached_property
+    def _by_fire(self) -> Mapping[str, tuple[Row, ...]]:
+        return {
+            kind: tuple(sorted(rows, key=lambda r: (r.next_utc, r.key)))
+            for kind, rows in self._kinds.items()
+        }
+
+    @functools.cached_property
+    def _agents_by_fire(self) -> tuple[AgentRow, ...]:
+        return tuple(sorted(self.agents, key=lambda a: (a.next_utc, a.id)))
+
+    @functools.cached_property
+    def _agent_rows(self) -> Mapping[str, tuple[Row, ...]]:
+        out: dict[str, list[Row]] = {}
+        for row in self.rows:
+            out.setdefault(row.agent, []).append(row)
+        return {agent: tuple(rows) for agent, rows in out.items()}
+
+    @functools.cached_property
+    def _counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}
         for row in self.rows:
             out[row.state] = out.get(row.state, 0) + 1

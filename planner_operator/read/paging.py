@@ -100,25 +100,42 @@ class Cut:
 
 
 def page(rows: Sequence[R], query: Query, listing: Listing) -> Cut:
-    """The page of ``rows`` (in key order, as the catalog keeps them) that ``query`` asks for."""
+    """The page of ``rows`` that ``query`` asks for. ``rows`` come in the order of
+    ``query.sort`` (:func:`order`): the catalog keeps each order once per index generation, so
+    a request filters (only when it has filters) and bisects, never sorts."""
     query.check(listing)
-    wanted = _predicate(query)
-    matched = [r for r in rows if wanted(r)]
-    order: Callable[[R], tuple[float, str]] = (
-        (lambda r: (r.next_utc, _key(r)))
-        if query.sort == "next_fire"
-        else (lambda r: (0.0, _key(r)))
-    )
-    if query.sort == "next_fire":
-        matched.sort(key=order)
+    matched: Sequence[R] = rows
+    if _filtered(query):
+        wanted = _predicate(query)
+        matched = [r for r in rows if wanted(r)]
+    position = _position(query.sort)
     start = 0
     if query.cursor is not None:
         after = decode(query.cursor, query.digest(listing))
-        start = bisect.bisect_right([order(r) for r in matched], after)
-    chosen = matched[start : start + query.limit]
+        start = bisect.bisect_right(matched, after, key=position)
+    chosen = list(matched[start : start + query.limit])
     more = start + query.limit < len(matched)
-    cursor = encode(order(chosen[-1]), query.digest(listing)) if more and chosen else None
+    cursor = encode(position(chosen[-1]), query.digest(listing)) if more and chosen else None
     return Cut(chosen, cursor, len(matched))
+
+
+def order(rows: Sequence[R], sort: Sort) -> list[R]:
+    """``rows`` (in key order) in the order :func:`page` expects for ``sort``: by key, or by
+    (next fire, key) with the rows that never fire last."""
+    return sorted(rows, key=_position(sort))
+
+
+def _position(sort: Sort) -> Callable[[Any], tuple[float, str]]:
+    if sort == "next_fire":
+        return lambda r: (r.next_utc, _key(r))
+    return lambda r: (0.0, _key(r))
+
+
+def _filtered(query: Query) -> bool:
+    return any(
+        value is not None
+        for value in (query.agent, query.state, query.source, query.toolkit, query.q)
+    )
 
 
 def _key(row: Row | AgentRow) -> str:

@@ -10,7 +10,6 @@ parse is shown as it came.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import json
 import math
 from collections.abc import Iterable
@@ -179,10 +178,11 @@ def overview(index: Index, fires: NextFires, last: Any, *, now: datetime) -> dic
     counts by state, the next fires across all agents, and what needs attention: the failing
     and frozen resources (the first :data:`ATTENTION` of them, errors first) and the last
     reconcile's problems."""
-    jobs = [r for r in index.rows if r.job is not None and r.next_utc != math.inf]
     upcoming = []
-    for row in heapq.nsmallest(NEXT_FIRES, jobs, key=lambda r: (r.next_utc, r.key)):
-        assert row.job is not None
+    # the index keeps the jobs by next fire (those that never fire last): the first few
+    for row in index.ordered("job", "next_fire")[:NEXT_FIRES]:
+        if row.job is None or row.next_utc == math.inf:
+            break
         first = fires.first(*row.job, now=now)
         if first is not None:
             at = first.at.isoformat(timespec="seconds")

@@ -13,6 +13,7 @@ ask whether the visitor is logged in, to offer a button or a login link.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -151,8 +152,9 @@ def router(
             "q": q.strip()[: paging.MAX_QUERY],
             "state": state if state in RESOURCE_STATES else "",
         }
+        index = reader.index()  # once: every part of the page shows the same generation
         listed = _page(
-            reader.agent_page,
+            functools.partial(reader.agent_page, index=index),
             paging.Query(
                 q=filters["q"] or None,
                 state=_state(filters["state"]),
@@ -160,10 +162,15 @@ def router(
                 cursor=agents or None,
             ),
         )
-        job_page = _page(reader.job_page, paging.Query(limit=PLANNER_PAGE, cursor=jobs or None))
-        trigger_page = _page(
-            reader.trigger_page, paging.Query(limit=PLANNER_PAGE, cursor=triggers or None)
+        job_page = _page(
+            functools.partial(reader.job_page, index=index),
+            paging.Query(limit=PLANNER_PAGE, cursor=jobs or None),
         )
+        trigger_page = _page(
+            functools.partial(reader.trigger_page, index=index),
+            paging.Query(limit=PLANNER_PAGE, cursor=triggers or None),
+        )
+        shown = {*(j.agent for j in job_page.items), *(t.agent for t in trigger_page.items)}
         last = reader.reconcile()
         current = {**filters, "agents": agents, "jobs": jobs, "triggers": triggers}
         # a few agents whose every job and trigger is in the tables below need no overview
@@ -181,12 +188,7 @@ def router(
                 "agent": None,
                 "agent_list": listed,
                 "overview": overview,
-                "agent_names": {
-                    a.id: a.name
-                    for a in reader.index().agents
-                    if a.id
-                    in {*(j.agent for j in job_page.items), *(t.agent for t in trigger_page.items)}
-                },
+                "agent_names": {a.id: a.name for a in index.agents if a.id in shown},
                 "filters": filters,
                 "states": RESOURCE_STATES,
                 "jobs": job_page.items,
@@ -196,7 +198,7 @@ def router(
                 "reconcile": last,
                 "broken": display.broken_files(last.load_errors),
                 "repo_url": source,
-                "summary": display.overview(reader.index(), reader.fires, last, now=now),
+                "summary": display.overview(index, reader.fires, last, now=now),
                 "query": _query(current),
                 "inbox": reader.inbox(),
             },
