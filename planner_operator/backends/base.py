@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from planner_operator.core.keys import Kind
 
@@ -141,6 +141,28 @@ class ScheduleBackend(RemoteBackend, Protocol):
 
 class TriggerBackend(RemoteBackend, Protocol):
     """Holds event-trigger subscriptions (Composio trigger instances, or the local event source)."""
+
+
+@runtime_checkable
+class Versioned(Protocol):
+    """A backend that can say cheaply whether anything changed: ``version`` moves with every
+    write (the embedded backend's change counter). A reader that already holds a full listing
+    taken at the same version keeps it instead of listing every object again; a backend
+    without it (a remote API) is listed every time."""
+
+    def version(self) -> object: ...
+
+
+def versions(backends: Mapping[Kind, RemoteBackend]) -> tuple[object, ...] | None:
+    """Every backend's version, or None when one of them has none (then only a full listing
+    tells)."""
+    marks: list[object] = []
+    for kind in sorted(backends):
+        backend = backends[kind]
+        if not isinstance(backend, Versioned):
+            return None
+        marks.append((kind, backend.version()))
+    return tuple(marks)
 
 
 def list_all(backend: RemoteBackend, *, page_size: int = 100) -> Iterator[RemoteObject]:

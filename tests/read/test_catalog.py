@@ -112,3 +112,23 @@ def test_in_the_background_a_stale_read_is_redone_without_making_a_reader_wait(
         time.sleep(0.02)
     assert [j.key for j in reader.job_page(paging.Query(state="drifted")).items] == [key]
     assert reader.catalog.builds == 2
+
+
+def test_past_the_ttl_an_unchanged_backend_is_not_listed_again(applied: Settings) -> None:
+    """The embedded backend's change counter says nothing moved: the read before stands
+    (listing 20,000 objects every TTL held the GIL for a second); a write moves it."""
+    clock = ManualClock(MONDAY)
+    reader = views.Reader(applied, backends_ttl=15.0, env={}, clock=clock)
+    key = reader.job_page(paging.Query(limit=1)).items[0].key
+    assert reader.remote.listings == 1
+    clock.advance(16)
+    assert reader.job_page(paging.Query(state="drifted")).items == []
+    assert reader.remote.listings == 1 and reader.catalog.builds == 1
+    with Ledger(applied.ledger_db) as ledger:
+        entry = ledger.get(key)
+    assert entry is not None
+    with LocalScheduleBackend(applied.state_db) as jobs:
+        jobs.set_state(entry.remote_id, "paused")  # the manual clock has not moved: same instant
+    clock.advance(16)
+    drifted = reader.job_page(paging.Query(state="drifted"))
+    assert reader.remote.listings == 2 and [j.key for j in drifted.items] == [key]
