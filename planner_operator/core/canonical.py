@@ -15,7 +15,12 @@ def canonical_json(value: Any) -> str:
 
 def spec_hash(spec: Mapping[str, Any]) -> str:
     """Short, stable content hash of a spec (sha256 of its canonical JSON, 16 hex chars)."""
-    return hashlib.sha256(canonical_json(spec).encode("utf-8")).hexdigest()[:16]
+    return text_hash(canonical_json(spec))
+
+
+def text_hash(text: str) -> str:
+    """:func:`spec_hash` of a spec already written as canonical JSON."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def subset(spec: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:

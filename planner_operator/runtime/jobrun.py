@@ -41,7 +41,11 @@ class Fire:
 
     @classmethod
     def of(cls, spec: Mapping[str, Any], instant: datetime) -> Fire:
-        job = specs.JobSpec.from_dict(spec)
+        return cls.of_typed(specs.JobSpec.from_dict(spec), instant)
+
+    @classmethod
+    def of_typed(cls, job: specs.JobSpec, instant: datetime) -> Fire:
+        """:meth:`of` for a spec already read (the scheduler keeps its jobs' typed specs)."""
         at = instant.astimezone(ZoneInfo(job.timezone))
         wall = at.replace(tzinfo=None).isoformat(timespec="minutes")
         once = job.dst == "skip" or (job.dst == "vixie" and scheduling.is_fixed_time(job.schedule))

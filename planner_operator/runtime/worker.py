@@ -60,9 +60,12 @@ TEST_EVENT = "test"  # event_type of deliveries stored by POST /api/triggers/{ag
 class Routes:
     """The applied triggers (ledger rows of kind ``trigger``), reloaded when stale.
 
-    Another process (a reconcile) changes the ledger, so the snapshot is re-read at most every
-    ``max_age`` seconds, and at once on a miss. Retired rows (an old instance a replace has not
-    deleted yet) still route their in-flight events, to their own applied spec.
+    Another process (a reconcile) changes the ledger, so the snapshot is checked at most every
+    ``max_age`` seconds, and at once on a miss; it is rebuilt only when the ledger's change mark
+    moved (``Ledger.change_mark``), so an idle or busy ``serve`` does not decode every trigger
+    every two seconds (that churn was most of its allocations between deliveries). Retired
+    rows (an old instance a replace has not deleted yet) still route their in-flight events, to
+    their own applied spec.
     """
 
     def __init__(
@@ -78,19 +81,27 @@ class Routes:
         self._by_id: dict[str, events.Route] = {}
         self._by_key: dict[str, events.Route] = {}
         self._loaded = float("-inf")
+        self._mark: tuple[int, int, str | None, str | None] | None = None
         self._lock = threading.Lock()
+        self.rebuilds = 0  # snapshots built from the ledger's rows (tests, benchmarks)
 
     def reload(self) -> None:
         with state_open.ledger(self.settings) as ledger:
-            entries = [e for e in ledger.entries() if e.kind == "trigger"]
+            mark = ledger.change_mark()
+            if mark == self._mark:
+                self._loaded = self.clock.monotonic()
+                return
+            entries = ledger.entries(kind="trigger")
+        self.rebuilds += 1
         by_id: dict[str, events.Route] = {}  # Composio trigger ids: only Composio triggers
         by_key: dict[str, events.Route] = {}
         for e in entries:  # active rows come before retired ones for the same key
-            route = events.Route(e.key, e.remote_id, e.backend, dict(e.spec))
+            route = events.Route(e.key, e.remote_id, e.backend, e.spec)
             if route.source == "composio":
                 by_id.setdefault(e.remote_id, route)
             by_key.setdefault(e.key, route)
-        self._by_id, self._by_key, self._loaded = by_id, by_key, self.clock.monotonic()
+        self._by_id, self._by_key = by_id, by_key
+        self._mark, self._loaded = mark, self.clock.monotonic()
 
     def age(self) -> float:
         return self.clock.monotonic() - self._loaded

@@ -146,11 +146,18 @@ class Ledger(IntentStore):
 
     # -- reads -------------------------------------------------------------------------------
 
-    def entries(self, *, include_retired: bool = True) -> list[OwnedEntry]:
-        """Every owned object, ordered by key (active before retired), for the planner."""
-        where = "" if include_retired else "WHERE retired = 0"
+    def entries(
+        self, *, include_retired: bool = True, kind: Kind | None = None
+    ) -> list[OwnedEntry]:
+        """Every owned object (of ``kind``, else all), ordered by key (active before retired),
+        for the planner; ``serve``'s trigger routes read only the triggers."""
+        terms = ([] if include_retired else ["retired = 0"]) + (
+            [] if kind is None else ["kind = ?"]
+        )
+        where = f"WHERE {' AND '.join(terms)}" if terms else ""
         rows = self._db.query(
-            f"SELECT {_COLUMNS} FROM resources {where} ORDER BY key, retired, backend, remote_id"
+            f"SELECT {_COLUMNS} FROM resources {where} ORDER BY key, retired, backend, remote_id",
+            () if kind is None else (kind,),
         )
         return [_entry(row) for row in rows]
 

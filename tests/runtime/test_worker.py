@@ -370,3 +370,23 @@ def test_trigger_status_is_set_and_cleared_on_one_clock(rig: Rig) -> None:
     rig.put("old", json.dumps(earlier).encode())
     rig.worker.drain()
     assert lifecycle(rig.settings)[MAIL_KEY][0] == "disabled"
+
+
+def test_routes_rebuild_only_when_the_ledger_moved(tmp_path: Path) -> None:
+    """The snapshot is checked every two seconds for the life of ``serve``: an unchanged
+    ledger keeps the routes it has (no decode of every trigger), a new trigger is picked up."""
+    settings = Settings.resolve(state_dir=tmp_path, env={})
+    apply_triggers(settings, default_triggers())
+    routes = Routes(settings)
+    routes.reload()
+    kept = routes.find("composio", remote_id=MAIL_ID)
+    assert kept is not None and routes.rebuilds == 1
+    for _ in range(50):
+        routes.reload()
+    assert routes.rebuilds == 1
+    assert routes.find("composio", remote_id=MAIL_ID) is kept
+    apply_triggers(settings, {("a/triggers/new", "composio", "ti_new"): mail_spec()})
+    routes.reload()
+    assert routes.rebuilds == 2
+    new = routes.find("composio", remote_id="ti_new")
+    assert new is not None and new.spec == mail_spec()

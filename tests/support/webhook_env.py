@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from planner_operator.core import canonical
 from planner_operator.core.records import OwnedEntry
 from planner_operator.core.settings import Settings
 from planner_operator.runtime.executors.base import Executors
@@ -73,7 +74,7 @@ def apply_triggers(
                     kind="trigger",
                     backend=backend,
                     remote_id=remote_id,
-                    spec_hash="h",
+                    spec_hash=canonical.spec_hash(spec),  # as an apply records it
                     spec=dict(spec),
                     applied_at=datetime.now(UTC),
                 )
