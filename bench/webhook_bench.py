@@ -145,7 +145,10 @@ def _serve(kind: str, port: int, state: Path, database_url: str | None = None) -
         if kind == "slow":
             sleeper = _Sleeper()
             executors = Executors(chat=sleeper, workflow=sleeper)
-        app = create_app(settings, env, executors=executors)
+        # "worker-process": the worker as serve runs it by default, a child process
+        app = create_app(
+            settings, env, executors=executors, worker_process=kind == "worker-process"
+        )
     webhooks.tune_gc()  # every server alike, as `serve` does
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

@@ -506,7 +506,11 @@ def serve(
     from planner_operator.server import connections, operator
 
     logsafe.configure()
-    app = operator.build(settings, watch=watch, grace=grace, bind_host=host)
+    # the inbox worker in a process of its own unless PLANNER_WORKER_PROCESS=0 (issue 20 item 2)
+    worker_process = variables.WORKER_PROCESS.read(variables.environ())
+    app = operator.build(
+        settings, watch=watch, grace=grace, bind_host=host, worker_process=worker_process
+    )
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to the handler that
     # was installed before it: make that a clean exit, as supervisors expect after a stop.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))

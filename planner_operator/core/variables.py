@@ -280,6 +280,11 @@ WORKER: Var[bool] = Var(
     "`serve` runs the inbox worker; off leaves the inbox to `planner-operator worker` processes",
     _W, p.flag,
 )  # fmt: skip
+WORKER_PROCESS: Var[bool] = Var(
+    "PLANNER_WORKER_PROCESS", "flag", True,
+    "`serve` runs its inbox worker as a child process (an interpreter of its own, so the "
+    "drain keeps up with ingest); off keeps it a thread of `serve`", "cli.commands", p.flag,
+)  # fmt: skip
 INBOX_SYNCHRONOUS: Var[str] = Var(
     "PLANNER_INBOX_SYNCHRONOUS", "`NORMAL` \\| `FULL`", "NORMAL",
     "SQLite `synchronous` of the inbox: `FULL` fsyncs every acknowledged delivery", _W,

@@ -44,6 +44,10 @@ AHEAD = 16  # deliveries per slot claimed ahead while attempts are quick
 _SMOOTHING = 0.2  # weight of the newest attempt in the running average
 _UNKNOWN = 1.0  # the average before any attempt: assume slow until shown otherwise
 SETTLE_WAIT = 0.005  # seconds a finished attempt may wait for others to settle with it
+# While attempts are quick, settle this many at once (or after QUICK_SETTLE_WAIT): every settle
+# is a write transaction on the inbox file, which ingest commits to as well
+QUICK_SETTLE = 64
+QUICK_SETTLE_WAIT = 0.02
 
 
 class Pump:
@@ -152,7 +156,8 @@ class Pump:
                 continue
             # finished attempts wait up to SETTLE_WAIT for a batch to gather (runners wake us
             # when one is full, or when claims run low); otherwise sleep until woken or polled
-            self._wake.wait(SETTLE_WAIT if self.done else config.poll)
+            wait = (QUICK_SETTLE_WAIT if self.quick else SETTLE_WAIT) if self.done else config.poll
+            self._wake.wait(wait)
 
     def _start_runners(self) -> None:
         with self._guard:
@@ -182,9 +187,12 @@ class Pump:
             with self._guard:
                 self.done.append((d, outcome))
                 self.running.discard(d.id)
-                batch_full = len(self.done) >= self.config.concurrency
+                batch_full = len(self.done) >= self._settle_batch()
             if batch_full or self._wanted() > 0:
                 self._wake.set()
+
+    def _settle_batch(self) -> int:
+        return QUICK_SETTLE if self.quick else self.config.concurrency
 
     def _runner_done(self, runner: Future[None]) -> None:
         with self._guard:

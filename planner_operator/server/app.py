@@ -37,13 +37,15 @@ def create_app(
     reload_interval: float = 2.0,
     executors: Executors | None = None,
     worker: bool | None = None,
+    worker_process: bool = False,
     bind_host: str = "127.0.0.1",
     clock: clock_mod.Clock = clock_mod.SYSTEM,
     edits: edit_target.Target | None = None,
 ) -> FastAPI:
     """The serve app. ``executors`` replaces the environment's (tests, benchmarks); ``worker``
     False leaves the inbox to ``planner-operator worker`` processes (default: env
-    ``PLANNER_WORKER``, on). ``bind_host`` is where the server listens: off loopback, reads
+    ``PLANNER_WORKER``, on); ``worker_process`` makes it a child process (``serve``'s default,
+    ``PLANNER_WORKER_PROCESS``). ``bind_host`` is where the server listens: off loopback, reads
     need the API token too (``api/auth.py``). Raises ``AuthError`` when an applied trigger's
     webhook secret is missing or empty, or ``PLANNER_API_TOKEN`` is set but empty. ``clock``
     is the app's one source of time (tests pin the date with ``core.clock.ManualClock``).
@@ -52,7 +54,13 @@ def create_app(
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     token = auth.load_token(settings, env)  # refuse to start before anything else runs
     runtime = server_runtime.build(
-        settings, env, executors=executors, worker=worker, clock=clock, edits=edits
+        settings,
+        env,
+        executors=executors,
+        worker=worker,
+        worker_process=worker_process,
+        clock=clock,
+        edits=edits,
     )
 
     @contextlib.asynccontextmanager

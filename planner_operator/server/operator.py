@@ -93,11 +93,20 @@ def build(
     grace: float = 30.0,
     bind_host: str = "127.0.0.1",
     clock: clock_mod.Clock = clock_mod.SYSTEM,
+    worker_process: bool = False,
 ) -> FastAPI:
     """The ``run`` process: the serve app plus the embedded scheduler and the watcher, all on
-    ``clock``."""
+    ``clock``; ``worker_process`` as in ``create_app`` (the CLI passes
+    ``PLANNER_WORKER_PROCESS``)."""
     env = variables.environ(env)
-    app = create_app(settings, env, bind_host=bind_host, clock=clock, edits=_edits(watch))
+    app = create_app(
+        settings,
+        env,
+        bind_host=bind_host,
+        clock=clock,
+        edits=_edits(watch),
+        worker_process=worker_process,
+    )
     runtime: Runtime = app.state.runtime
     stop = threading.Event()
     git_watcher = _git_watcher(settings, watch, stop, clock)

@@ -50,19 +50,29 @@ def build(
     *,
     executors: Executors | None = None,
     worker: bool | None = None,
+    worker_process: bool = False,
     clock: clock_mod.Clock = clock_mod.SYSTEM,
     edits: edit_target.Target | None = None,
 ) -> Runtime:
     """``executors`` replaces the environment's (tests, benchmarks); ``worker`` False leaves the
-    inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on).
+    inbox to ``planner-operator worker`` processes (default: env ``PLANNER_WORKER``, on);
+    ``worker_process`` runs it as a child process, which needs the environment's executors
+    (injected ``executors`` keep it a thread of this process).
     ``clock`` is handed to every part, so a test that pins it pins the whole app's time.
     ``edits`` is the agent source ``run`` follows: the API edits it (``PLANNER_EDIT_MODE``)."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     runs = state_open.runs(settings, clock=clock)
+    worker_process = worker_process and executors is None  # a child builds its own from env
     executors = executors or executor_select.from_env(settings, env, clock=clock)
     reader = Reader(settings, env=env, clock=clock, background=True)
     hooks = webhooks.Webhooks(
-        settings=settings, env=env, runs=runs, executors=executors, worker=worker, clock=clock
+        settings=settings,
+        env=env,
+        runs=runs,
+        executors=executors,
+        worker=worker,
+        worker_process=worker_process,
+        clock=clock,
     )
     operations = Operations(
         settings=settings,

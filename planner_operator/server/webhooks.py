@@ -42,6 +42,7 @@ from planner_operator.runtime import events
 from planner_operator.runtime.executors.base import Executors
 from planner_operator.runtime.worker import Routes, Worker, WorkerConfig
 from planner_operator.server import metrics, signatures
+from planner_operator.server.worker_process import WorkerProcess
 from planner_operator.state import inbox as inbox_mod
 from planner_operator.state import open as state_open
 from planner_operator.state.inbox import Inbox
@@ -233,8 +234,11 @@ class Webhooks:
         runs: RunStore,
         executors: Executors,
         worker: bool | None = None,
+        worker_process: bool = False,
         clock: clock_mod.Clock = clock_mod.SYSTEM,
     ) -> None:
+        """``worker_process``: run the worker as a child process (``server/worker_process``),
+        which ``serve`` does by default; the app of a test keeps it a thread of this process."""
         self.settings = settings
         self.env = dict(env)
         self.clock = clock  # signature timestamps, arrival times, leases, route ages
@@ -252,7 +256,11 @@ class Webhooks:
             settings, synchronous="FULL" if sync == "FULL" else "NORMAL", clock=clock
         )
         self.worker: Worker | None = None
-        if variables.WORKER.read(self.env) if worker is None else worker:
+        self.worker_process: WorkerProcess | None = None
+        wanted = variables.WORKER.read(self.env) if worker is None else worker
+        if wanted and worker_process:
+            self.worker_process = WorkerProcess(settings, self.env)
+        elif wanted:
             self.worker = Worker(
                 inbox=state_open.inbox(settings, clock=clock),
                 routes=self.routes,
@@ -267,6 +275,8 @@ class Webhooks:
     def _committed(self) -> None:
         if self.worker is not None:
             self.worker.wake()
+        if self.worker_process is not None:
+            self.worker_process.wake()
 
     async def start(self) -> None:
         if variables.GC_TUNE.read(self.env):
@@ -275,6 +285,8 @@ class Webhooks:
         self._tasks.append(asyncio.create_task(self._refresh_routes(), name="webhook-routes"))
         if self.worker is not None:
             self._tasks.append(asyncio.create_task(self.worker.run(), name="inbox-worker"))
+        if self.worker_process is not None:
+            await self.worker_process.start()
 
     async def stop(self, grace: float = 10.0) -> None:
         await self.committer.stop()
@@ -286,6 +298,8 @@ class Webhooks:
         self._tasks.clear()
         if self.worker is not None:
             await self.worker.wait_idle(grace)
+        if self.worker_process is not None:
+            await self.worker_process.stop(grace)
 
     async def _refresh_routes(self) -> None:
         """Keep the trigger snapshot and the Composio secret current, off the event loop."""
@@ -447,7 +461,8 @@ class Webhooks:
             "backlog": {"count": backlog.count, "age_seconds": round(backlog.age, 3)},
             "ingress": dict(self.stats),
             "batches": self.committer.batches,
-            "worker": self.worker is not None,
+            "worker": self.worker is not None or self.worker_process is not None,
+            "worker_process": None if self.worker_process is None else self.worker_process.pid,
         }
 
 
