@@ -16,16 +16,28 @@ Composio V3 deliveries from wrk, the local outbox as executor):
   a second worker (``serve``'s loop, in this process) on the same host: seconds from the kill to
   every one of them done, against the 60 s lease it used to wait out.
 
-Ingest and drain alternate over ``ROUNDS`` rounds and the median round is reported, as the
-other benchmarks do, so neighbours on a shared machine disturb both alike.
+Issue 20 item 2 (``saturation``, ``burst``, ``fixed``), on ``serve`` as it runs by default
+(the worker in a child process, ``server/worker_process.py``) beside the worker as a thread:
+
+* **saturation**: the bare endpoint, ingest with the worker off, with the worker thread and with
+  the worker process, alternated round by round; wrk's own CPU per round gives the client's
+  ceiling (requests per wrk CPU second: wrk is one thread, so that is what it could send);
+* **burst**: 60 s at the measured saturation ingest rate of ``serve`` with its worker process,
+  the backlog read every 10 s: it must not grow;
+* **fixed**: ack latency at half the bare endpoint's maximum, worker process on.
+
+Compared scenarios alternate over ``ROUNDS`` rounds and the median round is reported, as the
+other benchmarks do, so neighbours on a shared machine disturb them alike.
 ``python -m bench.drain_bench`` prints JSON and a Markdown section.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -47,6 +59,10 @@ BACKLOG = 10_000
 LOAD_SECONDS = 20
 ROUNDS = 3
 TAKEOVER_DELIVERIES = 4  # as many as one worker has slots: each of them mid-run at the kill
+BURST_SECONDS = 60
+BURST_SAMPLE = 10  # seconds between backlog readings during the burst
+FIXED_SECONDS = 15
+SATURATION_KINDS = ("bare", "durable", "worker", "worker-process")
 
 
 def _pending(counts: dict[str, int]) -> int:
@@ -92,21 +108,19 @@ def _fill(state: Path, count: int) -> None:
             )
 
 
-def ingest(work: Path, name: str) -> dict[str, Any]:
-    with webhook_bench.server("durable", work / name) as url:
-        webhook_bench.wrk(url, work, connections=4, seconds=2)  # warm-up
-        result = webhook_bench.wrk(url, work, connections=CONNECTIONS, seconds=INGEST_SECONDS)
-    return {"rps": result["rps"], "p99_ms": result["p99_ms"], "errors": result["errors"]}
-
-
-def drain(work: Path, name: str) -> dict[str, Any]:
-    state = work / name / "state-worker"
+def drain(work: Path, name: str, kind: str = "worker-process") -> dict[str, Any]:
+    state = work / name / f"state-{kind}"
     state.mkdir(parents=True)
     webhook_bench._prepare_state(state)
     _fill(state, BACKLOG)
-    with webhook_bench.server("worker", work / name) as url:
-        # the worker starts before the server answers: count from the first look
-        already = _finished(_state(url)["counts"])
+    with webhook_bench.server(kind, work / name) as url:
+        # count from the first finished delivery: a worker process is still importing when
+        # the server first answers, and its start-up is not drain time
+        deadline = time.monotonic() + 60
+        while not (already := _finished(_state(url)["counts"])):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the worker never started")
+            time.sleep(0.01)
         seconds = _wait_drained(url)
         counts = _state(url)["counts"]
     return {
@@ -116,6 +130,128 @@ def drain(work: Path, name: str) -> dict[str, Any]:
         "rate": round((BACKLOG - already) / seconds, 1),
         "done": counts.get("done", 0),
     }
+
+
+def _pid(url: str) -> int:
+    """The pid of the bench server listening at ``url`` (its command line names the port)."""
+    port = url.rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if port.encode() in command and any(c.startswith(b"serve-") for c in command):
+                return int(entry.name)
+    raise RuntimeError(f"no server process for {url}")
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measured(url: str, work: Path, **options: Any) -> dict[str, Any]:
+    """One wrk run, with wrk's own CPU and the server's (whole cores) over it."""
+    pid = _pid(url)
+    client, server = _children_cpu(), _cpu(pid)
+    result = webhook_bench.wrk(url, work, **options)
+    seconds = float(options["seconds"])
+    result["wrk_cpu"] = round((_children_cpu() - client) / seconds, 3)
+    result["server_cpu"] = round((_cpu(pid) - server) / seconds, 3)
+    return result
+
+
+def saturation(work: Path) -> dict[str, Any]:
+    """Every kind at saturation, alternated; for kinds with a worker, what it drained meanwhile."""
+    samples: dict[str, list[dict[str, Any]]] = {kind: [] for kind in SATURATION_KINDS}
+    with contextlib.ExitStack() as stack:
+        urls = {kind: stack.enter_context(webhook_bench.server(kind, work)) for kind in samples}
+        for url in urls.values():
+            webhook_bench.wrk(url, work, connections=4, seconds=2)  # warm-up
+        for _ in range(ROUNDS):
+            for kind, url in urls.items():
+                worker = kind.startswith("worker")
+                if worker:
+                    _wait_drained(url)
+                    before = _finished(_state(url)["counts"])
+                started = time.monotonic()
+                result = _measured(url, work, connections=CONNECTIONS, seconds=INGEST_SECONDS)
+                if worker:
+                    state = _state(url)
+                    elapsed = time.monotonic() - started
+                    result["drained_per_s"] = round((_finished(state["counts"]) - before) / elapsed)
+                    result["backlog_at_end"] = _pending(state["counts"])
+                samples[kind].append(result)
+    out: dict[str, Any] = {}
+    for kind, runs in samples.items():
+        middle = dict(_median(runs, "rps"))
+        middle["rounds_rps"] = [r["rps"] for r in runs]
+        out[kind] = middle
+    bare = out["bare"]
+    out["client_ceiling_rps"] = round(bare["rps"] / max(bare["wrk_cpu"], 1e-3))
+    return out
+
+
+def burst(work: Path, rate: float) -> dict[str, Any]:
+    """``BURST_SECONDS`` at ``rate`` against serve with its worker process; backlog every 10 s."""
+    with webhook_bench.server("worker-process", work / "burst") as url:
+        webhook_bench.wrk(url, work, connections=4, seconds=2)  # warm-up
+        _wait_drained(url)
+        readings: list[dict[str, float]] = []
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(BURST_SAMPLE - (time.monotonic() - started) % BURST_SAMPLE):
+                state = _state(url)
+                readings.append(
+                    {
+                        "t": round(time.monotonic() - started),
+                        "backlog": _pending(state["counts"]),
+                        "age_s": float(state.get("backlog", {}).get("age_seconds", 0.0)),
+                        "done": _finished(state["counts"]),
+                    }
+                )
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        result = webhook_bench.wrk(
+            url, work, connections=CONNECTIONS, seconds=BURST_SECONDS, rate=rate
+        )
+        stop.set()
+        sampler.join()
+        tail = _wait_drained(url)
+    first = readings[0]["backlog"] if readings else 0
+    last = readings[-1]["backlog"] if readings else 0
+    return {
+        "offered_rate": rate,
+        "rps": result["rps"],
+        "p99_ms": result["p99_ms"],
+        "errors": result["errors"],
+        "readings": readings,
+        "drain_after_s": round(tail, 2),
+        # "does not grow": the last reading holds no more than the first, or than 1 s of ingest
+        "grows": last > max(first, result["rps"]),
+    }
+
+
+def fixed(work: Path, rate: float) -> dict[str, Any]:
+    """Ack latency at ``rate`` (half the bare maximum) with the worker process on."""
+    with webhook_bench.server("worker-process", work / "fixed") as url:
+        webhook_bench.wrk(url, work, connections=4, seconds=2)
+        runs = [
+            webhook_bench.wrk(url, work, connections=8, seconds=FIXED_SECONDS, rate=rate)
+            for _ in range(ROUNDS)
+        ]
+    middle = dict(sorted(runs, key=lambda r: float(r["p99_ms"]))[len(runs) // 2])
+    middle["rounds_p99_ms"] = [r["p99_ms"] for r in runs]
+    return middle
 
 
 class _Sampler(threading.Thread):
@@ -143,8 +279,8 @@ class _Sampler(threading.Thread):
                 self.stop.wait(0.2)
 
 
-def both(work: Path) -> dict[str, Any]:
-    with webhook_bench.server("worker", work / "both") as url:
+def both(work: Path, kind: str = "worker-process") -> dict[str, Any]:
+    with webhook_bench.server(kind, work / f"both-{kind}") as url:
         webhook_bench.wrk(url, work, connections=4, seconds=2)  # warm-up
         _wait_drained(url)
         before = _finished(_state(url)["counts"])
@@ -267,23 +403,38 @@ def run() -> dict[str, Any]:
     }
     with tempfile.TemporaryDirectory(prefix="drain-bench-") as tmp:
         work = Path(tmp)
-        ingests, drains = [], []
-        for n in range(ROUNDS):  # alternate, so a busy neighbour slows both alike
-            ingests.append(ingest(work, f"ingest-{n}"))
-            drains.append(drain(work, f"drain-{n}"))
-        results["ingest"] = _median(ingests, "rps")
+        sat = saturation(work)
+        results["saturation"] = sat
+        drains = [drain(work, f"drain-{n}") for n in range(ROUNDS)]
         results["drain"] = _median(drains, "rate")
-        results["ingest"]["rounds"] = [r["rps"] for r in ingests]
         results["drain"]["rounds"] = [r["rate"] for r in drains]
+        results["drain_thread"] = drain(work, "drain-thread", kind="worker")
         results["both"] = both(work)
+        results["load_mid"] = os.getloadavg()[0]
+        results["burst"] = burst(work, round(sat["worker-process"]["rps"], -1))
+        results["fixed"] = fixed(work, round(sat["bare"]["rps"] * 0.5, -1))
         results["takeover"] = takeover(work)
     results["load_after"] = os.getloadavg()[0]
-    ratio = results["drain"]["rate"] / results["ingest"]["rps"]
-    results["drain_to_ingest"] = round(ratio, 2)
+    bare, ingest = sat["bare"]["rps"], sat["durable"]["rps"]
+    with_worker = sat["worker-process"]["rps"]
+    results["drain_to_ingest"] = round(results["drain"]["rate"] / with_worker, 2)
+    results["with_worker_over_bare"] = round(with_worker / bare, 3)
+    results["durable_over_bare"] = round(ingest / bare, 3)
     results["targets"] = {
-        "drain rate >= ingest rate": ratio >= 1.0,
+        "ingest with the worker >= 85% of bare": with_worker >= 0.85 * bare,
+        "drain rate >= ingest rate (with the worker)": results["drain_to_ingest"] >= 1.0,
+        "drained meanwhile >= ingested, at saturation": sat["worker-process"]["drained_per_s"]
+        >= with_worker,
+        f"backlog does not grow over a {BURST_SECONDS} s burst": not results["burst"]["grows"],
+        "ack p99 < 20 ms at half the bare maximum, worker on": results["fixed"]["p99_ms"] < 20,
+        "load client not the bottleneck (ceiling >= 2x bare)": sat["client_ceiling_rps"]
+        >= 2 * bare,
         "takeover well inside the lease (< 5 s)": results["takeover"]["seconds"] < 5,
-        "no errors": results["both"]["errors"] == 0,
+        "no errors": all(
+            r.get("errors", 0) == 0
+            for r in (results["both"], results["burst"], results["fixed"], *sat.values())
+            if isinstance(r, dict)
+        ),
     }
     return results
 
@@ -292,34 +443,72 @@ def _median(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return dict(sorted(rounds, key=lambda r: float(r[key]))[len(rounds) // 2])
 
 
+HEADER = (
+    "| scenario | req/s | of bare | p99 ms | drained/s meanwhile | backlog at end | server CPU "
+    "| wrk CPU | rounds req/s |\n|---|---|---|---|---|---|---|---|---|"
+)
+LABELS = {
+    "bare": "bare FastAPI 202",
+    "durable": "durable ingest, worker off",
+    "worker": "durable ingest + worker thread (`PLANNER_WORKER_PROCESS=0`)",
+    "worker-process": "durable ingest + worker process (`serve`'s default)",
+}
+
+
 def render(r: dict[str, Any]) -> str:
     if "skipped" in r:
-        return f"## Drain vs ingest\n\nSkipped: {r['skipped']}.\n"
-    i, d, b, t = r["ingest"], r["drain"], r["both"], r["takeover"]
-    rounds = " / ".join(f"{a:.0f}: {c:.0f}" for a, c in zip(i["rounds"], d["rounds"], strict=True))
-    verdicts = ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in r["targets"].items())
-    return f"""## Drain vs ingest (embedded executors)
+        return f"## Webhook drain vs ingest\n\nSkipped: {r['skipped']}.\n"
+    sat, d, b, t, u, f = (
+        r[k] for k in ("saturation", "drain", "both", "takeover", "burst", "fixed")
+    )
+    rows = []
+    for kind, label in LABELS.items():
+        x = sat[kind]
+        rounds = " / ".join(f"{v:.0f}" for v in x["rounds_rps"])
+        drained = x.get("drained_per_s", "-")
+        rows.append(
+            f"| {label} | {x['rps']:.0f} | {x['rps'] / sat['bare']['rps']:.0%} | "
+            f"{x['p99_ms']:.1f} | {drained} | {x.get('backlog_at_end', '-')} | "
+            f"{x['server_cpu']:.2f} | {x['wrk_cpu']:.2f} | {rounds} |"
+        )
+    readings = " / ".join(
+        f"{x['t']} s: {x['backlog']:,} ({x['age_s']:.1f} s)" for x in u["readings"]
+    )
+    verdicts = "\n".join(f"- {k}: **{'met' if v else 'MISSED'}**" for k, v in r["targets"].items())
+    return f"""## Webhook drain vs ingest (issue 17 item 12, issue 20 item 2)
 
-`bench/drain_bench.py`. Machine: {r["machine"]} (1-min load before: {r["load_before"]:.2f}).
-Ingest: wrk, {CONNECTIONS} connections, {INGEST_SECONDS} s, against `serve` with the worker off.
-Drain: `serve` with the worker on, started over {d["deliveries"]:,} stored deliveries (local
-outbox executor). Alternated over {ROUNDS} rounds (ingest: drain per round: {rounds}); median
-shown.
+`python -m bench.drain_bench` (also in `make bench`). Machine: {r["machine"]}; 1-min load
+{r["load_before"]:.2f} before, {r["load_mid"]:.2f} midway, {r["load_after"]:.2f} after.
+Signed 1.3 KB Composio V3 deliveries from wrk (one thread, {CONNECTIONS} connections) against
+`serve`-like uvicorn processes, local outbox executor. Saturation: {INGEST_SECONDS} s rounds,
+the kinds alternated over {ROUNDS} rounds, median shown; CPU in cores over the round
+(the worker process's own CPU is not in the server column).
+
+{HEADER}
+{chr(10).join(rows)}
+
+Load client's ceiling: {sat["client_ceiling_rps"]:,} req/s per wrk CPU second (bare round:
+{sat["bare"]["rps"]:.0f} req/s for {sat["bare"]["wrk_cpu"]:.2f} of a core).
 
 | measure | value |
 |---|---|
-| ingest, deliveries/s (worker off) | {i["rps"]:.0f} |
-| drain, deliveries/s (no HTTP load) | {d["rate"]:.0f} |
-| drain / ingest | {r["drain_to_ingest"]:.2f} |
-| both at once for {b["load_seconds"]} s: ingest req/s | {b["ingest_rps"]:.0f} |
-| both at once: drained meanwhile, deliveries/s | {b["drain_rate_under_load"]:.0f} |
-| backlog at the end of the load (age of its oldest, s) | {b["backlog_at_end"]:,} \
-({b["backlog_age_at_end_s"]}) |
-| drain after the load ended, s | {b["drain_after_load_s"]} |
+| drain of {d["deliveries"]:,} stored deliveries, worker process, deliveries/s (rounds) | \
+{d["rate"]:.0f} ({" / ".join(f"{v:.0f}" for v in d["rounds"])}) |
+| the same, worker thread | {r["drain_thread"]["rate"]:.0f} |
+| drain / ingest with the worker | {r["drain_to_ingest"]:.2f} |
+| both at once for {b["load_seconds"]} s (worker process): ingest req/s, drained/s | \
+{b["ingest_rps"]:.0f}, {b["drain_rate_under_load"]:.0f} |
+| backlog at the end of that load (age of its oldest, s); drained after, s | \
+{b["backlog_at_end"]:,} ({b["backlog_age_at_end_s"]}); {b["drain_after_load_s"]} |
+| {BURST_SECONDS} s burst offered at {u["offered_rate"]:.0f}/s: answered req/s, p99 ms | \
+{u["rps"]:.0f}, {u["p99_ms"]:.1f} |
+| backlog every {BURST_SAMPLE} s of the burst (age of its oldest) | {readings} |
+| fixed rate {f["rate"]:.0f}/s (half the bare maximum), worker process: p99 ms (rounds) | \
+{f["p99_ms"]:.1f} ({" / ".join(f"{v:.1f}" for v in f["rounds_p99_ms"])}) |
 | takeover after SIGKILL of a worker mid-run, s ({t["deliveries"]} deliveries; lease \
 {t["lease_s"]:.0f} s) | {t["seconds"]} |
 
-{verdicts}.
+{verdicts}
 """
 
 
@@ -327,6 +516,36 @@ def main() -> None:
     results = run()
     print(json.dumps(results, indent=2))
     print(render(results))
+    if "--write" in sys.argv[1:]:
+        write(results)
+
+
+def write(results: dict[str, Any]) -> None:
+    """Put this section in place in BENCHMARKS.md and its figures in bench/figures.json."""
+    path = ROOT / "BENCHMARKS.md"
+    head, *parts = path.read_text(encoding="utf-8").split("\n## ")
+    section = render(results).removeprefix("## ")
+    kept = [p if not p.startswith("Webhook drain vs ingest") else section for p in parts]
+    if section not in kept:
+        kept.append(section)
+    path.write_text("\n## ".join([head, *kept]), encoding="utf-8")
+    figures_path = ROOT / "bench" / "figures.json"
+    figures = json.loads(figures_path.read_text(encoding="utf-8"))
+    sat = results["saturation"]
+    figures["drain"] = {
+        "bare_rps": sat["bare"]["rps"],
+        "ingest_worker_off_rps": sat["durable"]["rps"],
+        "ingest_worker_thread_rps": sat["worker"]["rps"],
+        "ingest_worker_process_rps": sat["worker-process"]["rps"],
+        "with_worker_over_bare": results["with_worker_over_bare"],
+        "drain_rps": results["drain"]["rate"],
+        "drain_to_ingest": results["drain_to_ingest"],
+        "fixed_rate_p99_ms": results["fixed"]["p99_ms"],
+        "burst_backlog": [x["backlog"] for x in results["burst"]["readings"]],
+        "takeover_s": results["takeover"]["seconds"],
+        "load": [results["load_before"], results["load_after"]],
+    }
+    figures_path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
