@@ -46,7 +46,7 @@ class WorkerProcess:
         return self.proc.pid if self.proc is not None else None
 
     def _spawn(self, grace: float) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.env}
+        env = {**variables.environ(), **self.env}  # the child needs PATH, PYTHONPATH, ...
         if self.settings.database_url:  # Settings may name it without the environment doing so
             env[variables.DATABASE_URL.name] = self.settings.database_url
         command = [
