@@ -238,6 +238,9 @@ def burst(work: Path, rate: float) -> dict[str, Any]:
         "drain_after_s": round(tail, 2),
         # "does not grow": the last reading holds no more than the first, or than 1 s of ingest
         "grows": last > max(first, result["rps"]),
+        # wrk paces each connection with a fixed delay, so slow answers lower the rate it sends:
+        # a burst below 90% of the offered rate did not test the measured ingest rate
+        "at_offered_rate": result["rps"] >= 0.9 * rate,
     }
 
 
@@ -425,7 +428,9 @@ def run() -> dict[str, Any]:
         "drain rate >= ingest rate (with the worker)": results["drain_to_ingest"] >= 1.0,
         "drained meanwhile >= ingested, at saturation": sat["worker-process"]["drained_per_s"]
         >= with_worker,
-        f"backlog does not grow over a {BURST_SECONDS} s burst": not results["burst"]["grows"],
+        f"backlog does not grow over a {BURST_SECONDS} s burst at the measured ingest rate": (
+            not results["burst"]["grows"] and results["burst"]["at_offered_rate"]
+        ),
         "ack p99 < 20 ms at half the bare maximum, worker on": results["fixed"]["p99_ms"] < 20,
         "load client not the bottleneck (ceiling >= 2x bare)": sat["client_ceiling_rps"]
         >= 2 * bare,
