@@ -222,6 +222,20 @@ def _check_action(
         _check_template(text, where, known, error, source)
 
 
+def template_problems(
+    text: str, known: set[str] | frozenset[str] | None, source: str = ""
+) -> list[tuple[str, str | None]]:
+    """What ``check_file`` would say about one template, as (message, hint) pairs: the edit
+    dialog checks a template as it is typed with exactly the rules a save is checked by."""
+    found: list[tuple[str, str | None]] = []
+
+    def error(path: Path, message: str, hint: str | None = None) -> None:
+        found.append((message, hint))
+
+    _check_template(text, (), known, error, source)
+    return found
+
+
 def _strings(value: object, path: Path) -> Iterator[tuple[Path, str]]:
     """Every string in a workflow input with its exact path (keys may contain dots or digits,
     so ``templates.strings_in``'s dotted text cannot be split back into a path)."""

@@ -100,6 +100,13 @@ def item(text: str, kind: Kind, name: str) -> dict[str, Any] | None:
     return None if index is None else plain(items[index])
 
 
+def document(text: str) -> dict[str, Any]:
+    """The whole file as plain data: what an edit dialog pre-fills its form from."""
+    root, _ = _load(text)
+    data = plain(root)
+    return data if isinstance(data, dict) else {}
+
+
 def pause(text: str, kind: Kind, name: str, *, enabled: bool = False) -> str:
     """Pause (``enabled: false``) or resume one item: kept, not fired, not deleted."""
     current = item(text, kind, name)

@@ -16,15 +16,18 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.routing import Route
 
+from planner_operator.backends import select
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import variables
 from planner_operator.core.settings import Settings
 from planner_operator.edit import target as edit_target
 from planner_operator.runtime.executors.base import Executors
+from planner_operator.runtime.executors.workflows import Registry
 from planner_operator.server import auth, bodylimit, hosts, metrics, webhooks, webhooks_openapi
 from planner_operator.server import runtime as server_runtime
 from planner_operator.server.api import compat
 from planner_operator.server.api import edits as api_edits
+from planner_operator.server.api import forms as api_forms
 from planner_operator.server.api import plan as api_plan
 from planner_operator.server.api import status as api_status
 from planner_operator.server.dashboard import router as dashboard_router
@@ -102,6 +105,16 @@ def create_app(
     app.include_router(api_plan.router(settings, env, clock=clock))
     # POST/PUT/DELETE of agents, jobs and triggers: edits of the agent files (edit/)
     app.include_router(api_edits.router(runtime.editor))
+    # GET /api/forms/*: what the dashboard's edit dialogs preview as a person types
+    registry = Registry.discover(env)
+    app.include_router(
+        api_forms.router(
+            registry.ids,
+            clock=clock,
+            public_url=variables.PUBLIC_URL.read(env),
+            composio=select.trigger_backend_name(env) == "composio",
+        )
+    )
     # /triggers, /workflows (the Triggers module's routes)
     app.include_router(
         compat.router(runtime.reader, runtime.operations, settings, env, runtime.editor)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from planner_operator.config import models
-from planner_operator.edit import propose
+from planner_operator.edit import propose, yamledit
 from planner_operator.errors import (
     EditConflict,
     EditError,
@@ -87,6 +87,9 @@ class SourceView(_Model):
     file: str
     revision: str = Field(description="Send it back as `?base=` with the edit.")
     text: str
+    content: dict[str, Any] = Field(
+        description="The file as JSON (what an edit dialog pre-fills its form from)."
+    )
     mode: Literal["pr", "commit", "worktree", "off"]
 
 
@@ -178,6 +181,7 @@ def router(editor: propose.Editor | None) -> APIRouter:
             file=found.file,
             revision=found.revision,
             text=found.text,
+            content=yamledit.document(found.text),
             mode=editor.mode,
         )
 
