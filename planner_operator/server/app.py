@@ -131,7 +131,13 @@ def create_app(
     # /planner/: the dashboard (last: its 404 page)
     repo_url = variables.REPO_WEB_URL.read(env)
     app.include_router(
-        dashboard_router(runtime.reader, runtime.operations, repo_url=repo_url, clock=clock)
+        dashboard_router(
+            runtime.reader,
+            runtime.operations,
+            repo_url=repo_url,
+            clock=clock,
+            edit_mode=runtime.editor.mode if runtime.editor is not None else None,
+        )
     )
 
     inngest_path = runtime.inngest.config.serve_path if runtime.inngest is not None else None

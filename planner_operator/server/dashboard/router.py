@@ -42,11 +42,15 @@ BASE = "/planner"
 AGENTS_PAGE = 50  # agents listed per Planner page
 PLANNER_PAGE = 25  # jobs and triggers listed on the Planner page (each agent's page has all)
 AGENT_PAGE = 100  # jobs and triggers per page on an agent's page
+MAX_EDIT_AGENTS = 1000  # agents offered in the Planner page's dialogs (each page: its own)
 FEW_AGENTS = 10  # up to this many agents, all of whose resources fit the Planner page: no overview
 T = TypeVar("T")
 _PACKAGE = resources.files("planner_operator.server.dashboard")
 _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
+_JS = (_PACKAGE / "static" / "edit.js").read_bytes()
+_JS_VERSION = hashlib.sha256(_JS).hexdigest()[:12]
+EDITS = ("pr", "commit", "worktree")  # PLANNER_EDIT_MODE values under which a save writes
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 OPEN = ("running", "waiting")  # not ended: the page refreshes itself
 FLASH = {  # fixed texts only: a query parameter never puts words on the page
@@ -73,17 +77,24 @@ def render(
     now: datetime,
     status_code: int = 200,
     refresh: int | None = None,
+    edit_mode: str | None = None,
 ) -> HTMLResponse:
     """One template with what every page needs (login state, the time, where we are).
 
-    ``now`` is the app clock's: "in 3 h" and "5 min ago" are measured from it."""
+    ``now`` is the app clock's: "in 3 h" and "5 min ago" are measured from it. The edit
+    dialogs (and their script) are on a page only for a visitor who may save and a server
+    whose ``edit_mode`` writes: everyone else gets the read-only page, unchanged."""
+    authenticated = _authenticated(request)
     page = _env.get_template(template).render(
         base=BASE,
         css_version=_CSS_VERSION,
+        js_version=_JS_VERSION,
         now=now,
         now_text=display.utc(now.isoformat()),
         request_path=request.url.path,
-        authenticated=_authenticated(request),
+        authenticated=authenticated,
+        editable=authenticated and edit_mode in EDITS,
+        edit_mode=edit_mode,
         refresh=refresh,
         **context,
     )
@@ -113,12 +124,14 @@ def router(
     *,
     repo_url: str | None = None,
     clock: clock_mod.Clock | None = None,
+    edit_mode: str | None = None,
 ) -> APIRouter:
     """The dashboard routes for ``create_app``: the same reader and operations as the API, and
     the same clock (default: the reader's).
 
     ``repo_url`` (``PLANNER_REPO_WEB_URL``) is where the agent files can be read on the web;
-    each job and trigger links to its file there.
+    each job and trigger links to its file there. ``edit_mode`` is the editor's
+    ``PLANNER_EDIT_MODE`` (None: this server follows no source, its pages are read-only).
     """
     routes = APIRouter(include_in_schema=False)
     source = repo_url.rstrip("/") if repo_url else None
@@ -137,6 +150,21 @@ def router(
         return Response(
             _CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"}
         )
+
+    @routes.get(f"{BASE}/static/edit.js")
+    def edit_script() -> Response:
+        return Response(
+            _JS,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    def edit_data(agents: list[Any]) -> dict[str, Any]:
+        """What the dialogs' script starts from: the agents to choose from and the mode."""
+        return {
+            "mode": edit_mode,
+            "agents": [{"id": a.id, "name": a.name, "timezone": a.timezone} for a in agents],
+        }
 
     @routes.get(f"{BASE}/")
     def planner(
@@ -201,9 +229,11 @@ def router(
                 "summary": display.overview(index, reader.fires, last, now=now),
                 "query": _query(current),
                 "inbox": reader.inbox(),
+                "edit_data": edit_data(reader.agents()[:MAX_EDIT_AGENTS]),
             },
             now=now,
             refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
+            edit_mode=edit_mode,
         )
 
     @routes.get(f"{BASE}/agents/{{agent}}")
@@ -238,9 +268,11 @@ def router(
                 "broken": display.broken_files(reader.reconcile().load_errors),
                 "repo_url": source,
                 "query": _query({"jobs": jobs, "triggers": triggers}),
+                "edit_data": edit_data([found]),
             },
             now=clock.now(),
             refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
+            edit_mode=edit_mode,
         )
 
     @routes.get(f"{BASE}/runs")
