@@ -186,13 +186,11 @@ def preview_and_save(driver: WebDriver, box: WebElement, expect_in_diff: str) ->
 def card(driver: WebDriver, site: EditSite, key: str) -> WebElement:
     """The card of ``key`` once the watcher has applied it (reloading until it shows)."""
 
-    def shown(d: WebDriver) -> WebElement | bool:
+    def shown(d: WebDriver) -> list[WebElement]:
         d.get(f"{site.url}/planner/agents/sales-agent")
-        found = d.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
-        return found[0] if found else False
+        return d.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
 
-    found: WebElement = wait(driver).until(shown)
-    return found
+    return wait(driver).until(shown)[0]
 
 
 def branch_of(site: EditSite, number: int) -> str:
