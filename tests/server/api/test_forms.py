@@ -82,7 +82,7 @@ def test_a_macro_is_expanded_and_the_count_is_honoured(client: TestClient) -> No
     ],
 )
 def test_a_bad_schedule_or_zone_is_a_422_naming_the_field(
-    client: TestClient, params: dict[str, object], field: str, words: str
+    client: TestClient, params: dict[str, str | int], field: str, words: str
 ) -> None:
     got = client.get("/api/forms/schedule", params=params)
     assert got.status_code == 422
