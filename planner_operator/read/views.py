@@ -337,8 +337,8 @@ class Reader:
     def _entries(self, rows: Sequence[Row]) -> list[OwnedEntry]:
         """The ledger rows of a page (by key: a page is small, the ledger is not)."""
         with state_open.ledger(self.settings) as ledger:
-            found = [ledger.get(r.key) for r in rows]
-        return [e for e in found if e is not None]  # deleted since the index was built: gone
+            found = ledger.get_many([r.key for r in rows])
+        return [found[r.key] for r in rows if r.key in found]  # deleted since the build: gone
 
     def _entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         key = f"{agent}/{kind}s/{name}"
@@ -356,11 +356,13 @@ class Reader:
         states = self.remote.of(entries, ttl=not paged)
         now = self.clock.now()
         with state_open.runs(self.settings, clock=self.clock) as store:
-            counters = store.counters(keys=[e.key for e in entries])
-            return [
-                _job(e, states[e.key], store.last(e.key), counters.get(e.key), self.fires, now)
-                for e in entries
-            ]
+            keys = [e.key for e in entries]
+            counters = store.counters(keys=keys)
+            last = store.last_of(keys)
+        return [
+            _job(e, states[e.key], last.get(e.key), counters.get(e.key), self.fires, now)
+            for e in entries
+        ]
 
     def _triggers(self, entries: list[OwnedEntry], *, paged: bool = False) -> list[TriggerView]:
         states = self.remote.of(entries, ttl=not paged)
@@ -371,10 +373,11 @@ class Reader:
         )
         try:
             with state_open.runs(self.settings, clock=self.clock) as store:
-                return [
-                    _trigger(e, states[e.key], store.last(e.key), _last_delivery(box, e.key))
-                    for e in entries
-                ]
+                last = store.last_of([e.key for e in entries])
+            return [
+                _trigger(e, states[e.key], last.get(e.key), _last_delivery(box, e.key))
+                for e in entries
+            ]
         finally:
             if box is not None:
                 box.close()

@@ -52,6 +52,25 @@ def test_new_ledger_is_empty(ledger: Ledger) -> None:
     assert ledger.get_meta("last_revision") is None
 
 
+def test_get_many_is_get_of_each_key_in_one_read(ledger: Ledger) -> None:
+    """A page's ledger rows at once, across more keys than one IN list holds; retired rows
+    and unknown keys are absent, as ``get`` answers None for them."""
+    ledger.record(entry("agent/jobs/a", "job_1"))
+    ledger.record(entry("agent/triggers/t", "ti_1"))
+    ledger.record(entry("agent/jobs/b", "job_2"))
+    ledger.forget(backend="local", remote_id="job_2")
+    keys = [
+        "agent/jobs/a",
+        "agent/triggers/t",
+        "agent/jobs/b",
+        *(f"x/jobs/{n}" for n in range(600)),
+    ]
+    found = ledger.get_many(keys)
+    assert sorted(found) == ["agent/jobs/a", "agent/triggers/t"]
+    for key in keys:
+        assert found.get(key) == ledger.get(key)
+
+
 def test_record_then_get_round_trips_every_field(ledger: Ledger) -> None:
     e = entry(protect=True)
     ledger.record(e)

@@ -142,6 +142,18 @@ def test_last_slots_reads_each_keys_newest_slot_at_once(runs: RunStore) -> None:
         assert found.get(key) == (last.slot if last is not None else None)
 
 
+def test_last_of_reads_each_keys_newest_run_as_last_does(runs: RunStore) -> None:
+    """A page's last runs in one query, across more keys than one IN list holds."""
+    for n in range(3):
+        runs.start(key="a/jobs/x", kind="job", run_id=f"x{n}", origin="scheduler")
+    runs.start(key="a/triggers/t", kind="trigger", run_id="t1", origin="webhook")
+    keys = ["a/jobs/x", "a/triggers/t", *(f"a/jobs/none-{n}" for n in range(600))]
+    found = runs.last_of(keys)
+    assert sorted(found) == ["a/jobs/x", "a/triggers/t"]
+    for key in keys:
+        assert found.get(key) == runs.last(key)
+
+
 def test_a_waiting_run_is_open_until_settled_once_and_counted_apart(runs: RunStore) -> None:
     """``waiting`` (suspended on its platform) is not an end: the run is watched by metrics,
     found for its re-deliveries, and settled from ``waiting`` exactly once."""
