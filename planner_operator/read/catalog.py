@@ -124,6 +124,12 @@ class Index:
         return {agent: tuple(rows) for agent, rows in out.items()}
 
     @functools.cached_property
+    def resource_states(self) -> tuple[tuple[str, states.State], ...]:
+        """Every row's (key, state), key order: one tuple per generation, so ``/metrics``
+        can tell by identity that nothing changed since its last scrape."""
+        return tuple((r.key, r.state) for r in self.rows)
+
+    @functools.cached_property
     def _counts(self) -> Mapping[str, int]:
         out: dict[str, int] = {}
         for row in self.rows:

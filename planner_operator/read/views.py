@@ -237,9 +237,10 @@ class Reader:
     def trigger(self, agent: str, name: str) -> TriggerView:
         return self._triggers([self._entry("trigger", agent, name)])[0]
 
-    def resource_states(self) -> list[tuple[str, State]]:
-        """Every applied job's and trigger's key and state, in key order (``/metrics``)."""
-        return [(r.key, r.state) for r in self.index().rows]
+    def resource_states(self) -> Sequence[tuple[str, State]]:
+        """Every applied job's and trigger's key and state, in key order (``/metrics``); the
+        same object while the index generation stands."""
+        return self.index().resource_states
 
     def entry(self, kind: Literal["job", "trigger"], agent: str, name: str) -> OwnedEntry:
         """The applied ledger row of one job or trigger (``NotFoundError`` if none)."""

@@ -69,3 +69,24 @@ def test_under_the_limit_every_resource_has_its_series(client: TestClient) -> No
     samples = scrape(client)
     assert len(series(samples, "planner_resource_state")) == 12 * 5
     assert value(samples, "planner_metrics_resources_omitted") == 0
+
+
+def test_a_scrape_of_unchanged_states_reuses_the_ranking_and_a_change_redoes_it() -> None:
+    """The reader hands out one states tuple per index generation: ranking 20,000 resources
+    again for it was most of a scrape's CPU; a new tuple (a change) is ranked anew."""
+    from planner_operator.read.metrics_resources import ResourceStateCollector
+
+    current: list[tuple[tuple[str, str], ...]] = [
+        (("a/jobs/x", "active"), ("a/jobs/y", "error"), ("a/triggers/t", "active"))
+    ]
+    collector = ResourceStateCollector(lambda: current[0], limit=1)  # type: ignore[arg-type,return-value]
+
+    def shown() -> list[tuple[str, float]]:
+        family = next(iter(collector.collect()))
+        return [(s.labels["name"], s.value) for s in family.samples if s.labels["state"] == "error"]
+
+    assert shown() == [("y", 1)]
+    ranked = collector._last
+    assert shown() == [("y", 1)] and collector._last is ranked  # the same tuple: kept
+    current[0] = (("a/jobs/x", "error"), ("a/jobs/y", "active"), ("a/triggers/t", "active"))
+    assert shown() == [("x", 1)]
