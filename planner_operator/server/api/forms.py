@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from planner_operator.config import catalog, models, semantic
 from planner_operator.core import clock as clock_mod
 from planner_operator.core import scheduling, specs, templates
-from planner_operator.errors import ScheduleError
+from planner_operator.errors import ScheduleError, TemplateError
 
 MAX_TEMPLATE = 20_000  # characters: far more than any chat message a person writes
 MAX_FIRES = 20
@@ -163,7 +163,7 @@ def template_view(
     problems = semantic.template_problems(template, known, source)
     try:
         names = list(dict.fromkeys(templates.parse(template).placeholders))
-    except Exception:  # the syntax error is already one of the problems
+    except TemplateError:  # the syntax error is already one of the problems
         names = []
     return TemplateView(
         placeholders=names,

@@ -32,7 +32,7 @@ from planner_operator.read.states import STATES as RESOURCE_STATES
 from planner_operator.read.states import State
 from planner_operator.read.views import Page, RunStatus
 from planner_operator.server import auth
-from planner_operator.server.dashboard import display
+from planner_operator.server.dashboard import display, editing
 
 if TYPE_CHECKING:
     from planner_operator.read.views import Reader
@@ -42,15 +42,11 @@ BASE = "/planner"
 AGENTS_PAGE = 50  # agents listed per Planner page
 PLANNER_PAGE = 25  # jobs and triggers listed on the Planner page (each agent's page has all)
 AGENT_PAGE = 100  # jobs and triggers per page on an agent's page
-MAX_EDIT_AGENTS = 1000  # agents offered in the Planner page's dialogs (each page: its own)
 FEW_AGENTS = 10  # up to this many agents, all of whose resources fit the Planner page: no overview
 T = TypeVar("T")
 _PACKAGE = resources.files("planner_operator.server.dashboard")
 _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
-_JS = (_PACKAGE / "static" / "edit.js").read_bytes()
-_JS_VERSION = hashlib.sha256(_JS).hexdigest()[:12]
-EDITS = ("pr", "commit", "worktree")  # PLANNER_EDIT_MODE values under which a save writes
 STATUSES: tuple[str, ...] = get_args(RunStatus)
 OPEN = ("running", "waiting")  # not ended: the page refreshes itself
 FLASH = {  # fixed texts only: a query parameter never puts words on the page
@@ -88,12 +84,12 @@ def render(
     page = _env.get_template(template).render(
         base=BASE,
         css_version=_CSS_VERSION,
-        js_version=_JS_VERSION,
+        js_version=editing.SCRIPT_VERSION,
         now=now,
         now_text=display.utc(now.isoformat()),
         request_path=request.url.path,
         authenticated=authenticated,
-        editable=authenticated and edit_mode in EDITS,
+        editable=editing.editable(authenticated, edit_mode),
         edit_mode=edit_mode,
         refresh=refresh,
         **context,
@@ -151,20 +147,7 @@ def router(
             _CSS, media_type="text/css", headers={"Cache-Control": "public, max-age=86400"}
         )
 
-    @routes.get(f"{BASE}/static/edit.js")
-    def edit_script() -> Response:
-        return Response(
-            _JS,
-            media_type="text/javascript",
-            headers={"Cache-Control": "public, max-age=86400"},
-        )
-
-    def edit_data(agents: list[Any]) -> dict[str, Any]:
-        """What the dialogs' script starts from: the agents to choose from and the mode."""
-        return {
-            "mode": edit_mode,
-            "agents": [{"id": a.id, "name": a.name, "timezone": a.timezone} for a in agents],
-        }
+    editing.install(routes, BASE)
 
     @routes.get(f"{BASE}/")
     def planner(
@@ -229,7 +212,7 @@ def router(
                 "summary": display.overview(index, reader.fires, last, now=now),
                 "query": _query(current),
                 "inbox": reader.inbox(),
-                "edit_data": edit_data(reader.agents()[:MAX_EDIT_AGENTS]),
+                "edit_data": editing.start_data(edit_mode, reader.agents()[: editing.MAX_AGENTS]),
             },
             now=now,
             refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
@@ -268,7 +251,7 @@ def router(
                 "broken": display.broken_files(reader.reconcile().load_errors),
                 "repo_url": source,
                 "query": _query({"jobs": jobs, "triggers": triggers}),
-                "edit_data": edit_data([found]),
+                "edit_data": editing.start_data(edit_mode, [found]),
             },
             now=clock.now(),
             refresh=_refresh_if_running([*job_page.items, *trigger_page.items]),
