@@ -121,12 +121,23 @@ class Poller:
         self.policy = policy or WaitPolicy()
         self.clock = clock or runs.clock
 
-    def poll(self, *, due_only: bool = True, limit: int = 200) -> int:
-        """Poll waiting runs (the due ones, oldest first); returns how many were polled."""
+    def poll(self, *, due_only: bool = True, page: int = 200) -> int:
+        """Poll waiting runs (the due ones, oldest first); returns how many were polled.
+
+        Every waiting run is read, ``page`` rows at a time (the status index keeps that
+        cheap): a newest-first page alone would starve the oldest runs once there are many.
+        """
         now = times.now(self.clock)
-        waiting = reversed(self.runs.list(status="waiting", limit=limit))
+        found: list[Run] = []
+        before: int | None = None
+        while True:
+            rows = self.runs.list(status="waiting", limit=page, before_id=before)
+            found += rows
+            if len(rows) < page:
+                break
+            before = rows[-1].id
         polled = 0
-        for run in waiting:
+        for run in reversed(found):
             state = run.result if isinstance(run.result, Mapping) else {}
             if due_only and str(state.get("next_poll_at") or "") > now:
                 continue

@@ -215,3 +215,17 @@ def test_a_cancelled_job_run_is_cancelled_not_failed(tmp_path: Path) -> None:
 def test_the_poll_policy_backs_off_to_half_the_wait_and_caps() -> None:
     policy = waiting.WaitPolicy(cap=300)
     assert [policy.delay(w) for w in (0, 8, 20, 100, 10_000)] == [5, 5, 10, 50, 300]
+
+
+def test_every_waiting_run_is_polled_however_many_there_are(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rows = []
+    for n in range(5):
+        row = rig.runs.start(key=f"a/jobs/j{n}", kind="job", run_id="r", origin="scheduler")
+        made = waiting.call(workflow="w", input={}, context={"run_key": f"k{n}"})
+        rig.runs.wait(row, result={"awaiting": None, "next_poll_at": "", "call": made})
+        rows.append(row)
+    poller = waiting.Poller(rig.runs, rig.recorder.executors())
+    assert poller.poll(page=2) == 5
+    assert rig.recorder.keys == [f"k{n}" for n in range(5)]  # oldest first
+    assert all(rig.runs.get(r).status == "succeeded" for r in rows)  # type: ignore[union-attr]
