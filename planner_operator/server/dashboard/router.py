@@ -48,7 +48,6 @@ _PACKAGE = resources.files("planner_operator.server.dashboard")
 _CSS = (_PACKAGE / "static" / "planner.css").read_bytes()
 _CSS_VERSION = hashlib.sha256(_CSS).hexdigest()[:12]
 STATUSES: tuple[str, ...] = get_args(RunStatus)
-OPEN = ("running", "waiting")  # not ended: the page refreshes itself
 FLASH = {  # fixed texts only: a query parameter never puts words on the page
     ("run", True): "Run started. This page refreshes itself until the run has finished.",
     ("test", True): "Test event sent. This page refreshes itself until the run has finished.",
@@ -292,7 +291,7 @@ def router(
             values = {**filters, "before": cursor, **changes}
             return urlencode({k: v for k, v in values.items() if v})
 
-        running = cursor is None and any(r.status in OPEN for r in page.items)
+        running = cursor is None and any(r.status == "running" for r in page.items)
         return render(
             request,
             "runs.html",
