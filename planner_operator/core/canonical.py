@@ -26,3 +26,21 @@ def text_hash(text: str) -> str:
 def subset(spec: Mapping[str, Any], fields: frozenset[str]) -> dict[str, Any]:
     """The named top-level fields of a spec (missing ones left out)."""
     return {k: spec[k] for k in sorted(fields) if k in spec}
+
+
+class SpecText:
+    """A spec kept as its canonical JSON text, decoded only when read.
+
+    Thousands of applied specs stay resident in ``serve`` (scheduler jobs, webhook routes);
+    one string each costs a fraction of the decoded dicts, and equal texts mean equal specs.
+    Subclasses name ``text`` in their own ``__slots__``.
+    """
+
+    __slots__ = ()
+    text: str
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """A fresh decoded copy of the spec (a caller may keep or change it)."""
+        value: dict[str, Any] = json.loads(self.text)
+        return value

@@ -63,7 +63,7 @@ class TriggerResult(BaseModel):
 # -- stored deliveries ------------------------------------------------------------------------
 
 
-class Route:
+class Route(canonical.SpecText):
     """One applied trigger: where a delivery goes.
 
     ``serve`` holds every applied trigger for its life, so the spec is kept as its canonical
@@ -82,12 +82,6 @@ class Route:
 
     def __repr__(self) -> str:
         return f"Route({self.key!r}, {self.remote_id!r}, {self.backend!r})"
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """A fresh decoded copy of the applied spec."""
-        value: dict[str, Any] = json.loads(self.text)
-        return value
 
     @property
     def agent(self) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import logging
 import random
 import threading
@@ -47,7 +46,7 @@ log = logging.getLogger("planner_operator.runtime.scheduler")
 MISSED_ROWS = 100  # missed-slot rows written per job per restart; older ones become one summary
 
 
-class Job:
+class Job(canonical.SpecText):
     """One applied job as the scheduler holds it for the life of the process.
 
     The spec is kept as its canonical JSON text and decoded only for a fire: a decoded spec tree
@@ -65,12 +64,6 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job({self.key!r}, {self.text})"
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        """A fresh decoded copy of the applied spec (a caller may keep or change it)."""
-        value: dict[str, Any] = json.loads(self.text)
-        return value
 
     @property
     def digest(self) -> str:
