@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench import reconcile_bench, webhook_bench
+from bench import reconcile_bench, serving, webhook_bench
 
 ROOT = Path(__file__).resolve().parent.parent
 DELIVERIES = 100_000
@@ -64,18 +64,7 @@ def serve(state: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"serve exited with {proc.returncode}")
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not start")
-            time.sleep(0.2)
+        serving.wait_healthy(proc, url, what="serve", within=120)
         yield url, proc
     finally:
         proc.terminate()

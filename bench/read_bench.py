@@ -38,6 +38,8 @@ from typing import Any
 
 import httpx
 
+from bench import serving
+
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = 1000
 JOBS_PER_AGENT = 10
@@ -130,18 +132,13 @@ class Serve:
             self.proc = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + 180
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("serve did not start in 180 s")
-            time.sleep(0.2)
+        serving.wait_healthy(
+            self.proc,
+            self.url,
+            what="serve",
+            within=180,
+            output=lambda: f": {log.read_text()[-2000:]}",
+        )
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from bench import pg
+from bench import pg, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_benchmarkSecretForComposioDeliveries00"
@@ -218,17 +218,7 @@ def server(kind: str, workdir: Path, database_url: str | None = None) -> Iterato
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{kind} server exited with {proc.returncode}")
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{kind} server did not start") from None
-                time.sleep(0.1)
+        serving.wait_healthy(proc, url, what=f"{kind} server", within=60, any_answer=True)
         yield url
     finally:
         proc.terminate()
