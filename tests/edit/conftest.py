@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from planner_operator.edit import gitops, propose
 from planner_operator.edit.forge import Forge
 from planner_operator.edit.target import Config, Mode, Target
 from tests.server.api.status_state import MONDAY
+from tests.support.git_remote import seeded_remote
 
 AGENTS = Path(__file__).resolve().parents[2] / "agents"
 AUTHOR = gitops.Author("Planner Bot", "bot@example.com")
@@ -48,17 +48,7 @@ class Remote:
 
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[Remote]:
-    bare = tmp_path / "remote.git"
-    git.Repo.init(bare, bare=True, initial_branch="main").close()
-    work = git.Repo.init(tmp_path / "person", initial_branch="main")
-    with work.config_writer() as config:
-        config.set_value("user", "name", "A Person")
-        config.set_value("user", "email", "person@example.com")
-    shutil.copytree(AGENTS, tmp_path / "person" / "agents")
-    work.index.add([f"agents/{p.name}" for p in AGENTS.glob("*.yaml")])
-    work.index.commit("The example agents")
-    work.create_remote("origin", str(bare))
-    work.git.push("-q", "origin", "HEAD:main")
+    bare, work = seeded_remote(tmp_path)
     yield Remote(bare, work)
     work.close()
 

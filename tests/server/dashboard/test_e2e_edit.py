@@ -12,7 +12,6 @@ the dialogs on a 390 px phone.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from planner_operator.edit.target import Target
 from planner_operator.reconcile.engine import SourceSpec, reconcile
 from planner_operator.server.app import create_app
 from tests.fakes.github_server import FakeGitHub
-from tests.server.dashboard.conftest import AGENTS, ENV, TOKEN, serve
+from tests.server.dashboard.conftest import ENV, TOKEN, serve
 from tests.server.dashboard.test_e2e_browser import (  # noqa: F401 -- `browser` is a fixture
     PHONE,
     as_laptop,
@@ -41,6 +40,7 @@ from tests.server.dashboard.test_e2e_browser import (  # noqa: F401 -- `browser`
     pytestmark,
     wait,
 )
+from tests.support.git_remote import seeded_remote
 
 FILE = "agents/sales-agent.yaml"
 COMMENTS = (
@@ -94,17 +94,7 @@ class EditSite:
 @pytest.fixture(scope="module")
 def edit_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditSite]:
     root = tmp_path_factory.mktemp("dashboard-edit")
-    bare = root / "remote.git"
-    git.Repo.init(bare, bare=True, initial_branch="main").close()
-    person = git.Repo.init(root / "person", initial_branch="main")
-    with person.config_writer() as config:
-        config.set_value("user", "name", "A Person")
-        config.set_value("user", "email", "person@example.com")
-    shutil.copytree(AGENTS, root / "person" / "agents")
-    person.index.add([f"agents/{p.name}" for p in AGENTS.glob("*.yaml")])
-    person.index.commit("The example agents")
-    person.create_remote("origin", str(bare))
-    person.git.push("-q", "origin", "HEAD:main")
+    bare, person = seeded_remote(root)
     settings = Settings.resolve(state_dir=root / "state", env={})
     forge = FakeGitHub("acme/agents", bare)
     with forge.running():
