@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -320,22 +320,18 @@ def _run_families(
         sums[label] = sums.get(label, 0) + count
     for (kind, *labels), count in sums.items():
         (jobs if kind == "job" else triggers).add_metric(labels, count)
-    in_progress = GaugeMetricFamily(
+    in_progress = _by_kind(
         "planner_runs_running",
         "Runs in run history still marked running, by kind; one that stays long after its "
         "executor timeout was cut off by a crash.",
-        labels=["kind"],
+        running,
     )
-    for kind in ("job", "trigger"):
-        in_progress.add_metric([kind], running.get(kind, 0))
-    suspended = GaugeMetricFamily(
+    suspended = _by_kind(
         "planner_runs_waiting",
         "Runs their platform suspended (a Mastra workflow waiting to be resumed), by kind: "
         "polled until they end; one that stays is waiting for a person.",
-        labels=["kind"],
+        waiting or {},
     )
-    for kind in ("job", "trigger"):
-        suspended.add_metric([kind], (waiting or {}).get(kind, 0))
     success = GaugeMetricFamily(
         "planner_job_last_success_timestamp_seconds",
         "When each job's last successful run finished: alert when it is older than the "
@@ -351,3 +347,11 @@ def _run_families(
         if names is not None and stamp is not None:
             success.add_metric(list(names), stamp)
     return [jobs, triggers, in_progress, suspended, success]
+
+
+def _by_kind(name: str, text: str, counts: Mapping[str, int]) -> GaugeMetricFamily:
+    """A gauge with one sample per resource kind, zero where nothing is counted."""
+    gauge = GaugeMetricFamily(name, text, labels=["kind"])
+    for kind in ("job", "trigger"):
+        gauge.add_metric([kind], counts.get(kind, 0))
+    return gauge
